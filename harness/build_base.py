@@ -1,0 +1,239 @@
+"""Build the embedded tiny base model: tokenizer, Qwen2 weights and a report of what it knows.
+
+``nox -s build-base`` (``python -m harness.build_base``) regenerates ``harness/assets/tiny-qwen2``
+from nothing, deterministically (same bytes for the same torch version and thread count):
+
+1. writes the synthetic corpus (``harness.corpus``), avoiding every evaluation question;
+2. trains a byte-level BPE tokenizer on it (digits split one by one, ChatML special tokens);
+3. pretrains a small Qwen2-architecture causal LM on the corpus with next-token prediction;
+4. measures held-out NLL and greedy accuracy on the math task for the pretrained model and for an
+   untrained model of the same shape, and writes them to ``base_report.json``.
+
+>>> from harness.build_base import BuildConfig
+>>> BuildConfig().layers
+4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from harness import corpus
+from harness.models import EMBEDDED
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = [corpus.END_OF_TEXT, corpus.IM_START, corpus.IM_END]
+
+
+@dataclass
+class BuildConfig:
+    out: str = str(EMBEDDED["tiny"])
+    seed: int = 0
+    documents: int = 60_000
+    vocab_size: int = 1024
+    seq_len: int = 256
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 8
+    kv_heads: int = 2
+    intermediate: int = 768
+    steps: int = 800
+    batch: int = 32
+    lr: float = 3e-3
+    threads: int = 2
+    report: bool = True
+
+
+def avoid_set() -> set[str]:
+    """Every evaluation question of the embedded math task: kept out of the corpus."""
+    from tasks import get
+
+    task = get("math-words")
+    return {ex["question"] for split in task.eval_splits for ex in task.load(split)}
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    # Digits one by one (as Qwen and Llama do) so arithmetic is learnable digit by digit.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=corpus.IM_END,
+        pad_token=corpus.END_OF_TEXT,
+        additional_special_tokens=[corpus.IM_START],
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def make_model(config: BuildConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    torch.manual_seed(config.seed)
+    model_config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden,
+        intermediate_size=config.intermediate,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.kv_heads,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(model_config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def token_stream(tokenizer, texts: list[str], seq_len: int) -> torch.Tensor:
+    """All documents, each followed by <|endoftext|>, cut into rows of ``seq_len`` tokens."""
+    ids: list[int] = []
+    eot = tokenizer.convert_tokens_to_ids(corpus.END_OF_TEXT)
+    for encoded in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(encoded)
+        ids.append(eot)
+    rows = len(ids) // seq_len
+    return torch.tensor(ids[: rows * seq_len]).view(rows, seq_len)
+
+
+@torch.no_grad()
+def heldout_nll(model, rows: torch.Tensor, batch: int = 64) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, rows.size(0), batch):
+        chunk = rows[start : start + batch]
+        out = model(input_ids=chunk, labels=chunk)
+        n = chunk.numel() - chunk.size(0)
+        total += out.loss.item() * n
+        count += n
+    return total / count
+
+
+def pretrain(model, rows: torch.Tensor, config: BuildConfig) -> list[float]:
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    warmup = max(1, config.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    losses = []
+    model.train()
+    order = torch.randperm(rows.size(0), generator=generator)
+    bar = tqdm(range(config.steps), desc="pretrain", mininterval=5)
+    for step in bar:
+        start = (step * config.batch) % max(1, rows.size(0) - config.batch)
+        batch = rows[order[start : start + config.batch]]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return losses
+
+
+def math_accuracy(model_dir: str, limit: int = 200) -> dict[str, float]:
+    """Greedy accuracy on each math-words evaluation split (``limit`` examples each)."""
+    from harness.evaluate import evaluate_task
+
+    summary = evaluate_task(model_dir, "math-words", limit=limit, samples_dir=None)
+    return {split: round(score["value"], 4) for split, score in summary.items()}
+
+
+def build(config: BuildConfig) -> dict:
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    started = time.time()
+    avoid = avoid_set()
+    texts = corpus.documents(config.documents, seed=config.seed, avoid=avoid)
+    heldout_texts = corpus.documents(500, seed=config.seed + 1, avoid=avoid)
+    tokenizer = train_tokenizer(texts, config.vocab_size)
+    rows = token_stream(tokenizer, texts, config.seq_len)
+    heldout = token_stream(tokenizer, heldout_texts, config.seq_len)
+    model = make_model(config, tokenizer)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"corpus: {len(texts)} documents, {rows.numel()} tokens; model: {params / 1e6:.2f}M parameters")
+    losses = pretrain(model, rows, config)
+
+    out = Path(config.out)
+    # Write beside the target, then swap: a failed build never leaves a half-written model.
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    report = {
+        "config": asdict(config) | {"out": out.name},
+        "parameters": params,
+        "corpus_tokens": rows.numel(),
+        "final_train_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
+        "heldout_nll": {"pretrained": round(heldout_nll(model, heldout), 4)},
+    }
+    untrained = make_model(config, tokenizer)
+    report["heldout_nll"]["untrained"] = round(heldout_nll(untrained, heldout), 4)
+    if config.report:
+        untrained_dir = Path(tempfile.mkdtemp(prefix=".untrained-", dir=out.parent))
+        untrained.save_pretrained(untrained_dir)
+        tokenizer.save_pretrained(untrained_dir)
+        report["math_words_greedy_accuracy"] = {
+            "pretrained": math_accuracy(str(staging)),
+            "untrained": math_accuracy(str(untrained_dir)),
+        }
+        shutil.rmtree(untrained_dir)
+    report["build_seconds"] = round(time.time() - started, 1)
+    (staging / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> BuildConfig:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for field in fields(BuildConfig):
+        default = field.default
+        if isinstance(default, bool):
+            parser.add_argument(f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
+    return BuildConfig(**vars(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    build(parse_args())

@@ -1,0 +1,105 @@
+"""The synthetic pretraining corpus of the embedded tiny base model.
+
+DFT weighs each token by the model's own probability, so comparing it with SFT on a random model
+says nothing: the base needs a real prior. This corpus gives it one: arithmetic facts, word
+problems written the way math text is written (some ending in ``\\boxed{}``, some not), and short
+chat-formatted exchanges so the chat template is familiar. Fine-tuning then has something to add
+(the task's exact solution format, longer chains, unseen phrasings) and something to lose.
+
+The corpus is a weighted list of sources; each source is a function ``(rng, avoid) -> str`` that
+writes one document. Adding a domain (code is next) means adding sources here, nothing else.
+
+>>> import random
+>>> docs = [document(random.Random(i)) for i in range(3)]
+>>> all(isinstance(d, str) and d for d in docs)
+True
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Set
+from dataclasses import dataclass
+
+from tasks.math_words import SEEN, make_problem, render_solution
+
+IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+
+
+def chat(user: str, assistant: str) -> str:
+    """ChatML, the template the embedded tokenizer ships with (same as Qwen2.5)."""
+    return f"{IM_START}user\n{user}{IM_END}\n{IM_START}assistant\n{assistant}{IM_END}\n"
+
+
+def arithmetic_facts(rng: random.Random, avoid: Set[str]) -> str:
+    lines = []
+    for _ in range(rng.randint(4, 10)):
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        op = rng.choice("+-*")
+        if op == "-":
+            a, b = max(a, b), min(a, b)
+        if op == "*":
+            a, b = rng.randint(0, 12), rng.randint(0, 12)
+        lines.append(f"{a} {op} {b} = {eval(f'{a}{op}{b}')}")  # noqa: S307 - digits and one operator
+    return "\n".join(lines) + "\n"
+
+
+def _problem(rng: random.Random, avoid: Set[str]) -> dict:
+    while True:  # redraw evaluation questions, so they never leak into pretraining
+        high = rng.choice([20, 20, 50])
+        problem = make_problem(rng, steps=rng.randint(1, 3), low=1, high=high, templates=SEEN)
+        if problem["question"] not in avoid:
+            return problem
+
+
+def worked_problem_boxed(rng: random.Random, avoid: Set[str]) -> str:
+    problem = _problem(rng, avoid)
+    return f"Question: {problem['question']}\nAnswer: {render_solution(problem)}\n"
+
+
+def worked_problem_plain(rng: random.Random, avoid: Set[str]) -> str:
+    problem = _problem(rng, avoid)
+    steps = " ".join(problem["steps"])
+    return f"Q: {problem['question']}\nA: {steps} So the answer is {problem['answer']}.\n"
+
+
+def chat_arithmetic(rng: random.Random, avoid: Set[str]) -> str:
+    a, b = rng.randint(1, 50), rng.randint(1, 50)
+    if rng.random() < 0.5:
+        return chat(f"What is {a} plus {b}?", f"{a} + {b} = {a + b}.")
+    a, b = max(a, b), min(a, b)
+    return chat(f"What is {a} minus {b}?", f"{a} - {b} = {a - b}.")
+
+
+def chat_problem_short(rng: random.Random, avoid: Set[str]) -> str:
+    """Chat answers without working: the format the task asks for is taught by fine-tuning."""
+    problem = _problem(rng, avoid)
+    return chat(problem["question"], f"The answer is {problem['answer']}.")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    weight: float
+    write: Callable[[random.Random, Set[str]], str]
+
+
+SOURCES: tuple[Source, ...] = (
+    Source("arithmetic-facts", 0.25, arithmetic_facts),
+    Source("worked-problem-boxed", 0.25, worked_problem_boxed),
+    Source("worked-problem-plain", 0.2, worked_problem_plain),
+    Source("chat-arithmetic", 0.15, chat_arithmetic),
+    Source("chat-problem-short", 0.15, chat_problem_short),
+)
+
+
+def document(rng: random.Random, avoid: Set[str] = frozenset()) -> str:
+    """One document, from a source drawn by weight; word problems in ``avoid`` are never written."""
+    source = rng.choices(SOURCES, weights=[s.weight for s in SOURCES])[0]
+    return source.write(rng, avoid)
+
+
+def documents(n: int, seed: int, avoid: Set[str] = frozenset()) -> list[str]:
+    """``n`` documents, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [document(rng, avoid) for _ in range(n)]

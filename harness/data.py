@@ -1,0 +1,228 @@
+"""From conversational rows to training tensors: validation, chat rendering, masks and packing.
+
+A row is ``{"prompt": [messages], "completion": [messages]}`` (the conversational
+prompt/completion format of TRL and the Hub). It is rendered with the backbone's own chat
+template; only the completion is trained, up to and including the end-of-turn token (e.g.
+``<|im_end|>``). The prompt, padding and whatever the template writes after the end-of-turn (a
+newline in ChatML) get the label ``-100``.
+
+Micro-batches are packed: sequences share rows of ``max_length`` tokens, each with its own
+``position_ids`` starting at 0, so attention and loss never cross a sequence boundary and no compute
+is spent on padding (transformers builds the block-diagonal mask from the position ids).
+
+>>> from harness.models import load_tokenizer
+>>> tokenizer = load_tokenizer("tiny")
+>>> row = {"prompt": [{"role": "user", "content": "What is 2 plus 3?"}],
+...        "completion": [{"role": "assistant", "content": "2 + 3 = 5."}]}
+>>> encoded = encode(tokenizer, row, max_length=64)
+>>> tokenizer.decode([t for t in encoded.labels if t != -100])
+'2 + 3 = 5.<|im_end|>'
+>>> batch = collate([encoded, encoded], max_length=64, pad_id=tokenizer.pad_token_id)
+>>> batch["input_ids"].shape[0]   # both sequences share one packed row
+1
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from harness.losses import IGNORE_INDEX
+from harness.models import stop_token_ids
+
+OverlongPolicy = Literal["truncate", "drop", "error"]
+OVERLONG_POLICIES = ("truncate", "drop", "error")
+
+
+class DataError(ValueError):
+    """A dataset problem, with a one-line message naming the source and the row."""
+
+
+def check_row(row: Any, where: str) -> None:
+    """Raise ``DataError`` unless ``row`` is a valid conversational prompt/completion row."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected an object with 'prompt' and 'completion', got {type(row).__name__}")
+    for field in ("prompt", "completion"):
+        if field not in row:
+            raise DataError(f"{where}: missing field {field!r}")
+        messages = row[field]
+        if not isinstance(messages, list):
+            raise DataError(f"{where}: {field!r} must be a list of messages, got {type(messages).__name__}")
+        if not messages:
+            raise DataError(f"{where}: {field!r} is empty")
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise DataError(f"{where}: {field}[{i}] must be a message with a string 'role'")
+            if not isinstance(message.get("content"), (str, list)):
+                raise DataError(f"{where}: {field}[{i}]['content'] must be a string or a list of parts")
+    if not any(_text(m["content"]).strip() for m in row["completion"]):
+        raise DataError(f"{where}: 'completion' has no text, so there is nothing to train")
+
+
+def _text(content: str | list) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate rows from a ``.jsonl`` / ``.json`` file, or any format ``datasets`` reads
+    (``.parquet``, ``.csv``, ``.arrow``). Errors name the file and the line or row."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".jsonl":
+        rows = []
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path} line {line_no}: not valid JSON ({error.msg})") from None
+            check_row(rows[-1], f"{path} line {line_no}")
+        locate = None
+    elif path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON list of rows")
+        locate = "row"
+    else:
+        import datasets
+
+        builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(path.suffix)
+        if builder is None:
+            raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or .arrow")
+        rows = list(datasets.load_dataset(builder, data_files=str(path), split="train"))
+        locate = "row"
+    if locate:
+        for i, row in enumerate(rows):
+            check_row(row, f"{path} {locate} {i}")
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(t != IGNORE_INDEX for t in self.labels)
+
+
+def render(tokenizer, row: dict[str, Any]) -> tuple[str, str]:
+    """The prompt text (ending with the assistant header) and the completion text, as the model's
+    chat template writes them."""
+    prompt_text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+    full_text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    if not full_text.startswith(prompt_text):
+        raise DataError("the chat template renders the prompt differently when a completion follows it")
+    return prompt_text, full_text[len(prompt_text) :]
+
+
+def encode(
+    tokenizer,
+    row: dict[str, Any],
+    max_length: int,
+    overlong: OverlongPolicy = "truncate",
+    stop_ids: list[int] | None = None,
+) -> Encoded | None:
+    """Tokenize one row with completion-only labels. Returns ``None`` when the overlong policy drops
+    it (the caller counts); raises ``DataError`` under the ``error`` policy."""
+    prompt_text, completion_text = render(tokenizer, row)
+    # Prompt and completion are tokenized apart, so the prompt's tokens are exactly those that
+    # generation will see after add_generation_prompt.
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
+    stop_ids = stop_token_ids(tokenizer) if stop_ids is None else stop_ids
+    end = max((i for i, t in enumerate(completion_ids) if t in stop_ids), default=len(completion_ids) - 1)
+    completion_ids = completion_ids[: end + 1]  # template scaffolding after end-of-turn: not trained
+    if len(prompt_ids) + len(completion_ids) > max_length:
+        if overlong == "error":
+            raise DataError(
+                f"{len(prompt_ids) + len(completion_ids)} tokens exceed --max-length {max_length} "
+                "(use --overlong truncate or drop)"
+            )
+        if overlong == "drop" or len(prompt_ids) >= max_length:
+            return None
+        completion_ids = completion_ids[: max_length - len(prompt_ids)]
+    return Encoded(prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids)
+
+
+def encode_all(
+    tokenizer, rows: list[dict[str, Any]], max_length: int, overlong: OverlongPolicy, source: str
+) -> tuple[list[Encoded], Counter]:
+    """Encode every row; returns the kept examples and counts of what the overlong policy did."""
+    if overlong not in OVERLONG_POLICIES:
+        raise DataError(f"--overlong {overlong!r}: valid policies are {', '.join(OVERLONG_POLICIES)}")
+    stop_ids = stop_token_ids(tokenizer)
+    kept, counts = [], Counter()
+    for i, row in enumerate(rows):
+        where = f"{source} row {i}"
+        check_row(row, where)
+        try:
+            encoded = encode(tokenizer, row, max_length, overlong, stop_ids)
+        except DataError as error:
+            raise DataError(f"{where}: {error}") from None
+        if encoded is None:
+            counts["dropped_overlong"] += 1
+            continue
+        if encoded.labels[-1] not in stop_ids:
+            counts["truncated_overlong"] += 1
+        kept.append(encoded)
+    if not kept:
+        raise DataError(f"{source}: no trainable rows left (of {len(rows)}; {dict(counts)})")
+    return kept, counts
+
+
+def pack(lengths: list[int], max_length: int) -> list[list[int]]:
+    """First-fit decreasing: indices of sequences grouped into rows of at most ``max_length``."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for r, free in enumerate(room):
+            if lengths[index] <= free:
+                rows[r].append(index)
+                room[r] -= lengths[index]
+                break
+        else:
+            rows.append([index])
+            room.append(max_length - lengths[index])
+    return rows
+
+
+def collate(examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True) -> dict[str, torch.Tensor]:
+    """Tensors for one micro-batch. Packed: ``input_ids``, ``labels``, ``position_ids`` (no attention
+    mask; padding at a row's end is a segment of its own). Unpacked: one example per row, right
+    padded, with an ``attention_mask``."""
+    groups = pack([len(e.input_ids) for e in examples], max_length) if packing else [[i] for i in range(len(examples))]
+    width = max(sum(len(examples[i].input_ids) for i in group) for group in groups)
+    input_ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(groups), width), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((len(groups), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(groups), width), dtype=torch.long)
+    for r, group in enumerate(groups):
+        at = 0
+        for i in group:
+            n = len(examples[i].input_ids)
+            input_ids[r, at : at + n] = torch.tensor(examples[i].input_ids)
+            labels[r, at : at + n] = torch.tensor(examples[i].labels)
+            position_ids[r, at : at + n] = torch.arange(n)
+            attention_mask[r, at : at + n] = 1
+            at += n
+        position_ids[r, at:] = torch.arange(width - at)
+    batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+    if not packing:
+        batch["attention_mask"] = attention_mask
+    return batch

@@ -1,0 +1,138 @@
+"""Evaluate a model on a task's splits: generate, score, and summarize with standard errors.
+
+Each example gets ``n`` completions; its score is their mean (``n = 16`` with temperature 1.0 is the
+paper's Average@16), and a split's value is the mean over examples with the standard error of that
+mean. Every completion is kept in ``<samples_dir>/<split>.jsonl`` (prompt, completion, extracted
+answer, score).
+
+``python -m harness.evaluate --model runs/x/model --task math-words --limit 50`` prints the table.
+
+>>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
+>>> sorted(summary["test"])
+['n', 'role', 'samples_per_example', 'stderr', 'value']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tasks
+from harness import cli
+from harness.generate import Sampling, generate
+from harness.models import device_and_dtype, load_model, load_tokenizer
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation, ddof = 1)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def evaluate_split(
+    model, tokenizer, task: tasks.Task, split: str, sampling: Sampling, limit: int | None, samples_path: Path | None
+) -> dict[str, Any]:
+    examples = task.load(split, limit=limit)
+    if not examples:
+        raise ValueError(f"task {task.name} split {split} is empty; nothing to evaluate")
+    conversations = [task.messages(e)["prompt"] for e in examples]
+    completions = generate(model, tokenizer, conversations, sampling)
+    per_example, rows = [], []
+    for example, conversation, samples in zip(examples, conversations, completions):
+        scores = [task.score(example, text) for text in samples]
+        per_example.append(sum(scores) / len(scores))
+        for k, (text, score) in enumerate(zip(samples, scores)):
+            rows.append({"id": example["id"], "split": split, "sample": k, "prompt": conversation,
+                         "completion": text, "extracted": task.extract(text), "score": score})
+    if samples_path is not None:
+        write_jsonl_atomic(samples_path, rows)
+    value, stderr = mean_and_stderr(per_example)
+    return {"role": task.split(split).role, "value": value, "stderr": stderr, "n": len(examples),
+            "samples_per_example": sampling.n}
+
+
+def evaluate_task(
+    model: str,
+    task_name: str,
+    *,
+    splits: list[str] | None = None,
+    limit: int | None = None,
+    sampling: Sampling | None = None,
+    samples_dir: str | Path | None = None,
+    device: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Scores per split (``{split: {role, value, stderr, n, samples_per_example}}``) of ``model`` (a
+    name for ``--model`` or a checkpoint folder) on the task's evaluation splits."""
+    task = tasks.get(task_name)
+    splits = splits or task.eval_splits
+    for split in splits:
+        task.split(split)  # an unknown split fails before any generation
+    sampling = sampling or Sampling()
+    if sampling.max_new_tokens is None:
+        sampling = Sampling(**{f.name: getattr(sampling, f.name) for f in fields(Sampling)} | {"max_new_tokens": task.max_new_tokens})
+    chosen, amp_dtype = device_and_dtype(device)
+    loaded = load_model(model, dtype=amp_dtype, device=chosen)
+    tokenizer = load_tokenizer(model)
+    tokenizer.padding_side = "left"
+    summary = {}
+    for split in splits:
+        path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
+        summary[split] = evaluate_split(loaded, tokenizer, task, split, sampling, limit, path)
+    del loaded
+    if chosen.type == "cuda":
+        torch.cuda.empty_cache()
+    return summary
+
+
+@dataclass
+class EvalConfig:
+    model: str = field(default="tiny", metadata={"help": "'tiny', a model folder or a hub id"})
+    task: str = field(default="math-words", metadata={"help": "registered task name"})
+    limit: int | None = field(default=None, metadata={"help": "first N examples of each split"})
+    samples_dir: str | None = field(default=None, metadata={"help": "write per-sample JSONL here"})
+    device: str | None = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_arguments(parser, EvalConfig)
+    cli.add_arguments(parser, Sampling)
+    args = vars(parser.parse_args(argv))
+    sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
+    config = EvalConfig(**args)
+    try:
+        summary = evaluate_task(config.model, config.task, limit=config.limit, sampling=sampling,
+                                samples_dir=config.samples_dir, device=config.device)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        return 1
+    for split, score in summary.items():
+        print(f"{split:16s} {score['role']:5s} {100 * score['value']:5.1f} ± {100 * score['stderr']:.1f}  (n={score['n']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

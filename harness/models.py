@@ -1,0 +1,97 @@
+"""Loading backbones and their tokenizers: the embedded tiny base, a local folder or a hub id.
+
+``--model tiny`` (the default) is the Qwen2-architecture model committed under
+``harness/assets/tiny-qwen2``. Anything else is handed to ``from_pretrained``: an existing folder
+loads offline; a name that is not a folder is treated as a hub id and may download.
+
+>>> tokenizer = load_tokenizer("tiny")
+>>> stop_token_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+True
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+EMBEDDED = {"tiny": ASSETS / "tiny-qwen2"}
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def resolve(model: str) -> str:
+    """Map ``--model`` to what ``from_pretrained`` takes, with a clear error for a missing folder."""
+    if model in EMBEDDED:
+        path = EMBEDDED[model]
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"--model {model}: the embedded model is missing at {path}; run `nox -s build-base`")
+        return str(path)
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"--model {model}: {path} has no config.json, so it is not a model folder")
+        return str(path)
+    if not HUB_ID.fullmatch(model):
+        raise FileNotFoundError(
+            f"--model {model}: no such model folder, and not a hub id like owner/name; "
+            f"embedded models: {', '.join(EMBEDDED)}"
+        )
+    return model  # a hub id such as Qwen/Qwen2.5-Math-1.5B
+
+
+def backbone_name(model: str) -> str:
+    """A stable, readable name for records and leaderboards."""
+    if model in EMBEDDED:
+        return f"{model} (embedded {EMBEDDED[model].name})"
+    path = Path(model).expanduser()
+    return path.resolve().name if path.is_dir() else model
+
+
+def _from_pretrained(loader, model: str, **kwargs):
+    source = resolve(model)
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as error:  # hub id not reachable offline, gated, or misspelled
+        first_line = str(error).strip().splitlines()[0]
+        raise FileNotFoundError(f"--model {model}: could not load it ({first_line})") from error
+
+
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    tokenizer = _from_pretrained(AutoTokenizer, model)
+    if not tokenizer.chat_template:
+        raise ValueError(f"--model {model}: the tokenizer has no chat template, so prompts cannot be rendered")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> PreTrainedModel:
+    loaded = _from_pretrained(AutoModelForCausalLM, model, dtype=dtype)
+    return loaded.to(device)
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Tokens that end an assistant turn: the first non-blank token the chat template writes after
+    the assistant's content (``<|im_end|>`` for ChatML, ``<|eot_id|>`` for Llama 3), plus EOS."""
+    marker = "XYZZY"
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    tail = rendered[rendered.rindex(marker) + len(marker) :]
+    ids: list[int] = []
+    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+    for token_id in tail_ids:
+        if tokenizer.decode([token_id]).strip():
+            ids.append(token_id)
+            break
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def device_and_dtype(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 autocast when available, else CPU in fp32 (the paper trains in bf16)."""
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)

@@ -1,0 +1,327 @@
+"""Run records: one JSON file per evaluated model (the untouched base, or an SFT- or DFT-trained one).
+
+A record says what was run (task, backbone, method, every training hyperparameter, the data trained
+on), what came out (one score per evaluation split) and where it ran (:func:`provenance`). The
+leaderboards are rendered from these files alone (``harness.leaderboard``), so a record has to be
+complete, and a half-written file must never replace a good one.
+
+Layout: ``<results>/<task>/<backbone-slug>/<method>-<config_id>.json``. :func:`config_id` hashes
+the hyperparameters *without* the objective fields, so the SFT and DFT runs of one configuration
+share it (that is how the leaderboard pairs them) and a rerun overwrites its own record. One
+consequence: two DFT variants (say ``dft_alpha`` 1.0 and 0.5) of one configuration share a file.
+
+Scores are fractions in [0, 1] (the mean of ``Task.score``), never percentages.
+
+>>> import tempfile
+>>> record = make_record(task="math-words", domain="math", backbone="Qwen/Qwen2.5-0.5B-Instruct",
+...     method="dft", hparams={"objective": "dft", "lr": 1e-5, "batch_size": 8, "epochs": 1},
+...     data={"train_examples": 2000, "dropped_overlong": 0},
+...     scores={"test": {"role": "test", "value": 0.415, "stderr": 0.035, "n": 200,
+...                      "samples_per_example": 1, "decoding": "greedy"}},
+...     wall_time_s=812.0, run_dir=None)
+>>> with tempfile.TemporaryDirectory() as folder:
+...     path = write_record(record, folder)
+...     print(path.relative_to(folder).as_posix())
+...     load_records(folder) == [record]
+math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-06911126.json
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+METHODS = ("base", "sft", "dft")
+ROLES = ("test", "ood")
+# Fields that choose the loss, not the configuration: SFT and DFT runs differ only in these.
+OBJECTIVE_KEYS = frozenset({"objective", "dft_min_weight", "dft_alpha"})
+PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "math-verify", "lm-eval", "harness")
+RECORD_KEYS = (
+    "schema",
+    "task",
+    "domain",
+    "backbone",
+    "method",
+    "hparams",
+    "data",
+    "scores",
+    "wall_time_s",
+    "run_dir",
+    "provenance",
+)
+SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
+OPTIONAL_SCORE_KEYS = ("decoding",)  # e.g. "greedy" or "temperature=0.6, top_p=0.95"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
+_SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a run happened: commit, package versions, Python, platform, device, date.
+
+    >>> sorted(provenance())
+    ['commit', 'date', 'device', 'dirty', 'packages', 'platform', 'python']
+    """
+    commit, dirty = _git_state(_SOURCE_DIR)
+    return {
+        "commit": commit,
+        "dirty": dirty,
+        "packages": {name: _version(name) for name in PACKAGES},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": _device(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _git_state(folder: Path) -> tuple[str | None, bool]:
+    """``(HEAD sha, has uncommitted changes)``, or ``(None, False)`` without git or outside a repo."""
+
+    def git(*args: str) -> str | None:
+        # --no-optional-locks: reading the state must not rewrite .git/index under a concurrent commit.
+        command = ["git", "--no-optional-locks", "-C", str(folder), *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):  # no git binary, or it hung
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return None, False
+    # Untracked files do not count: results/ itself fills with untracked records during a sweep.
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return head.strip(), bool(status and status.strip())
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _device() -> str:
+    try:
+        import torch  # imported here: reading records must not need torch
+    except ImportError:
+        return "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+
+
+def make_record(
+    *,
+    task: str,
+    domain: str,
+    backbone: str,
+    method: str,
+    hparams: dict[str, Any],
+    data: dict[str, Any],
+    scores: dict[str, dict[str, Any]],
+    wall_time_s: float,
+    run_dir: str | None,
+) -> dict[str, Any]:
+    """Build and validate the record of one run; :func:`provenance` is taken now.
+
+    >>> make_record(task="t", domain="math", backbone="m", method="grpo", hparams={}, data={},
+    ...             scores={}, wall_time_s=0.0, run_dir=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'grpo'; valid methods: base, sft, dft
+    """
+    _check_method(method)
+    record = {
+        "schema": SCHEMA,
+        "task": task,
+        "domain": domain,
+        "backbone": backbone,
+        "method": method,
+        "hparams": dict(hparams),
+        "data": dict(data),
+        "scores": _check_scores(scores),
+        "wall_time_s": float(wall_time_s),
+        "run_dir": None if run_dir is None else str(run_dir),
+        "provenance": provenance(),
+    }
+    _check_record(record)
+    return record
+
+
+def config_id(hparams: dict[str, Any]) -> str:
+    """Short stable hash of ``hparams`` without the objective fields (key order does not matter).
+
+    >>> config_id({"lr": 1e-5, "objective": "sft"}) == config_id({"objective": "dft", "lr": 1e-5})
+    True
+    """
+    shared = {key: value for key, value in hparams.items() if key not in OBJECTIVE_KEYS}
+    canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
+
+
+def backbone_slug(backbone: str) -> str:
+    """A folder name for a model id or path: ``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", backbone.strip("/").replace("/", "--")).strip(".")
+
+
+def record_path(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`write_record` puts ``record`` under ``results_dir``."""
+    name = f"{record['method']}-{config_id(record['hparams'])}.json"
+    return Path(results_dir) / record["task"] / backbone_slug(record["backbone"]) / name
+
+
+def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
+    """Write ``record`` atomically and return its path; an existing record survives a failed write.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_record({"method": "sft"}, folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: record is missing keys: schema, task, domain, backbone, hparams, data, scores, wall_time_s, run_dir, provenance
+    """
+    _check_record(record)
+    text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # key order kept: it orders the columns
+    return atomic_write_text(record_path(record, results_dir), text)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one, never half.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     atomic_write_text(Path(folder) / "a" / "b.md", "hi\\n").read_text()
+    'hi\\n'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target, so os.replace is a rename within one file system (atomic).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+            os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600; records are meant to be shared
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())  # the data is on disk before the name points at it
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # and the rename itself survives a crash
+    finally:
+        os.close(directory)
+    return path
+
+
+def load_records(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every ``*.json`` record under ``results_dir``, sorted by path; a malformed one raises ValueError.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     load_records(folder)
+    []
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no results folder at {root}")
+    records = []
+    for path in sorted(root.rglob("*.json"), key=lambda p: p.relative_to(root).as_posix()):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            _check_record(record)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+            reason = " ".join(str(error).split())  # one line, whatever the parser said
+            raise ValueError(f"{path}: malformed record: {reason}") from error
+        records.append(record)
+    return records
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+
+
+def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
+    """Validate ``{split: {...}}`` and return a copy with plain float/int values."""
+    if not isinstance(scores, dict):
+        raise ValueError(f"scores must be an object of splits, got {type(scores).__name__}")
+    checked = {}
+    for split, entry in scores.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"score of split {split!r} must be an object, got {type(entry).__name__}")
+        missing = [key for key in SCORE_KEYS if key not in entry]
+        unknown = sorted(set(entry) - set(SCORE_KEYS) - set(OPTIONAL_SCORE_KEYS))
+        if missing or unknown:
+            raise ValueError(
+                f"score of split {split!r}: missing {missing}, unknown {unknown}; "
+                f"expected {', '.join(SCORE_KEYS)} (and optionally {', '.join(OPTIONAL_SCORE_KEYS)})"
+            )
+        if entry["role"] not in ROLES:
+            raise ValueError(f"split {split!r} has role {entry['role']!r}; valid roles: {', '.join(ROLES)}")
+        value, stderr = _number(entry["value"], split, "value"), _number(entry["stderr"], split, "stderr")
+        # Catches percentages passed as fractions: the leaderboard multiplies by 100.
+        if not 0.0 <= value <= 1.0 or stderr < 0.0:
+            raise ValueError(f"split {split!r}: value must be a fraction in [0, 1] and stderr >= 0")
+        counts = {key: entry[key] for key in ("n", "samples_per_example")}
+        for key, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ValueError(f"split {split!r}: {key} must be a positive integer, got {count!r}")
+        checked[split] = {"role": entry["role"], "value": value, "stderr": stderr, **counts}
+        if "decoding" in entry:
+            checked[split]["decoding"] = str(entry["decoding"])
+    return checked
+
+
+def _number(value: Any, split: str, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"split {split!r}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_record(record: Any) -> None:
+    if not isinstance(record, dict):
+        raise ValueError(f"a record is a JSON object, got {type(record).__name__}")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise ValueError(f"record is missing keys: {', '.join(missing)}")
+    if record["schema"] != SCHEMA:
+        raise ValueError(f"record schema is {record['schema']!r}; this harness reads schema {SCHEMA}")
+    for key in ("task", "domain"):
+        if not isinstance(record[key], str) or not _NAME.fullmatch(record[key]):
+            raise ValueError(f"{key} {record[key]!r} must be a name of letters, digits, '.', '_', '-'")
+    if not isinstance(record["backbone"], str) or not backbone_slug(record["backbone"]):
+        raise ValueError(f"backbone must be a model id or path, got {record['backbone']!r}")
+    method, hparams = record["method"], record["hparams"]
+    _check_method(method)
+    if not isinstance(hparams, dict) or not isinstance(record["data"], dict):
+        raise ValueError("hparams and data must be objects")
+    # Base records belong to every configuration of their task and backbone: they cannot have one.
+    if method == "base" and hparams:
+        raise ValueError(f"a base record has no training hyperparameters, got {sorted(hparams)}")
+    if method != "base" and not hparams:
+        raise ValueError(f"a {method} record needs its training hyperparameters")
+    if hparams.get("objective", method) != method:
+        raise ValueError(f"method {method!r} but hparams say objective {hparams['objective']!r}")
+    _check_scores(record["scores"])
+    wall = record["wall_time_s"]
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not wall >= 0:
+        raise ValueError(f"wall_time_s must be a number of seconds, got {wall!r}")
+    if not isinstance(record["provenance"], dict):
+        raise ValueError("provenance must be an object")

@@ -1,0 +1,36 @@
+"""The explicit task registry: ``tasks.get(name)`` returns a task instance.
+
+Adding a task: write one module in this folder with a ``Task`` subclass, import it here and add
+it to ``TASKS``. No plugin discovery, so the list below is the whole truth.
+
+>>> import tasks
+>>> tasks.get("math-words").domain
+'math'
+>>> tasks.get("math-word")
+Traceback (most recent call last):
+...
+KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: math-words"
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from tasks.base import Split, Task
+from tasks.math_words import MathWords
+
+TASKS: dict[str, type[Task]] = {
+    MathWords.name: MathWords,
+}
+
+
+def get(name: str) -> Task:
+    """Return a new instance of the task registered as ``name``."""
+    if name not in TASKS:
+        close = difflib.get_close_matches(name, TASKS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise KeyError(f"unknown task {name!r}; {hint}Known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]()
+
+
+__all__ = ["TASKS", "Split", "Task", "get"]

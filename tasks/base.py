@@ -1,0 +1,73 @@
+"""What every task provides: a domain, named splits, a loader, a prompt/completion view and a scorer.
+
+A task is read by the rest of the harness through this class only. Examples are plain dicts that
+carry at least an ``id``; ``messages(example)`` turns one into the conversational format that chat
+templates and other tools understand::
+
+    {"prompt": [{"role": "user", "content": "..."}],
+     "completion": [{"role": "assistant", "content": "..."}]}
+
+>>> from tasks import get
+>>> task = get("math-words")
+>>> [s.name for s in task.splits][:2]
+['train', 'test']
+>>> example = task.load("test", limit=1)[0]
+>>> task.score(example, task.messages(example)["completion"][0]["content"])
+1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+SplitRole = Literal["train", "test", "ood"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a task: ``train`` is trained on, ``test`` is in-domain, ``ood`` shifts something."""
+
+    name: str
+    role: SplitRole
+    description: str
+
+
+class Task:
+    """Base class of all tasks. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]
+    domain: ClassVar[str]  # "math" | "code" | "vision": which leaderboard the task lands on
+    splits: ClassVar[tuple[Split, ...]]
+    max_new_tokens: ClassVar[int] = 512  # generation budget that fits this task's completions
+
+    def split(self, name: str) -> Split:
+        for split in self.splits:
+            if split.name == name:
+                return split
+        names = ", ".join(s.name for s in self.splits)
+        raise ValueError(f"task {self.name!r} has no split {name!r}; its splits are: {names}")
+
+    @property
+    def train_split(self) -> str:
+        return next(s.name for s in self.splits if s.role == "train")
+
+    @property
+    def eval_splits(self) -> list[str]:
+        return [s.name for s in self.splits if s.role != "train"]
+
+    def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Return the examples of ``split`` (the first ``limit`` of them, in a fixed order)."""
+        raise NotImplementedError
+
+    def messages(self, example: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Return ``{"prompt": [...], "completion": [...]}`` for ``example``."""
+        raise NotImplementedError
+
+    def extract(self, completion: str) -> str:
+        """The part of a model's completion that is graded (an answer, a program)."""
+        return completion
+
+    def score(self, example: dict[str, Any], completion: str) -> float:
+        """Score one completion in [0, 1]."""
+        raise NotImplementedError

@@ -1,0 +1,189 @@
+r"""math-words: synthetic arithmetic word problems with step-by-step solutions ending in ``\boxed{N}``.
+
+Every problem starts a person with a count of objects and applies a few operations: add, subtract
+(never below 1) and multiply by two or three. The vocabulary is a handful of names, objects and verbs,
+and every solution line has one fixed shape per operation, so a ~3M-parameter model pretrained for
+minutes on a laptop can learn the in-domain task; the ood splits each shift one thing away from it.
+Everything is generated from fixed per-split seeds, so every load gives the same examples.
+
+>>> from tasks.math_words import MathWords
+>>> record = MathWords().load("train", limit=1)[0]
+>>> print(record["question"])
+Tom has 18 apples. Then he gets 14 more apples. How many apples does Tom have now?
+>>> print(record["solution"])
+Tom starts with 18 apples.
+He has 14 more: 18 + 14 = 32.
+The answer is \boxed{32}.
+>>> record["id"], record["answer"], record["steps"]
+('train-0', '32', 1)
+
+Splits (``steps`` counts the operations of a problem):
+
+* ``train`` (2000): 1-3 operations, numbers 1..20, ``SEEN`` phrasings.
+* ``test`` (200): the train distribution, other problems.
+* ``ood-steps`` (200): 4-5 operations: longer reasoning chains.
+* ``ood-numbers`` (200): numbers 20..99: values never seen in questions.
+* ``ood-phrasing`` (200): ``UNSEEN`` phrasings of the same operations; the solutions keep their shape.
+
+Test and ood questions never occur in train, and no question occurs twice in one split.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from tasks.base import Split, Task
+from tasks.math_grading import extract_answer, score_math
+
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+NAMES = (("Mia", "she"), ("Tom", "he"), ("Ana", "she"), ("Ben", "he"), ("Lea", "she"), ("Sam", "he"))
+OBJECTS = (("apple", "apples"), ("pen", "pens"), ("book", "books"), ("card", "cards"), ("ball", "balls"))
+VERBS = {"add": ("buys", "finds", "gets"), "sub": ("gives away", "sells", "loses")}
+TIMES = {2: "twice", 3: "three times"}
+
+# Placeholders: {name} {pro}/{Pro} (she, he) {pos} (her, his) {verb} {n} {obj} (agrees with n) {objs}
+# (plural) {times} (twice, three times). SEEN and UNSEEN share no sentence shape.
+SEEN = {
+    "start": ("{name} has {n} {obj}.",),
+    "add": ("{Pro} {verb} {n} more {obj}.", "Then {pro} {verb} {n} more {obj}."),
+    "sub": ("{Pro} {verb} {n} {obj}.", "Then {pro} {verb} {n} {obj}."),
+    "mul": ("Then {pro} has {times} as many {objs}.",),
+    "ask": ("How many {objs} does {name} have now?",),
+}
+UNSEEN = {
+    "start": ("At first, there are {n} {obj} in {name}'s bag.",),
+    "add": ("After that, {name} {verb} another {n} {obj}.", "Later, {pro} {verb} {n} extra {obj}."),
+    "sub": ("After that, {name} {verb} {n} of {pos} {objs}.", "Later, {pro} {verb} {n} {obj} from the bag."),
+    "mul": ("Later, the number of {objs} {pro} owns becomes {times} as big.",),
+    "ask": (
+        "What is the number of {objs} {name} has at the end?",
+        "In the end, how many {objs} does {pro} own?",
+    ),
+}
+
+# Solution lines depend on the operation only, never on the phrasing, so ood-phrasing tests reading.
+SOLUTION = {
+    "start": "{name} starts with {n} {obj}.",
+    "add": "{Pro} has {n} more: {a} + {n} = {c}.",
+    "sub": "{Pro} has {n} fewer: {a} - {n} = {c}.",
+    "mul": "{Pro} has {times} as many: {a} * {n} = {c}.",
+}
+
+
+def _fill(template: str, slots: dict[str, Any]) -> str:
+    pro = slots["pro"]
+    return template.format(Pro=pro.capitalize(), pos="her" if pro == "she" else "his", **slots)
+
+
+def make_problem(rng: random.Random, *, steps: int, low: int, high: int, templates: dict) -> dict:
+    """One problem of ``steps`` operations on numbers in ``low..high``, phrased with ``templates``.
+
+    Returns ``{"question": str, "steps": [solution line, ...], "answer": str}``; the lines start with
+    the initial count and hold one line per operation.
+    """
+    name, pro = rng.choice(NAMES)
+    singular, plural = rng.choice(OBJECTS)
+    slots = {"name": name, "pro": pro, "objs": plural}
+
+    def with_n(n: int, **extra: Any) -> dict[str, Any]:
+        return {**slots, "n": n, "obj": singular if n == 1 else plural, **extra}
+
+    value = rng.randint(low, high)
+    sentences = [_fill(rng.choice(templates["start"]), with_n(value))]
+    lines = [_fill(SOLUTION["start"], with_n(value))]
+    for _ in range(steps):
+        ops = ["add", "add"]
+        if value > low:  # subtracting at least `low` must leave at least 1
+            ops += ["sub", "sub"]
+        if value <= high:  # keeps products within 3 * high
+            ops.append("mul")
+        op = rng.choice(ops)
+        if op == "add":
+            n = rng.randint(low, high)
+            new = value + n
+        elif op == "sub":
+            n = rng.randint(low, min(high, value - 1))
+            new = value - n
+        else:
+            n = rng.choice(tuple(TIMES))
+            new = value * n
+        verb = rng.choice(VERBS[op]) if op in VERBS else ""
+        fill = with_n(n, a=value, c=new, times=TIMES.get(n, ""), verb=verb)
+        sentences.append(_fill(rng.choice(templates[op]), fill))
+        lines.append(_fill(SOLUTION[op], fill))
+        value = new
+    sentences.append(_fill(rng.choice(templates["ask"]), slots))
+    return {"question": " ".join(sentences), "steps": lines, "answer": str(value)}
+
+
+def render_solution(problem: dict) -> str:
+    """The solution text: the problem's lines, then ``The answer is \\boxed{N}.``."""
+    return "\n".join([*problem["steps"], f"The answer is \\boxed{{{problem['answer']}}}."])
+
+
+class MathWords(Task):
+    """Synthetic arithmetic word problems; see the module docstring for the splits."""
+
+    name = "math-words"
+    domain = "math"
+    # Solutions are at most 223 characters (5-step ood); a subword tokenizer needs well under 200 tokens,
+    # a character-level one would not.
+    max_new_tokens = 200
+    splits = (
+        Split("train", "train", "1-3 operations, numbers 1..20, seen phrasings"),
+        Split("test", "test", "the train distribution, problems not in train"),
+        Split("ood-steps", "ood", "4-5 operations instead of 1-3"),
+        Split("ood-numbers", "ood", "numbers 20..99 instead of 1..20"),
+        Split("ood-phrasing", "ood", "phrasings never seen in train"),
+    )
+    # name -> (seed, size, min steps, max steps, low, high, templates)
+    config = {
+        "train": (1001, 2000, 1, 3, 1, 20, SEEN),
+        "test": (2002, 200, 1, 3, 1, 20, SEEN),
+        "ood-steps": (3003, 200, 4, 5, 1, 20, SEEN),
+        "ood-numbers": (4004, 200, 1, 3, 20, 99, SEEN),
+        "ood-phrasing": (5005, 200, 1, 3, 1, 20, UNSEEN),
+    }
+
+    def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:
+        seed, size, min_steps, max_steps, low, high, templates = self.config[split]
+        rng = random.Random(seed)
+        seen = set(exclude)
+        examples = []
+        while len(examples) < size:
+            steps = rng.randint(min_steps, max_steps)
+            problem = make_problem(rng, steps=steps, low=low, high=high, templates=templates)
+            if problem["question"] in seen:
+                continue
+            seen.add(problem["question"])
+            examples.append(
+                {
+                    "id": f"{split}-{len(examples)}",
+                    "question": problem["question"],
+                    "solution": render_solution(problem),
+                    "answer": problem["answer"],
+                    "steps": steps,
+                }
+            )
+        return examples
+
+    def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        self.split(split)  # the ValueError naming the splits
+        # Every split is generated whole, then cut, so a limit always returns a prefix.
+        train = self._generate("train", set())
+        examples = train if split == "train" else self._generate(split, {e["question"] for e in train})
+        return examples[:limit]
+
+    def messages(self, example: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "prompt": [{"role": "user", "content": f"{example['question']}\n{INSTRUCTION}"}],
+            "completion": [{"role": "assistant", "content": example["solution"]}],
+        }
+
+    def extract(self, completion: str) -> str:
+        return extract_answer(completion) or ""
+
+    def score(self, example: dict[str, Any], completion: str) -> float:
+        return score_math(example["answer"], completion)

@@ -1,0 +1,181 @@
+"""Run records: validation, config ids, atomic writes and loading."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from harness import results
+from harness.results import config_id, load_records, make_record, write_record
+
+HPARAMS = {"lr": 1e-5, "batch_size": 8, "epochs": 1, "max_len": 1024, "seed": 0}
+FIXED_PROVENANCE = {"commit": "0" * 40, "dirty": False, "packages": {}, "python": "3.11", "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def fixed_provenance(monkeypatch):
+    """No git or torch per record: these tests are about the record, provenance has its own."""
+    monkeypatch.setattr(results, "provenance", lambda: dict(FIXED_PROVENANCE))
+
+
+def score(value=0.415, role="test", **extra):
+    return {"role": role, "value": value, "stderr": 0.035, "n": 200, "samples_per_example": 1, **extra}
+
+
+def record(method="sft", hparams=None, value=0.415, **overrides):
+    if hparams is None:
+        hparams = {} if method == "base" else {**HPARAMS, "objective": method}
+    fields = {
+        "task": "math-words",
+        "domain": "math",
+        "backbone": "Qwen/Qwen2.5-0.5B-Instruct",
+        "method": method,
+        "hparams": hparams,
+        "data": {"train_examples": 2000, "dropped_overlong": 0},
+        "scores": {"gsm8k": score(value), "svamp": score(0.3, role="ood")},
+        "wall_time_s": 812.0,
+        "run_dir": "runs/x",
+    }
+    return make_record(**{**fields, **overrides})
+
+
+def files_under(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_round_trip_and_layout(tmp_path):
+    rec = record("dft", hparams={**HPARAMS, "objective": "dft", "dft_alpha": 0.5})
+    path = write_record(rec, tmp_path)
+    assert path.relative_to(tmp_path).as_posix() == (
+        f"math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-{config_id(HPARAMS)}.json"
+    )
+    assert load_records(tmp_path) == [rec]
+    assert list(load_records(tmp_path)[0]["scores"]) == ["gsm8k", "svamp"]  # column order survives
+
+
+def test_rerun_overwrites_its_own_record(tmp_path):
+    write_record(record("sft", value=0.4), tmp_path)
+    write_record(record("sft", value=0.5), tmp_path)
+    write_record(record("dft", value=0.6), tmp_path)
+    loaded = load_records(tmp_path)
+    assert [(r["method"], r["scores"]["gsm8k"]["value"]) for r in loaded] == [("dft", 0.6), ("sft", 0.5)]
+
+
+def test_config_id_shared_by_sft_and_dft_and_sensitive_to_the_rest():
+    sft = {**HPARAMS, "objective": "sft"}
+    dft = {"objective": "dft", "dft_min_weight": 0.1, "dft_alpha": 0.5, **HPARAMS}
+    assert config_id(sft) == config_id(dft) == config_id(dict(reversed(list(HPARAMS.items()))))
+    assert config_id({**sft, "lr": 2e-5}) != config_id(sft)
+    assert config_id({**sft, "seed": 1}) != config_id(sft)
+
+
+def test_config_id_is_stable_across_processes():
+    # Pinned: a change renames every record on disk, so it must be deliberate.
+    assert config_id({"lr": 1e-5, "batch_size": 8, "epochs": 1, "objective": "dft"}) == "06911126"
+
+
+def test_bad_method_names_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown method 'grpo'; valid methods: base, sft, dft"):
+        record("grpo", hparams=dict(HPARAMS))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"method": "base", "hparams": {"lr": 1e-5}}, "base record has no training hyperparameters"),
+        ({"method": "sft", "hparams": {}}, "needs its training hyperparameters"),
+        ({"method": "sft", "hparams": {**HPARAMS, "objective": "dft"}}, "objective 'dft'"),
+        ({"scores": {"gsm8k": score(41.5)}}, r"fraction in \[0, 1\]"),  # a percentage, not a fraction
+        ({"scores": {"gsm8k": score(role="train")}}, "valid roles: test, ood"),
+        ({"scores": {"gsm8k": {**score(), "n": 0}}}, "n must be a positive integer"),
+        ({"scores": {"gsm8k": {**score(), "accuracy": 1}}}, "unknown"),
+        ({"task": "../escape"}, "task '../escape'"),
+    ],
+)
+def test_make_record_rejects_inconsistent_records(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        record(**overrides)
+
+
+def test_make_record_normalizes_numbers():
+    rec = record(scores={"gsm8k": score(1)})
+    assert rec["scores"]["gsm8k"]["value"] == 1.0 and isinstance(rec["scores"]["gsm8k"]["value"], float)
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_failed_write_keeps_the_old_record_and_leaves_no_temp_file(tmp_path, monkeypatch, failing):
+    path = write_record(record("sft", value=0.4), tmp_path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError(f"simulated {failing} failure")
+
+    monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(OSError, match="simulated"):
+        write_record(record("sft", value=0.9), tmp_path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert files_under(tmp_path) == [path.relative_to(tmp_path).as_posix()]
+
+
+def test_unserializable_record_writes_nothing(tmp_path):
+    rec = record("sft")
+    rec["hparams"]["schedule"] = object()
+    with pytest.raises(TypeError):
+        write_record(rec, tmp_path)
+    assert files_under(tmp_path) == []
+
+
+def test_malformed_json_names_the_file(tmp_path):
+    write_record(record("sft"), tmp_path)
+    bad = tmp_path / "math-words" / "broken.json"
+    bad.write_text('{"schema": 1,', encoding="utf-8")
+    with pytest.raises(ValueError) as caught:
+        load_records(tmp_path)
+    message = str(caught.value)
+    assert str(bad) in message and "\n" not in message
+
+
+def test_record_missing_keys_names_the_file(tmp_path):
+    bad = tmp_path / "old.json"
+    bad.write_text(json.dumps({"schema": 1, "method": "sft"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"old\.json: malformed record: record is missing keys: task"):
+        load_records(tmp_path)
+
+
+def test_load_order_is_by_path_not_by_creation(tmp_path):
+    for task in ["zeta", "alpha", "mid"]:
+        write_record(record("dft", task=task), tmp_path)
+        write_record(record("base", task=task), tmp_path)
+    assert [(r["task"], r["method"]) for r in load_records(tmp_path)] == [
+        (task, method) for task in ["alpha", "mid", "zeta"] for method in ["base", "dft"]
+    ]
+
+
+def test_missing_results_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no results folder"):
+        load_records(tmp_path / "nope")
+
+
+def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the real provenance, not the fixture's
+    monkeypatch.setattr(results, "_SOURCE_DIR", tmp_path)
+    info = results.provenance()
+    assert info["commit"] is None and info["dirty"] is False
+    assert set(info["packages"]) == {
+        "torch",
+        "transformers",
+        "datasets",
+        "tokenizers",
+        "math-verify",
+        "lm-eval",
+        "harness",
+    }
+    assert info["packages"]["torch"]  # installed in this environment
+    assert info["device"] == "cpu" or "x " in info["device"]
+    assert info["date"].endswith("+00:00")
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git binary to be found
+    assert results._git_state(tmp_path) == (None, False)
