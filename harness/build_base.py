@@ -54,10 +54,10 @@ class BuildConfig:
     heads: int = 8
     kv_heads: int = 2
     intermediate: int = 768
-    steps: int = 800
+    steps: int = 500
     batch: int = 32
     lr: float = 3e-3
-    threads: int = 2
+    threads: int = 1
     report: bool = True
 
 
@@ -229,7 +229,9 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     for field in fields(BuildConfig):
         default = field.default
         if isinstance(default, bool):
-            parser.add_argument(f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(
+                f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default
+            )
         else:
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
     return BuildConfig(**vars(parser.parse_args(argv)))

@@ -33,9 +33,13 @@ def _base_type(annotation: Any) -> type:
     return annotation
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, defaults: dict[str, Any] | None = None) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, cls: type, defaults: dict[str, Any] | None = None, exclude=frozenset()
+) -> None:
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
+        if f.name in exclude:
+            continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         if defaults and f.name in defaults:

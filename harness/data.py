@@ -46,7 +46,9 @@ class DataError(ValueError):
 def check_row(row: Any, where: str) -> None:
     """Raise ``DataError`` unless ``row`` is a valid conversational prompt/completion row."""
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with 'prompt' and 'completion', got {type(row).__name__}")
+        raise DataError(
+            f"{where}: expected an object with 'prompt' and 'completion', got {type(row).__name__}"
+        )
     for field in ("prompt", "completion"):
         if field not in row:
             raise DataError(f"{where}: missing field {field!r}")
@@ -100,7 +102,9 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
         builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(path.suffix)
         if builder is None:
-            raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or .arrow")
+            raise DataError(
+                f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or .arrow"
+            )
         rows = list(datasets.load_dataset(builder, data_files=str(path), split="train"))
         locate = "row"
     if locate:
@@ -202,11 +206,17 @@ def pack(lengths: list[int], max_length: int) -> list[list[int]]:
     return rows
 
 
-def collate(examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True) -> dict[str, torch.Tensor]:
+def collate(
+    examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True
+) -> dict[str, torch.Tensor]:
     """Tensors for one micro-batch. Packed: ``input_ids``, ``labels``, ``position_ids`` (no attention
     mask; padding at a row's end is a segment of its own). Unpacked: one example per row, right
     padded, with an ``attention_mask``."""
-    groups = pack([len(e.input_ids) for e in examples], max_length) if packing else [[i] for i in range(len(examples))]
+    groups = (
+        pack([len(e.input_ids) for e in examples], max_length)
+        if packing
+        else [[i] for i in range(len(examples))]
+    )
     width = max(sum(len(examples[i].input_ids) for i in group) for group in groups)
     input_ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
     labels = torch.full((len(groups), width), IGNORE_INDEX, dtype=torch.long)

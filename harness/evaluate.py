@@ -51,7 +51,13 @@ def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def evaluate_split(
-    model, tokenizer, task: tasks.Task, split: str, sampling: Sampling, limit: int | None, samples_path: Path | None
+    model,
+    tokenizer,
+    task: tasks.Task,
+    split: str,
+    sampling: Sampling,
+    limit: int | None,
+    samples_path: Path | None,
 ) -> dict[str, Any]:
     examples = task.load(split, limit=limit)
     if not examples:
@@ -63,13 +69,27 @@ def evaluate_split(
         scores = [task.score(example, text) for text in samples]
         per_example.append(sum(scores) / len(scores))
         for k, (text, score) in enumerate(zip(samples, scores)):
-            rows.append({"id": example["id"], "split": split, "sample": k, "prompt": conversation,
-                         "completion": text, "extracted": task.extract(text), "score": score})
+            rows.append(
+                {
+                    "id": example["id"],
+                    "split": split,
+                    "sample": k,
+                    "prompt": conversation,
+                    "completion": text,
+                    "extracted": task.extract(text),
+                    "score": score,
+                }
+            )
     if samples_path is not None:
         write_jsonl_atomic(samples_path, rows)
     value, stderr = mean_and_stderr(per_example)
-    return {"role": task.split(split).role, "value": value, "stderr": stderr, "n": len(examples),
-            "samples_per_example": sampling.n}
+    return {
+        "role": task.split(split).role,
+        "value": value,
+        "stderr": stderr,
+        "n": len(examples),
+        "samples_per_example": sampling.num_samples,
+    }
 
 
 def evaluate_task(
@@ -90,7 +110,10 @@ def evaluate_task(
         task.split(split)  # an unknown split fails before any generation
     sampling = sampling or Sampling()
     if sampling.max_new_tokens is None:
-        sampling = Sampling(**{f.name: getattr(sampling, f.name) for f in fields(Sampling)} | {"max_new_tokens": task.max_new_tokens})
+        sampling = Sampling(
+            **{f.name: getattr(sampling, f.name) for f in fields(Sampling)}
+            | {"max_new_tokens": task.max_new_tokens}
+        )
     chosen, amp_dtype = device_and_dtype(device)
     loaded = load_model(model, dtype=amp_dtype, device=chosen)
     tokenizer = load_tokenizer(model)
@@ -124,13 +147,21 @@ def main(argv: list[str] | None = None) -> int:
     sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
     config = EvalConfig(**args)
     try:
-        summary = evaluate_task(config.model, config.task, limit=config.limit, sampling=sampling,
-                                samples_dir=config.samples_dir, device=config.device)
+        summary = evaluate_task(
+            config.model,
+            config.task,
+            limit=config.limit,
+            sampling=sampling,
+            samples_dir=config.samples_dir,
+            device=config.device,
+        )
     except (ValueError, KeyError, FileNotFoundError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 1
     for split, score in summary.items():
-        print(f"{split:16s} {score['role']:5s} {100 * score['value']:5.1f} ± {100 * score['stderr']:.1f}  (n={score['n']})")
+        print(
+            f"{split:16s} {score['role']:5s} {100 * score['value']:5.1f} ± {100 * score['stderr']:.1f}  (n={score['n']})"
+        )
     return 0
 
 

@@ -25,18 +25,20 @@ from harness.models import stop_token_ids
 class Sampling:
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy; the paper samples at 1.0"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
-    n: int = field(default=1, metadata={"help": "samples per prompt (the paper: 16, Average@16)"})
+    num_samples: int = field(default=1, metadata={"help": "samples per prompt (the paper: 16, Average@16)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "default: the task's own budget"})
-    batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
-    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    gen_batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
+    sample_seed: int = field(default=0, metadata={"help": "sampling seed"})
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"--n must be >= 1, got {self.n}")
+        if self.num_samples < 1:
+            raise ValueError(f"--num-samples must be >= 1, got {self.num_samples}")
         if self.temperature < 0:
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
-        if self.temperature == 0 and self.n > 1:
-            raise ValueError("--n > 1 needs --temperature > 0: greedy samples would all be identical")
+        if self.temperature == 0 and self.num_samples > 1:
+            raise ValueError(
+                "--num-samples > 1 needs --temperature > 0: greedy samples would all be identical"
+            )
         if not 0 < self.top_p <= 1:
             raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
 
@@ -47,18 +49,20 @@ class Sampling:
 
 @torch.inference_mode()
 def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampling) -> list[list[str]]:
-    """For each conversation, ``sampling.n`` completions (strings, special tokens removed)."""
+    """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed)."""
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
     model.eval()
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    texts = [
+        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations
+    ]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     results: list[list[str]] = [[] for _ in conversations]
-    for start in range(0, len(order), sampling.batch_size):
-        batch_ids = [encoded[i] for i in order[start : start + sampling.batch_size]]
+    for start in range(0, len(order), sampling.gen_batch_size):
+        batch_ids = [encoded[i] for i in order[start : start + sampling.gen_batch_size]]
         width = max(len(ids) for ids in batch_ids)
         input_ids = torch.full((len(batch_ids), width), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros_like(input_ids)
@@ -66,7 +70,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampli
             input_ids[row, width - len(ids) :] = torch.tensor(ids)
             attention_mask[row, width - len(ids) :] = 1
         # One seed per batch: results do not depend on how many batches ran before on this process.
-        torch.manual_seed(sampling.seed * 100_003 + start)
+        torch.manual_seed(sampling.sample_seed * 100_003 + start)
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
@@ -75,7 +79,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampli
             temperature=sampling.temperature if not sampling.greedy else None,
             top_p=sampling.top_p if not sampling.greedy else None,
             top_k=None,
-            num_return_sequences=sampling.n,
+            num_return_sequences=sampling.num_samples,
             eos_token_id=stop_ids,
             pad_token_id=tokenizer.pad_token_id,
             use_cache=True,
@@ -84,5 +88,5 @@ def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampli
         for k, tokens in enumerate(new_tokens):
             cut = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
             text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-            results[order[start + k // sampling.n]].append(text)
+            results[order[start + k // sampling.num_samples]].append(text)
     return results

@@ -27,12 +27,16 @@ def resolve(model: str) -> str:
     if model in EMBEDDED:
         path = EMBEDDED[model]
         if not (path / "config.json").exists():
-            raise FileNotFoundError(f"--model {model}: the embedded model is missing at {path}; run `nox -s build-base`")
+            raise FileNotFoundError(
+                f"--model {model}: the embedded model is missing at {path}; run `nox -s build-base`"
+            )
         return str(path)
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise FileNotFoundError(f"--model {model}: {path} has no config.json, so it is not a model folder")
+            raise FileNotFoundError(
+                f"--model {model}: {path} has no config.json, so it is not a model folder"
+            )
         return str(path)
     if not HUB_ID.fullmatch(model):
         raise FileNotFoundError(
@@ -62,13 +66,17 @@ def _from_pretrained(loader, model: str, **kwargs):
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     tokenizer = _from_pretrained(AutoTokenizer, model)
     if not tokenizer.chat_template:
-        raise ValueError(f"--model {model}: the tokenizer has no chat template, so prompts cannot be rendered")
+        raise ValueError(
+            f"--model {model}: the tokenizer has no chat template, so prompts cannot be rendered"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load_model(model: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> PreTrainedModel:
+def load_model(
+    model: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> PreTrainedModel:
     loaded = _from_pretrained(AutoModelForCausalLM, model, dtype=dtype)
     return loaded.to(device)
 

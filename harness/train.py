@@ -41,7 +41,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
 
 from harness import cli
-from harness.data import OVERLONG_POLICIES, DataError, Encoded, collate, encode_all, read_rows
+from harness.data import OVERLONG_POLICIES, DataError, collate, encode_all, read_rows
 from harness.losses import OBJECTIVES, LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
 from harness.models import device_and_dtype, load_model, load_tokenizer
 
@@ -49,7 +49,9 @@ from harness.models import device_and_dtype, load_model, load_tokenizer
 @dataclass
 class TrainConfig:
     output_dir: str = field(default="runs/train", metadata={"help": "where logs, checkpoints and model/ go"})
-    model: str = field(default="tiny", metadata={"help": "'tiny' (embedded), a local model folder or a hub id"})
+    model: str = field(
+        default="tiny", metadata={"help": "'tiny' (embedded), a local model folder or a hub id"}
+    )
     task: str = field(default="math-words", metadata={"help": "task whose train split is used"})
     train_data: str | None = field(
         default=None, metadata={"help": "a .jsonl/.json/.parquet file of prompt/completion rows instead"}
@@ -71,15 +73,26 @@ class TrainConfig:
     max_length: int = field(default=2048, metadata={"help": "maximum tokens of prompt + completion"})
     overlong: str = field(
         default="truncate",
-        metadata={"help": "rows over --max-length: cut the completion, drop the row, or stop", "choices": OVERLONG_POLICIES},
+        metadata={
+            "help": "rows over --max-length: cut the completion, drop the row, or stop",
+            "choices": OVERLONG_POLICIES,
+        },
     )
     packing: bool = field(default=True, metadata={"help": "pack sequences into rows (no padding compute)"})
-    loss_chunk_size: int = field(default=1024, metadata={"help": "tokens per chunk of the fused LM-head loss; 0 = plain"})
+    loss_chunk_size: int = field(
+        default=1024, metadata={"help": "tokens per chunk of the fused LM-head loss; 0 = plain"}
+    )
     gradient_checkpointing: bool | None = field(default=None, metadata={"help": "default: on for CUDA"})
     seed: int = 0
-    save_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0 = only at the end)"})
-    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --output-dir"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda or cuda:N (default: cuda if present)"})
+    save_every: int = field(
+        default=0, metadata={"help": "save a checkpoint every N steps (0 = only at the end)"}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "continue from the last checkpoint in --output-dir"}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu, cuda or cuda:N (default: cuda if present)"}
+    )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def objective_spec(self) -> Objective:
@@ -109,16 +122,28 @@ class CausalLMWithLoss(torch.nn.Module):
         )
         self.chunk_size = chunk_size
 
-    def forward(self, input_ids, labels, position_ids, attention_mask=None, num_trained_tokens=None, stats=None):
-        inputs = dict(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False)
+    def forward(
+        self, input_ids, labels, position_ids, attention_mask=None, num_trained_tokens=None, stats=None
+    ):
+        inputs = dict(
+            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
+        )
         if self.fused:
             hidden = self.model.get_decoder()(**inputs).last_hidden_state
             weight = self.model.get_output_embeddings().weight
             return fused_causal_lm_loss(
-                hidden, weight, labels, self.objective, self.chunk_size, num_trained_tokens=num_trained_tokens, stats=stats
+                hidden,
+                weight,
+                labels,
+                self.objective,
+                self.chunk_size,
+                num_trained_tokens=num_trained_tokens,
+                stats=stats,
             )
         logits = self.model(**inputs).logits
-        return causal_lm_loss(logits, labels, self.objective, num_trained_tokens=num_trained_tokens, stats=stats)
+        return causal_lm_loss(
+            logits, labels, self.objective, num_trained_tokens=num_trained_tokens, stats=stats
+        )
 
 
 @dataclass
@@ -212,8 +237,21 @@ def _atomic_save_dir(target: Path, write) -> None:
 
 
 # Settings that must match for --resume to continue the same run.
-RESUME_KEYS = ("model", "task", "train_data", "train_limit", "objective", "dft_min_weight", "dft_alpha", "lr",
-               "batch_size", "max_length", "seed", "weight_decay", "warmup_ratio")
+RESUME_KEYS = (
+    "model",
+    "task",
+    "train_data",
+    "train_limit",
+    "objective",
+    "dft_min_weight",
+    "dft_alpha",
+    "lr",
+    "batch_size",
+    "max_length",
+    "seed",
+    "weight_decay",
+    "warmup_ratio",
+)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
@@ -252,12 +290,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
         if checkpoint is not None
         else load_model(config.model, device=device)
     )
-    use_checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
+    use_checkpointing = (
+        config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
+    )
     if use_checkpointing:
         model.gradient_checkpointing_enable()
     model.config.use_cache = False
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size)
-    wrapped = DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None) if ddp.world > 1 else module
+    wrapped = (
+        DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+        if ddp.world > 1
+        else module
+    )
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # biases and norms, as HF Trainer
@@ -267,7 +311,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         betas=(config.adam_beta1, config.adam_beta2),
         foreach=device.type == "cuda",
     )
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps
+    )
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -280,8 +326,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
         _truncate_log(log_path, start_step)
         writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_step + 1)
-    bar = tqdm(range(start_step, total_steps), desc=f"{config.objective}", initial=start_step, total=total_steps,
-               disable=not (config.progress and ddp.main), mininterval=2)
+    bar = tqdm(
+        range(start_step, total_steps),
+        desc=f"{config.objective}",
+        initial=start_step,
+        total=total_steps,
+        disable=not (config.progress and ddp.main),
+        mininterval=2,
+    )
     trained_tokens_seen, train_seconds = 0, 0.0
     last_saved = checkpoint
     model.train()
@@ -295,8 +347,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         stats: list[LossStats] = []
         loss_sum = torch.zeros((), device=device)
         for micro in range(accumulation):
-            chunk = [examples[i] for i in mine[micro * config.micro_batch_size : (micro + 1) * config.micro_batch_size]]
-            batch = {k: v.to(device) for k, v in collate(chunk, config.max_length, tokenizer.pad_token_id, config.packing).items()}
+            chunk = [
+                examples[i]
+                for i in mine[micro * config.micro_batch_size : (micro + 1) * config.micro_batch_size]
+            ]
+            batch = {
+                k: v.to(device)
+                for k, v in collate(chunk, config.max_length, tokenizer.pad_token_id, config.packing).items()
+            }
             sync = micro == accumulation - 1 or ddp.world == 1
             context = wrapped.no_sync() if (ddp.world > 1 and not sync) else contextlib.nullcontext()
             with context, torch.autocast(device.type, dtype=amp_dtype, enabled=device.type == "cuda"):
@@ -305,7 +363,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
             loss.backward()
             loss_sum += loss.detach() / ddp.world
         totals = torch.tensor(
-            [loss_sum.item(), sum(s.nll_sum for s in stats), sum(s.prob_sum for s in stats), sum(s.tokens for s in stats)],
+            [
+                loss_sum.item(),
+                sum(s.nll_sum for s in stats),
+                sum(s.prob_sum for s in stats),
+                sum(s.tokens for s in stats),
+            ],
             dtype=torch.float64,
             device=device,
         )
@@ -314,7 +377,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         step_loss = totals[0].item()
         if not math.isfinite(step_loss):
             where = f"last good checkpoint: {last_saved}" if last_saved else "no checkpoint was saved"
-            raise TrainingError(f"loss is {step_loss} at step {step + 1} (objective {config.objective}); stopped, {where}")
+            raise TrainingError(
+                f"loss is {step_loss} at step {step + 1} (objective {config.objective}); stopped, {where}"
+            )
         grad_norm = _clip(model, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -339,9 +404,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 log.write(json.dumps(record) + "\n")
             for key in ("loss", "nll", "mean_token_prob", "grad_norm", "lr", "trained_tokens_per_s"):
                 writer.add_scalar(f"train/{key}", record[key], step + 1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", nll=f"{record['nll']:.3f}", p=f"{record['mean_token_prob']:.3f}")
+            bar.set_postfix(
+                loss=f"{step_loss:.4f}", nll=f"{record['nll']:.3f}", p=f"{record['mean_token_prob']:.3f}"
+            )
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
-            last_saved = _save_checkpoint(output_dir, step + 1, model, tokenizer, optimizer, scheduler, config, ddp)
+            last_saved = _save_checkpoint(
+                output_dir, step + 1, model, tokenizer, optimizer, scheduler, config, ddp
+            )
 
     final = output_dir / "model"
     if ddp.main:
@@ -379,19 +448,27 @@ def _truncate_log(log_path: Path, keep_steps: int) -> None:
     """On resume, drop log lines past the checkpoint so every step appears exactly once."""
     if not log_path.exists():
         return
-    lines = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= keep_steps]
+    lines = [
+        line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= keep_steps
+    ]
     log_path.write_text("".join(line + "\n" for line in lines))
 
 
 def _save_checkpoint(output_dir, step, model, tokenizer, optimizer, scheduler, config, ddp) -> Path:
     target = output_dir / f"checkpoint-{step}"
     if ddp.main:
+
         def write(folder: Path) -> None:
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
             torch.save(
-                {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "rng": _rng_state(), "config": asdict(config)},
+                {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "config": asdict(config),
+                },
                 folder / "trainer_state.pt",
             )
 
@@ -413,8 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {summary['steps']} steps; model in {summary['model_dir']}; "
-              f"{summary['trained_tokens_per_s']:.0f} trained tokens/s")
+        print(
+            f"trained {summary['steps']} steps; model in {summary['model_dir']}; "
+            f"{summary['trained_tokens_per_s']:.0f} trained tokens/s"
+        )
     return 0
 
 

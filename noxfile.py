@@ -1,0 +1,51 @@
+"""The front door. `pip install nox`, then `nox -s <session>`; arguments after `--` pass through.
+
+nox -s train-math                      # base vs SFT vs DFT on the embedded math task (CPU, minutes)
+nox -s train-math -- --lr 1e-4 --steps 50
+nox -s tests                           # the test suite (CPU, no network)
+nox -s lint                            # ruff
+nox -s build-base                      # regenerate the embedded tiny base model
+nox -s leaderboard                     # re-render leaderboards/ from results/
+"""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_venv = "yes"  # the torch install is the slow part; reuse it between runs
+PYTHON = "3.11"  # torch 2.14.1 + torchvision 0.29.1 wheels for 3.11 are on the machines we target
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite: `nox -s tests -- -m 'not slow'` for the quick part."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(name="train-math", python=PYTHON)
+def train_math(session: nox.Session) -> None:
+    """Base vs SFT vs DFT on math: records in results/, leaderboard in leaderboards/math.md."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.experiment", "--task", "math-words", *session.posargs)
+
+
+@nox.session(name="build-base", python=PYTHON)
+def build_base(session: nox.Session) -> None:
+    """Regenerate harness/assets/tiny-qwen2 (tokenizer, weights, base_report.json) deterministically."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.build_base", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def leaderboard(session: nox.Session) -> None:
+    """Re-render leaderboards/*.md from the records in results/."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.leaderboard", *session.posargs)

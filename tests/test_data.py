@@ -1,0 +1,365 @@
+"""harness.data: row validation, completion-only labels, overlong policies, packing and collation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.data import DataError, Encoded, check_row, collate, encode, encode_all, pack, read_rows
+from harness.losses import IGNORE_INDEX
+from harness.models import stop_token_ids
+
+REPO = Path(__file__).resolve().parents[1]
+CLI_MODEL = "/tmp/smoke-base"
+
+
+def make_row(completion="2 + 3 = 5.", prompt="What is 2 plus 3?", system=None):
+    messages = [{"role": "system", "content": system}] if system else []
+    return {
+        "prompt": messages + [{"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": completion}],
+    }
+
+
+def trained(encoded: Encoded) -> list[int]:
+    return [t for t in encoded.labels if t != IGNORE_INDEX]
+
+
+# --- completion-only labels ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("system", [None, "You are a careful tutor."], ids=["user", "system+user"])
+def test_only_the_completion_and_its_end_of_turn_are_trained(tokenizer, system):
+    row = make_row("2 + 3 = 5.", system=system)
+    encoded = encode(tokenizer, row, max_length=256)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    assert len(encoded.input_ids) == len(encoded.labels)
+    assert tokenizer.decode(trained(encoded)) == "2 + 3 = 5.<|im_end|>"
+    # The "\n" ChatML writes after <|im_end|> is neither trained nor part of the input.
+    assert encoded.input_ids[-1] == im_end and encoded.labels[-1] == im_end
+    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    assert full.endswith("<|im_end|>\n")
+    assert tokenizer.decode(encoded.input_ids) == full[: -len("\n")]
+
+    prompt_text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    n = len(prompt_ids)
+    assert prompt_text.endswith("<|im_start|>assistant\n")
+    assert encoded.input_ids[:n] == prompt_ids
+    assert encoded.labels[:n] == [IGNORE_INDEX] * n  # the assistant header included
+    assert encoded.labels[n:] == encoded.input_ids[n:]  # every completion token is trained
+    assert encoded.trained_tokens == len(encoded.input_ids) - n
+    if system:
+        assert "You are a careful tutor." in tokenizer.decode(prompt_ids)
+
+
+# --- bad input: one-line messages naming the file and the line or row ---------------------------
+
+BAD_ROWS = {
+    "missing completion": ({"prompt": make_row()["prompt"]}, "missing field 'completion'"),
+    "empty completion": ({**make_row(), "completion": []}, "'completion' is empty"),
+    "whitespace completion": (make_row(" \n\t "), "'completion' has no text"),
+    "prompt is a string": (
+        {**make_row(), "prompt": "What is 2 plus 3?"},
+        "'prompt' must be a list of messages",
+    ),
+    "message without role": ({**make_row(), "prompt": [{"content": "hi"}]}, "prompt[0] must be a message"),
+    "int content": (make_row(5), "completion[0]['content'] must be a string"),
+}
+
+
+def assert_one_line(error: pytest.ExceptionInfo, *parts: str) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    for part in parts:
+        assert part in message
+    return message
+
+
+@pytest.mark.parametrize("bad, expected", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_check_row_names_where_and_what(bad, expected):
+    with pytest.raises(DataError) as error:
+        check_row(bad, "train.jsonl line 7")
+    assert assert_one_line(error, expected).startswith("train.jsonl line 7: ")
+
+
+@pytest.mark.parametrize("bad, expected", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_read_rows_jsonl_reports_the_line(tmp_path, bad, expected):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(make_row()) + "\n\n" + json.dumps(bad) + "\n")  # line 2 is blank
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, f"{path} line 3: ", expected)
+
+
+def test_read_rows_jsonl_line_that_is_not_json(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(
+        "\n" + json.dumps(make_row()) + "\n   \n" + '{"prompt": [\n' + json.dumps(make_row()) + "\n"
+    )
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, f"{path} line 4: not valid JSON")
+
+
+def test_read_rows_reads_good_jsonl_and_json(tmp_path):
+    rows = [make_row("one"), make_row("two", system="Be brief.")]
+    jsonl, plain = tmp_path / "a.jsonl", tmp_path / "a.json"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    plain.write_text(json.dumps(rows))
+    assert read_rows(jsonl) == rows
+    assert read_rows(str(plain)) == rows
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("rows.json", json.dumps(make_row()), "expected a JSON list of rows"),
+        (
+            "rows.json",
+            json.dumps([make_row(), {**make_row(), "completion": []}]),
+            "row 1: 'completion' is empty",
+        ),
+        ("rows.json", "[]", "no rows"),
+        ("rows.json", "", "not valid JSON"),
+        ("rows.jsonl", "", "no rows"),
+        ("rows.jsonl", "\n  \n", "no rows"),
+        ("rows.txt", json.dumps(make_row()), "unsupported file type '.txt'"),
+    ],
+    ids=[
+        "json-not-a-list",
+        "json-bad-row",
+        "json-empty-list",
+        "json-empty-file",
+        "jsonl-empty",
+        "jsonl-blank",
+        "txt",
+    ],
+)
+def test_read_rows_bad_files(tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, str(path), expected)
+
+
+def test_read_rows_missing_file(tmp_path):
+    path = tmp_path / "nope.jsonl"
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, str(path), "no such file")
+
+
+def test_read_rows_parquet_names_the_bad_row(tmp_path):
+    import datasets
+
+    path = tmp_path / "train.parquet"
+    good, bad = make_row("one"), make_row("   ")
+    datasets.Dataset.from_list([good, good, bad]).to_parquet(str(path))
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, f"{path} row 2: ", "'completion' has no text")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=DataError,
+    reason="bug: str.splitlines() also splits on U+2028/U+0085 inside JSON strings",
+)
+def test_read_rows_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
+    path = tmp_path / "train.jsonl"
+    row = make_row("first\u2028second\x85third")
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_rows(path) == [row]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="bug: a non-UTF-8 file raises UnicodeDecodeError without the file name",
+)
+def test_read_rows_non_utf8_file_is_a_data_error_naming_the_file(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xff\xfe" + json.dumps(make_row()).encode("utf-16-le"))
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, str(path))
+
+
+# --- overlong policies --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overlong(tokenizer):
+    """A short row, a long row whose prompt fits, and a row whose prompt alone is too long."""
+    rows = [
+        make_row("2 + 3 = 5."),
+        make_row(" ".join(["and then we add one more"] * 12)),
+        make_row("ok", prompt=" ".join(["a very long question"] * 40)),
+    ]
+    full = [encode(tokenizer, r, max_length=10_000) for r in rows]
+    prompts = [len(e.input_ids) - e.trained_tokens for e in full]
+    max_length = len(full[0].input_ids) + 4
+    assert prompts[1] + 1 < max_length < len(full[1].input_ids) and prompts[2] >= max_length
+    return rows, full, max_length
+
+
+def test_overlong_error_names_the_row_and_the_flag(tokenizer, overlong):
+    rows, _, max_length = overlong
+    with pytest.raises(DataError) as error:
+        encode_all(tokenizer, rows, max_length, "error", "train.jsonl")
+    assert_one_line(error, "train.jsonl row 1: ", f"exceed --max-length {max_length}")
+
+
+def test_overlong_drop(tokenizer, overlong):
+    rows, full, max_length = overlong
+    kept, counts = encode_all(tokenizer, rows, max_length, "drop", "src")
+    assert kept == [full[0]]
+    assert counts == Counter(dropped_overlong=2)
+
+
+def test_overlong_truncate_cuts_the_completion_and_drops_prompts_that_do_not_fit(tokenizer, overlong):
+    rows, full, max_length = overlong
+    kept, counts = encode_all(tokenizer, rows, max_length, "truncate", "src")
+    assert counts == Counter(truncated_overlong=1, dropped_overlong=1)
+    assert len(kept) == 2 and kept[0] == full[0]
+    cut = kept[1]
+    assert len(cut.input_ids) == len(cut.labels) == max_length
+    assert cut.input_ids == full[1].input_ids[:max_length]
+    assert cut.labels == full[1].labels[:max_length]
+    assert cut.labels[-1] not in stop_token_ids(tokenizer)
+    assert cut.trained_tokens > 0
+
+
+def test_truncate_needs_room_for_one_completion_token(tokenizer, overlong):
+    rows, full, _ = overlong
+    n_prompt = len(full[1].input_ids) - full[1].trained_tokens
+    with pytest.raises(DataError, match="no trainable rows"):
+        encode_all(tokenizer, rows[1:2], n_prompt, "truncate", "src")  # only the prompt fits: dropped
+    kept, counts = encode_all(tokenizer, rows[1:2], n_prompt + 1, "truncate", "src")
+    assert counts == Counter(truncated_overlong=1) and kept[0].trained_tokens == 1
+
+
+def test_unknown_overlong_policy(tokenizer, overlong):
+    rows, _, max_length = overlong
+    with pytest.raises(DataError) as error:
+        encode_all(tokenizer, rows, max_length, "squeeze", "src")
+    assert_one_line(error, "'squeeze'", "truncate", "drop", "error")
+
+
+def test_no_trainable_rows_left(tokenizer, overlong):
+    rows, _, _ = overlong
+    with pytest.raises(DataError) as error:
+        encode_all(tokenizer, rows, 4, "truncate", "train.jsonl")
+    assert_one_line(error, "train.jsonl", "no trainable rows", "of 3")
+
+
+# --- packing and collation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lengths, max_length",
+    [
+        ([6, 4, 5, 5], 10),
+        ([10, 1, 10, 9, 2, 3, 7], 10),
+        ([1] * 9, 4),
+        ([7], 7),
+        ([3, 8, 2, 8, 5, 1, 6, 4, 4], 12),
+    ],
+)
+def test_pack_places_every_index_once_within_max_length(lengths, max_length):
+    rows = pack(lengths, max_length)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in row) <= max_length for row in rows)
+
+
+def test_pack_first_fit_decreasing_is_optimal_here():
+    rows = pack([6, 4, 5, 5], 10)
+    assert len(rows) == 2
+    assert sorted(sorted(row) for row in rows) == [[0, 1], [2, 3]]
+
+
+def segments(position_ids: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, end) of each run of position ids 0, 1, 2, ..."""
+    starts = (position_ids == 0).nonzero().flatten().tolist()
+    return list(zip(starts, starts[1:] + [len(position_ids)]))
+
+
+@pytest.fixture(scope="module")
+def examples(tokenizer):
+    rows = [
+        make_row("5."),
+        make_row("2 + 3 = 5, so the answer is 5."),
+        make_row("2 + 3 is 5.", system="Be brief."),
+    ]
+    return [encode(tokenizer, r, max_length=256) for r in rows]
+
+
+def test_collate_packed(tokenizer, examples):
+    lengths = sorted(len(e.input_ids) for e in examples)
+    max_length = lengths[-1] + lengths[-2]  # the two longest fill a row; the shortest gets padding
+    pad = tokenizer.pad_token_id
+    batch = collate(examples, max_length, pad_id=pad)
+
+    assert set(batch) == {"input_ids", "labels", "position_ids"}  # no attention_mask when packed
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["position_ids"].shape == (2, max_length)
+    recovered, tails = [], 0
+    for input_ids, labels, positions in zip(batch["input_ids"], batch["labels"], batch["position_ids"]):
+        assert positions[0] == 0
+        # Every sequence starts with an untrained token: the shifted loss never predicts across a boundary.
+        assert (labels[positions == 0] == IGNORE_INDEX).all()
+        for start, end in segments(positions):
+            assert positions[start:end].tolist() == list(range(end - start))
+            tokens, targets = input_ids[start:end].tolist(), labels[start:end].tolist()
+            if tokens == [pad] * len(tokens) and set(targets) == {IGNORE_INDEX}:
+                tails += 1  # the padding tail: a segment of its own, never trained
+                assert end == max_length
+            else:
+                recovered.append((tokens, targets))
+    assert tails == 1
+    expected = [(e.input_ids, e.labels) for e in examples]
+    assert sorted(recovered) == sorted(expected)
+
+
+def test_collate_unpacked(tokenizer, examples):
+    pad = tokenizer.pad_token_id
+    batch = collate(examples, 256, pad_id=pad, packing=False)
+    width = max(len(e.input_ids) for e in examples)
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (len(examples), width)
+    for r, e in enumerate(examples):
+        n = len(e.input_ids)
+        assert batch["input_ids"][r].tolist() == e.input_ids + [pad] * (width - n)
+        assert batch["labels"][r].tolist() == e.labels + [IGNORE_INDEX] * (width - n)
+        assert batch["attention_mask"][r].tolist() == [1] * n + [0] * (width - n)
+        assert batch["position_ids"][r, :n].tolist() == list(range(n))
+
+
+# --- the training CLI on bad data ---------------------------------------------------------------
+
+
+def test_train_cli_bad_data_is_one_error_line_and_touches_nothing(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(make_row()) + "\n" + json.dumps({"prompt": make_row()["prompt"]}) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious\n")
+    args = ["--model", CLI_MODEL, "--train-data", str(bad), "--output-dir", str(out)]
+    args += ["--steps", "1", "--batch-size", "1", "--micro-batch-size", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.train", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert f"{bad} line 2" in lines[0] and "missing field 'completion'" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious\n"

@@ -1,0 +1,102 @@
+"""The whole pipeline through its command line, as `nox -s train-math` runs it, made tiny."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.experiment import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_explicit_flags_win_over_the_preset():
+    experiment = parse_config(["--preset", "paper-math", "--lr", "1e-4"])
+    assert experiment.train.lr == 1e-4
+    assert experiment.train.batch_size == 256  # from the preset
+    assert experiment.train.max_length == 2048
+
+
+def test_unknown_method_is_an_error():
+    with pytest.raises(ValueError, match="--methods: unknown grpo"):
+        parse_config(["--methods", "base,grpo"])
+
+
+def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "harness.experiment",
+        "--task",
+        "math-words",
+        "--steps",
+        "2",
+        "--train-limit",
+        "64",
+        "--eval-limit",
+        "3",
+        "--max-new-tokens",
+        "48",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+        "--leaderboard-dir",
+        str(tmp_path / "leaderboards"),
+        "--no-progress",
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "leaderboards:" in completed.stdout
+
+    records = {}
+    for path in sorted((tmp_path / "results").rglob("*.json")):
+        record = json.loads(path.read_text())
+        records[record["method"]] = record
+    assert set(records) == {"base", "sft", "dft"}
+    sft, dft = records["sft"], records["dft"]
+    # Identical data, seed and hyperparameters: only the objective differs.
+    assert {k: v for k, v in sft["hparams"].items() if k != "objective"} == {
+        k: v for k, v in dft["hparams"].items() if k != "objective"
+    }
+    assert (sft["hparams"]["objective"], dft["hparams"]["objective"]) == ("sft", "dft")
+    assert sft["hparams"]["steps"] == 2 and sft["data"]["train_examples"] == 64
+    for record in records.values():
+        assert list(record["scores"]) == ["test", "ood-steps", "ood-numbers", "ood-phrasing"]
+        for score in record["scores"].values():
+            assert score["n"] == 3 and 0.0 <= score["value"] <= 1.0
+        assert record["provenance"]["packages"]["torch"]
+        samples = Path(record["run_dir"]) / "samples" / "test.jsonl"
+        rows = [json.loads(line) for line in samples.read_text().splitlines()]
+        assert len(rows) == 3 and {"prompt", "completion", "extracted", "score"} <= set(rows[0])
+
+    board = (tmp_path / "leaderboards" / "math.md").read_text()
+    assert "do not edit by hand" in board
+    for row in ("| base |", "| SFT |", "| DFT |", "| DFT − SFT |"):
+        assert row in board.replace("**", "")
+
+
+def test_cli_bad_model_is_one_line_error(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "harness.experiment",
+        "--model",
+        str(tmp_path / "missing"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --model") and "missing" in lines[0]
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_unknown_task_suggests_a_name(tmp_path):
+    command = [sys.executable, "-m", "harness.experiment", "--task", "math-word"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert "did you mean 'math-words'" in completed.stderr

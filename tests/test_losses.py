@@ -1,0 +1,152 @@
+"""The objectives against closed forms, and the fused chunked path against the plain one."""
+
+import math
+
+import pytest
+import torch
+
+from harness.losses import IGNORE_INDEX, LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
+
+torch.set_default_dtype(torch.float32)
+
+
+def test_sft_and_dft_on_uniform_two_token_logits():
+    # p = 1/2 for every target: CE = ln 2, DFT = p * CE = ln 2 / 2 (the DFT paper's simplest case).
+    logits = torch.zeros(2, 4, 2)
+    labels = torch.tensor([[IGNORE_INDEX, 0, 1, 1], [IGNORE_INDEX, 1, 0, IGNORE_INDEX]])
+    assert causal_lm_loss(logits, labels, "sft").item() == pytest.approx(math.log(2), abs=1e-7)
+    assert causal_lm_loss(logits, labels, "dft").item() == pytest.approx(math.log(2) / 2, abs=1e-7)
+
+
+def test_dft_gradient_is_minus_gradient_of_probability():
+    # d/dz [-sg(p) log p] = -p * dlog p/dz = -dp/dz: DFT is the gradient of the expected reward.
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 7, requires_grad=True)
+    labels = torch.tensor([[IGNORE_INDEX, 3]])
+    causal_lm_loss(logits, labels, "dft").backward()
+    dft_grad = logits.grad.clone()
+    logits.grad = None
+    prob = torch.softmax(logits[0, 0], dim=-1)[3]
+    (-prob).backward()
+    assert torch.allclose(dft_grad, logits.grad, atol=1e-7)
+
+
+def test_dft_weight_is_detached_probability():
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[IGNORE_INDEX, 1]])
+    p = torch.softmax(logits[0, 0], -1)[1].item()
+    expected = -p * math.log(p)
+    assert causal_lm_loss(logits, labels, "dft").item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_floor_and_mix_closed_forms():
+    nll = torch.tensor([0.1, 5.0])  # p = 0.905, 0.0067
+    p = torch.exp(-nll)
+    floor = Objective("dft", dft_min_weight=0.1).token_weights(nll)
+    assert torch.allclose(floor, torch.stack([p[0], torch.tensor(0.1)]))
+    mix = Objective("dft", dft_alpha=0.25).token_weights(nll)
+    assert torch.allclose(mix, 0.25 * p + 0.75)
+    assert torch.equal(Objective("dft", dft_alpha=0.0).token_weights(nll), torch.ones(2))
+
+
+def test_unknown_objective_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown objective 'grpo'; valid objectives: sft, dft"):
+        causal_lm_loss(torch.zeros(1, 2, 2), torch.tensor([[0, 1]]), "grpo")
+    with pytest.raises(ValueError, match="only apply to objective 'dft'"):
+        Objective("sft", dft_min_weight=0.1)
+
+
+def test_labels_are_shifted_and_ignored_positions_cost_nothing():
+    # Only position 0 predicts a trained token (label at position 1); the rest is ignored.
+    logits = torch.randn(1, 3, 5)
+    labels = torch.tensor([[IGNORE_INDEX, 2, IGNORE_INDEX]])
+    expected = -torch.log_softmax(logits[0, 0], -1)[2]
+    assert causal_lm_loss(logits, labels, "sft").item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_global_token_normalization_makes_splits_add_up():
+    # Two halves normalized by the tokens of both equal the whole batch: the accumulation invariant.
+    torch.manual_seed(1)
+    logits = torch.randn(4, 6, 11)
+    labels = torch.randint(0, 11, (4, 6))
+    labels[:, :2] = IGNORE_INDEX
+    labels[0, 3:] = IGNORE_INDEX  # uneven token counts per row, as in real batches
+    total = int((labels[:, 1:] != IGNORE_INDEX).sum())
+    for objective in ("sft", "dft"):
+        whole = causal_lm_loss(logits, labels, objective)
+        halves = sum(
+            causal_lm_loss(logits[i : i + 2], labels[i : i + 2], objective, num_trained_tokens=total)
+            for i in (0, 2)
+        )
+        assert torch.allclose(whole, halves, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "objective",
+    [
+        Objective("sft"),
+        Objective("dft"),
+        Objective("dft", dft_min_weight=0.2),
+        Objective("dft", dft_alpha=0.5),
+    ],
+    ids=["sft", "dft", "dft-floor", "dft-mix"],
+)
+@pytest.mark.parametrize("chunk_size", [1, 5, 64])
+def test_fused_matches_plain_loss_and_gradients(objective, chunk_size):
+    torch.manual_seed(2)
+    hidden = torch.randn(3, 7, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    labels = torch.randint(0, 50, (3, 7))
+    labels[:, :3] = IGNORE_INDEX
+    labels[2, :] = IGNORE_INDEX  # a row with nothing to train
+    plain = causal_lm_loss(hidden @ weight.T, labels, objective)
+    plain.backward()
+    grads = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    fused = fused_causal_lm_loss(hidden, weight, labels, objective, chunk_size=chunk_size)
+    fused.backward()
+    assert torch.allclose(plain, fused, atol=1e-5)
+    assert torch.allclose(grads[0], hidden.grad, atol=1e-5)
+    assert torch.allclose(grads[1], weight.grad, atol=1e-5)
+
+
+def test_fused_respects_external_normalizer_and_reports_stats():
+    torch.manual_seed(3)
+    hidden, weight = torch.randn(2, 5, 8), torch.randn(13, 8)
+    labels = torch.randint(0, 13, (2, 5))
+    plain_stats: list[LossStats] = []
+    fused_stats: list[LossStats] = []
+    plain = causal_lm_loss(hidden @ weight.T, labels, "dft", num_trained_tokens=100, stats=plain_stats)
+    fused = fused_causal_lm_loss(hidden, weight, labels, "dft", 3, num_trained_tokens=100, stats=fused_stats)
+    assert torch.allclose(plain, fused, atol=1e-6)
+    assert plain_stats[0].tokens == fused_stats[0].tokens == 8  # 2 rows x 4 shifted targets
+    assert plain_stats[0].nll_sum == pytest.approx(fused_stats[0].nll_sum, rel=1e-5)
+    assert plain_stats[0].prob_sum == pytest.approx(fused_stats[0].prob_sum, rel=1e-5)
+
+
+def test_fused_never_keeps_tokens_by_vocab_tensors_for_backward():
+    # What autograd saves between forward and backward must not grow with tokens x vocabulary.
+    tokens, vocab, width, chunk = 64, 1000, 8, 16
+    hidden = torch.randn(1, tokens, width, requires_grad=True)
+    weight = torch.randn(vocab, width, requires_grad=True)
+    labels = torch.randint(0, vocab, (1, tokens))
+    saved: list[int] = []
+
+    def pack(tensor):
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fused_causal_lm_loss(hidden, weight, labels, "dft", chunk_size=chunk).backward()
+    assert max(saved) <= max(tokens * width, vocab * width)
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        causal_lm_loss(hidden @ weight.T, labels, "dft").backward()
+    assert max(saved) >= tokens * vocab  # the plain path does keep them: the test can tell
+
+
+def test_fused_rejects_bad_chunk_size():
+    with pytest.raises(ValueError, match="chunk_size"):
+        fused_causal_lm_loss(
+            torch.randn(1, 2, 4), torch.randn(3, 4), torch.tensor([[0, 1]]), "sft", chunk_size=0
+        )

@@ -1,0 +1,203 @@
+"""Trainer invariants on the embedded tiny model: how a batch is split never changes the update."""
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import harness.train as train_module
+from harness.data import collate, encode_all
+from harness.losses import Objective
+from harness.models import load_model
+from harness.train import CausalLMWithLoss, TrainConfig, TrainingError, train, training_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def assert_same_weights(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst <= atol, f"largest weight difference {worst}"
+
+
+def base_config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
+    # warmup 0: with one warmup step the first update would be zero and every invariant trivially true.
+    config = TrainConfig(
+        output_dir=str(tmp_path / name),
+        steps=2,
+        batch_size=8,
+        micro_batch_size=8,
+        train_limit=32,
+        lr=2e-3,
+        warmup_ratio=0.0,
+        objective="dft",
+        progress=False,
+    )
+    return replace(config, **overrides)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Batch 8 x accumulation 1 on one process: the update every split must reproduce."""
+    tmp = tmp_path_factory.mktemp("reference")
+    summary = train(base_config(tmp, "ref"))
+    return tmp / "ref", summary
+
+
+def test_training_changes_weights_and_logs_every_step(reference):
+    run_dir, summary = reference
+    base = load_model("tiny").state_dict()
+    trained = weights(run_dir)
+    assert max((trained[k] - base[k]).abs().max().item() for k in trained) > 1e-4
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2]
+    for line in lines:
+        assert 0 < line["mean_token_prob"] < 1 and line["nll"] > 0 and line["grad_norm"] > 0
+        assert line["trained_tokens"] > 0 and line["trained_tokens_per_s"] > 0
+        assert line["loss"] < line["nll"]  # DFT weights every token by p < 1
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert summary["fused_loss"] is True  # the tiny Qwen2 head allows the fused path
+
+
+def test_accumulation_invariance(reference, tmp_path):
+    run_dir, _ = reference
+    train(base_config(tmp_path, "acc", micro_batch_size=1))  # batch 1 x accumulation 8
+    assert_same_weights(weights(run_dir), weights(tmp_path / "acc"), atol=2e-6)
+
+
+def test_fused_and_plain_loss_train_the_same(reference, tmp_path):
+    run_dir, _ = reference
+    summary = train(base_config(tmp_path, "plain", loss_chunk_size=0))
+    assert summary["fused_loss"] is False
+    assert_same_weights(weights(run_dir), weights(tmp_path / "plain"), atol=2e-6)
+
+
+def test_unpacked_padding_trains_the_same(reference, tmp_path):
+    run_dir, _ = reference
+    train(base_config(tmp_path, "unpacked", packing=False))
+    assert_same_weights(weights(run_dir), weights(tmp_path / "unpacked"), atol=2e-6)
+
+
+def test_packed_batch_equals_separate_sequences():
+    config = TrainConfig(train_limit=6)
+    from harness.models import load_tokenizer
+
+    tokenizer = load_tokenizer("tiny")
+    rows, source = training_rows(config)
+    examples, _ = encode_all(tokenizer, rows, 512, "truncate", source)
+    total = sum(e.trained_tokens for e in examples)
+    module = CausalLMWithLoss(load_model("tiny"), Objective("dft"), chunk_size=64)
+
+    def loss_and_grads(batches):
+        module.zero_grad()
+        loss = sum(module(**b, num_trained_tokens=total) for b in batches)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in module.parameters()]
+
+    packed = collate(examples, 512, tokenizer.pad_token_id, packing=True)
+    assert packed["input_ids"].shape[0] == 1  # all six share one row: the test exercises packing
+    alone = [collate([e], 512, tokenizer.pad_token_id, packing=True) for e in examples]
+    loss_packed, grads_packed = loss_and_grads([packed])
+    loss_alone, grads_alone = loss_and_grads(alone)
+    assert torch.allclose(loss_packed, loss_alone, atol=1e-6)
+    for a, b in zip(grads_packed, grads_alone):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
+    config = base_config(tmp_path, "full", steps=4, save_every=2, warmup_ratio=0.25)
+    train(config)
+    # The interrupted run: only what existed after step 2 survives (checkpoint-2 and the log so far).
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    shutil.copytree(tmp_path / "full" / "checkpoint-2", interrupted / "checkpoint-2")
+    lines = (tmp_path / "full" / "log.jsonl").read_text().splitlines()
+    (interrupted / "log.jsonl").write_text("\n".join(lines[:3]) + "\n")  # a partial step-3 line too
+    summary = train(replace(config, output_dir=str(interrupted), resume=True))
+    assert summary["resumed_from_step"] == 2
+    assert_same_weights(weights(tmp_path / "full"), weights(interrupted), atol=0.0)
+    assert [json.loads(x)["step"] for x in (interrupted / "log.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+        4,
+    ]
+
+
+def test_resume_refuses_changed_hyperparameters(tmp_path):
+    config = base_config(tmp_path, "run", steps=2, save_every=1)
+    train(config)
+    with pytest.raises(TrainingError, match="different lr"):
+        train(replace(config, lr=1e-4, resume=True))
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(replace(config, output_dir=str(tmp_path / "empty"), resume=True))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train_module.fused_causal_lm_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] >= 3 else loss  # micro-batch 3 = step 3
+
+    monkeypatch.setattr(train_module, "fused_causal_lm_loss", poisoned)
+    config = base_config(tmp_path, "nan", steps=4, save_every=1)
+    with pytest.raises(TrainingError, match=r"loss is nan at step 3 .*checkpoint-2"):
+        train(config)
+    assert (tmp_path / "nan" / "checkpoint-2" / "model.safetensors").exists()
+    assert not (tmp_path / "nan" / "model").exists()
+
+
+def test_batch_that_does_not_divide_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="--batch-size 8 is not a multiple of --micro-batch-size 3"):
+        train(base_config(tmp_path, "bad", micro_batch_size=3))
+
+
+@pytest.mark.slow
+def test_two_rank_gloo_matches_single_process(reference, tmp_path):
+    run_dir, _ = reference
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        "-m",
+        "harness.train",
+        "--output-dir",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--micro-batch-size",
+        "4",
+        "--train-limit",
+        "32",
+        "--lr",
+        "2e-3",
+        "--warmup-ratio",
+        "0",
+        "--objective",
+        "dft",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads((out / "train_summary.json").read_text())["world_size"] == 2
+    assert_same_weights(weights(run_dir), weights(out), atol=2e-6)
