@@ -178,8 +178,18 @@ def math_accuracy(model_dir: str, limit: int = 200) -> dict[str, float]:
 
 
 def build(config: BuildConfig) -> dict:
-    torch.set_num_threads(config.threads)
+    """Build the model folder at ``config.out``; returns the report."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(config.threads)  # same thread count, same floating-point sums, same bytes
     torch.use_deterministic_algorithms(True)
+    try:
+        return _build(config)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _build(config: BuildConfig) -> dict:
     started = time.time()
     avoid = avoid_set()
     texts = corpus.documents(config.documents, seed=config.seed, avoid=avoid)

@@ -201,3 +201,15 @@ def test_two_rank_gloo_matches_single_process(reference, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert json.loads((out / "train_summary.json").read_text())["world_size"] == 2
     assert_same_weights(weights(run_dir), weights(out), atol=2e-6)
+
+
+@pytest.mark.gpu
+def test_bf16_training_on_cuda(tmp_path):
+    summary = train(base_config(tmp_path, "cuda", device="cuda", steps=3))
+    assert summary["device"].startswith("cuda") and summary["fused_loss"] is True
+    lines = [json.loads(line) for line in (tmp_path / "cuda" / "log.jsonl").read_text().splitlines()]
+    assert all(0 < line["loss"] < 10 and line["grad_norm"] > 0 for line in lines)
+    # bf16 autocast: close to, but not bit-equal with, the fp32 CPU update.
+    cpu = train(base_config(tmp_path, "cpu", device="cpu", steps=3))
+    assert cpu["device"] == "cpu"
+    assert_same_weights(weights(tmp_path / "cpu"), weights(tmp_path / "cuda"), atol=5e-2)
