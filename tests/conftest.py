@@ -11,3 +11,15 @@ def tokenizer():
     from harness.models import load_tokenizer
 
     return load_tokenizer("/tmp/smoke-base")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA: skipped, with the reason shown, where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -13,8 +13,18 @@ def digest(folder) -> dict[str, str]:
 
 
 def test_build_is_deterministic(tmp_path):
-    small = dict(documents=400, steps=3, batch=4, seq_len=64, hidden=32, layers=1, heads=2, kv_heads=1,
-                 intermediate=64, report=False)
+    small = dict(
+        documents=400,
+        steps=3,
+        batch=4,
+        seq_len=64,
+        hidden=32,
+        layers=1,
+        heads=2,
+        kv_heads=1,
+        intermediate=64,
+        report=False,
+    )
     first = build(BuildConfig(out=str(tmp_path / "a"), **small))
     second = build(BuildConfig(out=str(tmp_path / "b"), **small))
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
@@ -38,6 +48,7 @@ def test_committed_base_loads_with_chat_template_and_digit_tokens():
     ids = tokenizer("123 + 45 = 168", add_special_tokens=False)["input_ids"]
     digits = [tokenizer.decode([i]) for i in ids if tokenizer.decode([i]).strip().isdigit()]
     assert digits == list("12345168")  # one token per digit
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
-                                             tokenize=False)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

@@ -30,6 +30,25 @@ def assert_same_weights(a: dict, b: dict, atol: float) -> None:
     assert worst <= atol, f"largest weight difference {worst}"
 
 
+def log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def assert_same_updates(a: Path, b: Path, lr: float) -> None:
+    """Same step losses and full-step gradient norms (before clipping), and weights that agree.
+
+    Adam divides by sqrt(v) + eps, so a parameter whose gradient is ~1e-9 (sums of many terms that
+    cancel) turns float rounding noise into a visible update; the weights are therefore compared at
+    a fraction of one step's size (a mis-normalized step is off by far more, and shows in the
+    logged loss and gradient norm, which must agree to float precision).
+    """
+    for x, y in zip(log(a), log(b), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
+        assert x["trained_tokens"] == y["trained_tokens"]
+    assert_same_weights(weights(a), weights(b), atol=0.25 * lr)
+
+
 def base_config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
     # warmup 0: with one warmup step the first update would be zero and every invariant trivially true.
     config = TrainConfig(
@@ -72,20 +91,20 @@ def test_training_changes_weights_and_logs_every_step(reference):
 def test_accumulation_invariance(reference, tmp_path):
     run_dir, _ = reference
     train(base_config(tmp_path, "acc", micro_batch_size=1))  # batch 1 x accumulation 8
-    assert_same_weights(weights(run_dir), weights(tmp_path / "acc"), atol=2e-6)
+    assert_same_updates(run_dir, tmp_path / "acc", lr=2e-3)
 
 
 def test_fused_and_plain_loss_train_the_same(reference, tmp_path):
     run_dir, _ = reference
     summary = train(base_config(tmp_path, "plain", loss_chunk_size=0))
     assert summary["fused_loss"] is False
-    assert_same_weights(weights(run_dir), weights(tmp_path / "plain"), atol=2e-6)
+    assert_same_updates(run_dir, tmp_path / "plain", lr=2e-3)
 
 
 def test_unpacked_padding_trains_the_same(reference, tmp_path):
     run_dir, _ = reference
     train(base_config(tmp_path, "unpacked", packing=False))
-    assert_same_weights(weights(run_dir), weights(tmp_path / "unpacked"), atol=2e-6)
+    assert_same_updates(run_dir, tmp_path / "unpacked", lr=2e-3)
 
 
 def test_packed_batch_equals_separate_sequences():
@@ -94,7 +113,7 @@ def test_packed_batch_equals_separate_sequences():
 
     tokenizer = load_tokenizer("tiny")
     rows, source = training_rows(config)
-    examples, _ = encode_all(tokenizer, rows, 512, "truncate", source)
+    examples, _ = encode_all(tokenizer, rows, 1024, "truncate", source)
     total = sum(e.trained_tokens for e in examples)
     module = CausalLMWithLoss(load_model("tiny"), Objective("dft"), chunk_size=64)
 
@@ -104,9 +123,9 @@ def test_packed_batch_equals_separate_sequences():
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in module.parameters()]
 
-    packed = collate(examples, 512, tokenizer.pad_token_id, packing=True)
+    packed = collate(examples, 1024, tokenizer.pad_token_id, packing=True)
     assert packed["input_ids"].shape[0] == 1  # all six share one row: the test exercises packing
-    alone = [collate([e], 512, tokenizer.pad_token_id, packing=True) for e in examples]
+    alone = [collate([e], 1024, tokenizer.pad_token_id, packing=True) for e in examples]
     loss_packed, grads_packed = loss_and_grads([packed])
     loss_alone, grads_alone = loss_and_grads(alone)
     assert torch.allclose(loss_packed, loss_alone, atol=1e-6)
@@ -200,7 +219,7 @@ def test_two_rank_gloo_matches_single_process(reference, tmp_path):
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert json.loads((out / "train_summary.json").read_text())["world_size"] == 2
-    assert_same_weights(weights(run_dir), weights(out), atol=2e-6)
+    assert_same_updates(run_dir, out, lr=2e-3)
 
 
 @pytest.mark.gpu
