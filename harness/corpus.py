@@ -21,7 +21,7 @@ import random
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 
-from tasks.math_words import SEEN, make_problem, render_solution
+from tasks.math_words import INSTRUCTION, SEEN, make_problem, render_solution
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 
@@ -71,6 +71,15 @@ def chat_arithmetic(rng: random.Random, avoid: Set[str]) -> str:
     return chat(f"What is {a} minus {b}?", f"{a} - {b} = {a - b}.")
 
 
+def chat_problem_worked(rng: random.Random, avoid: Set[str]) -> str:
+    """The task's chat prompt answered in running prose: the base knows the template, the
+    instruction, ``\\boxed{}`` and where the turn ends; the task's line-by-line format is left to
+    fine-tuning."""
+    problem = _problem(rng, avoid)
+    prose = " ".join(problem["steps"])
+    return chat(f"{problem['question']}\n{INSTRUCTION}", f"{prose} So the answer is \\boxed{{{problem['answer']}}}.")
+
+
 def chat_problem_short(rng: random.Random, avoid: Set[str]) -> str:
     """Chat answers without working: the format the task asks for is taught by fine-tuning."""
     problem = _problem(rng, avoid)
@@ -85,11 +94,12 @@ class Source:
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("arithmetic-facts", 0.25, arithmetic_facts),
+    Source("arithmetic-facts", 0.2, arithmetic_facts),
     Source("worked-problem-boxed", 0.25, worked_problem_boxed),
-    Source("worked-problem-plain", 0.2, worked_problem_plain),
-    Source("chat-arithmetic", 0.15, chat_arithmetic),
-    Source("chat-problem-short", 0.15, chat_problem_short),
+    Source("worked-problem-plain", 0.15, worked_problem_plain),
+    Source("chat-arithmetic", 0.1, chat_arithmetic),
+    Source("chat-problem-worked", 0.2, chat_problem_worked),
+    Source("chat-problem-short", 0.1, chat_problem_short),
 )
 
 

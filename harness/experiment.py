@@ -9,9 +9,9 @@ Hyperparameters start from a preset (``--preset laptop`` by default: sized for t
 model on a CPU; ``--preset paper-math`` is the DFT paper's math recipe); any flag given explicitly
 wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N processes.
 
->>> config = parse_config(["--steps", "2", "--eval-limit", "4"])
->>> config.train.lr, config.train.steps, config.methods
-(0.0005, 2, 'base,sft,dft')
+>>> experiment = parse_config(["--steps", "2", "--eval-limit", "4"])
+>>> experiment.train.steps, experiment.config.methods, experiment.config.eval_limit
+(2, 'base,sft,dft', 4)
 """
 
 from __future__ import annotations

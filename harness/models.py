@@ -49,7 +49,7 @@ def resolve(model: str) -> str:
 def backbone_name(model: str) -> str:
     """A stable, readable name for records and leaderboards."""
     if model in EMBEDDED:
-        return f"{model} (embedded {EMBEDDED[model].name})"
+        return f"embedded/{EMBEDDED[model].name}"
     path = Path(model).expanduser()
     return path.resolve().name if path.is_dir() else model
 

@@ -10,7 +10,7 @@ def tokenizer():
     """The embedded tiny backbone's tokenizer (ChatML), loaded once per session."""
     from harness.models import load_tokenizer
 
-    return load_tokenizer("/tmp/smoke-base")
+    return load_tokenizer("tiny")
 
 
 def pytest_collection_modifyitems(config, items):

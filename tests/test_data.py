@@ -16,7 +16,7 @@ from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 REPO = Path(__file__).resolve().parents[1]
-CLI_MODEL = "/tmp/smoke-base"
+CLI_MODEL = "tiny"
 
 
 def make_row(completion="2 + 3 = 5.", prompt="What is 2 plus 3?", system=None):
