@@ -72,47 +72,67 @@ def _text(content: str | list) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read and validate rows from a ``.jsonl`` / ``.json`` file, or any format ``datasets`` reads
-    (``.parquet``, ``.csv``, ``.arrow``). Errors name the file and the line or row."""
+class Rows(list):
+    """Rows read from a file, with where each came from (``file line 7``) for error messages."""
+
+    def __init__(self, rows: list[dict[str, Any]], locations: list[str]):
+        super().__init__(rows)
+        self.locations = locations
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Rows(list.__getitem__(self, index), self.locations[index])
+        return list.__getitem__(self, index)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of row 1
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+
+
+def read_rows(path: str | Path) -> Rows:
+    """Read and validate rows from a ``.jsonl`` or ``.json`` file, or a ``.parquet`` / ``.arrow``
+    file (read with ``datasets``). Errors name the file and the line or row. CSV is not accepted:
+    it cannot hold lists of messages."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    if path.suffix == ".jsonl":
-        rows = []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows, locations = [], []
+        # Split on "\n" only: str.splitlines() would also split on U+2028 or U+0085, which JSON
+        # allows unescaped inside strings.
+        for line_no, line in enumerate(_read_text(path).split("\n"), start=1):
             if not line.strip():
                 continue
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise DataError(f"{path} line {line_no}: not valid JSON ({error.msg})") from None
-            check_row(rows[-1], f"{path} line {line_no}")
-        locate = None
-    elif path.suffix == ".json":
+            locations.append(f"{path} line {line_no}")
+    elif suffix == ".json":
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = json.loads(_read_text(path))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list of rows")
-        locate = "row"
-    else:
+        locations = [f"{path} row {i}" for i in range(len(rows))]
+    elif suffix in (".parquet", ".arrow"):
         import datasets
 
-        builder = {".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}.get(path.suffix)
-        if builder is None:
-            raise DataError(
-                f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json, .parquet, .csv or .arrow"
-            )
-        rows = list(datasets.load_dataset(builder, data_files=str(path), split="train"))
-        locate = "row"
-    if locate:
-        for i, row in enumerate(rows):
-            check_row(row, f"{path} {locate} {i}")
+        rows = list(datasets.load_dataset(suffix[1:], data_files=str(path), split="train"))
+        locations = [f"{path} row {i}" for i in range(len(rows))]
+    else:
+        hint = " (CSV cannot hold lists of messages)" if suffix == ".csv" else ""
+        raise DataError(f"{path}: unsupported file type {suffix!r}{hint}; use .jsonl, .json, .parquet or .arrow")
+    for row, where in zip(rows, locations):
+        check_row(row, where)
     if not rows:
         raise DataError(f"{path}: no rows")
-    return rows
+    return Rows(rows, locations)
 
 
 @dataclass
@@ -167,13 +187,14 @@ def encode(
 def encode_all(
     tokenizer, rows: list[dict[str, Any]], max_length: int, overlong: OverlongPolicy, source: str
 ) -> tuple[list[Encoded], Counter]:
-    """Encode every row; returns the kept examples and counts of what the overlong policy did."""
+    """Encode every row; returns the kept examples and counts of what the overlong policy did.
+    Errors name ``source`` and the row, or the file line when ``rows`` came from ``read_rows``."""
     if overlong not in OVERLONG_POLICIES:
         raise DataError(f"--overlong {overlong!r}: valid policies are {', '.join(OVERLONG_POLICIES)}")
     stop_ids = stop_token_ids(tokenizer)
     kept, counts = [], Counter()
-    for i, row in enumerate(rows):
-        where = f"{source} row {i}"
+    locations = rows.locations if isinstance(rows, Rows) else [f"{source} row {i}" for i in range(len(rows))]
+    for row, where in zip(rows, locations):
         check_row(row, where)
         try:
             encoded = encode(tokenizer, row, max_length, overlong, stop_ids)

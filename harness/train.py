@@ -263,12 +263,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     objective = config.objective_spec()
-    output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
     tokenizer = load_tokenizer(config.model)
     rows, source = training_rows(config)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source)
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
     total_steps, accumulation = step_schedule(config, len(examples), ddp.world)
     if ddp.main and counts:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)

@@ -169,11 +169,6 @@ def test_read_rows_parquet_names_the_bad_row(tmp_path):
     assert_one_line(error, f"{path} row 2: ", "'completion' has no text")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DataError,
-    reason="bug: str.splitlines() also splits on U+2028/U+0085 inside JSON strings",
-)
 def test_read_rows_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
     path = tmp_path / "train.jsonl"
     row = make_row("first\u2028second\x85third")
@@ -181,17 +176,44 @@ def test_read_rows_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
     assert read_rows(path) == [row]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: a non-UTF-8 file raises UnicodeDecodeError without the file name",
-)
 def test_read_rows_non_utf8_file_is_a_data_error_naming_the_file(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(b"\xff\xfe" + json.dumps(make_row()).encode("utf-16-le"))
     with pytest.raises(DataError) as error:
         read_rows(path)
     assert_one_line(error, str(path))
+
+
+def test_read_rows_utf8_with_byte_order_mark(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(make_row()) + "\n").encode())
+    assert read_rows(path) == [make_row()]
+
+
+def test_read_rows_extension_is_case_insensitive(tmp_path):
+    path = tmp_path / "TRAIN.JSONL"
+    path.write_text(json.dumps(make_row()) + "\n")
+    assert read_rows(path) == [make_row()]
+
+
+def test_read_rows_rejects_csv_saying_why(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("prompt,completion\nhi,there\n")
+    with pytest.raises(DataError) as error:
+        read_rows(path)
+    assert_one_line(error, str(path), "CSV cannot hold lists of messages", ".jsonl")
+
+
+def test_overlong_error_from_a_file_names_the_line(tmp_path, tokenizer, overlong):
+    rows, _, max_length = overlong
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(["", json.dumps(rows[0]), "", json.dumps(rows[1])]) + "\n")  # row 1 on line 4
+    read = read_rows(path)
+    assert read.locations == [f"{path} line 2", f"{path} line 4"]
+    assert read[1:].locations == [f"{path} line 4"]
+    with pytest.raises(DataError) as error:
+        encode_all(tokenizer, read, max_length, "error", str(path))
+    assert_one_line(error, f"{path} line 4: ", f"exceed --max-length {max_length}")
 
 
 # --- overlong policies --------------------------------------------------------------------------
@@ -351,7 +373,8 @@ def test_train_cli_bad_data_is_one_error_line_and_touches_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious\n")
-    args = ["--model", CLI_MODEL, "--train-data", str(bad), "--output-dir", str(out)]
+    # The output dir is a new folder inside ``out``: a run that fails on its data must not create it.
+    args = ["--model", CLI_MODEL, "--train-data", str(bad), "--output-dir", str(out / "run")]
     args += ["--steps", "1", "--batch-size", "1", "--micro-batch-size", "1"]
     result = subprocess.run(
         [sys.executable, "-m", "harness.train", *args], cwd=REPO, capture_output=True, text=True, timeout=120
