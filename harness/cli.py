@@ -51,7 +51,11 @@ def add_arguments(
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             parser.add_argument(
-                flag, type=kind, default=default, choices=choices, help=f"{help_text} (default: {default})"
+                flag,
+                type=kind,
+                default=default,
+                choices=choices,
+                help=help_text if default is None else f"{help_text} (default: {default})",
             )
 
 

@@ -77,7 +77,9 @@ def chat_problem_worked(rng: random.Random, avoid: Set[str]) -> str:
     fine-tuning."""
     problem = _problem(rng, avoid)
     prose = " ".join(problem["steps"])
-    return chat(f"{problem['question']}\n{INSTRUCTION}", f"{prose} So the answer is \\boxed{{{problem['answer']}}}.")
+    return chat(
+        f"{problem['question']}\n{INSTRUCTION}", f"{prose} So the answer is \\boxed{{{problem['answer']}}}."
+    )
 
 
 def chat_problem_short(rng: random.Random, avoid: Set[str]) -> str:

@@ -127,7 +127,9 @@ def read_rows(path: str | Path) -> Rows:
         locations = [f"{path} row {i}" for i in range(len(rows))]
     else:
         hint = " (CSV cannot hold lists of messages)" if suffix == ".csv" else ""
-        raise DataError(f"{path}: unsupported file type {suffix!r}{hint}; use .jsonl, .json, .parquet or .arrow")
+        raise DataError(
+            f"{path}: unsupported file type {suffix!r}{hint}; use .jsonl, .json, .parquet or .arrow"
+        )
     for row, where in zip(rows, locations):
         check_row(row, where)
     if not rows:

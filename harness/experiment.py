@@ -92,12 +92,15 @@ class Experiment:
 
 
 def parse_config(argv: list[str] | None = None) -> Experiment:
+    # The preset is read first, by a parser without -h, so that --help shows the preset's values;
+    # explicit flags still win over it.
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset", default=ExperimentConfig.preset, choices=tuple(PRESETS))
+    preset = PRESETS[peek.parse_known_args(argv)[0].preset]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_arguments(parser, ExperimentConfig)
-    cli.add_arguments(parser, TrainConfig, exclude=OWN_FIELDS)
+    cli.add_arguments(parser, TrainConfig, defaults=preset, exclude=OWN_FIELDS)
     cli.add_arguments(parser, Sampling)
-    preset_args, _ = parser.parse_known_args(argv)
-    parser.set_defaults(**PRESETS[preset_args.preset])  # explicit flags still win
     args = vars(parser.parse_args(argv))
     take = lambda cls, skip=frozenset(): {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip}  # noqa: E731
     config = ExperimentConfig(**take(ExperimentConfig))

@@ -2,7 +2,9 @@
 
 One page per domain (``leaderboards/math.md``), one table per task, backbone and configuration: the
 untouched base model, SFT and DFT on every evaluation split, the mean over the out-of-distribution
-splits and, when both were trained, DFT − SFT in percentage points. A page is a pure function of
+splits and, when both were trained, DFT − SFT in percentage points. A DFT follow-up variant of the
+same configuration (a weight floor, an SFT mix) is a row of its own, ``DFT (floor 0.1)``, with its
+own difference row. A page is a pure function of
 the records (no clock, no environment), so rendering unchanged results gives identical bytes and a
 diff of a leaderboard is a diff of the results.
 
@@ -31,10 +33,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.results import METHODS, OBJECTIVE_KEYS, atomic_write_text, config_id, load_records
+from harness.results import (
+    OBJECTIVE_KEYS,
+    atomic_write_text,
+    config_id,
+    load_records,
+    variant,
+    variant_settings,
+)
 
 LABELS = {"base": "base", "sft": "SFT", "dft": "DFT"}
-DIFF_LABEL = "DFT − SFT"
 MISSING = "–"
 
 Record = dict[str, Any]
@@ -105,7 +113,7 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, dict[str,
     for record in records:
         task, backbone, method = record["task"], record["backbone"], record["method"]
         slot = bases if method == "base" else trained[task, backbone, config_id(record["hparams"])]
-        key = (task, backbone) if method == "base" else method
+        key = (task, backbone) if method == "base" else variant(method, record["hparams"])
         if key in slot:  # write_record cannot produce this; two copies would make the page ambiguous
             raise ValueError(f"two {method} records for task {task!r}, backbone {backbone!r}, same config")
         slot[key] = record
@@ -118,7 +126,19 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, dict[str,
         (t, b, None, {"base": record}) for (t, b), record in bases.items() if (t, b) not in have_trained
     ]
     ordered = sorted(tables, key=lambda table: (table[0], table[1], table[2] or ""))
-    return [(t, b, cid, {m: rows[m] for m in METHODS if m in rows}) for t, b, cid, rows in ordered]
+    return [(t, b, cid, {k: rows[k] for k in sorted(rows, key=_row_order)}) for t, b, cid, rows in ordered]
+
+
+def _row_order(key: str) -> tuple[int, str]:
+    """base, SFT, the paper's DFT, then DFT variants by name."""
+    return ({"base": 0, "sft": 1, "dft": 2}.get(key, 3), key)
+
+
+def _label(record: Record) -> str:
+    """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
+    settings = variant_settings(record["method"], record["hparams"])
+    label = LABELS[record["method"]]
+    return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 
 def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -> list[str]:
@@ -165,31 +185,29 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
     heading = f"## `{task}` · `{backbone}` · " + (f"config `{cid}`" if cid else "base model only")
     lines = [heading, "", *_settings(rows), "| model | " + " | ".join(headers) + " |"]
     lines.append("|---|" + "---:|" * len(headers))
-    lines += [f"| {LABELS[method]} | " + " | ".join(cells[method]) + " |" for method in rows]
-    if "sft" in values and "dft" in values:
-        diffs = [_signed(d, s) for d, s in zip(values["dft"], values["sft"])]
-        lines.append(f"| {DIFF_LABEL} | " + " | ".join(diffs) + " |")
+    lines += [f"| {_label(record)} | " + " | ".join(cells[key]) + " |" for key, record in rows.items()]
+    for key, record in rows.items() if "sft" in values else ():
+        if record["method"] == "dft":
+            diffs = [_signed(d, s) for d, s in zip(values[key], values["sft"])]
+            lines.append(f"| {_label(record)} − SFT | " + " | ".join(diffs) + " |")
     return [*lines, "", _eval_note(rows, list(splits)), "", _provenance_note(rows)]
 
 
 def _settings(rows: dict[str, Record]) -> list[str]:
-    """What the table's runs share: hyperparameters, DFT variant, training data."""
-    trained = {method: record for method, record in rows.items() if method != "base"}
+    """What the table's runs share: hyperparameters and training data (the DFT variant is in the row
+    label)."""
+    trained = {key: record for key, record in rows.items() if key != "base"}
     if not trained:
         return []
     first = next(iter(trained.values()))["hparams"]
     shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS}
     lines = [f"Hyperparameters shared by SFT and DFT: {_pairs(shared)}.", ""]
-    if "dft" in trained:
-        variant = {k: v for k, v in trained["dft"]["hparams"].items() if k in OBJECTIVE_KEYS - {"objective"}}
-        if variant:
-            lines += [f"DFT variant: {_pairs(variant)}.", ""]
     data = {method: record["data"] for method, record in trained.items() if record["data"]}
     if data and all(d == next(iter(data.values())) for d in data.values()) and len(data) == len(trained):
         lines += [f"Training data: {_pairs(next(iter(data.values())))}.", ""]
     elif data:
         lines += [
-            "Training data: " + "; ".join(f"{LABELS[m]} {_pairs(d)}" for m, d in data.items()) + ".",
+            "Training data: " + "; ".join(f"{_label(rows[k])} {_pairs(d)}" for k, d in data.items()) + ".",
             "",
         ]
     return lines
@@ -232,7 +250,7 @@ def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
 
 def _provenance_note(rows: dict[str, Record]) -> str:
     runs = []
-    for method, record in rows.items():
+    for record in rows.values():
         origin = record["provenance"]
         commit = origin.get("commit")
         if commit:
@@ -240,7 +258,7 @@ def _provenance_note(rows: dict[str, Record]) -> str:
         else:
             commit_text = "commit unknown"
         device = origin.get("device") or "device unknown"
-        runs.append(f"{LABELS[method]}: {commit_text}, {device}, {_duration(record['wall_time_s'])}")
+        runs.append(f"{_label(record)}: {commit_text}, {device}, {_duration(record['wall_time_s'])}")
     return "Provenance - " + "; ".join(runs) + "."
 
 

@@ -5,10 +5,11 @@ on), what came out (one score per evaluation split) and where it ran (:func:`pro
 leaderboards are rendered from these files alone (``harness.leaderboard``), so a record has to be
 complete, and a half-written file must never replace a good one.
 
-Layout: ``<results>/<task>/<backbone-slug>/<method>-<config_id>.json``. :func:`config_id` hashes
+Layout: ``<results>/<task>/<backbone-slug>/<variant>-<config_id>.json``. :func:`config_id` hashes
 the hyperparameters *without* the objective fields, so the SFT and DFT runs of one configuration
-share it (that is how the leaderboard pairs them) and a rerun overwrites its own record. One
-consequence: two DFT variants (say ``dft_alpha`` 1.0 and 0.5) of one configuration share a file.
+share it (that is how the leaderboard pairs them) and a rerun overwrites its own record.
+:func:`variant` is the method, plus the DFT follow-up settings when they differ from the paper's
+(``dft``, ``dft-floor0.1``, ``dft-alpha0.5``), so DFT variants of one configuration sit side by side.
 
 Scores are fractions in [0, 1] (the mean of ``Task.score``), never percentages.
 
@@ -48,6 +49,8 @@ METHODS = ("base", "sft", "dft")
 ROLES = ("test", "ood")
 # Fields that choose the loss, not the configuration: SFT and DFT runs differ only in these.
 OBJECTIVE_KEYS = frozenset({"objective", "dft_min_weight", "dft_alpha"})
+# The paper's DFT; other values of these are the follow-up variants (see harness.losses.Objective).
+PAPER_DFT = {"dft_min_weight": ("floor", 0.0), "dft_alpha": ("alpha", 1.0)}
 PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "math-verify", "lm-eval", "harness")
 RECORD_KEYS = (
     "schema",
@@ -178,9 +181,33 @@ def backbone_slug(backbone: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", backbone.strip("/").replace("/", "--")).strip(".")
 
 
+def variant_settings(method: str, hparams: dict[str, Any]) -> list[tuple[str, float]]:
+    """The DFT follow-up settings of a run that differ from the paper's, as ``(short name, value)``.
+
+    >>> variant_settings("dft", {"dft_min_weight": 0.1, "dft_alpha": 1.0})
+    [('floor', 0.1)]
+    """
+    if method != "dft":
+        return []
+    return [
+        (short, hparams[key]) for key, (short, paper) in PAPER_DFT.items() if hparams.get(key, paper) != paper
+    ]
+
+
+def variant(method: str, hparams: dict[str, Any]) -> str:
+    """The method, with the DFT settings that differ from the paper's appended.
+
+    >>> variant("dft", {"dft_min_weight": 0.0, "dft_alpha": 1.0}), variant("sft", {})
+    ('dft', 'sft')
+    >>> variant("dft", {"dft_min_weight": 0.1, "dft_alpha": 0.5})
+    'dft-floor0.1-alpha0.5'
+    """
+    return "-".join([method, *(f"{short}{value:g}" for short, value in variant_settings(method, hparams))])
+
+
 def record_path(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
     """Where :func:`write_record` puts ``record`` under ``results_dir``."""
-    name = f"{record['method']}-{config_id(record['hparams'])}.json"
+    name = f"{variant(record['method'], record['hparams'])}-{config_id(record['hparams'])}.json"
     return Path(results_dir) / record["task"] / backbone_slug(record["backbone"]) / name
 
 
@@ -319,6 +346,10 @@ def _check_record(record: Any) -> None:
         raise ValueError(f"a {method} record needs its training hyperparameters")
     if hparams.get("objective", method) != method:
         raise ValueError(f"method {method!r} but hparams say objective {hparams['objective']!r}")
+    for key in PAPER_DFT:
+        value = hparams.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"hparams {key} must be a number, got {value!r}")
     _check_scores(record["scores"])
     wall = record["wall_time_s"]
     if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not wall >= 0:

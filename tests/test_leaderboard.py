@@ -72,13 +72,38 @@ def test_header_settings_and_notes(trio):
     )
     assert f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}`" in page
     assert "Hyperparameters shared by SFT and DFT: `batch_size=8`, `epochs=1`, `lr=1e-05`." in page
-    assert "DFT variant: `dft_alpha=1.0`." in page
     assert "Training data: `train_examples=2000`." in page
     assert "n = 200 per split, 1 sample per example, greedy." in page
     assert lines(page, "Provenance") == [
         "Provenance - base: commit `abcdef0123`, 1x NVIDIA H100, 70 s; "
         "SFT: commit `abcdef0123`, 1x NVIDIA H100, 13.5 min; DFT: commit `abcdef0123`, 1x NVIDIA H100, 13.5 min."
     ]
+
+
+def test_dft_variants_are_rows_with_their_own_differences(trio):
+    floor = run("dft", 0.55, 0.45, 0.35, hparams={**HPARAMS, "objective": "dft", "dft_min_weight": 0.1})
+    mix = run("dft", 0.52, 0.30, 0.30, hparams={**HPARAMS, "objective": "dft", "dft_alpha": 0.5})
+    page = render([mix, floor, *trio])["math"]
+    assert len(lines(page, "## ")) == 1  # one configuration, so one table
+    rows = [line.split(" | ")[0] for line in page.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == [
+        "| model",
+        "| base",
+        "| SFT",
+        "| DFT",
+        "| DFT (alpha 0.5)",
+        "| DFT (floor 0.1)",
+        "| DFT − SFT",
+        "| DFT (alpha 0.5) − SFT",
+        "| DFT (floor 0.1) − SFT",
+    ]
+    assert lines(page, "| DFT (floor 0.1) − SFT") == [
+        "| DFT (floor 0.1) − SFT | +5.0 | +15.0 | +0.0 | +7.5 |"
+    ]
+    assert lines(page, "| DFT (floor 0.1) |") == [
+        "| DFT (floor 0.1) | 55.0 ± 3.5 | **45.0 ± 3.0** | **35.0 ± 3.0** | **40.0** |"
+    ]
+    assert "DFT (floor 0.1): commit" in page
 
 
 def test_rendering_is_deterministic_and_order_free(trio):

@@ -49,7 +49,7 @@ def test_round_trip_and_layout(tmp_path):
     rec = record("dft", hparams={**HPARAMS, "objective": "dft", "dft_alpha": 0.5})
     path = write_record(rec, tmp_path)
     assert path.relative_to(tmp_path).as_posix() == (
-        f"math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-{config_id(HPARAMS)}.json"
+        f"math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-alpha0.5-{config_id(HPARAMS)}.json"
     )
     assert load_records(tmp_path) == [rec]
     assert list(load_records(tmp_path)[0]["scores"]) == ["gsm8k", "svamp"]  # column order survives
@@ -61,6 +61,27 @@ def test_rerun_overwrites_its_own_record(tmp_path):
     write_record(record("dft", value=0.6), tmp_path)
     loaded = load_records(tmp_path)
     assert [(r["method"], r["scores"]["gsm8k"]["value"]) for r in loaded] == [("dft", 0.6), ("sft", 0.5)]
+
+
+def test_dft_variants_of_one_config_get_their_own_files(tmp_path):
+    paper = {**HPARAMS, "objective": "dft", "dft_min_weight": 0.0, "dft_alpha": 1.0}
+    names = {
+        write_record(record("dft", hparams={**paper, **change}), tmp_path).name
+        for change in [{}, {"dft_min_weight": 0.1}, {"dft_alpha": 0.5}, {"dft_min_weight": 1e-5}]
+    }
+    cid = config_id(HPARAMS)
+    assert names == {
+        f"dft-{cid}.json",
+        f"dft-floor0.1-{cid}.json",
+        f"dft-alpha0.5-{cid}.json",
+        f"dft-floor1e-05-{cid}.json",
+    }
+    assert len(load_records(tmp_path)) == 4
+
+
+def test_dft_settings_must_be_numbers():
+    with pytest.raises(ValueError, match="dft_min_weight must be a number, got '0.1'"):
+        record("dft", hparams={**HPARAMS, "objective": "dft", "dft_min_weight": "0.1"})
 
 
 def test_config_id_shared_by_sft_and_dft_and_sensitive_to_the_rest():
