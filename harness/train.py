@@ -331,7 +331,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         initial=start_step,
         total=total_steps,
         disable=not (config.progress and ddp.main),
-        mininterval=2,
+        # Redirected to a file or a CI log, every refresh is a new line: refresh rarely there.
+        mininterval=2 if sys.stderr.isatty() else 30,
     )
     trained_tokens_seen, train_seconds = 0, 0.0
     last_saved = checkpoint
