@@ -404,9 +404,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 log.write(json.dumps(record) + "\n")
             for key in ("loss", "nll", "mean_token_prob", "grad_norm", "lr", "trained_tokens_per_s"):
                 writer.add_scalar(f"train/{key}", record[key], step + 1)
-            bar.set_postfix(
-                loss=f"{step_loss:.4f}", nll=f"{record['nll']:.3f}", p=f"{record['mean_token_prob']:.3f}"
-            )
+            postfix = {
+                "loss": f"{step_loss:.4f}",
+                "nll": f"{record['nll']:.3f}",
+                "p": f"{record['mean_token_prob']:.3f}",
+            }
+            bar.set_postfix(postfix, refresh=False)  # redraw on the bar's own interval, not every step
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
             last_saved = _save_checkpoint(
                 output_dir, step + 1, model, tokenizer, optimizer, scheduler, config, ddp
