@@ -136,6 +136,10 @@ class EvalConfig:
     samples_dir: str | None = field(default=None, metadata={"help": "write per-sample JSONL here"})
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}: a split needs an example")
+
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -144,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_arguments(parser, EvalConfig)
     cli.add_arguments(parser, Sampling)
     args = vars(parser.parse_args(argv))
-    sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
-    config = EvalConfig(**args)
     try:
+        sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
+        config = EvalConfig(**args)
         summary = evaluate_task(
             config.model,
             config.task,

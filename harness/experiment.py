@@ -84,6 +84,12 @@ class ExperimentConfig:
     )
     nproc_per_node: int = field(default=1, metadata={"help": "training processes (torchrun) on this node"})
 
+    def __post_init__(self) -> None:
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"--eval-limit must be >= 1, got {self.eval_limit}: a split needs an example")
+        if self.nproc_per_node < 1:
+            raise ValueError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+
 
 @dataclass
 class Experiment:

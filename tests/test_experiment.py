@@ -24,6 +24,19 @@ def test_unknown_method_is_an_error():
         parse_config(["--methods", "base,grpo"])
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--eval-limit", "0"], "--eval-limit must be >= 1"),
+        (["--nproc-per-node", "0"], "--nproc-per-node must be >= 1"),
+        (["--temperature", "-1"], "--temperature must be >= 0"),
+    ],
+)
+def test_bad_experiment_flags_name_the_flag(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_config(argv)
+
+
 def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
     command = [
         sys.executable,
