@@ -54,7 +54,7 @@ class BuildConfig:
     heads: int = 8
     kv_heads: int = 2
     intermediate: int = 768
-    steps: int = 500
+    steps: int = 600
     batch: int = 32
     lr: float = 3e-3
     threads: int = 1

@@ -7,7 +7,13 @@ chat-formatted exchanges so the chat template is familiar. Fine-tuning then has 
 (the task's exact solution format, longer chains, unseen phrasings) and something to lose.
 
 The corpus is a weighted list of sources; each source is a function ``(rng, avoid) -> str`` that
-writes one document. Adding a domain (code is next) means adding sources here, nothing else.
+writes one document. Adding a domain means adding sources here, nothing else.
+
+Code: small Python files that define and call list functions of every ``tasks.code_lists`` family
+(the families its ``ood-families`` split holds out of fine-tuning included: that split asks whether
+fine-tuning keeps this prior), with docstrings in their own phrasing, and chat exchanges that answer
+a differently phrased request with unfenced code. The fenced-block answer format and the task's spec
+phrasing are left to fine-tuning.
 
 >>> import random
 >>> docs = [document(random.Random(i)) for i in range(3)]
@@ -21,6 +27,7 @@ import random
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 
+from tasks import code_lists
 from tasks.math_words import INSTRUCTION, SEEN, make_problem, render_solution
 
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -88,6 +95,44 @@ def chat_problem_short(rng: random.Random, avoid: Set[str]) -> str:
     return chat(problem["question"], f"The answer is {problem['answer']}.")
 
 
+def _code_function(rng: random.Random) -> tuple[str, str, str, list[int]]:
+    """``(definition with docstring, name, variable, an input)`` of a random family."""
+    group = rng.choice(("seen", "seen", "composed", "unseen", "unseen"))
+    family = rng.choice(code_lists.FAMILIES[group])
+    name = rng.choice(code_lists.FUNCTION_NAMES + ("f", "g", "helper", "main_step"))
+    variable = rng.choice(code_lists.VARIABLES + ("lst", "numbers"))
+    constants = tuple(rng.randint(1, 8) for _ in range(family.constants))
+    code = code_lists.solution_code(family, name, variable, constants)
+    slots = dict(zip(("k", "j"), constants), v=variable)
+    doc = rng.choice(family.specs).format(**slots)
+    head, body = code.split("\n", 1)
+    xs = [rng.randint(0 if not family.nonempty else 1, 9) for _ in range(rng.randint(1, 5))]
+    return f'{head}\n    """{doc[0].upper()}{doc[1:]}."""\n{body}', name, variable, xs
+
+
+def python_file(rng: random.Random, avoid: Set[str]) -> str:
+    """A small module: one to three functions, each called on an example with its output shown."""
+    parts = []
+    for _ in range(rng.randint(1, 3)):
+        definition, name, _, xs = _code_function(rng)
+        namespace: dict = {}
+        exec(definition, namespace)  # noqa: S102 - code this module wrote from fixed templates
+        try:
+            shown = repr(namespace[name](list(xs)))
+        except ValueError:  # max() of an empty filter
+            shown = "ValueError"
+        parts.append(f"{definition}\n\nprint({name}({xs}))\n# {shown}\n")
+    return "\n\n".join(parts)
+
+
+def chat_code_plain(rng: random.Random, avoid: Set[str]) -> str:
+    """A request in other words than the task's, answered with unfenced code."""
+    definition, name, variable, _ = _code_function(rng)
+    doc = definition.split('"""')[1].rstrip(".")
+    ask = rng.choice(("Show me Python code for {name}({v}): {doc}.", "Python: def {name}({v}). {doc}."))
+    return chat(ask.format(name=name, v=variable, doc=doc[0].lower() + doc[1:]), definition.rstrip("\n"))
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
@@ -102,6 +147,8 @@ SOURCES: tuple[Source, ...] = (
     Source("chat-arithmetic", 0.1, chat_arithmetic),
     Source("chat-problem-worked", 0.2, chat_problem_worked),
     Source("chat-problem-short", 0.1, chat_problem_short),
+    Source("python-file", 0.25, python_file),
+    Source("chat-code-plain", 0.1, chat_code_plain),
 )
 
 

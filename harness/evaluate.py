@@ -2,14 +2,16 @@
 
 Each example gets ``n`` completions; its score is their mean (``n = 16`` with temperature 1.0 is the
 paper's Average@16), and a split's value is the mean over examples with the standard error of that
-mean. Every completion is kept in ``<samples_dir>/<split>.jsonl`` (prompt, completion, extracted
-answer, score).
+mean. Where every score is 0 or 1 (code, math), the summary adds unbiased pass@k for k in 1 and 10
+where ``n`` allows, and for execution-graded tasks the count of each verdict. Every completion is
+kept in ``<samples_dir>/<split>.jsonl`` (prompt, completion, extracted answer or program, score, and
+for code the verdict and the tail of stderr).
 
 ``python -m harness.evaluate --model runs/x/model --task math-words --limit 50`` prints the table.
 
 >>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
 >>> sorted(summary["test"])
-['n', 'role', 'samples_per_example', 'stderr', 'value']
+['n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value']
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ import tasks
 from harness import cli
 from harness.generate import Sampling, generate
 from harness.models import device_and_dtype, load_model, load_tokenizer
+from tasks.code_grading import pass_at_k
+
+PASS_AT = (1, 10)
 
 
 def mean_and_stderr(values: list[float]) -> tuple[float, float]:
@@ -64,32 +69,62 @@ def evaluate_split(
         raise ValueError(f"task {task.name} split {split} is empty; nothing to evaluate")
     conversations = [task.messages(e)["prompt"] for e in examples]
     completions = generate(model, tokenizer, conversations, sampling)
-    per_example, rows = [], []
-    for example, conversation, samples in zip(examples, conversations, completions):
-        scores = [task.score(example, text) for text in samples]
+    return score_split(task, split, examples, conversations, completions, samples_path)
+
+
+def score_split(
+    task: tasks.Task,
+    split: str,
+    examples: list[dict[str, Any]],
+    prompts: list[Any],
+    completions: list[list[str]],
+    samples_path: Path | None,
+) -> dict[str, Any]:
+    """Grade ``completions`` (``n`` per example) and summarize them; see the module docstring."""
+    pairs = [(example, text) for example, samples in zip(examples, completions) for text in samples]
+    grades = iter(task.grade(pairs))
+    per_example, passed, rows = [], [], []
+    verdicts: dict[str, int] = {}
+    for example, prompt, samples in zip(examples, prompts, completions):
+        graded = [next(grades) for _ in samples]
+        scores = [g["score"] for g in graded]
         per_example.append(sum(scores) / len(scores))
-        for k, (text, score) in enumerate(zip(samples, scores)):
+        passed.append(sum(s == 1.0 for s in scores) if all(s in (0.0, 1.0) for s in scores) else None)
+        for k, (text, grade) in enumerate(zip(samples, graded)):
+            if "verdict" in grade:
+                verdicts[grade["verdict"]] = verdicts.get(grade["verdict"], 0) + 1
+            extracted = grade["program"] if "program" in grade else task.extract(text)
+            details = {key: grade[key] for key in ("verdict", "stderr") if key in grade}
             rows.append(
                 {
                     "id": example["id"],
                     "split": split,
                     "sample": k,
-                    "prompt": conversation,
+                    "prompt": prompt,
                     "completion": text,
-                    "extracted": task.extract(text),
-                    "score": score,
+                    "extracted": extracted,
+                    "score": grade["score"],
+                    **details,
                 }
             )
     if samples_path is not None:
         write_jsonl_atomic(samples_path, rows)
     value, stderr = mean_and_stderr(per_example)
-    return {
+    summary = {
         "role": task.split(split).role,
         "value": value,
         "stderr": stderr,
         "n": len(examples),
-        "samples_per_example": sampling.num_samples,
+        "samples_per_example": len(completions[0]),
     }
+    n = len(completions[0])
+    if all(c is not None for c in passed) and all(len(s) == n for s in completions):
+        summary["pass_at"] = {
+            str(k): sum(pass_at_k(n, c, k) for c in passed) / len(passed) for k in PASS_AT if k <= n
+        }
+    if verdicts:
+        summary["verdicts"] = dict(sorted(verdicts.items()))
+    return summary
 
 
 def evaluate_task(

@@ -82,6 +82,13 @@ class ExperimentConfig:
     eval_limit: int | None = field(
         default=None, metadata={"help": "evaluate the first N examples of each split"}
     )
+    ood_tasks: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated tasks also scored as out-of-domain splits "
+            "(default: the task's own, e.g. humaneval for code-lists; '' for none)"
+        },
+    )
     nproc_per_node: int = field(default=1, metadata={"help": "training processes (torchrun) on this node"})
 
     def __post_init__(self) -> None:
@@ -117,7 +124,38 @@ def parse_config(argv: list[str] | None = None) -> Experiment:
     unknown = [m for m in methods if m not in results.METHODS]
     if unknown or not methods:
         raise ValueError(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(results.METHODS)}")
+    for name in ood_tasks(config):
+        tasks.get(name)  # a typo fails here, with "did you mean", before anything is trained
     return Experiment(config, train_config, sampling)
+
+
+def ood_tasks(config: ExperimentConfig) -> list[str]:
+    """The other tasks scored as out-of-domain splits of ``config.task``."""
+    if config.ood_tasks is None:
+        return list(tasks.get(config.task).ood_tasks)
+    return [name.strip() for name in config.ood_tasks.split(",") if name.strip()]
+
+
+def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str, dict[str, Any]]:
+    """Scores on every evaluation split of the task, then on each OOD task: its splits become
+    ``<task>`` (a one-split task such as humaneval) or ``<task>/<split>``, all with role ``ood``."""
+    config = experiment.config
+    evaluate = lambda name, folder: evaluate_task(  # noqa: E731
+        model,
+        name,
+        limit=config.eval_limit,
+        sampling=experiment.sampling,
+        samples_dir=folder,
+        device=experiment.train.device,
+    )
+    scores = evaluate(config.task, samples_dir)
+    for name in ood_tasks(config):
+        other = evaluate(name, samples_dir / name)
+        for split, score in other.items():
+            scores[name if len(other) == 1 else f"{name}/{split}"] = score | {"role": "ood"}
+    for score in scores.values():
+        score["decoding"] = _decoding(experiment.sampling)
+    return scores
 
 
 def _decoding(sampling: Sampling) -> str:
@@ -161,9 +199,6 @@ def run(experiment: Experiment) -> list[Path]:
     resolve(experiment.train.model)  # a wrong --model fails before anything runs
     name = config.name or f"{task.name}-{results.backbone_slug(backbone_name(experiment.train.model))}"
     root = Path(config.runs_dir) / name
-    sampling = experiment.sampling
-    if sampling.max_new_tokens is None:
-        sampling = replace(sampling, max_new_tokens=task.max_new_tokens)
     written = []
     for method in config.methods.split(","):
         started = time.time()
@@ -182,17 +217,9 @@ def run(experiment: Experiment) -> list[Path]:
                 **{k: v for k, v in summary["overlong"].items() if k != "policy"},
                 "trained_tokens_per_s": round(summary["trained_tokens_per_s"] or 0.0, 1),
             }
-        print(f"[{method}] evaluating {model} on {', '.join(task.eval_splits)}", file=sys.stderr)
-        scores = evaluate_task(
-            model,
-            task.name,
-            limit=config.eval_limit,
-            sampling=sampling,
-            samples_dir=run_dir / "samples",
-            device=experiment.train.device,
-        )
-        for score in scores.values():
-            score["decoding"] = _decoding(sampling)
+        evaluated = ", ".join([*task.eval_splits, *ood_tasks(config)])
+        print(f"[{method}] evaluating {model} on {evaluated}", file=sys.stderr)
+        scores = _evaluate(experiment, model, run_dir / "samples")
         record = results.make_record(
             task=task.name,
             domain=task.domain,

@@ -1,7 +1,8 @@
 """Batched generation with the KV cache: greedy, or sampled with temperature / top-p and n samples.
 
-Prompts are conversations rendered with the model's chat template (with the assistant header);
-generation stops at the end-of-turn token. Prompts are sorted by length and left-padded, so a batch
+Prompts are conversations rendered with the model's chat template (with the assistant header), or
+plain strings continued as they are (raw completion, for base models); generation stops at the
+end-of-turn token. Prompts are sorted by length and left-padded, so a batch
 wastes little on padding, and the answers come back in the input order.
 
 >>> from harness.models import load_model, load_tokenizer
@@ -48,7 +49,7 @@ class Sampling:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampling) -> list[list[str]]:
+def generate(model, tokenizer, conversations: list[list[dict] | str], sampling: Sampling) -> list[list[str]]:
     """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed)."""
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
@@ -56,7 +57,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], sampling: Sampli
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
     texts = [
-        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations
+        c if isinstance(c, str) else tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        for c in conversations
     ]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))

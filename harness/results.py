@@ -66,7 +66,9 @@ RECORD_KEYS = (
     "provenance",
 )
 SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
-OPTIONAL_SCORE_KEYS = ("decoding",)  # e.g. "greedy" or "temperature=0.6, top_p=0.95"
+# decoding: e.g. "greedy" or "temperature=0.6, top_p=0.95"; pass_at: {"1": 0.31, "10": 0.52}, unbiased
+# pass@k of tasks graded pass/fail; verdicts: {"passed": 12, "failed": 180, ...} of execution-graded tasks.
+OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
 _SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
@@ -313,6 +315,20 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
         checked[split] = {"role": entry["role"], "value": value, "stderr": stderr, **counts}
         if "decoding" in entry:
             checked[split]["decoding"] = str(entry["decoding"])
+        if "pass_at" in entry:
+            pass_at = entry["pass_at"]
+            if not isinstance(pass_at, dict) or not all(
+                str(k).isdigit() and 0.0 <= _number(v, split, f"pass_at[{k}]") <= 1.0 for k, v in pass_at.items()
+            ):
+                raise ValueError(f"split {split!r}: pass_at must map k to a fraction in [0, 1], got {pass_at!r}")
+            checked[split]["pass_at"] = {str(k): float(v) for k, v in pass_at.items()}
+        if "verdicts" in entry:
+            verdicts = entry["verdicts"]
+            if not isinstance(verdicts, dict) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in verdicts.values()
+            ):
+                raise ValueError(f"split {split!r}: verdicts must map a verdict to a count, got {verdicts!r}")
+            checked[split]["verdicts"] = {str(k): c for k, c in verdicts.items()}
     return checked
 
 

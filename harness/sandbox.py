@@ -47,12 +47,14 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
 NOBODY = (65534, 65534)
@@ -80,6 +82,30 @@ class Execution:
     stderr: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    conversation: Any = None  # what ``converse`` returned, when one was given
+
+
+class Channel:
+    """Line-based talk with a running program over its stdin and stdout (see ``converse``)."""
+
+    def __init__(self, to_program, from_program):
+        self._to, self._from = to_program, from_program
+
+    def send(self, line: str) -> bool:
+        """Write one line; False when the program no longer reads (it ended)."""
+        try:
+            self._to.write(line.encode("utf-8") + b"\n")
+            self._to.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def receive(self, max_bytes: int) -> str | None:
+        """One line without its newline; None when the program ended or the line is too long."""
+        line = self._from.readline(max_bytes + 1)
+        if not line.endswith(b"\n") or len(line) > max_bytes:
+            return None
+        return line[:-1].decode("utf-8", errors="replace")
 
 
 def _tail(path: Path, chars: int) -> str:
@@ -106,8 +132,7 @@ def _status(returncode: int, timed_out: bool, stderr: str, output_full: bool) ->
     return "error"
 
 
-def _stop(process: subprocess.Popen) -> int:
-    """End a run and everything it started; returns the launcher's exit status."""
+def _kill_namespace(process: subprocess.Popen) -> None:
     # With namespaces, the launcher's child is the PID namespace's first process: killing it makes
     # the kernel kill the whole namespace, and the launcher exits once all of it is gone.
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
@@ -116,6 +141,11 @@ def _stop(process: subprocess.Popen) -> int:
             os.kill(int(child), signal.SIGKILL)
     except (OSError, ValueError):
         pass
+
+
+def _stop(process: subprocess.Popen) -> int:
+    """End a run and everything it started; returns the launcher's exit status."""
+    _kill_namespace(process)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -161,8 +191,15 @@ def run_python(
     files: dict[str, str] | None = None,
     limits: Limits = Limits(),
     isolate: bool = True,
+    converse: Callable[[Channel], Any] | None = None,
 ) -> Execution:
-    """Run ``source`` as ``program.py`` in a fresh sandbox; ``files`` are written beside it."""
+    """Run ``source`` as ``program.py`` in a fresh sandbox; ``files`` are written beside it.
+
+    With ``converse``, the program's stdin and stdout are pipes instead: ``converse(channel)`` runs
+    here while the program runs, its result is ``Execution.conversation``, and the program's stdin
+    is closed when it returns. The wall-clock limit still holds: at the timeout the program is
+    killed and the channel reads end.
+    """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="harness-sandbox-")).resolve()
     capture = Path(tempfile.mkdtemp(prefix="harness-capture-"))
@@ -184,6 +221,7 @@ def run_python(
             "run_as": _run_as(),
             "isolate": isolate,
         }
+        conversation = None
         with (
             (capture / "stdin").open("rb") as stdin_file,
             (capture / "stdout").open("wb") as out,
@@ -191,19 +229,32 @@ def run_python(
         ):
             process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config)],
-                stdin=stdin_file,
-                stdout=out,
+                stdin=subprocess.PIPE if converse else stdin_file,
+                stdout=subprocess.PIPE if converse else out,
                 stderr=err,
                 env={},
                 start_new_session=True,
                 close_fds=True,
             )
             timed_out = False
+            if converse:
+                timer = threading.Timer(limits.timeout_s, _kill_namespace, [process])
+                timer.start()
+                try:
+                    conversation = converse(Channel(process.stdin, process.stdout))
+                finally:
+                    timer.cancel()
+                    timed_out = time.monotonic() - started >= limits.timeout_s
+                    process.stdin.close()
+            # After a conversation, the program has a moment to exit on its closed stdin.
+            wait = max(1.0, limits.timeout_s - (time.monotonic() - started)) if converse else limits.timeout_s
             try:
-                process.wait(timeout=limits.timeout_s)
+                process.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 timed_out = True
             returncode = _stop(process)
+            if converse:
+                process.stdout.close()
         stderr = _tail(capture / "stderr", limits.output_chars + 2000)
         notes = [line[9:] for line in stderr.splitlines() if line.startswith("sandbox: ")]
         stderr = "".join(line for line in stderr.splitlines(True) if not line.startswith("sandbox: "))
@@ -215,6 +266,7 @@ def run_python(
             stderr=stderr[-limits.output_chars :],
             seconds=time.monotonic() - started,
             notes=notes,
+            conversation=conversation,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

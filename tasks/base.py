@@ -40,6 +40,9 @@ class Task:
     domain: ClassVar[str]  # "math" | "code" | "vision": which leaderboard the task lands on
     splits: ClassVar[tuple[Split, ...]]
     max_new_tokens: ClassVar[int] = 512  # generation budget that fits this task's completions
+    # Other registered tasks that the experiment also scores a model of this task on, as
+    # out-of-domain splits (code-lists -> humaneval).
+    ood_tasks: ClassVar[tuple[str, ...]] = ()
 
     def split(self, name: str) -> Split:
         for split in self.splits:
@@ -50,7 +53,10 @@ class Task:
 
     @property
     def train_split(self) -> str:
-        return next(s.name for s in self.splits if s.role == "train")
+        for split in self.splits:
+            if split.role == "train":
+                return split.name
+        raise ValueError(f"task {self.name!r} has no train split; it can only be evaluated")
 
     @property
     def eval_splits(self) -> list[str]:
@@ -71,3 +77,10 @@ class Task:
     def score(self, example: dict[str, Any], completion: str) -> float:
         """Score one completion in [0, 1]."""
         raise NotImplementedError
+
+    def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        """Score many ``(example, completion)`` pairs: ``{"score": float, ...}`` each, in order.
+
+        Tasks that run programs override this to run them in parallel and to add what a reader of the
+        samples needs (``verdict``, ``stderr``, ``program``)."""
+        return [{"score": self.score(example, completion)} for example, completion in pairs]

@@ -80,7 +80,15 @@ def test_average_at_n_is_the_mean_of_per_example_means_and_matches_the_samples_f
         assert row["prompt"][0]["role"] == "user" and row["split"] == "test"
     per_example = [sum(r["score"] for r in rows if r["id"] == f"test-{i}") / 4 for i in range(3)]
     value, stderr = mean_and_stderr(per_example)
-    assert summary == {"role": "test", "value": value, "stderr": stderr, "n": 3, "samples_per_example": 4}
+    # Every score is 0 or 1, so pass@1 (unbiased, over the 4 samples) is there, and equals the value.
+    assert summary == {
+        "role": "test",
+        "value": value,
+        "stderr": stderr,
+        "n": 3,
+        "samples_per_example": 4,
+        "pass_at": {"1": pytest.approx(value)},
+    }
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 

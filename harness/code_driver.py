@@ -1,0 +1,129 @@
+"""The side of a code check that runs inside the sandbox, beside the untrusted program.
+
+:mod:`harness.code_check` copies this file into the sandbox as ``program.py`` and the model's program
+as ``candidate.py``; never imported there with anything else (standard library only). It loads the
+candidate, says whether that worked, then answers calls: one JSON line in (``{"call": name,
+"args": [...]}``), one JSON line out (``{"value": ...}`` or ``{"raised": "Type: message"}``).
+The tests and their expected values never come here: the checker sends inputs one call at a time and
+compares the answers itself. Whatever the candidate does to this process (patches builtins or this
+file's functions, exits, prints) it can only change what comes back, and what comes back is decoded
+by the checker into plain values, so an object whose ``__eq__`` always says yes cannot cross.
+
+Values travel as JSON with tags for what JSON lacks (``encode``/``decode``, used on both sides):
+
+>>> decode(json.loads(json.dumps(encode({"a": (1, 2.5), 3: {4}, "b": [None, True, b"x"]}))))
+{'a': (1, 2.5), 3: {4}, 'b': [None, True, b'x']}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+
+MAX_DEPTH = 50
+MAX_LINE = 1 << 20  # bytes of one answer; a longer one is a failed call
+
+
+class Unencodable(TypeError):
+    """A value that is not plain data (None, bool, int, float, str, bytes, list, tuple, set, dict)."""
+
+
+def encode(value, depth: int = 0):
+    """Plain data to JSON-ready data; exact types only, so a subclass with a forged ``__eq__`` fails."""
+    if depth > MAX_DEPTH:
+        raise Unencodable("nested too deeply")
+    kind = type(value)
+    if value is None or kind in (bool, str):
+        return value
+    if kind is int:
+        return value if abs(value) < 2**53 else {"int": str(value)}
+    if kind is float:
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if kind is list:
+        return [encode(item, depth + 1) for item in value]
+    if kind is tuple:
+        return {"tuple": [encode(item, depth + 1) for item in value]}
+    if kind in (set, frozenset):
+        return {kind.__name__: [encode(item, depth + 1) for item in value]}
+    if kind is dict:
+        return {"dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+    if kind is bytes:
+        return {"bytes": value.hex()}
+    raise Unencodable(f"returned a {kind.__name__}, which is not plain data")
+
+
+def decode(data, depth: int = 0):
+    """The inverse of :func:`encode`; anything else raises ``ValueError``."""
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    kind = type(data)
+    if data is None or kind in (bool, str, float):
+        return data
+    if kind is int:
+        return data
+    if kind is list:
+        return [decode(item, depth + 1) for item in data]
+    if kind is dict and len(data) == 1:
+        ((tag, inner),) = data.items()
+        if tag == "int" and type(inner) is str:
+            return int(inner)
+        if tag == "float" and inner in ("inf", "-inf", "nan"):
+            return float(inner)
+        if tag == "bytes" and type(inner) is str:
+            return bytes.fromhex(inner)
+        if type(inner) is list:
+            items = [decode(item, depth + 1) for item in inner]
+            if tag == "tuple":
+                return tuple(items)
+            if tag == "set":
+                return set(items)
+            if tag == "frozenset":
+                return frozenset(items)
+            if tag == "dict" and all(type(pair) is list and len(pair) == 2 for pair in items):
+                return {key: value for key, value in items}
+    raise ValueError(f"not an encoded value: {str(data)[:80]}")
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def main() -> None:
+    # The protocol keeps the real stdin/stdout; the candidate's own prints go to stderr and its
+    # input() reads nothing, so neither can break the framing.
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    sys.stdout = sys.stderr
+
+    def reply(message: dict) -> None:
+        replies.write(json.dumps(message) + "\n")
+        replies.flush()
+
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        with open("candidate.py", encoding="utf-8") as handle:
+            source = handle.read()
+        exec(compile(source, "candidate.py", "exec"), namespace)
+    except BaseException as error:  # SystemExit too: exiting while loading is a failed load
+        traceback.print_exc()
+        reply({"loaded": False, "raised": _error_text(error)})
+        return
+    reply({"loaded": True})
+    for line in requests:
+        try:
+            request = json.loads(line)
+            function = namespace[request["call"]]
+            value = function(*decode(request["args"]))
+            reply({"value": encode(value)})
+        except BaseException as error:
+            reply({"raised": _error_text(error)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Shared by the code tasks: finding the program in a completion, unbiased pass@k, and the base class
+that grades completions by running them in the sandbox (:mod:`harness.code_check`).
+
+>>> print(extract_code("Here it is:\\n```python\\ndef f(x):\\n    return x\\n```\\nDone.", "f"))
+def f(x):
+    return x
+<BLANKLINE>
+>>> round(pass_at_k(n=10, c=3, k=1), 3), round(pass_at_k(n=10, c=3, k=10), 3)
+(0.3, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from tasks.base import Task
+
+FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
+PYTHON_TAGS = {"", "python", "py", "python3", "py3"}
+
+
+def extract_code(completion: str, entry_point: str | None = None) -> str | None:
+    """The program in a model's answer, or ``None`` when there is no code.
+
+    Fenced blocks (```python, ```py or bare ```; an unclosed fence runs to the end, as a cut-off
+    generation does) are preferred: the first one that defines ``entry_point``, else the longest
+    Python block. Without fences, the text from the first line that starts a definition or an import.
+    """
+    blocks = [body for tag, body in FENCE.findall(completion) if tag.lower() in PYTHON_TAGS and body.strip()]
+    if blocks:
+        defining = [b for b in blocks if entry_point and re.search(rf"^\s*def {re.escape(entry_point)}\b", b, re.M)]
+        return (defining or sorted(blocks, key=len, reverse=True))[0]
+    start = re.search(r"^(def |class |import |from \w[\w.]* import |async def )", completion, re.M)
+    return completion[start.start() :] if start else None
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): the chance that at least one of k samples drawn without
+    replacement from n, of which c pass, passes: ``1 - C(n - c, k) / C(n, k)``."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+class CodeTask(Task):
+    """A task graded by execution: subclasses say how to build the program from a completion
+    (``program``) and which hidden checks it must pass (``checker``); grading runs every program in
+    its own sandbox, many at a time."""
+
+    timeout_s: float = 5.0  # wall clock per program, tests included
+
+    def program(self, example: dict[str, Any], completion: str) -> str | None:
+        raise NotImplementedError
+
+    def checker(self, example: dict[str, Any]):
+        raise NotImplementedError
+
+    def extract(self, completion: str) -> str:
+        return extract_code(completion) or ""
+
+    def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        from harness.code_check import check_many
+        from harness.sandbox import Limits
+
+        jobs = [(self.program(example, completion), self.checker(example)) for example, completion in pairs]
+        verdicts = check_many(jobs, limits=Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s)))
+        return [
+            {"score": float(v.passed), "verdict": v.verdict, "stderr": v.stderr, "program": program}
+            for (program, _), v in zip(jobs, verdicts)
+        ]
+
+    def score(self, example: dict[str, Any], completion: str) -> float:
+        return self.grade([(example, completion)])[0]["score"]

@@ -1,0 +1,243 @@
+r"""code-lists: write a small Python function over a list of integers from a one-sentence spec.
+
+Each problem names a function and its argument and says what it returns; the answer is the function
+in a fenced ``python`` block. It is graded by running the program in the sandbox against hidden
+tests (inputs chosen per problem, expected values computed by running the reference solution here,
+never sent to the program): see :mod:`harness.code_check`. A ~3M-parameter model can learn the
+in-domain task because each operation family has one code shape; the ood splits shift one thing.
+
+>>> from tasks.code_lists import CodeLists
+>>> record = CodeLists().load("train", limit=1)[0]
+>>> print(record["question"])
+Write a Python function `process(data)` that returns the elements of data that are greater than 3.
+>>> print(record["solution"])
+def process(data):
+    return [x for x in data if x > 3]
+>>> record["entry_point"], record["tests"][0]
+('process', {'args': [[9, 4, 0, 6]], 'expected': [9, 4, 6]})
+
+Splits (families are listed in ``FAMILIES``):
+
+* ``train`` (2000): one operation of a ``SEEN`` family (map, filter or reduce), constants 1..9.
+* ``test`` (200): the train distribution, other problems.
+* ``ood-compose`` (200): two seen operations composed in one function (filter then map or reduce).
+* ``ood-families`` (200): ``UNSEEN`` operations (evens, squares, reversing, sorting, ...): never in
+  the train split, but written in the embedded base's pretraining code (``harness.corpus``), so
+  they test whether fine-tuning keeps what the backbone knew.
+
+Every split is generated from a fixed seed; test and ood questions never occur in train.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.base import Split, Task
+from tasks.code_grading import CodeTask
+
+INSTRUCTION = "Answer with the function in a ```python code block."
+FUNCTION_NAMES = ("solve", "process", "compute", "transform", "result", "answer", "run", "apply")
+VARIABLES = ("xs", "nums", "values", "items", "data")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One operation: spec phrasings and the code body, both with ``{v}`` (the list) and ``{k}``/``{j}``
+    (constants); ``nonempty`` marks operations undefined on an empty list (max, min)."""
+
+    name: str
+    specs: tuple[str, ...]
+    body: str
+    constants: int = 0
+    nonempty: bool = False
+
+
+def _f(name, specs, body, constants=0, nonempty=False) -> Family:
+    return Family(name, tuple(specs), body, constants, nonempty)
+
+
+SEEN = (
+    _f(
+        "add",
+        ["returns a new list with {k} added to each element of {v}", "adds {k} to every element of {v}"],
+        "[x + {k} for x in {v}]",
+        1,
+    ),
+    _f(
+        "sub",
+        [
+            "returns a new list with {k} subtracted from each element of {v}",
+            "subtracts {k} from every element of {v}",
+        ],
+        "[x - {k} for x in {v}]",
+        1,
+    ),
+    _f(
+        "mul",
+        [
+            "returns a new list with each element of {v} multiplied by {k}",
+            "multiplies every element of {v} by {k}",
+        ],
+        "[x * {k} for x in {v}]",
+        1,
+    ),
+    _f(
+        "greater",
+        ["returns the elements of {v} that are greater than {k}", "keeps the elements of {v} above {k}"],
+        "[x for x in {v} if x > {k}]",
+        1,
+    ),
+    _f(
+        "less",
+        ["returns the elements of {v} that are less than {k}", "keeps the elements of {v} below {k}"],
+        "[x for x in {v} if x < {k}]",
+        1,
+    ),
+    _f("sum", ["returns the sum of the elements of {v}", "adds up all the elements of {v}"], "sum({v})"),
+    _f("max", ["returns the largest element of {v}", "returns the maximum of {v}"], "max({v})", 0, True),
+    _f("min", ["returns the smallest element of {v}", "returns the minimum of {v}"], "min({v})", 0, True),
+    _f("len", ["returns the number of elements in {v}", "counts the elements of {v}"], "len({v})"),
+    _f(
+        "count-greater",
+        ["returns how many elements of {v} are greater than {k}", "counts the elements of {v} above {k}"],
+        "len([x for x in {v} if x > {k}])",
+        1,
+    ),
+)
+COMPOSED = (
+    _f(
+        "greater-then-mul",
+        ["returns the elements of {v} that are greater than {j}, each multiplied by {k}"],
+        "[x * {k} for x in {v} if x > {j}]",
+        2,
+    ),
+    _f(
+        "less-then-add",
+        ["returns the elements of {v} that are less than {j}, each with {k} added"],
+        "[x + {k} for x in {v} if x < {j}]",
+        2,
+    ),
+    _f(
+        "greater-then-sum",
+        ["returns the sum of the elements of {v} that are greater than {k}"],
+        "sum([x for x in {v} if x > {k}])",
+        1,
+    ),
+    _f(
+        "add-then-sum",
+        ["returns the sum of the elements of {v} after adding {k} to each"],
+        "sum([x + {k} for x in {v}])",
+        1,
+    ),
+    _f(
+        "less-then-max",
+        ["returns the largest element of {v} that is less than {k}"],
+        "max([x for x in {v} if x < {k}])",
+        1,
+        True,
+    ),
+)
+UNSEEN = (
+    _f("evens", ["returns the even elements of {v}"], "[x for x in {v} if x % 2 == 0]"),
+    _f("odds", ["returns the odd elements of {v}"], "[x for x in {v} if x % 2 == 1]"),
+    _f("squares", ["returns a new list with each element of {v} squared"], "[x * x for x in {v}]"),
+    _f("reverse", ["returns the elements of {v} in reverse order"], "{v}[::-1]"),
+    _f("sorted", ["returns the elements of {v} sorted from smallest to largest"], "sorted({v})"),
+    _f("count-evens", ["returns how many elements of {v} are even"], "len([x for x in {v} if x % 2 == 0])"),
+)
+FAMILIES = {"seen": SEEN, "composed": COMPOSED, "unseen": UNSEEN}
+
+
+def solution_code(family: Family, name: str, variable: str, constants: tuple[int, ...]) -> str:
+    slots = dict(zip(("k", "j"), constants), v=variable)
+    return f"def {name}({variable}):\n    return {family.body.format(**slots)}\n"
+
+
+def make_problem(rng: random.Random, families: tuple[Family, ...], n_tests: int = 5) -> dict[str, Any]:
+    """One problem from ``families``: question, reference solution, entry point and hidden tests."""
+    family = rng.choice(families)
+    name, variable = rng.choice(FUNCTION_NAMES), rng.choice(VARIABLES)
+    constants = tuple(rng.randint(1, 8) for _ in range(family.constants))
+    slots = dict(zip(("k", "j"), constants), v=variable)
+    spec = rng.choice(family.specs).format(**slots)
+    solution = solution_code(family, name, variable, constants)
+    namespace: dict[str, Any] = {}
+    exec(solution, namespace)  # noqa: S102 - our own reference code, not a model's
+    reference = namespace[name]
+    tests = []
+    while len(tests) < n_tests:
+        size = rng.randint(1 if family.nonempty else 0, 6)
+        xs = [rng.randint(0, 9) for _ in range(size)]
+        try:
+            expected = reference(list(xs))
+        except ValueError:  # max() of an empty filter: not a valid input for this problem
+            continue
+        tests.append({"args": [xs], "expected": expected})
+    return {
+        "question": f"Write a Python function `{name}({variable})` that {spec}.",
+        "solution": solution,
+        "entry_point": name,
+        "family": family.name,
+        "tests": tests,
+    }
+
+
+class CodeLists(CodeTask):
+    """Synthetic list-function specs with hidden tests; see the module docstring for the splits."""
+
+    name = "code-lists"
+    domain = "code"
+    max_new_tokens = 96  # the longest solution is about 40 tokens with the embedded tokenizer
+    ood_tasks = ("humaneval",)
+    splits = (
+        Split("train", "train", "one map, filter or reduce operation of a seen family"),
+        Split("test", "test", "the train distribution, problems not in train"),
+        Split("ood-compose", "ood", "two seen operations composed in one function"),
+        Split("ood-families", "ood", "operations never seen in train (known from pretraining)"),
+    )
+    # name -> (seed, size, families)
+    config = {
+        "train": (101, 2000, "seen"),
+        "test": (202, 200, "seen"),
+        "ood-compose": (303, 200, "composed"),
+        "ood-families": (404, 200, "unseen"),
+    }
+
+    def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:
+        seed, size, families = self.config[split]
+        rng = random.Random(seed)
+        seen, examples = set(exclude), []
+        while len(examples) < size:
+            problem = make_problem(rng, FAMILIES[families])
+            if problem["question"] in seen:
+                continue
+            seen.add(problem["question"])
+            examples.append({"id": f"{split}-{len(examples)}", **problem})
+        return examples
+
+    def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        self.split(split)
+        train = self._generate("train", set())
+        examples = train if split == "train" else self._generate(split, {e["question"] for e in train})
+        return examples[:limit]
+
+    def messages(self, example: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "prompt": [{"role": "user", "content": f"{example['question']}\n{INSTRUCTION}"}],
+            "completion": [{"role": "assistant", "content": f"```python\n{example['solution']}```"}],
+        }
+
+    def program(self, example: dict[str, Any], completion: str) -> str | None:
+        from tasks.code_grading import extract_code
+
+        return extract_code(completion, example["entry_point"])
+
+    def checker(self, example: dict[str, Any]):
+        from harness.code_check import CallTests
+
+        return CallTests(example["entry_point"], [(t["args"], t["expected"]) for t in example["tests"]])
+
+
+

