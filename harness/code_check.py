@@ -154,13 +154,13 @@ def check_one(program: str | None, tests: CallTests | CheckFunction, limits: Lim
         verdict, problem = "timeout", f"over the time limit ({limits.timeout_s:g} s wall, {limits.cpu_s} s CPU)"
     elif ran.status == "memory" or candidate.memory_error:
         verdict, problem = "memory", problem or "MemoryError"
+    elif problem is None:  # every check ran here and every call was answered
+        verdict = "passed"
     elif ran.status == "crashed":
         verdict = "crashed"
-        problem = f"killed by the sandbox ({'; '.join(ran.notes) or f'exit {ran.returncode}'})"
-    elif problem is None and ran.status == "ok":
-        verdict = "passed"
+        problem = f"killed during the tests ({'; '.join(ran.notes) or f'exit {ran.returncode}'}): {problem}"
     else:
-        verdict, problem = "failed", problem or f"the driver ended with {ran.status} ({ran.returncode})"
+        verdict = "failed"
     return Verdict(verdict, problem or "", ran.stderr, ran.seconds)
 
 

@@ -196,9 +196,9 @@ def run_python(
     """Run ``source`` as ``program.py`` in a fresh sandbox; ``files`` are written beside it.
 
     With ``converse``, the program's stdin and stdout are pipes instead: ``converse(channel)`` runs
-    here while the program runs, its result is ``Execution.conversation``, and the program's stdin
-    is closed when it returns. The wall-clock limit still holds: at the timeout the program is
-    killed and the channel reads end.
+    here while the program runs, its result is ``Execution.conversation``, and the program's pipes
+    are closed when it returns; a program still running a second later is killed. The wall-clock
+    limit holds during the conversation: at the timeout the program is killed and reads end.
     """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="harness-sandbox-")).resolve()
@@ -245,16 +245,18 @@ def run_python(
                 finally:
                     timer.cancel()
                     timed_out = time.monotonic() - started >= limits.timeout_s
-                    process.stdin.close()
-            # After a conversation, the program has a moment to exit on its closed stdin.
-            wait = max(1.0, limits.timeout_s - (time.monotonic() - started)) if converse else limits.timeout_s
-            try:
-                process.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                    process.stdin.close()  # the program's reads end, and its writes fail
+                    process.stdout.close()
+                try:  # a moment to exit on its own; after that what it does no longer matters
+                    process.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                try:
+                    process.wait(timeout=limits.timeout_s)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
             returncode = _stop(process)
-            if converse:
-                process.stdout.close()
         stderr = _tail(capture / "stderr", limits.output_chars + 2000)
         notes = [line[9:] for line in stderr.splitlines() if line.startswith("sandbox: ")]
         stderr = "".join(line for line in stderr.splitlines(True) if not line.startswith("sandbox: "))

@@ -9,12 +9,13 @@ in-domain task because each operation family has one code shape; the ood splits 
 >>> from tasks.code_lists import CodeLists
 >>> record = CodeLists().load("train", limit=1)[0]
 >>> print(record["question"])
-Write a Python function `process(data)` that returns the elements of data that are greater than 3.
+Write a Python function `transform(data)` that counts the elements of data above 6.
 >>> print(record["solution"])
-def process(data):
-    return [x for x in data if x > 3]
->>> record["entry_point"], record["tests"][0]
-('process', {'args': [[9, 4, 0, 6]], 'expected': [9, 4, 6]})
+def transform(data):
+    return len([x for x in data if x > 6])
+<BLANKLINE>
+>>> record["entry_point"], record["tests"][1]
+('transform', {'args': [[8, 3, 9, 3, 4]], 'expected': 2})
 
 Splits (families are listed in ``FAMILIES``):
 

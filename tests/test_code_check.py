@@ -1,0 +1,291 @@
+"""The code checker, one hostile behaviour per test: each program tries to pass without being right,
+or to harm the machine; each gets a failing verdict, and the harness goes on."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+
+import pytest
+
+from harness.code_check import CallTests, CheckFunction, check_many, check_one
+from harness.code_driver import decode, encode
+from harness.sandbox import Limits, isolation
+from tests.test_sandbox import processes_running
+
+needs_namespaces = pytest.mark.skipif(
+    bool(isolation()), reason=f"this kernel refuses the sandbox's namespaces: {isolation()}"
+)
+QUICK = Limits(timeout_s=3, cpu_s=3)
+ADD = CallTests("add", [([1, 2], 3), ([20, 22], 42), ([-5, 5], 0)])
+
+
+def verdict(source: str, tests=ADD, limits: Limits = QUICK):
+    return check_one(textwrap.dedent(source).strip() + "\n", tests, limits)
+
+
+def test_a_right_program_passes_and_a_wrong_one_fails_with_the_first_bad_call():
+    assert verdict("def add(a, b):\n    return a + b").verdict == "passed"
+    wrong = verdict("def add(a, b):\n    return a * b")
+    assert wrong.verdict == "failed" and wrong.detail == "AssertionError: add(1, 2) returned 2, expected 3"
+
+
+def test_right_value_of_the_wrong_type_fails():
+    assert verdict("def add(a, b):\n    return float(a + b)").verdict == "failed"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sys\nsys.exit(0)",  # before the tests: the program never loads
+        "import os\nos._exit(0)",
+        "import os\ndef add(a, b):\n    os._exit(0)",  # during the first test
+        "def add(a, b):\n    raise SystemExit(0)",
+        "import os\nos.closerange(0, 64)\ndef add(a, b):\n    return 0",  # cuts the channel
+    ],
+    ids=["sys-exit-at-load", "os-exit-at-load", "os-exit-in-call", "system-exit-in-call", "close-channel"],
+)
+def test_exiting_early_with_status_zero_is_a_failure(source):
+    ran = verdict(source)
+    assert ran.verdict == "failed" and ran.detail
+
+
+def test_an_object_whose_eq_is_always_true_cannot_cross():
+    source = """
+        class Anything:
+            def __eq__(self, other):
+                return True
+        def add(a, b):
+            return Anything()
+    """
+    ran = verdict(source)
+    assert ran.verdict == "failed" and "not plain data" in ran.detail
+
+
+def test_an_int_subclass_with_a_forged_eq_crosses_as_its_plain_value():
+    source = """
+        class Liar(int):
+            def __eq__(self, other):
+                return True
+        def add(a, b):
+            return Liar(7)
+    """
+    assert verdict(source).verdict == "failed"
+
+
+def test_patching_builtins_and_the_driver_does_not_change_the_verdict():
+    source = """
+        import builtins, json, sys
+        builtins.AssertionError = type("Never", (Exception,), {})
+        builtins.isinstance = lambda *a: True
+        builtins.type = lambda *a: int
+        json.loads = lambda *a, **k: {"call": "add", "args": []}
+        sys.modules["harness"] = None
+        def add(a, b):
+            return 0
+    """
+    assert verdict(source).verdict == "failed"
+
+
+def test_printing_a_fake_answer_does_not_reach_the_checker():
+    source = """
+        import sys
+        print('{"loaded": true}')
+        def add(a, b):
+            print('{"value": %d}' % (a + b))
+            sys.stdout.flush()
+            return None
+    """
+    ran = verdict(source)
+    assert ran.verdict == "failed" and '{"value": 3}' in ran.stderr  # it went to stderr, not the pipe
+
+
+def test_the_hidden_tests_are_nowhere_the_program_can_read():
+    sentinel = "expected-value-3f9c1e"
+    source = f"""
+        import os
+        secret = "expected-value-" + "3f9c1e"
+        found = []
+        for top in (".", "/tmp", "/dev/shm", "/var/tmp"):
+            for folder, _, names in os.walk(top):
+                for name in names:
+                    try:
+                        if secret in open(os.path.join(folder, name), errors="ignore").read():
+                            found.append(name)
+                    except OSError:
+                        pass
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            for part in ("cmdline", "environ"):
+                try:
+                    if secret.encode() in open(f"/proc/{{pid}}/{{part}}", "rb").read():
+                        found.append(pid + part)
+                except OSError:
+                    pass
+        print("found", found, file=__import__("sys").stderr)
+        def answer(x):
+            return None
+    """
+    ran = verdict(source, CallTests("answer", [([1], sentinel)]))
+    assert ran.verdict == "failed"
+    assert "found []" in ran.stderr, ran.stderr
+
+
+def test_later_calls_are_not_in_any_pipe_the_program_can_read():
+    # During the first call, the program drains every descriptor it has: the second call's
+    # arguments are not sent until the first answer is back, so they are nowhere to be read.
+    source = """
+        import os, sys
+        calls = []
+        def f(x):
+            calls.append(x)
+            if len(calls) == 1:
+                for fd in range(0, 32):
+                    try:
+                        os.set_blocking(fd, False)
+                        print("read", fd, os.read(fd, 1 << 16), file=sys.stderr)
+                    except OSError:
+                        pass
+            return x
+    """
+    ran = verdict(source, CallTests("f", [(["first-call"], "first-call"), (["second-call-7d2"], "x")]))
+    assert ran.verdict == "failed" and "second-call-7d2" not in ran.stderr
+
+
+def test_infinite_loop_times_out():
+    ran = verdict("def add(a, b):\n    while True:\n        pass")
+    assert ran.verdict == "timeout" and ran.seconds < QUICK.timeout_s + 5
+
+
+def test_sigterm_handler_does_not_save_a_looping_program():
+    source = """
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        def add(a, b):
+            while True:
+                pass
+    """
+    assert verdict(source).verdict == "timeout"
+
+
+def test_memory_bomb_is_a_memory_verdict():
+    source = """
+        def add(a, b):
+            blocks = []
+            while True:
+                blocks.append(bytearray(2**26))
+    """
+    assert verdict(source, limits=Limits(timeout_s=10, cpu_s=10, memory_mb=512)).verdict == "memory"
+
+
+def test_killed_by_a_signal_is_crashed():
+    assert verdict("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)").verdict == "crashed"
+
+
+def test_huge_output_fails_and_keeps_only_a_tail():
+    ran = verdict("def add(a, b):\n    while True:\n        print('x' * 100_000)")
+    assert ran.verdict in ("failed", "timeout") and len(ran.stderr) <= Limits().output_chars
+
+
+def test_a_huge_answer_is_a_failure_not_a_hang():
+    ran = verdict("def add(a, b):\n    return 'x' * (8 << 20)", limits=Limits(timeout_s=10, cpu_s=10))
+    assert ran.verdict == "failed" and "not an answer" in ran.detail
+
+
+@needs_namespaces
+def test_fork_bomb_is_contained():
+    source = """
+        import os
+        def add(a, b):
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+    """
+    assert verdict(source).verdict in ("crashed", "timeout")
+    assert not processes_running("program.py")
+
+
+@needs_namespaces
+def test_subprocess_and_os_system_cannot_write_outside(tmp_path):
+    target = tmp_path / "planted"
+    source = f"""
+        import os, subprocess
+        os.system("touch {target}")
+        subprocess.run(["sh", "-c", "echo x > {target}"])
+        def add(a, b):
+            return a + b
+    """
+    assert verdict(source).verdict == "passed"  # the program is right; its side effects went nowhere
+    assert not target.exists()
+
+
+@needs_namespaces
+def test_deleting_files_outside_fails_and_they_survive(tmp_path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious")
+    source = f"""
+        import shutil
+        shutil.rmtree({str(tmp_path)!r})
+        def add(a, b):
+            return a + b
+    """
+    ran = verdict(source)
+    assert ran.verdict == "failed" and "Read-only file system" in ran.detail + ran.stderr
+    assert keep.read_text() == "precious"
+
+
+@needs_namespaces
+def test_network_connection_fails_and_nothing_arrives():
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    source = f"""
+        import socket
+        def add(a, b):
+            socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"leak")
+            return a + b
+    """
+    ran = verdict(source)
+    assert ran.verdict == "failed" and "Error" in ran.detail
+    with pytest.raises(TimeoutError):
+        server.accept()
+    server.close()
+
+
+def test_no_code_and_syntax_errors_are_failures_with_a_reason():
+    assert check_one(None, ADD).detail == "no code in the completion"
+    broken = verdict("def add(a, b:\n    return a + b")
+    assert broken.verdict == "failed" and "SyntaxError" in broken.detail
+
+
+def test_check_function_tests_see_the_program_through_the_proxy():
+    tests = CheckFunction(
+        "inc", "def helper(x):\n    return x + 1\n\ndef check(candidate):\n    assert candidate(1) == helper(1)\n"
+    )
+    assert verdict("def inc(x):\n    return x + 1", tests).verdict == "passed"
+    assert verdict("def inc(x):\n    return x", tests).verdict == "failed"
+
+
+def test_many_programs_keep_their_order_and_a_hostile_one_does_not_stop_the_rest():
+    sources = ["def add(a, b):\n    return a + b\n"] * 3 + ["def add(a, b):\n    while True: pass\n"]
+    sources += ["import os\nos._exit(0)\n", None, "def add(a, b):\n    return a + b\n"]
+    verdicts = [v.verdict for v in check_many([(s, ADD) for s in sources], limits=QUICK, workers=3)]
+    assert verdicts == ["passed"] * 3 + ["timeout", "failed", "failed", "passed"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 0, -(2**70), 1.5, float("inf"), "text\n", b"\x00\xff", [1, [2]], (1, (2,)), {1, 2},
+     frozenset({3}), {"a": 1, 2: (3,)}, ()],
+)
+def test_values_round_trip_through_the_codec_with_their_types(value):
+    back = decode(encode(value))
+    assert back == value and type(back) is type(value)
+
+
+def test_nan_round_trips_and_junk_is_refused():
+    assert decode(encode(float("nan"))) != decode(encode(float("nan")))  # still a nan
+    for junk in ({"tuple": 3}, {"bytes": 5}, {"a": 1, "b": 2}, {"float": "1e400x"}):
+        with pytest.raises(ValueError):
+            decode(junk)

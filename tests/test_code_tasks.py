@@ -1,0 +1,134 @@
+"""The code tasks: code-lists (splits, hidden tests, reproducibility) and HumanEval (the package's
+164 problems, both prompt styles, graded by execution)."""
+
+from __future__ import annotations
+
+import pytest
+
+import tasks
+from tasks.code_lists import FAMILIES, CodeLists
+from tasks.humaneval import HumanEval, HumanEvalComplete
+
+
+@pytest.fixture(scope="module")
+def code_lists():
+    task = CodeLists()
+    return {split.name: task.load(split.name) for split in task.splits}
+
+
+def test_code_lists_splits_have_their_sizes_and_unique_questions(code_lists):
+    assert {name: len(rows) for name, rows in code_lists.items()} == {
+        "train": 2000,
+        "test": 200,
+        "ood-compose": 200,
+        "ood-families": 200,
+    }
+    train_questions = {row["question"] for row in code_lists["train"]}
+    for name, rows in code_lists.items():
+        questions = [row["question"] for row in rows]
+        assert len(set(questions)) == len(questions), name
+        if name != "train":
+            assert not train_questions & set(questions), name
+
+
+def test_code_lists_splits_hold_the_families_they_promise(code_lists):
+    names = {group: {family.name for family in families} for group, families in FAMILIES.items()}
+    assert {row["family"] for row in code_lists["train"]} == names["seen"]
+    assert {row["family"] for row in code_lists["test"]} <= names["seen"]
+    assert {row["family"] for row in code_lists["ood-compose"]} == names["composed"]
+    assert {row["family"] for row in code_lists["ood-families"]} == names["unseen"]
+    assert not names["unseen"] & names["seen"]
+
+
+def test_code_lists_is_reproducible_and_limits_are_prefixes():
+    first, again = CodeLists().load("ood-compose"), CodeLists().load("ood-compose", limit=7)
+    assert again == first[:7]
+
+
+def test_hidden_tests_agree_with_the_reference_and_distinguish_families(code_lists):
+    for row in code_lists["test"][:50] + code_lists["ood-families"][:50]:
+        namespace: dict = {}
+        exec(row["solution"], namespace)
+        for case in row["tests"]:
+            assert namespace[row["entry_point"]](*case["args"]) == case["expected"]
+    # Five random inputs rarely leave a wrong operation undetected: "evens" vs "odds" always differ.
+    evens = next(r for r in code_lists["ood-families"] if r["family"] == "evens")
+    odds_program = evens["solution"].replace("% 2 == 0", "% 2 == 1")
+    task = CodeLists()
+    assert task.score(evens, f"```python\n{odds_program}```") == 0.0
+
+
+@pytest.mark.slow
+def test_every_reference_solution_passes_in_the_sandbox_and_a_wrong_one_fails(code_lists):
+    task = CodeLists()
+    rows = code_lists["test"] + code_lists["ood-compose"] + code_lists["ood-families"]
+    answers = [task.messages(row)["completion"][0]["content"] for row in rows]
+    assert [g["score"] for g in task.grade(list(zip(rows, answers)))] == [1.0] * len(rows)
+    wrong = [a.replace("return ", "return None and ") for a in answers[:20]]
+    assert {g["verdict"] for g in task.grade(list(zip(rows[:20], wrong)))} == {"failed"}
+
+
+def test_code_lists_grades_keep_program_verdict_and_stderr(code_lists):
+    row = code_lists["test"][0]
+    completion = "```python\nimport sys\nprint('debug', file=sys.stderr)\n" + row["solution"] + "```"
+    [grade] = CodeLists().grade([(row, completion)])
+    assert grade["score"] == 1.0 and grade["verdict"] == "passed"
+    assert grade["program"].startswith("import sys") and "debug" in grade["stderr"]
+    [none] = CodeLists().grade([(row, "I cannot write code.")])
+    assert none == {"score": 0.0, "verdict": "failed", "stderr": "", "program": None}
+
+
+def test_humaneval_has_the_164_problems_of_the_package_and_no_train_split():
+    examples = HumanEval().load("test")
+    assert len(examples) == 164 and examples[-1]["id"] == "HumanEval/163"
+    assert all(e["entry_point"] in e["prompt"] for e in examples)
+    with pytest.raises(ValueError, match="task 'humaneval' has no train split"):
+        HumanEval().train_split
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [HumanEval(), HumanEvalComplete()], ids=lambda t: t.name)
+def test_every_canonical_humaneval_solution_passes_and_a_stub_fails(task):
+    examples = task.load("test")
+    answers = [task.messages(e)["completion"] for e in examples]
+    answers = [a if isinstance(a, str) else a[0]["content"] for a in answers]
+    grades = task.grade(list(zip(examples, answers)))
+    assert [e["id"] for e, g in zip(examples, grades) if g["verdict"] != "passed"] == []
+    stubs = task.grade([(e, "    return None\n" if task.name.endswith("complete") else "```python\n    return None\n```") for e in examples[:10]])
+    assert [g["verdict"] for g in stubs] == ["failed"] * 10
+
+
+HUMANEVAL_ANSWERS = [
+    # a full function in a fenced block, as instruct models write it
+    ("```python\ndef add(x: int, y: int):\n    return x + y\n```", 1.0),
+    # only the body, indented, in a block: the prompt's header is put in front
+    ("```python\n    return x + y\n```", 1.0),
+    # a helper of its own, then the function
+    ("```python\ndef _plus(a, b):\n    return a + b\n\ndef add(x, y):\n    return _plus(x, y)\n```", 1.0),
+    # a wrong body
+    ("```python\ndef add(x, y):\n    return x - y\n```", 0.0),
+    # no code at all
+    ("I think you should add x and y.", 0.0),
+]
+
+
+@pytest.mark.parametrize(("completion", "score"), HUMANEVAL_ANSWERS)
+def test_humaneval_chat_answers(completion, score):
+    example = next(e for e in HumanEval().load("test") if e["entry_point"] == "add")
+    assert HumanEval().score(example, completion) == score
+
+
+def test_humaneval_complete_cuts_at_the_stop_sequences():
+    task = HumanEvalComplete()
+    example = next(e for e in task.load("test") if e["entry_point"] == "add")
+    assert task.score(example, "    return x + y\n\n\nif __name__ == '__main__':\n    raise SystemExit(1)\n") == 1.0
+    assert task.score(example, "    return x + y\n# trailing\nimport sys; sys.exit(3)") == 1.0
+    assert task.extract("    return 1\ndef other():\n    pass") == "    return 1"
+    assert task.messages(example)["prompt"] == example["prompt"]  # raw text, no chat template
+
+
+def test_registry_knows_the_code_tasks():
+    assert tasks.get("code-lists").ood_tasks == ("humaneval",)
+    assert tasks.get("humaneval-complete").domain == "code"
+    with pytest.raises(KeyError, match="did you mean 'humaneval'"):
+        tasks.get("humaneva")
