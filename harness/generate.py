@@ -57,7 +57,9 @@ def generate(model, tokenizer, conversations: list[list[dict] | str], sampling: 
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
     texts = [
-        c if isinstance(c, str) else tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        c
+        if isinstance(c, str)
+        else tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
         for c in conversations
     ]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]

@@ -318,9 +318,12 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
         if "pass_at" in entry:
             pass_at = entry["pass_at"]
             if not isinstance(pass_at, dict) or not all(
-                str(k).isdigit() and 0.0 <= _number(v, split, f"pass_at[{k}]") <= 1.0 for k, v in pass_at.items()
+                str(k).isdigit() and 0.0 <= _number(v, split, f"pass_at[{k}]") <= 1.0
+                for k, v in pass_at.items()
             ):
-                raise ValueError(f"split {split!r}: pass_at must map k to a fraction in [0, 1], got {pass_at!r}")
+                raise ValueError(
+                    f"split {split!r}: pass_at must map k to a fraction in [0, 1], got {pass_at!r}"
+                )
             checked[split]["pass_at"] = {str(k): float(v) for k, v in pass_at.items()}
         if "verdicts" in entry:
             verdicts = entry["verdicts"]

@@ -30,7 +30,9 @@ def extract_code(completion: str, entry_point: str | None = None) -> str | None:
     """
     blocks = [body for tag, body in FENCE.findall(completion) if tag.lower() in PYTHON_TAGS and body.strip()]
     if blocks:
-        defining = [b for b in blocks if entry_point and re.search(rf"^\s*def {re.escape(entry_point)}\b", b, re.M)]
+        defining = [
+            b for b in blocks if entry_point and re.search(rf"^\s*def {re.escape(entry_point)}\b", b, re.M)
+        ]
         return (defining or sorted(blocks, key=len, reverse=True))[0]
     start = re.search(r"^(def |class |import |from \w[\w.]* import |async def )", completion, re.M)
     return completion[start.start() :] if start else None

@@ -35,7 +35,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.base import Split, Task
+from tasks.base import Split
 from tasks.code_grading import CodeTask
 
 INSTRUCTION = "Answer with the function in a ```python code block."
@@ -239,6 +239,3 @@ class CodeLists(CodeTask):
         from harness.code_check import CallTests
 
         return CallTests(example["entry_point"], [(t["args"], t["expected"]) for t in example["tests"]])
-
-
-

@@ -105,5 +105,7 @@ class HumanEvalComplete(HumanEval):
         return example["prompt"] + body if body.strip() else None
 
     def extract(self, completion: str) -> str:
-        cut = min((i for i in (completion.find(s) for s in STOP_SEQUENCES) if i >= 0), default=len(completion))
+        cut = min(
+            (i for i in (completion.find(s) for s in STOP_SEQUENCES) if i >= 0), default=len(completion)
+        )
         return completion[:cut]

@@ -102,7 +102,7 @@ def test_printing_a_fake_answer_does_not_reach_the_checker():
 
 def test_the_hidden_tests_are_nowhere_the_program_can_read():
     sentinel = "expected-value-3f9c1e"
-    source = f"""
+    source = """
         import os
         secret = "expected-value-" + "3f9c1e"
         found = []
@@ -117,7 +117,7 @@ def test_the_hidden_tests_are_nowhere_the_program_can_read():
         for pid in filter(str.isdigit, os.listdir("/proc")):
             for part in ("cmdline", "environ"):
                 try:
-                    if secret.encode() in open(f"/proc/{{pid}}/{{part}}", "rb").read():
+                    if secret.encode() in open(f"/proc/{pid}/{part}", "rb").read():
                         found.append(pid + part)
                 except OSError:
                     pass
@@ -261,7 +261,8 @@ def test_no_code_and_syntax_errors_are_failures_with_a_reason():
 
 def test_check_function_tests_see_the_program_through_the_proxy():
     tests = CheckFunction(
-        "inc", "def helper(x):\n    return x + 1\n\ndef check(candidate):\n    assert candidate(1) == helper(1)\n"
+        "inc",
+        "def helper(x):\n    return x + 1\n\ndef check(candidate):\n    assert candidate(1) == helper(1)\n",
     )
     assert verdict("def inc(x):\n    return x + 1", tests).verdict == "passed"
     assert verdict("def inc(x):\n    return x", tests).verdict == "failed"
@@ -276,8 +277,22 @@ def test_many_programs_keep_their_order_and_a_hostile_one_does_not_stop_the_rest
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, 0, -(2**70), 1.5, float("inf"), "text\n", b"\x00\xff", [1, [2]], (1, (2,)), {1, 2},
-     frozenset({3}), {"a": 1, 2: (3,)}, ()],
+    [
+        None,
+        True,
+        0,
+        -(2**70),
+        1.5,
+        float("inf"),
+        "text\n",
+        b"\x00\xff",
+        [1, [2]],
+        (1, (2,)),
+        {1, 2},
+        frozenset({3}),
+        {"a": 1, 2: (3,)},
+        (),
+    ],
 )
 def test_values_round_trip_through_the_codec_with_their_types(value):
     back = decode(encode(value))

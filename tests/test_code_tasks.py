@@ -83,7 +83,7 @@ def test_humaneval_has_the_164_problems_of_the_package_and_no_train_split():
     assert len(examples) == 164 and examples[-1]["id"] == "HumanEval/163"
     assert all(e["entry_point"] in e["prompt"] for e in examples)
     with pytest.raises(ValueError, match="task 'humaneval' has no train split"):
-        HumanEval().train_split
+        _ = HumanEval().train_split
 
 
 @pytest.mark.slow
@@ -94,7 +94,12 @@ def test_every_canonical_humaneval_solution_passes_and_a_stub_fails(task):
     answers = [a if isinstance(a, str) else a[0]["content"] for a in answers]
     grades = task.grade(list(zip(examples, answers)))
     assert [e["id"] for e, g in zip(examples, grades) if g["verdict"] != "passed"] == []
-    stubs = task.grade([(e, "    return None\n" if task.name.endswith("complete") else "```python\n    return None\n```") for e in examples[:10]])
+    stubs = task.grade(
+        [
+            (e, "    return None\n" if task.name.endswith("complete") else "```python\n    return None\n```")
+            for e in examples[:10]
+        ]
+    )
     assert [g["verdict"] for g in stubs] == ["failed"] * 10
 
 
@@ -121,7 +126,10 @@ def test_humaneval_chat_answers(completion, score):
 def test_humaneval_complete_cuts_at_the_stop_sequences():
     task = HumanEvalComplete()
     example = next(e for e in task.load("test") if e["entry_point"] == "add")
-    assert task.score(example, "    return x + y\n\n\nif __name__ == '__main__':\n    raise SystemExit(1)\n") == 1.0
+    assert (
+        task.score(example, "    return x + y\n\n\nif __name__ == '__main__':\n    raise SystemExit(1)\n")
+        == 1.0
+    )
     assert task.score(example, "    return x + y\n# trailing\nimport sys; sys.exit(3)") == 1.0
     assert task.extract("    return 1\ndef other():\n    pass") == "    return 1"
     assert task.messages(example)["prompt"] == example["prompt"]  # raw text, no chat template

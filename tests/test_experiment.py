@@ -113,3 +113,34 @@ def test_cli_unknown_task_suggests_a_name(tmp_path):
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert "did you mean 'math-words'" in completed.stderr
+
+
+def test_ood_tasks_default_to_the_tasks_own_and_typos_fail_early():
+    from harness.experiment import ood_tasks
+
+    assert ood_tasks(parse_config(["--task", "code-lists"]).config) == ["humaneval"]
+    assert ood_tasks(parse_config(["--task", "code-lists", "--ood-tasks", ""]).config) == []
+    assert ood_tasks(parse_config(["--task", "math-words"]).config) == []
+    with pytest.raises(KeyError, match="did you mean 'humaneval'"):
+        parse_config(["--task", "code-lists", "--ood-tasks", "humaneva"])
+
+
+@pytest.mark.slow
+def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path):
+    command = [sys.executable, "-m", "harness.experiment", "--task", "code-lists", "--steps", "2"]
+    command += ["--train-limit", "64", "--eval-limit", "2", "--max-new-tokens", "32", "--no-progress"]
+    for name in ("runs", "results", "leaderboard"):
+        command += [f"--{name}-dir", str(tmp_path / name)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    records = [json.loads(path.read_text()) for path in (tmp_path / "results").rglob("*.json")]
+    assert sorted(r["method"] for r in records) == ["base", "dft", "sft"]
+    for record in records:
+        assert record["domain"] == "code"
+        roles = {split: score["role"] for split, score in record["scores"].items()}
+        assert roles == {"test": "test", "ood-compose": "ood", "ood-families": "ood", "humaneval": "ood"}
+        for score in record["scores"].values():
+            assert sum(score["verdicts"].values()) == 2 and set(score["pass_at"]) == {"1"}
+        rows = (Path(record["run_dir"]) / "samples" / "humaneval" / "test.jsonl").read_text().splitlines()
+        assert {"verdict", "stderr", "extracted"} <= set(json.loads(rows[0]))
+    assert "| humaneval (ood) |" in (tmp_path / "leaderboard" / "code.md").read_text().replace("`", "")
