@@ -32,6 +32,7 @@ from harness import cli
 from harness.generate import Sampling, generate
 from harness.models import device_and_dtype, load_model, load_tokenizer
 from tasks.code_grading import pass_at_k
+from tasks.humaneval import HumanEval
 
 PASS_AT = (1, 10)
 
@@ -129,7 +130,7 @@ def score_split(
 
 def evaluate_task(
     model: str,
-    task_name: str,
+    task_name: str | tasks.Task,
     *,
     splits: list[str] | None = None,
     limit: int | None = None,
@@ -139,7 +140,7 @@ def evaluate_task(
 ) -> dict[str, dict[str, Any]]:
     """Scores per split (``{split: {role, value, stderr, n, samples_per_example}}``) of ``model`` (a
     name for ``--model`` or a checkpoint folder) on the task's evaluation splits."""
-    task = tasks.get(task_name)
+    task = tasks.get(task_name) if isinstance(task_name, str) else task_name
     splits = splits or task.eval_splits
     for split in splits:
         task.split(split)  # an unknown split fails before any generation
@@ -169,6 +170,10 @@ class EvalConfig:
     task: str = field(default="math-words", metadata={"help": "registered task name"})
     limit: int | None = field(default=None, metadata={"help": "first N examples of each split"})
     samples_dir: str | None = field(default=None, metadata={"help": "write per-sample JSONL here"})
+    problem_file: str | None = field(
+        default=None,
+        metadata={"help": "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"},
+    )
     device: str | None = None
 
     def __post_init__(self) -> None:
@@ -186,9 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
         config = EvalConfig(**args)
+        task = tasks.get(config.task)
+        if config.problem_file is not None:
+            if not isinstance(task, HumanEval):
+                raise ValueError(f"--problem-file applies to humaneval tasks, not {config.task}")
+            task = type(task)(problem_file=config.problem_file)
+            task.load("test", limit=1)  # reads and checks the whole file before a model is loaded
         summary = evaluate_task(
             config.model,
-            config.task,
+            task,
             limit=config.limit,
             sampling=sampling,
             samples_dir=config.samples_dir,

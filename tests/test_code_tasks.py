@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 import tasks
@@ -140,3 +143,53 @@ def test_registry_knows_the_code_tasks():
     assert tasks.get("humaneval-complete").domain == "code"
     with pytest.raises(KeyError, match="did you mean 'humaneval'"):
         tasks.get("humaneva")
+
+
+def write_problems(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+GOOD_ROW = {
+    "task_id": "Mine/0",
+    "prompt": 'def twice(x):\n    """Return 2 * x."""\n',
+    "entry_point": "twice",
+    "canonical_solution": "    return 2 * x\n",
+    "test": "def check(candidate):\n    assert candidate(3) == 6\n",
+}
+
+
+def test_a_problem_file_of_ones_own_is_loaded_and_graded(tmp_path):
+    task = HumanEval(problem_file=write_problems(tmp_path / "mine.jsonl", [GOOD_ROW]))
+    [example] = task.load("test")
+    assert task.score(example, "```python\ndef twice(x):\n    return x + x\n```") == 1.0
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [{k: v for k, v in GOOD_ROW.items() if k != "test"}],
+            "mine.jsonl line 1: missing or empty field 'test'",
+        ),
+        ([GOOD_ROW, GOOD_ROW], "mine.jsonl line 2: task_id 'Mine/0' appears twice"),
+        ([GOOD_ROW | {"entry_point": "thrice"}], "line 1: the prompt does not define 'thrice'"),
+        ([], "mine.jsonl: no problems in the file"),
+        (["not an object"], "line 1: expected an object, got str"),
+    ],
+)
+def test_a_bad_problem_file_is_one_error_naming_the_line(tmp_path, rows, message):
+    path = write_problems(tmp_path / "mine.jsonl", rows)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HumanEval(problem_file=path).load("test")
+    assert path.read_bytes() == before  # nothing written to the user's file
+
+
+def test_a_problem_file_that_is_not_json_or_not_there(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"task_id": "x",\n')
+    with pytest.raises(ValueError, match="broken.jsonl line 1: not valid JSON"):
+        HumanEval(problem_file=broken).load("test")
+    with pytest.raises(ValueError, match="absent.jsonl: cannot read HumanEval problems"):
+        HumanEval(problem_file=tmp_path / "absent.jsonl").load("test")

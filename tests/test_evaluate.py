@@ -130,3 +130,13 @@ def test_cli_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
+    assert main(["--task", "math-words", "--problem-file", str(tmp_path / "x.jsonl")]) == 1
+    assert "--problem-file applies to humaneval tasks, not math-words" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task_id": "a", "prompt": "def f():\\n", "entry_point": "f"}\n')
+    assert main(["--task", "humaneval", "--problem-file", str(bad), "--limit", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {bad} line 1: missing or empty field 'test'"
