@@ -190,7 +190,39 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
         if record["method"] == "dft":
             diffs = [_signed(d, s) for d, s in zip(values[key], values["sft"])]
             lines.append(f"| {_label(record)} − SFT | " + " | ".join(diffs) + " |")
-    return [*lines, "", _eval_note(rows, list(splits)), "", _provenance_note(rows)]
+    return [
+        *lines,
+        *_pass_at_table(rows, list(splits)),
+        "",
+        _eval_note(rows, list(splits)),
+        "",
+        _provenance_note(rows),
+    ]
+
+
+def _pass_at_table(rows: dict[str, Record], splits: list[str]) -> list[str]:
+    """pass@k for k > 1 (pass@1 is the value above), when sampled runs recorded it."""
+    ks = sorted(
+        {
+            int(k)
+            for r in rows.values()
+            for s in r["scores"].values()
+            for k in s.get("pass_at", {})
+            if k != "1"
+        }
+    )
+    if not ks:
+        return []
+    columns = [(name, k) for k in ks for name in splits]
+    lines = ["", "| model | " + " | ".join(f"{_cell_text(n)} pass@{k}" for n, k in columns) + " |"]
+    lines.append("|---|" + "---:|" * len(columns))
+    for record in rows.values():
+        cells = []
+        for name, k in columns:
+            value = record["scores"].get(name, {}).get("pass_at", {}).get(str(k))
+            cells.append(MISSING if value is None else f"{100 * value:.1f}")
+        lines.append(f"| {_label(record)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _settings(rows: dict[str, Record]) -> list[str]:

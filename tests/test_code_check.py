@@ -304,3 +304,11 @@ def test_nan_round_trips_and_junk_is_refused():
     for junk in ({"tuple": 3}, {"bytes": 5}, {"a": 1, "b": 2}, {"float": "1e400x"}):
         with pytest.raises(ValueError):
             decode(junk)
+
+
+def test_non_utf8_on_stderr_is_kept_with_replacement_characters():
+    source = (
+        "import sys\nsys.stderr.buffer.write(b'bad \\xff\\xfe bytes\\n')\ndef add(a, b):\n    return a + b"
+    )
+    ran = verdict(source)
+    assert ran.verdict == "passed" and "bad \ufffd\ufffd bytes" in ran.stderr

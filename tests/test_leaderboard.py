@@ -171,3 +171,31 @@ def test_cli_reports_a_malformed_record(tmp_path, capsys):
     assert main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     assert "bad.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_pass_at_k_above_one_gets_its_own_table_and_only_when_recorded():
+    from harness.leaderboard import render
+    from harness.results import make_record
+
+    def record(method, pass_at):
+        score = {"role": "test", "value": 0.25, "stderr": 0.05, "n": 100, "samples_per_example": 10}
+        hparams = {"objective": method, "lr": 1e-3} if method != "base" else {}
+        return make_record(
+            task="code-lists",
+            domain="code",
+            backbone="b",
+            method=method,
+            hparams=hparams,
+            data={},
+            scores={"test": score | pass_at},
+            wall_time_s=1.0,
+            run_dir=None,
+        )
+
+    page = render(
+        [record("sft", {"pass_at": {"1": 0.25, "10": 0.6}}), record("dft", {"pass_at": {"1": 0.25}})]
+    )
+    assert "| model | test pass@10 |" in page["code"]
+    assert "| SFT | 60.0 |" in page["code"] and "| DFT | – |" in page["code"]
+    plain = render([record("sft", {"pass_at": {"1": 0.25}})])["code"]
+    assert "pass@" not in plain
