@@ -15,6 +15,8 @@ import math
 import re
 from typing import Any
 
+from harness.code_check import CallTests, CheckFunction, check_many
+from harness.sandbox import Limits
 from tasks.base import Task
 
 FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
@@ -58,16 +60,13 @@ class CodeTask(Task):
     def program(self, example: dict[str, Any], completion: str) -> str | None:
         raise NotImplementedError
 
-    def checker(self, example: dict[str, Any]):
+    def checker(self, example: dict[str, Any]) -> CallTests | CheckFunction:
         raise NotImplementedError
 
     def extract(self, completion: str) -> str:
         return extract_code(completion) or ""
 
     def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
-        from harness.code_check import check_many
-        from harness.sandbox import Limits
-
         jobs = [(self.program(example, completion), self.checker(example)) for example, completion in pairs]
         verdicts = check_many(jobs, limits=Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s)))
         return [

@@ -35,8 +35,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from harness.code_check import CallTests
 from tasks.base import Split
-from tasks.code_grading import CodeTask
+from tasks.code_grading import CodeTask, extract_code
 
 INSTRUCTION = "Answer with the function in a ```python code block."
 FUNCTION_NAMES = ("solve", "process", "compute", "transform", "result", "answer", "run", "apply")
@@ -231,11 +232,7 @@ class CodeLists(CodeTask):
         }
 
     def program(self, example: dict[str, Any], completion: str) -> str | None:
-        from tasks.code_grading import extract_code
-
         return extract_code(completion, example["entry_point"])
 
-    def checker(self, example: dict[str, Any]):
-        from harness.code_check import CallTests
-
+    def checker(self, example: dict[str, Any]) -> CallTests:
         return CallTests(example["entry_point"], [(t["args"], t["expected"]) for t in example["tests"]])

@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.code_check import CheckFunction
 from tasks.base import Split
 from tasks.code_grading import CodeTask, extract_code
 
@@ -123,9 +124,7 @@ class HumanEval(CodeTask):
         body_only = re.match(r"[ \t]+\S", code.lstrip("\n")) is not None
         return example["prompt"] + (code if body_only else "\n\n" + code)
 
-    def checker(self, example: dict[str, Any]):
-        from harness.code_check import CheckFunction
-
+    def checker(self, example: dict[str, Any]) -> CheckFunction:
         # The prompt's helpers (``poly``, ``encode_cyclic``) are used by some checks: trusted data.
         return CheckFunction(example["entry_point"], example["prompt"] + "\n\n" + example["test"])
 

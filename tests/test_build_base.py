@@ -52,3 +52,21 @@ def test_committed_base_loads_with_chat_template_and_digit_tokens():
         [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
     )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_committed_base_has_a_code_prior():
+    # Python the base never saw (another seed than the corpus) is far more predictable to it than to
+    # chance: it learned the language from the corpus's code files, not only the math.
+    import random
+
+    import torch
+
+    from harness.corpus import python_file
+
+    tokenizer, model = load_tokenizer("tiny"), load_model("tiny")
+    rng = random.Random(987_654)
+    text = "\n\n".join(python_file(rng, frozenset()) for _ in range(8))
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"][:1000]])
+    with torch.no_grad():
+        nll = model(input_ids=ids, labels=ids).loss.item()
+    assert nll < 0.7, nll  # nats per token; a uniform guess over the vocabulary is about 6.5
