@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from tqdm import tqdm
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
 from harness import corpus
 from harness.models import EMBEDDED
@@ -57,7 +58,7 @@ class BuildConfig:
     steps: int = 600
     batch: int = 32
     lr: float = 3e-3
-    threads: int = 1
+    threads: int = 2
     report: bool = True
 
 
@@ -71,9 +72,16 @@ def avoid_set() -> set[str]:
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
-    # Digits one by one (as Qwen and Llama do) so arithmetic is learnable digit by digit.
+    # Exactly the normalizer and pre-tokenizer that transformers' Qwen2Tokenizer installs when it loads
+    # the saved folder (it replaces whatever tokenizer.json says): trained with any other, merges such
+    # as newline + indentation exist in the vocabulary but are never produced at run time. Its regex
+    # also splits digits one by one, so arithmetic is learnable digit by digit.
+    tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -92,6 +100,14 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     )
     tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer
+
+
+def check_tokenizers_agree(trained, loaded, texts: list[str]) -> None:
+    """The reloaded tokenizer splits every text as the trained one did and decodes it back whole."""
+    for text in texts:
+        ids = loaded(text, add_special_tokens=False)["input_ids"]
+        if ids != trained(text, add_special_tokens=False)["input_ids"] or loaded.decode(ids) != text:
+            raise RuntimeError(f"the saved tokenizer does not reproduce corpus text {text[:60]!r}")
 
 
 def make_model(config: BuildConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
@@ -194,19 +210,23 @@ def _build(config: BuildConfig) -> dict:
     avoid = avoid_set()
     texts = corpus.documents(config.documents, seed=config.seed, avoid=avoid)
     heldout_texts = corpus.documents(500, seed=config.seed + 1, avoid=avoid)
-    tokenizer = train_tokenizer(texts, config.vocab_size)
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target, then swap: a failed build never leaves a half-written model.
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
+    trained = train_tokenizer(texts, config.vocab_size)
+    trained.save_pretrained(staging)
+    model = make_model(config, trained)
+    model.config.save_pretrained(staging)  # with config.json there, the tokenizer loads as users get it
+    # Pretrain on the tokens the saved tokenizer gives when it is loaded, as every user of it will.
+    tokenizer = AutoTokenizer.from_pretrained(staging)
+    check_tokenizers_agree(trained, tokenizer, texts[:300])
     rows = token_stream(tokenizer, texts, config.seq_len)
     heldout = token_stream(tokenizer, heldout_texts, config.seq_len)
-    model = make_model(config, tokenizer)
     params = sum(p.numel() for p in model.parameters())
     print(f"corpus: {len(texts)} documents, {rows.numel()} tokens; model: {params / 1e6:.2f}M parameters")
     losses = pretrain(model, rows, config)
-
-    out = Path(config.out)
-    # Write beside the target, then swap: a failed build never leaves a half-written model.
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
     model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
     report = {
         "config": asdict(config) | {"out": out.name},
         "parameters": params,

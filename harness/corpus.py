@@ -12,8 +12,8 @@ writes one document. Adding a domain means adding sources here, nothing else.
 Code: small Python files that define and call list functions of every ``tasks.code_lists`` family
 (the families its ``ood-families`` split holds out of fine-tuning included: that split asks whether
 fine-tuning keeps this prior), with docstrings in their own phrasing, and chat exchanges that answer
-a differently phrased request with unfenced code. The fenced-block answer format and the task's spec
-phrasing are left to fine-tuning.
+a differently phrased request with the function, fenced or bare. The task's spec phrasing, its
+instruction and the answer without a docstring are left to fine-tuning.
 
 >>> import random
 >>> docs = [document(random.Random(i)) for i in range(3)]
@@ -125,12 +125,16 @@ def python_file(rng: random.Random, avoid: Set[str]) -> str:
     return "\n\n".join(parts)
 
 
-def chat_code_plain(rng: random.Random, avoid: Set[str]) -> str:
-    """A request in other words than the task's, answered with unfenced code."""
+def chat_code(rng: random.Random, avoid: Set[str]) -> str:
+    """A request in other words than the task's, answered with the function: in a markdown code block
+    half the time, as chat models write code, bare otherwise."""
     definition, name, variable, _ = _code_function(rng)
     doc = definition.split('"""')[1].rstrip(".")
     ask = rng.choice(("Show me Python code for {name}({v}): {doc}.", "Python: def {name}({v}). {doc}."))
-    return chat(ask.format(name=name, v=variable, doc=doc[0].lower() + doc[1:]), definition.rstrip("\n"))
+    answer = definition.rstrip("\n")
+    if rng.random() < 0.5:
+        answer = f"```python\n{answer}\n```"
+    return chat(ask.format(name=name, v=variable, doc=doc[0].lower() + doc[1:]), answer)
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ SOURCES: tuple[Source, ...] = (
     Source("chat-problem-worked", 0.2, chat_problem_worked),
     Source("chat-problem-short", 0.1, chat_problem_short),
     Source("python-file", 0.25, python_file),
-    Source("chat-code-plain", 0.1, chat_code_plain),
+    Source("chat-code", 0.1, chat_code),
 )
 
 

@@ -9,7 +9,7 @@ in-domain task because each operation family has one code shape; the ood splits 
 >>> from tasks.code_lists import CodeLists
 >>> record = CodeLists().load("train", limit=1)[0]
 >>> print(record["question"])
-Write a Python function `transform(data)` that counts the elements of data above 6.
+Write a Python function transform(data) that counts the elements of data above 6.
 >>> print(record["solution"])
 def transform(data):
     return len([x for x in data if x > 6])
@@ -178,7 +178,8 @@ def make_problem(rng: random.Random, families: tuple[Family, ...], n_tests: int 
             continue
         tests.append({"args": [xs], "expected": expected})
     return {
-        "question": f"Write a Python function `{name}({variable})` that {spec}.",
+        # No backticks around the name: with them it would be another token than in `def name`.
+        "question": f"Write a Python function {name}({variable}) that {spec}.",
         "solution": solution,
         "entry_point": name,
         "family": family.name,
