@@ -56,9 +56,9 @@ def test_committed_base_loads_with_chat_template_and_digit_tokens():
 
 def test_committed_base_has_a_code_prior():
     # Python the base never saw (another seed than the corpus) is far more predictable to it than a
-    # uniform guess: it learned the language from the corpus's code files. The files' names and example
-    # inputs are random, so about 2.2 nats/token is what is left; a base without code gets over 10.
-    import math
+    # uniform guess (ln 720 = 6.6 nats): it learned the language from the corpus's code files. The
+    # committed base gets 0.58; a base without code in its corpus got 13, and one pretrained on
+    # tokens its saved tokenizer does not produce (newline + indent merged) got 2.4.
     import random
 
     import torch
@@ -71,4 +71,4 @@ def test_committed_base_has_a_code_prior():
     ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"][:1000]])
     with torch.no_grad():
         nll = model(input_ids=ids, labels=ids).loss.item()
-    assert nll < 0.5 * math.log(len(tokenizer)), nll  # nats per token; uniform: ln 683 = 6.5
+    assert nll < 1.5, nll
