@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+import uuid
 
 import pytest
 
@@ -101,33 +102,33 @@ def test_printing_a_fake_answer_does_not_reach_the_checker():
 
 
 def test_the_hidden_tests_are_nowhere_the_program_can_read():
-    sentinel = "expected-value-3f9c1e"
+    # The expected value is made now, so no file holds it unless the harness wrote it somewhere; the
+    # program reports every value of that shape it can find on disk, in /proc and in its pipes.
+    sentinel = f"expected-value-{uuid.uuid4().hex}"
     source = """
-        import os
-        secret = "expected-value-" + "3f9c1e"
-        found = []
+        import os, re, sys
+        shape = re.compile(rb"expected-value-[0-9a-f]{32}")
+        found = set()
         for top in (".", "/tmp", "/dev/shm", "/var/tmp"):
             for folder, _, names in os.walk(top):
                 for name in names:
-                    try:
-                        if secret in open(os.path.join(folder, name), errors="ignore").read():
-                            found.append(name)
+                    try:  # the first MiB of each: /tmp may hold the harness's model files
+                        found.update(shape.findall(open(os.path.join(folder, name), "rb").read(1 << 20)))
                     except OSError:
                         pass
         for pid in filter(str.isdigit, os.listdir("/proc")):
             for part in ("cmdline", "environ"):
                 try:
-                    if secret.encode() in open(f"/proc/{pid}/{part}", "rb").read():
-                        found.append(pid + part)
+                    found.update(shape.findall(open(f"/proc/{pid}/{part}", "rb").read()))
                 except OSError:
                     pass
-        print("found", found, file=__import__("sys").stderr)
+        print("found", sorted(found), file=sys.stderr)
         def answer(x):
             return None
     """
-    ran = verdict(source, CallTests("answer", [([1], sentinel)]))
-    assert ran.verdict == "failed"
-    assert "found []" in ran.stderr, ran.stderr
+    ran = verdict(source, CallTests("answer", [([1], sentinel)]), limits=Limits(timeout_s=30, cpu_s=30))
+    assert ran.verdict == "failed" and "found" in ran.stderr
+    assert sentinel not in ran.stderr
 
 
 def test_later_calls_are_not_in_any_pipe_the_program_can_read():
