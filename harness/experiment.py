@@ -6,7 +6,7 @@ and hyperparameters (only the objective differs), evaluates every split of the t
 record per method to ``--results-dir`` and renders the leaderboards from all records there.
 
 Hyperparameters start from a preset (``--preset laptop`` by default: sized for the embedded tiny
-model on a CPU; ``--preset paper-math`` is the DFT paper's math recipe); any flag given explicitly
+model on a CPU; ``--preset paper-math`` and ``paper-code`` are the DFT paper's recipes); any flag given explicitly
 wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N processes.
 
 >>> experiment = parse_config(["--steps", "2", "--eval-limit", "4"])
@@ -60,6 +60,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "adam_beta2": 0.95,
         "weight_decay": 0.01,
         "max_grad_norm": 1.0,
+    },
+    # arXiv 2508.05629, code: UltraFeedback-style chat rows, one epoch, lr 5e-5, warmup 0.05, batch 16.
+    "paper-code": {
+        "lr": 5e-5,
+        "batch_size": 16,
+        "micro_batch_size": 4,
+        "epochs": 1.0,
+        "max_length": 2048,
+        "warmup_ratio": 0.05,
     },
 }
 # Fields of TrainConfig the experiment sets itself, per method and run folder.

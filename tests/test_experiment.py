@@ -19,6 +19,11 @@ def test_explicit_flags_win_over_the_preset():
     assert experiment.train.max_length == 2048
 
 
+def test_paper_code_preset_is_the_papers_code_recipe():
+    train = parse_config(["--preset", "paper-code", "--task", "code-lists"]).train
+    assert (train.lr, train.batch_size, train.epochs, train.warmup_ratio) == (5e-5, 16, 1.0, 0.05)
+
+
 def test_unknown_method_is_an_error():
     with pytest.raises(ValueError, match="--methods: unknown grpo"):
         parse_config(["--methods", "base,grpo"])
