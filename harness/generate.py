@@ -62,7 +62,11 @@ def generate(model, tokenizer, conversations: list[list[dict] | str], sampling: 
         else tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
         for c in conversations
     ]
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    # A rendered chat template already holds its special tokens; raw text gets the tokenizer's own (a
+    # Llama base model's BOS), as its pretraining text had.
+    encoded = [
+        tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, conversations)
+    ]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     results: list[list[str]] = [[] for _ in conversations]
     for start in range(0, len(order), sampling.gen_batch_size):

@@ -108,3 +108,14 @@ def test_generation_needs_a_budget(model, tokenizer):
 def test_bad_sampling_flags_name_the_flag(kwargs, flag):
     with pytest.raises(ValueError, match=flag):
         Sampling(**kwargs)
+
+
+def test_a_raw_text_prompt_is_continued_as_it_is(model, tokenizer):
+    # The chat template rendered by hand and passed as text gives what the conversation gives (the
+    # embedded tokenizer adds no special tokens of its own to raw text).
+    conversation = conversations()[0]
+    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    sampling = Sampling(max_new_tokens=12)
+    assert generate(model, tokenizer, [text], sampling) == generate(
+        model, tokenizer, [conversation], sampling
+    )
