@@ -18,6 +18,7 @@ templates and other tools understand::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -84,3 +85,16 @@ class Task:
         Tasks that run programs override this to run them in parallel and to add what a reader of the
         samples needs (``verdict``, ``stderr``, ``program``)."""
         return [{"score": self.score(example, completion)} for example, completion in pairs]
+
+
+def load_generated(
+    task: Task, generate: Callable[[str, set[str]], list[dict[str, Any]]], split: str, limit: int | None
+) -> list[dict[str, Any]]:
+    """``task.load`` for splits generated from fixed seeds by ``generate(split, exclude)``: an
+    evaluation split never repeats a train question, and every split is generated whole, then cut,
+    so a limit always returns a prefix."""
+    task.split(split)  # the ValueError naming the splits
+    train = generate(task.train_split, set())
+    if split == task.train_split:
+        return train[:limit]
+    return generate(split, {example["question"] for example in train})[:limit]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.code_check import CallTests
-from tasks.base import Split
+from tasks.base import Split, load_generated
 from tasks.code_grading import CodeTask, extract_code
 
 INSTRUCTION = "Answer with the function in a ```python code block."
@@ -221,10 +221,7 @@ class CodeLists(CodeTask):
         return examples
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
-        self.split(split)
-        train = self._generate("train", set())
-        examples = train if split == "train" else self._generate(split, {e["question"] for e in train})
-        return examples[:limit]
+        return load_generated(self, self._generate, split, limit)
 
     def messages(self, example: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         return {

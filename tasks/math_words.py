@@ -33,7 +33,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tasks.base import Split, Task
+from tasks.base import Split, Task, load_generated
 from tasks.math_grading import extract_answer, score_math
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -170,11 +170,7 @@ class MathWords(Task):
         return examples
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
-        self.split(split)  # the ValueError naming the splits
-        # Every split is generated whole, then cut, so a limit always returns a prefix.
-        train = self._generate("train", set())
-        examples = train if split == "train" else self._generate(split, {e["question"] for e in train})
-        return examples[:limit]
+        return load_generated(self, self._generate, split, limit)
 
     def messages(self, example: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         return {
