@@ -12,7 +12,7 @@ import pytest
 from harness.code_check import CallTests, CheckFunction, check_many, check_one
 from harness.code_driver import decode, encode
 from harness.sandbox import Limits, isolation
-from tests.test_sandbox import processes_running
+from tests.test_sandbox import processes_left
 
 needs_namespaces = pytest.mark.skipif(
     bool(isolation()), reason=f"this kernel refuses the sandbox's namespaces: {isolation()}"
@@ -204,7 +204,7 @@ def test_fork_bomb_is_contained():
                     pass
     """
     assert verdict(source).verdict in ("crashed", "timeout")
-    assert not processes_running("program.py")
+    assert not processes_left("program.py")
 
 
 @needs_namespaces
