@@ -11,7 +11,7 @@ Steps, each one skipped with a note on stderr only where the kernel refuses it:
    and when the program ends, the first process exits and the kernel kills everything left in the
    namespace; the launcher waits and exits as the program did (128 + signal if it was killed);
 3. every mount read-only except the program's working directory; fresh private ``/tmp``,
-   ``/dev/shm`` and ``/proc``; a ``/dev`` holding only null, zero, random, urandom and the
+   ``/dev/shm`` and ``/proc`` (whose ``pid_max`` caps the namespace's PIDs); a ``/dev`` holding only null, zero, random, urandom and the
    terminal nodes, so not even a root-mapped program reaches a disk device;
 4. a second, nested user namespace, so the program holds no capability over those mounts and cannot
    make them writable again;
@@ -74,7 +74,7 @@ def _unescape(field: str) -> str:
     return field.encode().decode("unicode_escape").encode("latin-1").decode()
 
 
-def _lock_down_mounts(workdir: str) -> list[str]:
+def _lock_down_mounts(workdir: str, processes: int) -> list[str]:
     notes = []
     _call(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     _call(libc.mount(workdir.encode(), workdir.encode(), None, MS_BIND | MS_REC, None), "bind workdir")
@@ -95,7 +95,34 @@ def _lock_down_mounts(workdir: str) -> list[str]:
                 notes.append(f"no private {point} ({os.strerror(ctypes.get_errno())})")
     if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
         notes.append(f"/proc still shows outside processes ({os.strerror(ctypes.get_errno())})")
+    else:
+        _cap_pids(processes, notes)
+        _proc_read_only(notes)
     return notes
+
+
+def _proc_read_only(notes: list[str]) -> None:
+    """Make the kernel's knobs in the fresh /proc read-only, as container runtimes do: a program
+    whose uid is the host's root (a harness run as root) passes their permission checks, which
+    are by uid, not capability, so it could otherwise set sysctls or write ``sysrq-trigger``."""
+    for point in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"):
+        if not os.path.exists(point):
+            continue
+        bound = libc.mount(point.encode(), point.encode(), None, MS_BIND, None) == 0
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+        if not bound or libc.mount(None, point.encode(), None, flags, None) != 0:
+            notes.append(f"{point} stays writable ({os.strerror(ctypes.get_errno())})")
+
+
+def _cap_pids(processes: int, notes: list[str]) -> None:
+    """Let the kernel refuse forks past a few hundred processes (per-namespace ``pid_max``, Linux
+    6.14+; 301 is the least it takes). The first process's count stops a fork bomb at ``processes``,
+    but it polls: under load a bomb run as host root (which RLIMIT_NPROC does not bind) forked
+    thousands of processes before the poll ran, and killing those outlived the run."""
+    try:
+        _write("/proc/sys/kernel/pid_max", str(max(301, processes + 2)))
+    except OSError as error:
+        notes.append(f"no kernel cap on processes ({error.strerror}); the first process's count only")
 
 
 def _minimal_dev(notes: list[str]) -> None:
@@ -183,7 +210,7 @@ def main() -> None:
                 signal.signal(sig, signal.SIG_IGN)  # only SIGKILL of the namespace ends a run early
             os._exit(_exit_code(os.waitpid(init, 0)[1]))
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the launcher killed: the whole namespace goes
-        notes += _lock_down_mounts(workdir)
+        notes += _lock_down_mounts(workdir, config["limits"]["processes"])
         try:  # keep uid 0 inside, lose every capability over the mounts and the network
             _enter_user_namespace(0)
         except OSError as error:

@@ -11,12 +11,9 @@ import pytest
 
 from harness.code_check import CallTests, CheckFunction, check_many, check_one
 from harness.code_driver import decode, encode
-from harness.sandbox import Limits, isolation
-from tests.test_sandbox import processes_left
+from harness.sandbox import Limits
+from tests.test_sandbox import needs_namespaces, processes_left
 
-needs_namespaces = pytest.mark.skipif(
-    bool(isolation()), reason=f"this kernel refuses the sandbox's namespaces: {isolation()}"
-)
 QUICK = Limits(timeout_s=3, cpu_s=3)
 ADD = CallTests("add", [([1, 2], 3), ([20, 22], 42), ([-5, 5], 0)])
 

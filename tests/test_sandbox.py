@@ -13,8 +13,15 @@ import pytest
 
 from harness.sandbox import Limits, isolation, run_many, run_python
 
+NO_PID_CAP = "no kernel cap on processes"
+namespace_gaps = [note for note in isolation() if not note.startswith(NO_PID_CAP)]
 needs_namespaces = pytest.mark.skipif(
-    bool(isolation()), reason=f"this kernel refuses the sandbox's namespaces: {isolation()}"
+    bool(namespace_gaps), reason=f"this kernel refuses the sandbox's namespaces: {namespace_gaps}"
+)
+needs_pid_cap = pytest.mark.skipif(
+    any(note.startswith(NO_PID_CAP) for note in isolation()),
+    reason="this kernel has no per-namespace pid_max (Linux < 6.14): a fork bomb under load can fork "
+    "thousands of processes before the sandbox's own count stops it, and outlast the run",
 )
 QUICK = Limits(timeout_s=3, cpu_s=3)
 
@@ -99,6 +106,7 @@ def test_non_utf8_output_is_decoded_with_replacements():
 
 
 @needs_namespaces
+@needs_pid_cap
 def test_fork_bomb_is_contained_and_leaves_no_process():
     source = program(
         """
@@ -113,6 +121,39 @@ def test_fork_bomb_is_contained_and_leaves_no_process():
     ran = run_python(source, limits=QUICK)
     assert ran.status in ("timeout", "error", "crashed")
     assert not processes_left("program.py")
+
+
+@needs_namespaces
+@needs_pid_cap
+def test_the_kernel_caps_the_namespace_pids_and_the_program_cannot_lift_it():
+    source = program(
+        """
+        try:
+            open("/proc/sys/kernel/pid_max", "w").write("4194304")
+        except OSError as error:
+            print("refused", type(error).__name__)
+        print(open("/proc/sys/kernel/pid_max").read().strip())
+        """
+    )
+    ran = run_python(source, limits=QUICK)
+    assert ran.stdout == "refused OSError\n301\n"
+
+
+@needs_namespaces
+def test_kernel_settings_cannot_be_written():
+    # Writing back the value it reads: harmless if the sandbox failed, and still a failure here.
+    source = program(
+        """
+        path = "/proc/sys/kernel/printk_ratelimit"
+        value = open(path).read()
+        try:
+            open(path, "w").write(value)
+            print("written")
+        except OSError as error:
+            print("refused", error.errno)
+        """
+    )
+    assert run_python(source, limits=QUICK).stdout == "refused 30\n"  # EROFS
 
 
 @needs_namespaces
