@@ -13,11 +13,13 @@ What each program gets (``harness/sandbox_launcher.py`` sets it up, then ``exec`
 - its own PID namespace: it sees and can signal only its own processes, and all of them die with
   it; its own network namespace: no interface but a loopback that is down, so no connection leaves;
 - a nested user namespace: it is "root" only inside, with no capability over the mounts or the
-  network, and, when the harness itself runs as root, it is ``nobody`` to the host's files;
+  network, and, when the harness itself runs as root, it is ``nobody`` to the host (files, Unix
+  sockets such as a container daemon's, process limits); the kernel's knobs under ``/proc`` are
+  read-only;
 - limits: wall-clock timeout, CPU seconds, address space, bytes per written file (stdout and stderr
   included), open files, no core dumps, and a process count that the namespace's first process
-  enforces itself (``RLIMIT_NPROC`` does not bind a host-root program): a fork bomb ends within
-  about 10 ms as ``crashed``;
+  enforces itself, under a kernel cap of 300 PIDs per namespace (``pid_max``, Linux 6.14+): a
+  fork bomb ends within about 10 ms as ``crashed``;
 - a scrubbed environment (``PATH``, ``HOME``, ``LANG`` only), ``python -I`` (no user site, no
   ``PYTHON*`` variables), its own session; the whole process group is killed when it ends.
 
@@ -30,8 +32,9 @@ What it does not cover, plainly:
   can outlive the run. Hostile tests that need the namespaces are skipped there, with that reason.
 - Reading is not restricted: a program can read any file the user (or ``nobody``) can read, so
   a checker built on this must keep hidden tests off the disk and out of the program's process.
-- With namespaces and a harness running as root, the program is root-mapped: read-only mounts and
-  the trimmed ``/dev`` stop it from writing, but it reads as root.
+- Under a harness run as root, a directory on the way to the interpreter that others may not
+  enter (``/root`` holding a pyenv Python) is replaced, inside the program's mount namespace only,
+  by a read-only one holding just that way; the interpreter's files are readable to the program.
 - CPU time is shared: a program can slow its neighbours down until its own limits stop it.
 - Kernel exploits are out of scope: this is process isolation, not a virtual machine.
 """
@@ -42,10 +45,8 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -174,14 +175,11 @@ def _kill_session(leader: int) -> None:
                 pass
 
 
-@cache
-def _run_as() -> list[int] | None:
-    """Who a root launcher becomes without namespaces: nobody, if nobody can run this Python."""
-    for path in (Path(sys.executable).resolve(), Path(sysconfig.get_paths()["stdlib"]).resolve()):
-        for directory in path.parents:
-            if not directory.stat().st_mode & stat.S_IXOTH:
-                return None
-    return list(NOBODY)
+def _interpreter_paths() -> list[str]:
+    """The directories a program's interpreter needs: its bin, its prefix and the base install."""
+    executable = Path(sys.executable)
+    paths = {executable.parent, executable.resolve().parent, Path(sys.prefix), Path(sys.base_prefix)}
+    return sorted(str(path.resolve()) for path in paths)
 
 
 def run_python(
@@ -218,7 +216,8 @@ def run_python(
                 "file_mb": limits.file_mb,
                 "processes": limits.processes,
             },
-            "run_as": _run_as(),
+            "run_as": list(NOBODY),  # who the program is to the host when the harness runs as root
+            "reach": _interpreter_paths(),
             "isolate": isolate,
         }
         conversation = None

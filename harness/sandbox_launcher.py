@@ -2,16 +2,20 @@
 
 Standard library only and started as ``python -I -S`` so that nothing from the project or the
 environment runs in the same process as the untrusted program. Its argument is a JSON object:
-``{"workdir": ..., "argv": [...], "env": {...}, "limits": {...}, "run_as": [uid, gid], "isolate": true}``.
+``{"workdir": ..., "argv": [...], "env": {...}, "limits": {...}, "run_as": [uid, gid], "reach": [dirs],
+"isolate": true}``.
 Steps, each one skipped with a note on stderr only where the kernel refuses it:
 
-1. new user, mount, PID and network namespaces (no network: only a loopback that is down); where
-   the kernel refuses them and the launcher runs as root, it becomes ``run_as`` (nobody) instead;
+1. new user, mount, PID and network namespaces (no network: only a loopback that is down); a
+   launcher run as root maps the namespace's root to ``run_as`` (nobody) on the host, so nothing
+   that checks uids sees the host's root; where the kernel refuses namespaces, a root launcher
+   becomes ``run_as`` instead, if nobody can reach the interpreter (``reach``);
 2. a fork into the new PID namespace, whose first process only reaps: the program is its child,
    and when the program ends, the first process exits and the kernel kills everything left in the
    namespace; the launcher waits and exits as the program did (128 + signal if it was killed);
 3. every mount read-only except the program's working directory; fresh private ``/tmp``,
-   ``/dev/shm`` and ``/proc`` (whose ``pid_max`` caps the namespace's PIDs); a ``/dev`` holding only null, zero, random, urandom and the
+   ``/dev/shm`` and ``/proc`` (whose ``pid_max`` caps the namespace's PIDs and whose kernel knobs
+   are read-only); a closed directory on the way to the interpreter opened (root launcher); a ``/dev`` holding only null, zero, random, urandom and the
    terminal nodes, so not even a root-mapped program reaches a disk device;
 4. a second, nested user namespace, so the program holds no capability over those mounts and cannot
    make them writable again;
@@ -20,6 +24,8 @@ Steps, each one skipped with a note on stderr only where the kernel refuses it:
 """
 
 import ctypes
+import encodings.latin_1  # noqa: F401  loaded now: once nobody, the launcher may not read the stdlib
+import encodings.unicode_escape  # noqa: F401
 import json
 import os
 import resource
@@ -45,6 +51,7 @@ KEEP = {
     "strictatime": MS_STRICTATIME,
 }
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -67,6 +74,98 @@ def _enter_user_namespace(flags: int) -> None:
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"0 {uid} 1")
     _write("/proc/self/gid_map", f"0 {gid} 1")
+
+
+def _enter_user_namespace_as(host_ids: list[int], flags: int) -> None:
+    """As the host's root: be uid 0 in a new user namespace that is ``host_ids`` (nobody) outside.
+
+    A program whose host uid is root passes every check that goes by uid rather than capability:
+    it could connect to root's Unix sockets (a container daemon's, say) across the network
+    namespace, and RLIMIT_NPROC would not bind it. Mapping another host id must be written from
+    outside the new namespace, so a helper that stays outside writes the maps."""
+    ready, go = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        os.close(go)
+        if os.read(ready, 1) != b"u":  # the parent could not unshare: map nothing
+            os._exit(1)
+        try:
+            parent = os.getppid()
+            _write(f"/proc/{parent}/uid_map", f"0 {host_ids[0]} 1")
+            _write(f"/proc/{parent}/gid_map", f"0 {host_ids[1]} 1")
+        except OSError:
+            os._exit(1)
+        os._exit(0)
+    os.close(ready)
+    unshared = libc.unshare(CLONE_NEWUSER | flags)
+    errno = ctypes.get_errno()
+    os.write(go, b"u" if unshared == 0 else b"-")
+    os.close(go)
+    mapped = os.waitpid(helper, 0)[1] == 0
+    if unshared != 0:
+        raise OSError(errno, f"unshare: {os.strerror(errno)}")
+    if not mapped:
+        raise OSError(1, "the uid map of the namespace could not be written")
+
+
+def _become_namespace_root() -> None:
+    """Take the namespace's uid 0 (nobody outside); until now file checks still saw the host's root."""
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 1)  # else /proc/self stays the host root's and the maps unwritable
+
+
+def _reach(paths: list[str]) -> dict[str, dict[str, int]]:
+    """For each directory on the way to ``paths`` that others may not enter (``/root`` holding a
+    pyenv Python, say): its next steps, each with an ``O_PATH`` descriptor opened now, while the
+    file checks still see the host's root, for :func:`_open_the_way` to bind once it is nobody."""
+    ways: dict[str, dict[str, int]] = {}
+    for target in paths:
+        steps = [part for part in target.split("/") if part]
+        for depth in range(len(steps)):
+            directory = "/" + "/".join(steps[:depth])
+            if os.stat(directory).st_mode & 0o001:
+                continue
+            step = ways.setdefault(directory, {})
+            if steps[depth] not in step:
+                step[steps[depth]] = os.open(f"{directory.rstrip('/')}/{steps[depth]}", os.O_PATH)
+    return ways
+
+
+def _open_the_way(ways: dict[str, dict[str, int]], notes: list[str]) -> None:
+    """Over each closed directory, a read-only tmpfs that holds only the next steps, bound from the
+    descriptors: the interpreter keeps its paths (a pyenv Python finds libpython by absolute path)."""
+    for directory, steps in ways.items():
+        if (
+            libc.mount(b"tmpfs", directory.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=16k,mode=755")
+            != 0
+        ):
+            notes.append(f"{directory} stays closed to the program ({os.strerror(ctypes.get_errno())})")
+            continue
+        for name, step in steps.items():
+            inside = f"{directory.rstrip('/')}/{name}"
+            os.mkdir(inside)
+            if (
+                libc.mount(f"/proc/self/fd/{step}".encode(), inside.encode(), None, MS_BIND | MS_REC, None)
+                != 0
+            ):
+                notes.append(f"{inside} stays closed to the program ({os.strerror(ctypes.get_errno())})")
+            else:
+                _read_only(inside, notes)
+            os.close(step)
+        libc.mount(None, directory.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def _read_only(point: str, notes: list[str]) -> None:
+    """Remount one mount point read-only, keeping the flags a user namespace may not drop."""
+    with open("/proc/self/mountinfo") as handle:
+        options = [line.split()[5].split(",") for line in handle if _unescape(line.split()[4]) == point]
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for option in options[-1] if options else []:
+        flags |= KEEP.get(option, 0)
+    if libc.mount(None, point.encode(), None, flags, None) != 0:
+        notes.append(f"{point} stays as it is ({os.strerror(ctypes.get_errno())})")
 
 
 def _unescape(field: str) -> str:
@@ -164,8 +263,9 @@ def _first_process(program: int, processes: int, own_proc: bool) -> None:
     """PID 1 of the namespace: reap orphans until the program ends, then exit, which makes the kernel
     kill every process left in the namespace (the exit completes only once they are all gone).
 
-    It also counts the namespace's processes: RLIMIT_NPROC does not bind a program whose host uid is
-    root, so a fork bomb is stopped here (within about 10 ms) whoever runs the harness."""
+    It also counts the namespace's processes, so a fork bomb is stopped here (within about 10 ms)
+    where neither RLIMIT_NPROC (a host-root program without namespaces) nor the kernel's pid_max
+    cap (before Linux 6.14) binds it."""
     while True:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == program:
@@ -178,9 +278,23 @@ def _first_process(program: int, processes: int, own_proc: bool) -> None:
             time.sleep(0.01)
 
 
+def _ancestors(paths: list[str]) -> set[str]:
+    """Every directory on the way to each of ``paths``, the paths included."""
+    found = set()
+    for path in paths:
+        steps = [part for part in path.split("/") if part]
+        found |= {"/" + "/".join(steps[:depth]) for depth in range(len(steps) + 1)}
+    return found
+
+
 def _exit_code(status: int) -> int:
     """The shell's convention: the exit status, or 128 + the signal that killed the process."""
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _give_workdir(workdir: str, ids: list[int]) -> None:
+    for name in [".", *os.listdir(workdir)]:  # the program's directory becomes its own
+        os.chown(os.path.join(workdir, name), *ids)
 
 
 def main() -> None:
@@ -188,16 +302,29 @@ def main() -> None:
     workdir = config["workdir"]
     notes: list[str] = []
     isolated = False
+    host_root = os.geteuid() == 0
+    ways: dict[str, dict[str, int]] = {}
     if config["isolate"]:
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET
         try:
-            _enter_user_namespace(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
+            if host_root:
+                _give_workdir(workdir, config["run_as"])
+                _enter_user_namespace_as(config["run_as"], flags)
+                ways = _reach(config["reach"])  # opened in the new mount namespace, or binds fail
+                _become_namespace_root()
+            else:
+                _enter_user_namespace(flags)
             isolated = True
         except OSError as error:
             notes.append(f"no namespaces ({error}); limits and a separate session only")
-    if not isolated and os.geteuid() == 0:
-        if config["run_as"]:
-            for name in [".", *os.listdir(workdir)]:  # the program's directory becomes its own
-                os.chown(os.path.join(workdir, name), *config["run_as"])
+            for steps in ways.values():
+                for step in steps.values():
+                    os.close(step)
+            if host_root:
+                _give_workdir(workdir, [0, 0])
+    if not isolated and host_root:
+        if all(os.stat(path).st_mode & 0o001 for path in _ancestors(config["reach"])):
+            _give_workdir(workdir, config["run_as"])
             os.setgroups([])
             os.setgid(config["run_as"][1])
             os.setuid(config["run_as"][0])
@@ -211,6 +338,7 @@ def main() -> None:
             os._exit(_exit_code(os.waitpid(init, 0)[1]))
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the launcher killed: the whole namespace goes
         notes += _lock_down_mounts(workdir, config["limits"]["processes"])
+        _open_the_way(ways, notes)
         try:  # keep uid 0 inside, lose every capability over the mounts and the network
             _enter_user_namespace(0)
         except OSError as error:

@@ -48,6 +48,12 @@ def processes_left(marker: str, grace_s: float = 3.0) -> list[int]:
     return found
 
 
+def refused(stderr: str) -> bool:
+    """A write outside was stopped: by the read-only mounts, or first by the file's permissions
+    (under a harness run as root the program is nobody to the host)."""
+    return "Read-only file system" in stderr or "Permission denied" in stderr
+
+
 def program(text: str) -> str:
     return textwrap.dedent(text).strip() + "\n"
 
@@ -183,7 +189,7 @@ def test_deleting_files_outside_fails_and_they_survive(tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("precious")
     ran = run_python(f"import os, shutil; os.remove({str(keep)!r})", limits=QUICK)
-    assert ran.status == "error" and "Read-only file system" in ran.stderr
+    assert ran.status == "error" and refused(ran.stderr)
     ran = run_python(f"import shutil; shutil.rmtree({str(tmp_path)!r})", limits=QUICK)
     assert ran.status == "error"
     assert keep.read_text() == "precious"
@@ -194,7 +200,7 @@ def test_writing_outside_its_directory_fails(tmp_path):
     targets = [tmp_path / "new.txt", Path(__file__).with_name("planted.py"), Path("/tmp/harness-planted")]
     source = "\n".join(f"open({str(t)!r}, 'w').write('x')" for t in targets)
     ran = run_python(source, limits=QUICK)
-    assert ran.status == "error" and "Read-only file system" in ran.stderr
+    assert ran.status == "error" and refused(ran.stderr)
     assert not any(t.exists() for t in targets)
 
 
@@ -217,6 +223,55 @@ def test_network_connection_to_a_listening_server_fails():
     with pytest.raises(TimeoutError):
         server.accept()  # nothing ever arrived
     server.close()
+
+
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only a harness run as root maps the program to nobody"
+)
+
+
+@needs_namespaces
+@as_root
+def test_under_a_root_harness_the_program_is_nobody_to_the_host(tmp_path):
+    secret = tmp_path / "root-only.txt"
+    secret.write_text("secret")
+    secret.chmod(0o600)
+    tmp_path.chmod(0o755)
+    source = program(
+        f"""
+        print(open("/proc/self/uid_map").read().split())
+        try:
+            print(open({str(secret)!r}).read())
+        except OSError as error:
+            print("refused", error.errno)
+        """
+    )
+    ran = run_python(source, limits=QUICK)
+    assert ran.stdout == "['0', '0', '1']\nrefused 13\n"  # EACCES: the host's root would read it
+
+
+@needs_namespaces
+@as_root
+def test_under_a_root_harness_root_only_unix_sockets_refuse_the_program(tmp_path):
+    # A Unix socket is reached by its path, across network namespaces: a container daemon's
+    # socket would hand a root-mapped program the machine.
+    path = tmp_path / "daemon.sock"
+    tmp_path.chmod(0o755)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        path.chmod(0o600)
+        server.listen(1)
+        source = program(
+            f"""
+            import socket
+            try:
+                socket.socket(socket.AF_UNIX).connect({str(path)!r})
+                print("connected")
+            except OSError as error:
+                print("refused", error.errno)
+            """
+        )
+        assert run_python(source, limits=QUICK).stdout == "refused 13\n"
 
 
 @needs_namespaces
