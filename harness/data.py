@@ -34,6 +34,13 @@ import torch
 
 from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
+from harness.vision import (
+    ImageError,
+    VisionEncoded,
+    collate_with_images,
+    encode_with_images,
+    has_images,
+)
 
 OverlongPolicy = Literal["truncate", "drop", "error"]
 OVERLONG_POLICIES = ("truncate", "drop", "error")
@@ -75,13 +82,14 @@ def _text(content: str | list) -> str:
 class Rows(list):
     """Rows read from a file, with where each came from (``file line 7``) for error messages."""
 
-    def __init__(self, rows: list[dict[str, Any]], locations: list[str]):
+    def __init__(self, rows: list[dict[str, Any]], locations: list[str], base_dir: Path | None = None):
         super().__init__(rows)
         self.locations = locations
+        self.base_dir = base_dir  # relative image paths are relative to the file's folder
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Rows(list.__getitem__(self, index), self.locations[index])
+            return Rows(list.__getitem__(self, index), self.locations[index], self.base_dir)
         return list.__getitem__(self, index)
 
 
@@ -134,7 +142,7 @@ def read_rows(path: str | Path) -> Rows:
         check_row(row, where)
     if not rows:
         raise DataError(f"{path}: no rows")
-    return Rows(rows, locations)
+    return Rows(rows, locations, path.resolve().parent)
 
 
 @dataclass
@@ -151,10 +159,16 @@ def render(tokenizer, row: dict[str, Any]) -> tuple[str, str]:
     """The prompt text (ending with the assistant header) and the completion text, as the model's
     chat template writes them."""
     prompt_text = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
-    full_text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False)
+    return prompt_text, render_completion(tokenizer, row["prompt"], row["completion"], prompt_text)
+
+
+def render_completion(template_owner, prompt: list, completion: list, prompt_text: str) -> str:
+    """What the chat template of ``template_owner`` (a tokenizer or a processor) writes for the
+    completion after ``prompt_text``."""
+    full_text = template_owner.apply_chat_template(prompt + completion, tokenize=False)
     if not full_text.startswith(prompt_text):
         raise DataError("the chat template renders the prompt differently when a completion follows it")
-    return prompt_text, full_text[len(prompt_text) :]
+    return full_text[len(prompt_text) :]
 
 
 def encode(
@@ -187,20 +201,33 @@ def encode(
 
 
 def encode_all(
-    tokenizer, rows: list[dict[str, Any]], max_length: int, overlong: OverlongPolicy, source: str
-) -> tuple[list[Encoded], Counter]:
+    tokenizer,
+    rows: list[dict[str, Any]],
+    max_length: int,
+    overlong: OverlongPolicy,
+    source: str,
+    processor=None,
+) -> tuple[list[Encoded | VisionEncoded], Counter]:
     """Encode every row; returns the kept examples and counts of what the overlong policy did.
-    Errors name ``source`` and the row, or the file line when ``rows`` came from ``read_rows``."""
+    Errors name ``source`` and the row, or the file line when ``rows`` came from ``read_rows``.
+    With a vision-language ``processor`` every row goes through it (images or not); without one, a
+    row with images is an error."""
     if overlong not in OVERLONG_POLICIES:
         raise DataError(f"--overlong {overlong!r}: valid policies are {', '.join(OVERLONG_POLICIES)}")
     stop_ids = stop_token_ids(tokenizer)
     kept, counts = [], Counter()
     locations = rows.locations if isinstance(rows, Rows) else [f"{source} row {i}" for i in range(len(rows))]
+    base_dir = rows.base_dir if isinstance(rows, Rows) else None
     for row, where in zip(rows, locations):
         check_row(row, where)
         try:
-            encoded = encode(tokenizer, row, max_length, overlong, stop_ids)
-        except DataError as error:
+            if processor is not None:
+                encoded = encode_with_images(processor, row, max_length, overlong, stop_ids, base_dir)
+            elif has_images(row):
+                raise DataError("the row has images but the backbone is text-only (no vision tower)")
+            else:
+                encoded = encode(tokenizer, row, max_length, overlong, stop_ids)
+        except (DataError, ImageError) as error:
             raise DataError(f"{where}: {error}") from None
         if encoded is None:
             counts["dropped_overlong"] += 1
@@ -230,11 +257,14 @@ def pack(lengths: list[int], max_length: int) -> list[list[int]]:
 
 
 def collate(
-    examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True
+    examples: list[Encoded | VisionEncoded], max_length: int, pad_id: int, packing: bool = True
 ) -> dict[str, torch.Tensor]:
     """Tensors for one micro-batch. Packed: ``input_ids``, ``labels``, ``position_ids`` (no attention
     mask; padding at a row's end is a segment of its own). Unpacked: one example per row, right
-    padded, with an ``attention_mask``."""
+    padded, with an ``attention_mask``. Examples encoded with images are never packed
+    (:func:`harness.vision.collate_with_images`)."""
+    if isinstance(examples[0], VisionEncoded):
+        return collate_with_images(examples, pad_id)
     groups = (
         pack([len(e.input_ids) for e in examples], max_length)
         if packing

@@ -30,7 +30,8 @@ import torch
 import tasks
 from harness import cli
 from harness.generate import Sampling, generate
-from harness.models import device_and_dtype, load_model, load_tokenizer
+from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
+from harness.vision import has_images, printable
 from tasks.code_grading import pass_at_k
 from tasks.humaneval import HumanEval
 
@@ -64,13 +65,24 @@ def evaluate_split(
     sampling: Sampling,
     limit: int | None,
     samples_path: Path | None,
+    processor=None,
 ) -> dict[str, Any]:
     examples = task.load(split, limit=limit)
     if not examples:
         raise ValueError(f"task {task.name} split {split} is empty; nothing to evaluate")
     conversations = [task.messages(e)["prompt"] for e in examples]
-    completions = generate(model, tokenizer, conversations, sampling)
-    return score_split(task, split, examples, conversations, completions, samples_path)
+    if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
+        raise ValueError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
+    completions = generate(
+        model,
+        tokenizer,
+        [list(c) if not isinstance(c, str) else c for c in conversations],
+        sampling,
+        processor,
+    )
+    return score_split(
+        task, split, examples, [printable(c) for c in conversations], completions, samples_path
+    )
 
 
 def score_split(
@@ -137,6 +149,8 @@ def evaluate_task(
     sampling: Sampling | None = None,
     samples_dir: str | Path | None = None,
     device: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Scores per split (``{split: {role, value, stderr, n, samples_per_example}}``) of ``model`` (a
     name for ``--model`` or a checkpoint folder) on the task's evaluation splits."""
@@ -152,12 +166,13 @@ def evaluate_task(
         )
     chosen, amp_dtype = device_and_dtype(device)
     loaded = load_model(model, dtype=amp_dtype, device=chosen)
-    tokenizer = load_tokenizer(model)
+    processor = load_processor(model, min_pixels, max_pixels) if is_vision(model) else None
+    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(model)
     tokenizer.padding_side = "left"
     summary = {}
     for split in splits:
         path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
-        summary[split] = evaluate_split(loaded, tokenizer, task, split, sampling, limit, path)
+        summary[split] = evaluate_split(loaded, tokenizer, task, split, sampling, limit, path, processor)
     del loaded
     if chosen.type == "cuda":
         torch.cuda.empty_cache()

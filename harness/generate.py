@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from harness.models import stop_token_ids
+from harness.vision import resolved_conversation
 
 
 @dataclass
@@ -49,39 +50,52 @@ class Sampling:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, conversations: list[list[dict] | str], sampling: Sampling) -> list[list[str]]:
-    """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed)."""
+def generate(
+    model, tokenizer, conversations: list[list[dict] | str], sampling: Sampling, processor=None
+) -> list[list[str]]:
+    """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed).
+    A vision-language backbone takes its ``processor``: image parts are loaded and resized as in
+    training (:mod:`harness.vision`) and each batch carries its images."""
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
     model.eval()
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
+    images: list[list] = [[] for _ in conversations]
+    if processor is not None:
+        for i, conversation in enumerate(conversations):
+            if not isinstance(conversation, str):
+                conversations[i], images[i] = resolved_conversation(
+                    {"prompt": conversation, "completion": []}, processor
+                )
+    template = processor or tokenizer
     texts = [
         c
         if isinstance(c, str)
-        else tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        else template.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
         for c in conversations
     ]
-    # A rendered chat template already holds its special tokens; raw text gets the tokenizer's own (a
-    # Llama base model's BOS), as its pretraining text had.
-    encoded = [
-        tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, conversations)
-    ]
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    # Longest first, so a batch wastes little on padding (image placeholders are not counted here).
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     results: list[list[str]] = [[] for _ in conversations]
     for start in range(0, len(order), sampling.gen_batch_size):
-        batch_ids = [encoded[i] for i in order[start : start + sampling.gen_batch_size]]
-        width = max(len(ids) for ids in batch_ids)
-        input_ids = torch.full((len(batch_ids), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, ids in enumerate(batch_ids):  # left padding: every prompt ends where generation starts
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
+        chosen = order[start : start + sampling.gen_batch_size]
+        if processor is not None:
+            batch_images = [image for i in chosen for image in images[i]]
+            inputs = processor(
+                text=[texts[i] for i in chosen],
+                images=batch_images or None,
+                padding=True,
+                padding_side="left",
+                return_tensors="pt",
+            )
+        else:
+            inputs = _left_padded(tokenizer, [texts[i] for i in chosen], [conversations[i] for i in chosen])
+        width = inputs["input_ids"].shape[1]
         # One seed per batch: results do not depend on how many batches ran before on this process.
         torch.manual_seed(sampling.sample_seed * 100_003 + start)
         output = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
+            **{k: v.to(device) for k, v in inputs.items()},
             max_new_tokens=sampling.max_new_tokens,
             do_sample=not sampling.greedy,
             temperature=sampling.temperature if not sampling.greedy else None,
@@ -96,5 +110,20 @@ def generate(model, tokenizer, conversations: list[list[dict] | str], sampling: 
         for k, tokens in enumerate(new_tokens):
             cut = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
             text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-            results[order[start + k // sampling.num_samples]].append(text)
+            results[chosen[k // sampling.num_samples]].append(text)
     return results
+
+
+def _left_padded(tokenizer, texts: list[str], conversations: list) -> dict[str, torch.Tensor]:
+    # A rendered chat template already holds its special tokens; raw text gets the tokenizer's own (a
+    # Llama base model's BOS), as its pretraining text had.
+    encoded = [
+        tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, conversations)
+    ]
+    width = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(encoded):  # left padding: every prompt ends where generation starts
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask}

@@ -1,8 +1,11 @@
 """Loading backbones and their tokenizers: the embedded tiny base, a local folder or a hub id.
 
 ``--model tiny`` (the default) is the Qwen2-architecture model committed under
-``harness/assets/tiny-qwen2``. Anything else is handed to ``from_pretrained``: an existing folder
-loads offline; a name that is not a folder is treated as a hub id and may download.
+``harness/assets/tiny-qwen2``; ``--model tiny-vl`` is the Qwen2.5-VL-architecture model under
+``harness/assets/tiny-qwen2-vl`` (the same tokenizer plus vision tokens, and a small vision tower).
+Anything else is handed to ``from_pretrained``: an existing folder loads offline; a name that is not
+a folder is treated as a hub id and may download. A backbone whose config has a ``vision_config``
+(Qwen2-VL, Qwen2.5-VL) loads with ``AutoModelForImageTextToText`` and gets a processor.
 
 >>> tokenizer = load_tokenizer("tiny")
 >>> stop_token_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
@@ -15,10 +18,18 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-EMBEDDED = {"tiny": ASSETS / "tiny-qwen2"}
+EMBEDDED = {"tiny": ASSETS / "tiny-qwen2", "tiny-vl": ASSETS / "tiny-qwen2-vl"}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
@@ -74,11 +85,36 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def is_vision(model: str) -> bool:
+    """Whether ``model`` is a vision-language backbone (its config has a vision tower)."""
+    return getattr(_from_pretrained(AutoConfig, model), "vision_config", None) is not None
+
+
 def load_model(
     model: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> PreTrainedModel:
-    loaded = _from_pretrained(AutoModelForCausalLM, model, dtype=dtype)
+    loader = AutoModelForImageTextToText if is_vision(model) else AutoModelForCausalLM
+    loaded = _from_pretrained(loader, model, dtype=dtype)
     return loaded.to(device)
+
+
+def load_processor(model: str, min_pixels: int | None = None, max_pixels: int | None = None):
+    """The processor of a vision-language backbone, its images resized to ``[min_pixels, max_pixels]``
+    (default: what the checkpoint's processor says)."""
+    processor = _from_pretrained(AutoProcessor, model)
+    if not processor.chat_template:
+        raise ValueError(
+            f"--model {model}: the processor has no chat template, so prompts cannot be rendered"
+        )
+    size = processor.image_processor.size
+    low = min_pixels if min_pixels is not None else size["shortest_edge"]
+    high = max_pixels if max_pixels is not None else size["longest_edge"]
+    if not 0 < low <= high:
+        raise ValueError(f"--min-pixels {low} and --max-pixels {high}: need 0 < min <= max")
+    processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return processor
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:

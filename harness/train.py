@@ -38,12 +38,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
+from transformers import get_cosine_schedule_with_warmup
 
 from harness import cli
 from harness.data import OVERLONG_POLICIES, DataError, collate, encode_all, read_rows
 from harness.losses import OBJECTIVES, LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
-from harness.models import device_and_dtype, load_model, load_tokenizer
+from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
 
 
 @dataclass
@@ -78,7 +78,16 @@ class TrainConfig:
             "choices": OVERLONG_POLICIES,
         },
     )
-    packing: bool = field(default=True, metadata={"help": "pack sequences into rows (no padding compute)"})
+    packing: bool = field(
+        default=True, metadata={"help": "pack sequences into rows (no padding compute; text backbones only)"}
+    )
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "vision backbones: fewest pixels an image is resized to"}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={"help": "vision backbones: most pixels an image keeps (default: the processor's)"},
+    )
     loss_chunk_size: int = field(
         default=1024, metadata={"help": "tokens per chunk of the fused LM-head loss; 0 = plain"}
     )
@@ -123,13 +132,25 @@ class CausalLMWithLoss(torch.nn.Module):
         self.chunk_size = chunk_size
 
     def forward(
-        self, input_ids, labels, position_ids, attention_mask=None, num_trained_tokens=None, stats=None
+        self,
+        input_ids,
+        labels,
+        position_ids=None,
+        attention_mask=None,
+        num_trained_tokens=None,
+        stats=None,
+        **images,  # pixel_values, image_grid_thw, mm_token_type_ids for vision-language backbones
     ):
         inputs = dict(
-            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=False
+            input_ids=input_ids,
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            use_cache=False,
+            **images,
         )
         if self.fused:
-            hidden = self.model.get_decoder()(**inputs).last_hidden_state
+            # The base model (a decoder, or a VLM's vision tower + decoder) gives the hidden states.
+            hidden = self.model.base_model(**inputs).last_hidden_state
             weight = self.model.get_output_embeddings().weight
             return fused_causal_lm_loss(
                 hidden,
@@ -248,6 +269,8 @@ RESUME_KEYS = (
     "lr",
     "batch_size",
     "max_length",
+    "min_pixels",
+    "max_pixels",
     "seed",
     "weight_decay",
     "warmup_ratio",
@@ -263,9 +286,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     objective = config.objective_spec()
-    tokenizer = load_tokenizer(config.model)
+    vision = is_vision(config.model)
+    processor = load_processor(config.model, config.min_pixels, config.max_pixels) if vision else None
+    tokenizer = processor.tokenizer if vision else load_tokenizer(config.model)
     rows, source = training_rows(config)
-    examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source)
+    examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
     total_steps, accumulation = step_schedule(config, len(examples), ddp.world)
@@ -284,11 +309,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         start_step = state["step"]
 
     torch.manual_seed(config.seed)
-    model = (
-        AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).to(device)
-        if checkpoint is not None
-        else load_model(config.model, device=device)
-    )
+    model = load_model(str(checkpoint) if checkpoint is not None else config.model, device=device)
     use_checkpointing = (
         config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
     )
@@ -297,7 +318,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model.config.use_cache = False
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size)
     wrapped = (
-        DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+        DistributedDataParallel(
+            module,
+            device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=vision,  # a micro-batch without images leaves the vision tower idle
+        )
         if ddp.world > 1
         else module
     )
@@ -412,12 +437,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             bar.set_postfix(postfix, refresh=False)  # redraw on the bar's own interval, not every step
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
             last_saved = _save_checkpoint(
-                output_dir, step + 1, model, tokenizer, optimizer, scheduler, config, ddp
+                output_dir, step + 1, model, processor or tokenizer, optimizer, scheduler, config, ddp
             )
 
     final = output_dir / "model"
     if ddp.main:
-        _atomic_save_dir(final, lambda d: (model.save_pretrained(d), tokenizer.save_pretrained(d)))
+        saver = processor or tokenizer  # a VLM folder needs its processor to load with AutoProcessor
+        _atomic_save_dir(final, lambda d: (model.save_pretrained(d), saver.save_pretrained(d)))
         writer.close()
     summary = {
         "model_dir": str(final),
@@ -431,6 +457,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "world_size": ddp.world,
         "device": str(device),
         "fused_loss": module.fused,
+        "packed": config.packing and not vision,
         "config": asdict(config),
     }
     if ddp.main:
@@ -457,13 +484,13 @@ def _truncate_log(log_path: Path, keep_steps: int) -> None:
     log_path.write_text("".join(line + "\n" for line in lines))
 
 
-def _save_checkpoint(output_dir, step, model, tokenizer, optimizer, scheduler, config, ddp) -> Path:
+def _save_checkpoint(output_dir, step, model, saver, optimizer, scheduler, config, ddp) -> Path:
     target = output_dir / f"checkpoint-{step}"
     if ddp.main:
 
         def write(folder: Path) -> None:
             model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
+            saver.save_pretrained(folder)  # the tokenizer, or a VLM's processor
             torch.save(
                 {
                     "step": step,

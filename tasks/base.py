@@ -88,13 +88,17 @@ class Task:
 
 
 def load_generated(
-    task: Task, generate: Callable[[str, set[str]], list[dict[str, Any]]], split: str, limit: int | None
+    task: Task,
+    generate: Callable[[str, set[str]], list[dict[str, Any]]],
+    split: str,
+    limit: int | None,
+    key: str = "question",
 ) -> list[dict[str, Any]]:
     """``task.load`` for splits generated from fixed seeds by ``generate(split, exclude)``: an
-    evaluation split never repeats a train question, and every split is generated whole, then cut,
-    so a limit always returns a prefix."""
+    evaluation split never repeats a train example (same ``example[key]``), and every split is
+    generated whole, then cut, so a limit always returns a prefix."""
     task.split(split)  # the ValueError naming the splits
     train = generate(task.train_split, set())
     if split == task.train_split:
         return train[:limit]
-    return generate(split, {example["question"] for example in train})[:limit]
+    return generate(split, {example[key] for example in train})[:limit]
