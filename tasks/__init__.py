@@ -9,7 +9,7 @@ it to ``TASKS``. No plugin discovery, so the list below is the whole truth.
 >>> tasks.get("math-word")
 Traceback (most recent call last):
 ...
-KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: code-lists, humaneval, humaneval-complete, math-words, visual-math"
+KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: code-lists, easy-vqa, humaneval, humaneval-complete, math-words, visual-math"
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import difflib
 
 from tasks.base import Split, Task
 from tasks.code_lists import CodeLists
+from tasks.easy_vqa import EasyVQA
 from tasks.humaneval import HumanEval, HumanEvalComplete
 from tasks.math_words import MathWords
 from tasks.visual_math import VisualMath
@@ -28,6 +29,7 @@ TASKS: dict[str, type[Task]] = {
     HumanEval.name: HumanEval,
     HumanEvalComplete.name: HumanEvalComplete,
     VisualMath.name: VisualMath,
+    EasyVQA.name: EasyVQA,
 }
 
 

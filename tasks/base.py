@@ -38,7 +38,7 @@ class Task:
     """Base class of all tasks. Subclasses set the class attributes and implement the methods."""
 
     name: ClassVar[str]
-    domain: ClassVar[str]  # "math" | "code" | "vision": which leaderboard the task lands on
+    domain: ClassVar[str]  # "math" | "code" | "vlm": which leaderboard the task lands on
     splits: ClassVar[tuple[Split, ...]]
     max_new_tokens: ClassVar[int] = 512  # generation budget that fits this task's completions
     # Other registered tasks that the experiment also scores a model of this task on, as

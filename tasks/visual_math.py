@@ -10,9 +10,9 @@ generated from fixed per-split seeds and drawn on demand, so an example is small
 >>> task = VisualMath()
 >>> example = task.load("train", limit=1)[0]
 >>> print(example["question"])
-How many blue shapes and green shapes are there in total?
+How many more blue shapes than yellow shapes are there?
 >>> print(task.messages(example)["completion"][0]["content"])
-I count 3 blue shapes and 1 green shapes. 3 + 1 = 4. The answer is \boxed{4}.
+I count 4 blue shapes and 2 yellow shapes. 4 - 2 = 2. The answer is \boxed{2}.
 >>> task.image(example).size
 (112, 112)
 
@@ -142,7 +142,7 @@ def caption(scene: dict) -> str:
 
 class VisualMath(Task):
     name = "visual-math"
-    domain = "vision"
+    domain = "vlm"
     splits = (
         Split("train", "train", "2000 scenes, 4 colours, 1-4 shapes per colour"),
         Split("test", "test", "200 scenes of the train distribution"),
@@ -151,6 +151,7 @@ class VisualMath(Task):
         Split("ood-layout", "ood", "shapes 1.5 times larger, off the grid cells"),
     )
     max_new_tokens = 64
+    ood_tasks = ("easy-vqa",)
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         return load_generated(self, self._generate, split, limit, key="key")
