@@ -6,7 +6,9 @@ optimizer step across all ranks and micro-batches; each rank runs micro-batches 
 ``--micro-batch-size`` examples, packed into rows of ``--max-length`` tokens. The loss of a step is
 normalized by the trained tokens of the whole step, so how the batch is split does not change the
 update. On CUDA: bf16 autocast and gradient checkpointing; on CPU: fp32. Under ``torchrun`` it runs
-DistributedDataParallel (nccl on GPU, gloo on CPU).
+DistributedDataParallel (nccl on GPU, gloo on CPU). A vision-language backbone (Qwen2-VL,
+Qwen2.5-VL) trains in the same loop: rows go through its processor (:mod:`harness.vision`), batches
+are padded rather than packed, and every weight, vision tower included, is trained.
 
 Writes to ``--output-dir``: ``log.jsonl`` (one line per step), TensorBoard events in ``tb/``,
 ``checkpoint-N/`` (a Hugging Face model folder plus ``trainer_state.pt``: optimizer, scheduler, RNG

@@ -30,7 +30,9 @@ concatenated in row order, whatever their sizes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +126,18 @@ def _short(source: Any) -> str:
     return text if len(text) < 80 else text[:60] + "..."
 
 
+def image_sources(row: dict[str, Any]) -> list[Any]:
+    """What each image part of the row points at (a path, a URL string or a PIL image), in order."""
+    listed = iter(row.get("images") or [])
+    return [part["image"] if "image" in part else next(listed) for part in image_parts(row)]
+
+
 def resolved_conversation(
     row: dict[str, Any], processor, base_dir: Path | None = None
 ) -> tuple[list[dict[str, Any]], list[Image.Image]]:
     """The prompt with every image part holding its loaded image, and the images in order."""
     check_images(row)
-    listed = iter(row.get("images") or [])
+    sources = iter(image_sources(row))
     prompt = copy.deepcopy(row["prompt"])
     images = []
     for message in prompt:
@@ -137,21 +145,30 @@ def resolved_conversation(
             continue
         for part in message["content"]:
             if isinstance(part, dict) and part.get("type") == "image":
-                source = part["image"] if "image" in part else next(listed)
-                part["image"] = load_image(source, processor, base_dir)
+                part["image"] = load_image(next(sources), processor, base_dir)
                 images.append(part["image"])
     return prompt, images
 
 
+def pixel_values(processor, sources: list[Any], base_dir: Path | None = None) -> torch.Tensor:
+    """The image tensor of ``sources`` as the processor makes it: (patches, 3 x 2 x 14 x 14)."""
+    images = [load_image(source, processor, base_dir) for source in sources]
+    return processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+
 @dataclass
 class VisionEncoded:
-    """One row with images: token ids with expanded placeholders, labels and the image tensors."""
+    """One row with images: token ids with expanded placeholders, labels, and how to get its pixels.
+
+    The pixels are made again each time a batch needs them (``load_pixels()``), not kept: a
+    real image at Qwen2.5-VL's default budget is ~19 MB of float32 patches, so a dataset's worth
+    would not fit in memory; only its sources (paths, or the task's in-memory pictures) are kept."""
 
     input_ids: list[int]
     labels: list[int]
     mm_token_type_ids: list[int]  # 1 where a token is an image placeholder (the model's 3-D positions)
-    pixel_values: torch.Tensor  # (patches, channels x temporal x patch x patch)
-    image_grid_thw: torch.Tensor  # (images, 3)
+    image_grid_thw: torch.Tensor  # (images, 3): patches in time, height and width per image
+    load_pixels: Callable[[], torch.Tensor]  # -> (patches, channels x temporal x patch x patch)
 
     @property
     def trained_tokens(self) -> int:
@@ -205,8 +222,8 @@ def encode_with_images(
         input_ids=input_ids,
         labels=labels,
         mm_token_type_ids=[int(t == processor.image_token_id) for t in input_ids],
-        pixel_values=inputs.get("pixel_values", torch.zeros(0, 0)),
         image_grid_thw=inputs.get("image_grid_thw", torch.zeros(0, 3, dtype=torch.long)),
+        load_pixels=partial(pixel_values, processor, image_sources(row), base_dir),
     )
 
 
@@ -232,7 +249,7 @@ def collate_with_images(examples: list[VisionEncoded], pad_id: int) -> dict[str,
     }
     with_images = [e for e in examples if e.image_grid_thw.shape[0]]
     if with_images:
-        batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])
+        batch["pixel_values"] = torch.cat([e.load_pixels() for e in with_images])
         batch["image_grid_thw"] = torch.cat([e.image_grid_thw for e in with_images])
     return batch
 

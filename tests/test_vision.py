@@ -77,6 +77,15 @@ def test_a_mixed_size_batch_scores_each_row_as_it_scores_alone(processor, model)
     batch = collate(encoded, 128, processor.tokenizer.pad_token_id)
     assert batch["pixel_values"].shape[0] == 48 + 16 + 48  # every patch of every picture, in row order
     assert "position_ids" not in batch  # never packed: the model derives 3-D positions per row
+    # The same tensors as the processor makes for the rows in one call (pixels are made per batch).
+    texts = [
+        processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows
+    ]
+    direct = processor(
+        text=texts, images=[r["prompt"][0]["content"][0]["image"] for r in rows], return_tensors="pt"
+    )
+    torch.testing.assert_close(batch["pixel_values"], direct["pixel_values"])
+    torch.testing.assert_close(batch["image_grid_thw"], direct["image_grid_thw"])
 
     def token_losses(inputs):
         inputs = dict(inputs)
