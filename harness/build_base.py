@@ -16,13 +16,13 @@ from nothing, deterministically (same bytes for the same torch version and threa
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
-from harness import corpus
+from harness import cli, corpus
 from harness.models import EMBEDDED
 
 CHATML_TEMPLATE = (
@@ -185,24 +185,31 @@ def pretrain(model, rows: torch.Tensor, config: BuildConfig) -> list[float]:
     return losses
 
 
-def math_accuracy(model_dir: str, limit: int = 200) -> dict[str, float]:
-    """Greedy accuracy on each math-words evaluation split (``limit`` examples each)."""
+def task_accuracy(model_dir: str, task: str, limit: int = 200) -> dict[str, float]:
+    """Greedy accuracy on each evaluation split of ``task`` (``limit`` examples each)."""
     from harness.evaluate import evaluate_task
 
-    summary = evaluate_task(model_dir, "math-words", limit=limit, samples_dir=None)
+    summary = evaluate_task(model_dir, task, limit=limit, samples_dir=None)
     return {split: round(score["value"], 4) for split, score in summary.items()}
+
+
+@contextmanager
+def deterministic(threads: int):
+    """Same thread count and deterministic kernels: same floating-point sums, same bytes."""
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
 
 
 def build(config: BuildConfig) -> dict:
     """Build the model folder at ``config.out``; returns the report."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(config.threads)  # same thread count, same floating-point sums, same bytes
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic(config.threads):
         return _build(config)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
 
 
 def _build(config: BuildConfig) -> dict:
@@ -241,8 +248,8 @@ def _build(config: BuildConfig) -> dict:
         untrained.save_pretrained(untrained_dir)
         tokenizer.save_pretrained(untrained_dir)
         report["math_words_greedy_accuracy"] = {
-            "pretrained": math_accuracy(str(staging)),
-            "untrained": math_accuracy(str(untrained_dir)),
+            "pretrained": task_accuracy(str(staging), "math-words"),
+            "untrained": task_accuracy(str(untrained_dir), "math-words"),
         }
         shutil.rmtree(untrained_dir)
     report["build_seconds"] = round(time.time() - started, 1)
@@ -254,18 +261,5 @@ def _build(config: BuildConfig) -> dict:
     return report
 
 
-def parse_args(argv: list[str] | None = None) -> BuildConfig:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for field in fields(BuildConfig):
-        default = field.default
-        if isinstance(default, bool):
-            parser.add_argument(
-                f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default
-            )
-        else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
-    return BuildConfig(**vars(parser.parse_args(argv)))
-
-
 if __name__ == "__main__":
-    build(parse_args())
+    build(cli.parse(BuildConfig, description=__doc__.split("\n\n")[0]))

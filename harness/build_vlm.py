@@ -22,13 +22,12 @@ regenerates ``harness/assets/tiny-qwen2-vl`` deterministically (same thread coun
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -42,6 +41,8 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from harness import cli
+from harness.build_base import deterministic, task_accuracy
 from harness.models import EMBEDDED
 from harness.vision import VISION_TOKENS
 from tasks import visual_math
@@ -233,24 +234,10 @@ def pretraining_rows(config: VLMConfig, folder: Path) -> list[dict]:
     return rows
 
 
-def visual_math_accuracy(model_dir: str, limit: int = 100) -> dict[str, float]:
-    """Greedy accuracy on each visual-math evaluation split (``limit`` examples each)."""
-    from harness.evaluate import evaluate_task
-
-    summary = evaluate_task(model_dir, "visual-math", limit=limit, samples_dir=None)
-    return {split: round(score["value"], 4) for split, score in summary.items()}
-
-
 def build(config: VLMConfig) -> dict:
     """Build the model folder at ``config.out``; returns the report."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(config.threads)  # same thread count, same floating-point sums, same bytes
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic(config.threads):
         return _build(config)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
 
 
 def _build(config: VLMConfig) -> dict:
@@ -302,8 +289,8 @@ def _build(config: VLMConfig) -> dict:
         }
         if config.report:
             report["visual_math_greedy_accuracy"] = {
-                "pretrained": visual_math_accuracy(str(staging)),
-                "untrained": visual_math_accuracy(str(untrained)),
+                "pretrained": task_accuracy(str(staging), "visual-math", limit=100),
+                "untrained": task_accuracy(str(untrained), "visual-math", limit=100),
             }
         report["build_seconds"] = round(time.time() - started, 1)
         (staging / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -316,18 +303,5 @@ def _build(config: VLMConfig) -> dict:
     return report
 
 
-def parse_args(argv: list[str] | None = None) -> VLMConfig:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for field in fields(VLMConfig):
-        default = field.default
-        if isinstance(default, bool):
-            parser.add_argument(
-                f"--{field.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=default
-            )
-        else:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(default), default=default)
-    return VLMConfig(**vars(parser.parse_args(argv)))
-
-
 if __name__ == "__main__":
-    build(parse_args())
+    build(cli.parse(VLMConfig, description=__doc__.split("\n\n")[0]))
