@@ -21,8 +21,8 @@ concatenated in row order, whatever their sizes.
 ...                                                {"type": "text", "text": "What colour?"}]}],
 ...        "completion": [{"role": "assistant", "content": "black"}]}
 >>> encoded = encode_with_images(processor, row, max_length=128)
->>> encoded.image_grid_thw.tolist()   # one image of 2 x 2 patches
-[[1, 2, 2]]
+>>> encoded.image_grid_thw.tolist()   # one image, 4 x 4 patches of 14 pixels (2 x 2 tokens)
+[[1, 4, 4]]
 >>> processor.tokenizer.decode([t for t in encoded.labels if t != -100])
 'black<|im_end|>'
 """

@@ -103,11 +103,15 @@ def test_the_hidden_tests_are_nowhere_the_program_can_read():
     # program reports every value of that shape it can find on disk, in /proc and in its pipes.
     sentinel = f"expected-value-{uuid.uuid4().hex}"
     source = """
-        import os, re, sys
+        import os, re, sys, time
         shape = re.compile(rb"expected-value-[0-9a-f]{32}")
         found = set()
+        # A deadline, so a machine whose /tmp holds gigabytes (a dev box) still gets an answer.
+        deadline = time.monotonic() + 15
         for top in (".", "/tmp", "/dev/shm", "/var/tmp"):
             for folder, _, names in os.walk(top):
+                if time.monotonic() > deadline:
+                    break
                 for name in names:
                     try:  # the first MiB of each: /tmp may hold the harness's model files
                         found.update(shape.findall(open(os.path.join(folder, name), "rb").read(1 << 20)))

@@ -82,7 +82,10 @@ def test_a_mixed_size_batch_scores_each_row_as_it_scores_alone(processor, model)
         processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows
     ]
     direct = processor(
-        text=texts, images=[r["prompt"][0]["content"][0]["image"] for r in rows], return_tensors="pt"
+        text=texts,
+        images=[r["prompt"][0]["content"][0]["image"] for r in rows],
+        padding=True,
+        return_tensors="pt",
     )
     torch.testing.assert_close(batch["pixel_values"], direct["pixel_values"])
     torch.testing.assert_close(batch["image_grid_thw"], direct["image_grid_thw"])
