@@ -73,13 +73,7 @@ def evaluate_split(
     conversations = [task.messages(e)["prompt"] for e in examples]
     if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
         raise ValueError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
-    completions = generate(
-        model,
-        tokenizer,
-        [list(c) if not isinstance(c, str) else c for c in conversations],
-        sampling,
-        processor,
-    )
+    completions = generate(model, tokenizer, conversations, sampling, processor)
     return score_split(
         task, split, examples, [printable(c) for c in conversations], completions, samples_path
     )

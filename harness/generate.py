@@ -61,22 +61,30 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
-    images: list[list] = [[] for _ in conversations]
+    prompts = list(conversations)  # images are loaded into a copy; the caller's list stays as it was
+    images: list[list] = [[] for _ in prompts]
     if processor is not None:
-        for i, conversation in enumerate(conversations):
-            if not isinstance(conversation, str):
-                conversations[i], images[i] = resolved_conversation(
-                    {"prompt": conversation, "completion": []}, processor
-                )
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                prompts[i], images[i] = resolved_conversation({"prompt": prompt, "completion": []}, processor)
     template = processor or tokenizer
     texts = [
         c
         if isinstance(c, str)
         else template.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-        for c in conversations
+        for c in prompts
     ]
-    # Longest first, so a batch wastes little on padding (image placeholders are not counted here).
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    if processor is None:
+        # A rendered chat template already holds its special tokens; raw text gets the tokenizer's
+        # own (a Llama base model's BOS), as its pretraining text had.
+        encoded = [
+            tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, prompts)
+        ]
+        lengths = [len(ids) for ids in encoded]
+    else:
+        lengths = [len(t) for t in texts]  # image tokens exist only once the processor expands them
+    # Longest first, so a batch wastes little on padding.
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     results: list[list[str]] = [[] for _ in conversations]
     for start in range(0, len(order), sampling.gen_batch_size):
         chosen = order[start : start + sampling.gen_batch_size]
@@ -90,7 +98,7 @@ def generate(
                 return_tensors="pt",
             )
         else:
-            inputs = _left_padded(tokenizer, [texts[i] for i in chosen], [conversations[i] for i in chosen])
+            inputs = _left_padded([encoded[i] for i in chosen], tokenizer.pad_token_id)
         width = inputs["input_ids"].shape[1]
         # One seed per batch: results do not depend on how many batches ran before on this process.
         torch.manual_seed(sampling.sample_seed * 100_003 + start)
@@ -114,16 +122,12 @@ def generate(
     return results
 
 
-def _left_padded(tokenizer, texts: list[str], conversations: list) -> dict[str, torch.Tensor]:
-    # A rendered chat template already holds its special tokens; raw text gets the tokenizer's own (a
-    # Llama base model's BOS), as its pretraining text had.
-    encoded = [
-        tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, conversations)
-    ]
+def _left_padded(encoded: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left padding: every prompt ends where generation starts."""
     width = max(len(ids) for ids in encoded)
-    input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id, dtype=torch.long)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
-    for row, ids in enumerate(encoded):  # left padding: every prompt ends where generation starts
+    for row, ids in enumerate(encoded):
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention_mask[row, width - len(ids) :] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
