@@ -186,6 +186,15 @@ def encode(
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
     stop_ids = stop_token_ids(tokenizer) if stop_ids is None else stop_ids
+    kept = completion_only(prompt_ids, completion_ids, max_length, overlong, stop_ids)
+    return None if kept is None else Encoded(*kept)
+
+
+def completion_only(
+    prompt_ids: list[int], completion_ids: list[int], max_length: int, overlong: str, stop_ids: list[int]
+) -> tuple[list[int], list[int]] | None:
+    """``(input_ids, labels)``: the completion kept up to its end-of-turn token, the prompt labelled
+    ``-100``, fitted to ``max_length`` by the overlong policy (``None``: dropped)."""
     end = max((i for i, t in enumerate(completion_ids) if t in stop_ids), default=len(completion_ids) - 1)
     completion_ids = completion_ids[: end + 1]  # template scaffolding after end-of-turn: not trained
     if len(prompt_ids) + len(completion_ids) > max_length:
@@ -197,7 +206,7 @@ def encode(
         if overlong == "drop" or len(prompt_ids) >= max_length:
             return None
         completion_ids = completion_ids[: max_length - len(prompt_ids)]
-    return Encoded(prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids)
+    return prompt_ids + completion_ids, [IGNORE_INDEX] * len(prompt_ids) + completion_ids
 
 
 def encode_all(

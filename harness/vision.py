@@ -100,6 +100,10 @@ def load_image(source: Any, processor, base_dir: Path | None = None) -> Image.Im
     ``processor`` (see :func:`harness.models.load_processor`)."""
     from qwen_vl_utils import fetch_image
 
+    if not isinstance(source, (str, Image.Image)):
+        raise ImageError(
+            f"an image must be a path, a file:// or data: URL, or a picture, not {type(source).__name__}"
+        )
     if isinstance(source, str) and not source.startswith(("data:", "file://", "http://", "https://")):
         path = Path(source).expanduser()
         if not path.is_absolute() and base_dir is not None:
@@ -185,7 +189,7 @@ def encode_with_images(
 ) -> VisionEncoded | None:
     """Tokenize one row with images; completion-only labels. ``None`` when the overlong policy drops
     it. Raises ``ImageError`` for a bad image and ``ValueError`` for a prompt that cannot fit."""
-    from harness.data import DataError, render_completion  # data imports this module
+    from harness.data import completion_only, render_completion  # data imports this module
 
     tokenizer = processor.tokenizer
     prompt, images = resolved_conversation(row, processor, base_dir)
@@ -194,9 +198,6 @@ def encode_with_images(
     inputs = processor(text=[prompt_text], images=images or None, return_tensors="pt")
     prompt_ids = inputs["input_ids"][0].tolist()
     completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
-    stop_ids = stop_token_ids(tokenizer) if stop_ids is None else stop_ids
-    end = max((i for i, t in enumerate(completion_ids) if t in stop_ids), default=len(completion_ids) - 1)
-    completion_ids = completion_ids[: end + 1]
     if len(prompt_ids) >= max_length:
         # Image tokens cannot be cut: say how many the images took.
         image_tokens = sum(t == processor.image_token_id for t in prompt_ids)
@@ -204,20 +205,13 @@ def encode_with_images(
             f"the prompt takes {len(prompt_ids)} tokens ({image_tokens} for its images) of --max-length "
             f"{max_length}; lower --max-pixels or raise --max-length"
         )
-    if len(prompt_ids) + len(completion_ids) > max_length:
-        if overlong == "error":
-            raise DataError(
-                f"{len(prompt_ids) + len(completion_ids)} tokens exceed --max-length {max_length} "
-                "(use --overlong truncate or drop)"
-            )
-        if overlong == "drop":
-            return None
-        completion_ids = completion_ids[: max_length - len(prompt_ids)]
+    stop_ids = stop_token_ids(tokenizer) if stop_ids is None else stop_ids
+    kept = completion_only(prompt_ids, completion_ids, max_length, overlong, stop_ids)
+    if kept is None:
+        return None
+    input_ids, labels = kept
     vision_ids = set(tokenizer.convert_tokens_to_ids(list(VISION_TOKENS)))
-    labels = [IGNORE_INDEX] * len(prompt_ids) + [
-        IGNORE_INDEX if t in vision_ids else t for t in completion_ids
-    ]
-    input_ids = prompt_ids + completion_ids
+    labels = [IGNORE_INDEX if t in vision_ids else t for t in labels]
     return VisionEncoded(
         input_ids=input_ids,
         labels=labels,

@@ -1,6 +1,7 @@
 """Vision-language rows on the embedded tiny VLM: masks, mixed-size batches, bad images, round trips."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,17 +133,16 @@ def test_relative_image_paths_are_read_beside_the_data_file(tmp_path, processor)
             ),
             "1 image placeholder(s) in the prompt but 2 image(s) in 'images'",
         ),
+        (lambda d: row(5), "an image must be a path, a file:// or data: URL, or a picture, not int"),
     ],
-    ids=["missing", "corrupt", "aspect", "literal-placeholder", "count-mismatch"],
+    ids=["missing", "corrupt", "aspect", "literal-placeholder", "count-mismatch", "not-an-image"],
 )
 def test_bad_images_name_the_row(tmp_path, processor, make, message):
     picture(56, 56).save(tmp_path / "a.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a picture")
     picture(3000, 10).save(tmp_path / "thin.png")
     data = write_rows(tmp_path / "data.jsonl", [row("a.png"), make(tmp_path)])
-    with pytest.raises(
-        DataError, match=rf"data\.jsonl line 2: .*{__import__('re').escape(message.split(': ', 1)[-1])}"
-    ):
+    with pytest.raises(DataError, match=rf"data\.jsonl line 2: .*{re.escape(message.split(': ', 1)[-1])}"):
         encode_all(processor.tokenizer, read_rows(data), 128, "truncate", "data", processor)
 
 
