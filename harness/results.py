@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -39,7 +40,9 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,11 @@ RECORD_KEYS = (
     "run_dir",
     "provenance",
 )
+# Optional: "evaluation" (how the scores were made: limit, sampling, OOD tasks, curve settings; a
+# sweep matches finished cells by it), "curve" (training-time scores: [{step, split, role, value,
+# stderr, n}], from --eval-every) and "token_probs" (histogram of the training targets' probabilities,
+# harness.token_probs: {edges, counts, tokens, mean, rows, source}).
+OPTIONAL_RECORD_KEYS = ("evaluation", "curve", "token_probs")
 SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
 # decoding: e.g. "greedy" or "temperature=0.6, top_p=0.95"; pass_at: {"1": 0.31, "10": 0.52}, unbiased
 # pass@k of tasks graded pass/fail; verdicts: {"passed": 12, "failed": 180, ...} of execution-graded tasks.
@@ -140,8 +148,10 @@ def make_record(
     scores: dict[str, dict[str, Any]],
     wall_time_s: float,
     run_dir: str | None,
+    **optional: Any,
 ) -> dict[str, Any]:
-    """Build and validate the record of one run; :func:`provenance` is taken now.
+    """Build and validate the record of one run; :func:`provenance` is taken now. ``optional`` takes
+    the keys of ``OPTIONAL_RECORD_KEYS`` (a ``None`` value is left out).
 
     >>> make_record(task="t", domain="math", backbone="m", method="grpo", hparams={}, data={},
     ...             scores={}, wall_time_s=0.0, run_dir=None)
@@ -163,6 +173,10 @@ def make_record(
         "run_dir": None if run_dir is None else str(run_dir),
         "provenance": provenance(),
     }
+    unknown = sorted(set(optional) - set(OPTIONAL_RECORD_KEYS))
+    if unknown:
+        raise ValueError(f"unknown record keys {unknown}; optional keys: {', '.join(OPTIONAL_RECORD_KEYS)}")
+    record |= {key: optional[key] for key in OPTIONAL_RECORD_KEYS if optional.get(key) is not None}
     _check_record(record)
     return record
 
@@ -236,14 +250,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     ...     atomic_write_text(Path(folder) / "a" / "b.md", "hi\\n").read_text()
     'hi\\n'
     """
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], content: bytes) -> Path:
+    """:func:`atomic_write_text` for bytes (a PNG figure)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same folder as the target, so os.replace is a rename within one file system (atomic).
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+        with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600; records are meant to be shared
-            file.write(text)
+            file.write(content)
             file.flush()
             os.fsync(file.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
@@ -259,8 +278,64 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
-def load_records(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every ``*.json`` record under ``results_dir``, sorted by path; a malformed one raises ValueError.
+@contextlib.contextmanager
+def record_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
+    """Hold the lock of the record at ``path`` while making it; yields False if another process
+    holds it. Two sweeps sharing a results folder so never run the same configuration at once.
+
+    An ``flock`` on ``<results>/.locks/...``: the kernel drops it when its process dies, so a killed
+    sweep leaves no stale lock behind (the empty lock file stays; it means nothing by itself).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     target = Path(folder) / "t" / "b" / "sft-0.json"
+    ...     with record_lock(target) as first, record_lock(target) as second:
+    ...         print(first, second)
+    True False
+    """
+    path = Path(path)
+    lock_path = path.parent / ".locks" / f"{path.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def finished(path: str | os.PathLike[str], slot: dict[str, Any], evaluation: dict[str, Any]) -> bool:
+    """Whether ``path`` holds a valid record of exactly this run: the same task, backbone, method and
+    every hyperparameter (``slot``), evaluated the same way. Matched by content, not by file name:
+    a truncated file, a foreign one or one of another configuration is not finished (it is said why).
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        _check_record(record)
+    except ValueError as error:
+        print(
+            f"note: {path} is not a valid record ({' '.join(str(error).split())}); redoing it",
+            file=sys.stderr,
+        )
+        return False
+    normal = lambda value: json.loads(json.dumps(value))  # noqa: E731 - tuples vs lists, int vs float keys
+    same = all(normal(record[key]) == normal(value) for key, value in slot.items())
+    return same and normal(record.get("evaluation")) == normal(evaluation)
+
+
+def load_records(
+    results_dir: str | os.PathLike[str], skipped: list[tuple[Path, str]] | None = None
+) -> list[dict[str, Any]]:
+    """Every ``*.json`` record under ``results_dir``, sorted by path. A malformed one (truncated, or a
+    JSON file that is not a record) raises ValueError naming it; given a ``skipped`` list, it is
+    appended there as ``(path, reason)`` instead and the others still load.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -277,7 +352,10 @@ def load_records(results_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
             _check_record(record)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
             reason = " ".join(str(error).split())  # one line, whatever the parser said
-            raise ValueError(f"{path}: malformed record: {reason}") from error
+            if skipped is None:
+                raise ValueError(f"{path}: malformed record: {reason}") from error
+            skipped.append((path, f"malformed record: {reason}"))
+            continue
         records.append(record)
     return records
 
@@ -375,3 +453,30 @@ def _check_record(record: Any) -> None:
         raise ValueError(f"wall_time_s must be a number of seconds, got {wall!r}")
     if not isinstance(record["provenance"], dict):
         raise ValueError("provenance must be an object")
+    _check_optional(record)
+
+
+def _check_optional(record: dict[str, Any]) -> None:
+    if not isinstance(record.get("evaluation", {}), dict):
+        raise ValueError("evaluation must be an object")
+    curve = record.get("curve", [])
+    if not isinstance(curve, list):
+        raise ValueError("curve must be a list of points")
+    for point in curve:
+        if not isinstance(point, dict) or not {"step", "split", "value", "stderr"} <= set(point):
+            raise ValueError(f"curve point {point!r} needs step, split, value and stderr")
+        step = point["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"curve point step must be a count of steps, got {step!r}")
+        if not 0.0 <= _number(point["value"], point["split"], "curve value") <= 1.0:
+            raise ValueError(f"curve value of split {point['split']!r} must be a fraction in [0, 1]")
+    if "token_probs" in record:
+        probs = record["token_probs"]
+        edges, counts = (probs.get("edges"), probs.get("counts")) if isinstance(probs, dict) else (None, None)
+        if (
+            not isinstance(edges, list)
+            or not isinstance(counts, list)
+            or len(edges) != len(counts) + 1
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        ):
+            raise ValueError("token_probs needs edges (one more than counts) and non-negative integer counts")

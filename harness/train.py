@@ -105,6 +105,26 @@ class TrainConfig:
         default=None, metadata={"help": "cpu, cuda or cuda:N (default: cuda if present)"}
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "help": "evaluate the task's test splits (greedy) at step 0, every N steps and at the end, "
+            "into eval.jsonl: accuracy-versus-step curves (0 = off)"
+        },
+    )
+    curve_limit: int | None = field(
+        default=None,
+        metadata={
+            "help": "--eval-every evaluates the first N examples of each split "
+            "(default: all; under harness.experiment: its --eval-limit)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"--eval-every must be >= 0, got {self.eval_every}")
+        if self.curve_limit is not None and self.curve_limit < 1:
+            raise ValueError(f"--curve-limit must be >= 1, got {self.curve_limit}: a split needs an example")
 
     def objective_spec(self) -> Objective:
         return Objective(self.objective, self.dft_min_weight, self.dft_alpha)
@@ -114,6 +134,19 @@ class TrainingError(RuntimeError):
     """The run cannot go on (a non-finite loss, a bad resume); the message is one line."""
 
 
+def has_plain_lm_head(model) -> bool:
+    """Whether logits are just ``hidden @ W.T``: the fused loss and the token-probability analysis
+    compute that product themselves, which a biased, scaled or soft-capped head would break."""
+    head = model.get_output_embeddings()
+    config = model.config
+    return (
+        isinstance(head, torch.nn.Linear)
+        and head.bias is None
+        and getattr(config, "final_logit_softcapping", None) is None
+        and getattr(config, "logit_scale", None) in (None, 1.0)
+    )
+
+
 class CausalLMWithLoss(torch.nn.Module):
     """The backbone and the objective in one module, so DDP wraps the whole loss computation."""
 
@@ -121,16 +154,7 @@ class CausalLMWithLoss(torch.nn.Module):
         super().__init__()
         self.model = model
         self.objective = objective
-        head = model.get_output_embeddings()
-        config = model.config
-        # The fused path computes hidden @ W.T itself: only valid for a plain, unscaled linear head.
-        self.fused = (
-            chunk_size > 0
-            and isinstance(head, torch.nn.Linear)
-            and head.bias is None
-            and getattr(config, "final_logit_softcapping", None) is None
-            and getattr(config, "logit_scale", None) in (None, 1.0)
-        )
+        self.fused = chunk_size > 0 and has_plain_lm_head(model)
         self.chunk_size = chunk_size
 
     def forward(
@@ -220,6 +244,29 @@ def step_schedule(config: TrainConfig, n_examples: int, world: int) -> tuple[int
     return steps, config.batch_size // per_step
 
 
+def split_batch(batch_size: int, max_micro_batch_size: int, world: int) -> tuple[int, int]:
+    """``(micro-batch size, accumulation steps)`` for a global ``batch_size`` over ``world`` ranks
+    when at most ``max_micro_batch_size`` examples fit in one forward pass: the largest micro-batch
+    that fits and divides each rank's share, so ``micro x accumulation x world == batch_size``.
+
+    >>> split_batch(256, 8, 4), split_batch(48, 32, 1), split_batch(7, 4, 1)
+    ((8, 8), (24, 2), (1, 7))
+    """
+    if batch_size < 1 or max_micro_batch_size < 1:
+        raise ValueError(
+            f"--batch-size and --micro-batch-size must be >= 1, got {batch_size}, {max_micro_batch_size}"
+        )
+    if batch_size < world:
+        raise ValueError(
+            f"--batch-size {batch_size} is smaller than the {world} ranks: every rank needs at least one example"
+        )
+    if batch_size % world:
+        raise ValueError(f"--batch-size {batch_size} does not split evenly over {world} ranks")
+    share = batch_size // world
+    micro = max(d for d in range(1, min(share, max_micro_batch_size) + 1) if share % d == 0)
+    return micro, share // micro
+
+
 def step_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
     """Example indices of optimizer step ``step``: a fresh seeded permutation every epoch."""
     steps_per_epoch = n_examples // batch_size
@@ -257,6 +304,32 @@ def _atomic_save_dir(target: Path, write) -> None:
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
+
+
+def evaluate_during_training(model, tokenizer, processor, config: TrainConfig, step: int, path: Path, writer):
+    """Greedy scores on every evaluation split of ``config.task`` at ``step``, one line per split in
+    ``path`` (``eval.jsonl``) and in TensorBoard. The random state is put back afterwards, so a run
+    with ``--eval-every`` trains exactly as one without."""
+    import tasks
+    from harness.evaluate import evaluate_loaded  # evaluate imports models and generate, not train
+
+    task = tasks.get(config.task)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    was_caching = model.config.use_cache
+    model.eval()
+    model.config.use_cache = True
+    try:
+        with torch.random.fork_rng(devices=devices):
+            scores = evaluate_loaded(model, tokenizer, task, limit=config.curve_limit, processor=processor)
+    finally:
+        model.config.use_cache = was_caching
+        model.train()
+    with path.open("a") as log:
+        for split, score in scores.items():
+            line = {"step": step, "split": split, **{k: score[k] for k in ("role", "value", "stderr", "n")}}
+            log.write(json.dumps(line) + "\n")
+            writer.add_scalar(f"eval/{split}", score["value"], step)
+    return scores
 
 
 # Settings that must match for --resume to continue the same run.
@@ -346,12 +419,25 @@ def train(config: TrainConfig) -> dict[str, Any]:
         _set_rng_state(state["rng"])
 
     log_path = output_dir / "log.jsonl"
+    eval_path = output_dir / "eval.jsonl"
     writer = None
     if ddp.main:
         from torch.utils.tensorboard import SummaryWriter
 
         _truncate_log(log_path, start_step)
+        # Evaluations up to the checkpoint's step happened before it was saved; a fresh run redoes step 0.
+        _truncate_log(eval_path, start_step if start_step else -1)
         writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_step + 1)
+
+    def evaluate_now(at_step: int) -> None:
+        if ddp.main:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=device.type == "cuda"):
+                evaluate_during_training(model, tokenizer, processor, config, at_step, eval_path, writer)
+        if ddp.world > 1:
+            dist.barrier()  # the other ranks wait for the main rank's evaluation
+
+    if config.eval_every and start_step == 0:
+        evaluate_now(0)
     bar = tqdm(
         range(start_step, total_steps),
         desc=f"{config.objective}",
@@ -437,6 +523,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 "p": f"{record['mean_token_prob']:.3f}",
             }
             bar.set_postfix(postfix, refresh=False)  # redraw on the bar's own interval, not every step
+        if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == total_steps):
+            evaluate_now(step + 1)
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
             last_saved = _save_checkpoint(
                 output_dir, step + 1, model, processor or tokenizer, optimizer, scheduler, config, ddp
@@ -457,11 +545,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "trained_tokens_per_s": trained_tokens_seen / train_seconds if train_seconds else None,
         "wall_time_s": time.time() - started,
         "world_size": ddp.world,
+        "micro_batch_size": config.micro_batch_size,
+        "gradient_accumulation": accumulation,
         "device": str(device),
         "fused_loss": module.fused,
         "packed": config.packing and not vision,
         "config": asdict(config),
     }
+    if ddp.main and config.eval_every:
+        summary["curve"] = [json.loads(line) for line in eval_path.read_text().splitlines() if line]
     if ddp.main:
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if ddp.world > 1:

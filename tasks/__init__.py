@@ -42,4 +42,17 @@ def get(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["TASKS", "Split", "Task", "get"]
+def for_domain(domain: str) -> str:
+    """The training task of ``domain``: the first registered task of that domain with a train split.
+
+    >>> for_domain("math"), for_domain("code"), for_domain("vlm")
+    ('math-words', 'code-lists', 'visual-math')
+    """
+    for name, cls in TASKS.items():
+        if cls.domain == domain and any(split.role == "train" for split in cls.splits):
+            return name
+    domains = sorted({cls.domain for cls in TASKS.values()})
+    raise KeyError(f"no trainable task in domain {domain!r}; domains: {', '.join(domains)}")
+
+
+__all__ = ["TASKS", "Split", "Task", "for_domain", "get"]

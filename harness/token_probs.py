@@ -1,0 +1,114 @@
+"""How sure a model is of its training targets: the histogram of ``p(target token)`` (paper, Figure 2).
+
+The paper's analysis: after SFT the probabilities of the training tokens rise across the board;
+after DFT they polarize (most rise towards 1, a group of tokens is pushed towards 0). This module
+measures that for any checkpoint on the first ``rows`` training rows of a run, with the same
+tokenization and completion-only labels as training (:mod:`harness.data`), so the base, SFT and DFT
+histograms of one configuration count exactly the same tokens.
+
+The result is plain data kept in the run record (``token_probs``): bin edges over [0, 1], a count
+of target tokens per bin, the number of tokens and rows, and the mean probability.
+
+>>> from harness.train import TrainConfig
+>>> histogram = token_probability_histogram("tiny", TrainConfig(task="math-words"), rows=4, bins=10)
+>>> len(histogram["counts"]), histogram["edges"][:3], sum(histogram["counts"]) == histogram["tokens"]
+(10, [0.0, 0.1, 0.2], True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from harness.data import collate, encode_all
+from harness.losses import IGNORE_INDEX
+from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
+
+DEFAULT_ROWS = 256
+DEFAULT_BINS = 20
+
+
+@torch.inference_mode()
+def target_probabilities(model, batch: dict[str, torch.Tensor], chunk_size: int = 1024) -> torch.Tensor:
+    """The probability the model gives each labelled token of ``batch`` (labels aligned with
+    ``input_ids``, as :func:`harness.data.collate` makes them), flattened in row order.
+
+    The LM head runs on ``chunk_size`` positions at a time and only where a label is: a 7B model's
+    full logits for a batch of 2048-token rows would not fit in memory."""
+    from harness.train import has_plain_lm_head  # train imports the data pipeline this module uses
+
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    targets = labels[:, 1:]
+    where = targets != IGNORE_INDEX
+    wanted = targets[where]
+    inputs = {**batch, "use_cache": False}
+    if has_plain_lm_head(model):
+        hidden = model.base_model(**inputs).last_hidden_state[:, :-1][where]
+        weight = model.get_output_embeddings().weight
+        pieces = []
+        for start in range(0, hidden.shape[0], chunk_size):
+            logits = hidden[start : start + chunk_size].float() @ weight.float().T
+            pieces.append(_probability_of(logits, wanted[start : start + chunk_size]))
+        return torch.cat(pieces) if pieces else torch.zeros(0)
+    logits = model(**inputs).logits[:, :-1][where].float()
+    return _probability_of(logits, wanted)
+
+
+def _probability_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1).exp().cpu()
+
+
+def histogram_of(probabilities: torch.Tensor, bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """Counts of ``probabilities`` in ``bins`` equal bins over [0, 1]; 1.0 falls in the last bin.
+
+    >>> histogram_of(torch.tensor([0.0, 0.49, 0.5, 1.0]), bins=2)["counts"]
+    [2, 2]
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    index = (probabilities.clamp(0.0, 1.0) * bins).floor().long().clamp(max=bins - 1)
+    counts = torch.bincount(index, minlength=bins).tolist()
+    return {
+        "edges": [round(i / bins, 6) for i in range(bins + 1)],
+        "counts": counts,
+        "tokens": int(probabilities.numel()),
+        "mean": float(probabilities.mean()) if probabilities.numel() else 0.0,
+    }
+
+
+def token_probability_histogram(
+    model: str,
+    config,
+    *,
+    rows: int = DEFAULT_ROWS,
+    bins: int = DEFAULT_BINS,
+    micro_batch_size: int = 8,
+) -> dict[str, Any]:
+    """The histogram for ``model`` (a name or a checkpoint folder) on the first ``rows`` training rows
+    of ``config`` (a :class:`harness.train.TrainConfig`: its task or ``train_data``, ``max_length``,
+    ``overlong`` policy and image sizes)."""
+    from harness.train import training_rows
+
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    device, amp_dtype = device_and_dtype(config.device)
+    vision = is_vision(model)
+    processor = load_processor(model, config.min_pixels, config.max_pixels) if vision else None
+    tokenizer = processor.tokenizer if vision else load_tokenizer(model)
+    all_rows, source = training_rows(config)
+    chosen = all_rows[:rows]
+    examples, _ = encode_all(tokenizer, chosen, config.max_length, config.overlong, source, processor)
+    loaded = load_model(model, dtype=amp_dtype, device=device).eval()
+    pieces = []
+    for start in range(0, len(examples), micro_batch_size):
+        batch = collate(
+            examples[start : start + micro_batch_size], config.max_length, tokenizer.pad_token_id, False
+        )
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=device.type == "cuda"):
+            pieces.append(target_probabilities(loaded, batch))
+    del loaded
+    result = histogram_of(torch.cat(pieces), bins)
+    return {**result, "rows": len(examples), "source": f"{source}, first {len(chosen)} rows"}
