@@ -289,16 +289,24 @@ def run(sweep: Sweep) -> int:
             outcome["failed"].append(cell)
             continue
         outcome["done" if path is not None else "elsewhere"].append(cell)
-        leaderboard.write(config.results_dir, config.leaderboard_dir)  # finished cells show at once
-        rendered = True
+        rendered = _render(config)  # finished cells show at once
     if not rendered and Path(config.results_dir).is_dir():
-        leaderboard.write(config.results_dir, config.leaderboard_dir)
+        _render(config)
     minutes = (time.time() - started) / 60
     summary = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
     print(f"sweep: {summary or 'nothing to do'} in {minutes:.1f} min", file=sys.stderr)
     for cell in outcome["elsewhere"]:
         print(f"note: {cell.describe()} was running in another process; rerun to pick it up", file=sys.stderr)
     return 1 if outcome["failed"] else 0
+
+
+def _render(config: ExperimentConfig) -> bool:
+    """Re-render the leaderboards; a failure is reported, never allowed to stop the sweep."""
+    try:
+        leaderboard.write(config.results_dir, config.leaderboard_dir)
+    except (OSError, ValueError) as error:
+        print(f"warning: the leaderboards were not re-rendered: {error}", file=sys.stderr)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from harness.leaderboard import (
     _pairs,
     curve_points,
     difference_text,
-    provenance_note,
+    grouped_provenance_note,
     score_text,
     summary_score,
 )
@@ -117,7 +117,7 @@ def _page(
             label = _label(next(iter(cells.values())))
             scores = {cell: summary_score(record, role) for cell, record in cells.items()}
             lines += ["", f"### {label}", "", *_grid(lrs, batches, scores, score_text)]
-            lines += ["", provenance_note(backbone, _ordered(cells), _cell_label)]
+            lines += ["", grouped_provenance_note(backbone, cells.values())]
         if "sft" in methods:
             for key, cells in methods.items():
                 if key == "sft" or not key.startswith("dft"):
@@ -179,15 +179,6 @@ def _batch_split_note(runs: list[Record]) -> str:
         for batch, micro, acc, world in sorted(splits)
     ]
     return "Global batch = micro-batch × gradient accumulation × ranks: " + "; ".join(parts) + "."
-
-
-def _ordered(cells: dict[tuple[float, int], Record]) -> list[Record]:
-    return [cells[cell] for cell in sorted(cells)]
-
-
-def _cell_label(record: Record) -> str:
-    lr, batch = _cell(record)
-    return f"{_label(record)} lr {lr:g} batch {batch}"
 
 
 def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[str, str, str, Any]]:

@@ -544,23 +544,37 @@ def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
     return ", ".join(parts) + "."
 
 
-def provenance_note(
-    backbone: str, records: Iterable[Record], name: Callable[[Record], str] | None = None
-) -> str:
+def provenance_note(backbone: str, records: Iterable[Record]) -> str:
     """``Provenance - backbone `x`; SFT: commit `abc`, 2026-11-23, cpu, 3.1 min; ...``"""
-    name = name or _label
-    runs = []
-    for record in records:
-        origin = record["provenance"]
-        commit = origin.get("commit")
-        if commit:
-            commit_text = f"commit `{commit[:10]}`" + (" (dirty)" if origin.get("dirty") else "")
-        else:
-            commit_text = "commit unknown"
-        date = str(origin.get("date") or "date unknown")[:10]
-        device = origin.get("device") or "device unknown"
-        runs.append(f"{name(record)}: {commit_text}, {date}, {device}, {_duration(record['wall_time_s'])}")
+    runs = [f"{_label(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}" for record in records]
     return f"Provenance - backbone `{backbone}`; " + "; ".join(runs) + "."
+
+
+def grouped_provenance_note(backbone: str, records: Iterable[Record]) -> str:
+    """The provenance of many runs (a grid), grouped by commit, date and device:
+    ``Provenance - backbone `x`; 4 runs: commit `abc`, 2026-11-23, cpu, 10 s to 12 s each (45 s in all).``"""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        groups[_origin(record)].append(record["wall_time_s"])
+    parts = []
+    for origin, walls in sorted(groups.items()):
+        low, high = _duration(min(walls)), _duration(max(walls))
+        each = low if low == high else f"{low} to {high}"
+        count = f"{len(walls)} run{'s' if len(walls) != 1 else ''}"
+        parts.append(f"{count}: {origin}, {each} each ({_duration(sum(walls))} in all)")
+    return f"Provenance - backbone `{backbone}`; " + "; ".join(parts) + "."
+
+
+def _origin(record: Record) -> str:
+    """``commit `abcdef0123` (dirty), 2026-11-23, cpu``"""
+    origin = record["provenance"]
+    commit = origin.get("commit")
+    if commit:
+        commit_text = f"commit `{commit[:10]}`" + (" (dirty)" if origin.get("dirty") else "")
+    else:
+        commit_text = "commit unknown"
+    date = str(origin.get("date") or "date unknown")[:10]
+    return f"{commit_text}, {date}, {origin.get('device') or 'device unknown'}"
 
 
 def _pairs(mapping: dict[str, Any]) -> str:

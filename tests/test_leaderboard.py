@@ -14,7 +14,12 @@ BACKBONE = "Qwen/Qwen2.5-0.5B-Instruct"
 
 @pytest.fixture(autouse=True)
 def fixed_provenance(monkeypatch):
-    provenance = {"commit": "abcdef0123456789" * 2 + "01234567", "dirty": False, "device": "1x NVIDIA H100"}
+    provenance = {
+        "commit": "abcdef0123456789" * 2 + "01234567",
+        "dirty": False,
+        "device": "1x NVIDIA H100",
+        "date": "2026-11-23T10:00:00+00:00",
+    }
     monkeypatch.setattr(results, "provenance", lambda: dict(provenance))
 
 
@@ -57,10 +62,14 @@ def lines(page, prefix):
 def test_rows_means_differences_and_bold(trio):
     page = render(trio)["math"]
     assert lines(page, "| model") == ["| model | gsm8k (test) | svamp (ood) | asdiv (ood) | OOD mean |"]
-    assert lines(page, "| base") == ["| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 |"]
-    assert lines(page, "| SFT") == ["| SFT | 50.0 ± 3.5 | 30.0 ± 3.0 | **35.0 ± 3.0** | 32.5 |"]
-    assert lines(page, "| DFT |") == ["| DFT | **60.0 ± 3.5** | **40.0 ± 3.0** | 30.0 ± 3.0 | **35.0** |"]
-    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | +10.0 | +10.0 | -5.0 | +2.5 |"]
+    # OOD mean stderr: sqrt(3.0^2 + 3.0^2) / 2 = 2.1
+    assert lines(page, "| base") == ["| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"]
+    assert lines(page, "| SFT") == ["| SFT | 50.0 ± 3.5 | 30.0 ± 3.0 | **35.0 ± 3.0** | 32.5 ± 2.1 |"]
+    assert lines(page, "| DFT |") == [
+        "| DFT | **60.0 ± 3.5** | **40.0 ± 3.0** | 30.0 ± 3.0 | **35.0 ± 2.1** |"
+    ]
+    # Starred where |d| > 1.96 se: 10.0 > 1.96 * 4.9 and 10.0 > 1.96 * 4.2; not 5.0 or 2.5 (1.96 * 3.0).
+    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | +10.0* | +10.0* | -5.0 | +2.5 |"]
 
 
 def test_header_settings_and_notes(trio):
@@ -75,8 +84,9 @@ def test_header_settings_and_notes(trio):
     assert "Training data: `train_examples=2000`." in page
     assert "n = 200 per split, 1 sample per example, greedy." in page
     assert lines(page, "Provenance") == [
-        "Provenance - base: commit `abcdef0123`, 1x NVIDIA H100, 70 s; "
-        "SFT: commit `abcdef0123`, 1x NVIDIA H100, 13.5 min; DFT: commit `abcdef0123`, 1x NVIDIA H100, 13.5 min."
+        f"Provenance - backbone `{BACKBONE}`; base: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 70 s; "
+        "SFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min; "
+        "DFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min."
     ]
 
 
@@ -98,10 +108,10 @@ def test_dft_variants_are_rows_with_their_own_differences(trio):
         "| DFT (floor 0.1) − SFT",
     ]
     assert lines(page, "| DFT (floor 0.1) − SFT") == [
-        "| DFT (floor 0.1) − SFT | +5.0 | +15.0 | +0.0 | +7.5 |"
+        "| DFT (floor 0.1) − SFT | +5.0 | +15.0* | +0.0 | +7.5* |"
     ]
     assert lines(page, "| DFT (floor 0.1) |") == [
-        "| DFT (floor 0.1) | 55.0 ± 3.5 | **45.0 ± 3.0** | **35.0 ± 3.0** | **40.0** |"
+        "| DFT (floor 0.1) | 55.0 ± 3.5 | **45.0 ± 3.0** | **35.0 ± 3.0** | **40.0 ± 2.1** |"
     ]
     assert "DFT (floor 0.1): commit" in page
 
@@ -114,7 +124,7 @@ def test_ties_are_all_bold_and_rounding_noise_is_not_a_loss():
     page = render([run("sft", 0.5, 0.3, 0.2), run("dft", 0.5, 0.3, 0.2 - 1e-9)])["math"]
     for label in ["SFT", "DFT"]:  # equal as shown, so both bold
         assert lines(page, f"| {label} |") == [
-            f"| {label} | **50.0 ± 3.5** | **30.0 ± 3.0** | **20.0 ± 3.0** | **25.0** |"
+            f"| {label} | **50.0 ± 3.5** | **30.0 ± 3.0** | **20.0 ± 3.0** | **25.0 ± 2.1** |"
         ]
     assert lines(page, "| DFT − SFT") == ["| DFT − SFT | +0.0 | +0.0 | +0.0 | +0.0 |"]
 
@@ -135,7 +145,7 @@ def test_domain_with_only_base_records_renders():
     page = pages["code"]
     assert f"## `humaneval-x` · `{BACKBONE}` · base model only" in page
     assert lines(page, "| base") == [
-        "| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 |"
+        "| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"
     ]  # no bold alone
     assert "DFT − SFT |" not in page and "Hyperparameters" not in page
 
@@ -158,19 +168,37 @@ def test_cli_writes_the_domain_page(tmp_path, trio, capsys):
         write_record(rec, results_dir)
     assert main(["--results", str(results_dir), "--out", str(out)]) == 0
     page = out / "math.md"
-    assert capsys.readouterr().out.splitlines() == [str(page)]
+    assert capsys.readouterr().out.splitlines() == [str(out / "README.md"), str(page)]
     first = page.read_bytes()
     assert first.decode() == render(load_records(results_dir), source=str(results_dir))["math"]
     assert main(["--results", str(results_dir), "--out", str(out)]) == 0
     assert page.read_bytes() == first
-    assert [p.name for p in out.iterdir()] == ["math.md"]  # no temp file left behind
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "math.md"]  # no temp file left behind
 
 
-def test_cli_reports_a_malformed_record(tmp_path, capsys):
+def test_cli_skips_a_malformed_record_by_name(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[", encoding="utf-8")
-    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
-    assert "bad.json" in capsys.readouterr().err
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert f"note: skipped {tmp_path / 'bad.json'}: malformed record" in err and "nothing written" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_truncated_and_foreign_files_beside_good_records_are_skipped(tmp_path, trio, capsys):
+    for rec in trio:
+        write_record(rec, tmp_path / "results")
+    good = next((tmp_path / "results").rglob("sft-*.json"))
+    (good.parent / "sft-truncated.json").write_text(good.read_text()[:100])
+    (tmp_path / "results" / "package.json").write_text('{"name": "not a record"}')
+    assert main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "sft-truncated.json: malformed record" in err and "package.json: malformed record" in err
+    assert "from 3 records" in (tmp_path / "out" / "math.md").read_text()
+
+
+def test_missing_results_folder_is_a_one_line_error(tmp_path, capsys):
+    assert main(["--results", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip() == f"harness.leaderboard: no results folder at {tmp_path / 'nope'}"
 
 
 def test_pass_at_k_above_one_gets_its_own_table_and_only_when_recorded():
