@@ -324,9 +324,8 @@ def status(planned: MethodRun) -> str:
     ``todo``."""
     if results.finished(planned.record, planned.slot, planned.evaluation):
         return "done"
-    with results.record_lock(planned.record) as held:
-        if not held:
-            return "running"
+    if results.is_locked(planned.record):
+        return "running"
     run_dir = planned.run_dir
     if planned.method != "base" and (
         (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None

@@ -546,13 +546,15 @@ def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
 
 def provenance_note(backbone: str, records: Iterable[Record]) -> str:
     """``Provenance - backbone `x`; SFT: commit `abc`, 2026-11-23, cpu, 3.1 min; ...``"""
+    records = list(records)
     runs = [f"{_label(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}" for record in records]
-    return f"Provenance - backbone `{backbone}`; " + "; ".join(runs) + "."
+    return f"Provenance - backbone `{backbone}`, {_data_source(records)}; " + "; ".join(runs) + "."
 
 
 def grouped_provenance_note(backbone: str, records: Iterable[Record]) -> str:
     """The provenance of many runs (a grid), grouped by commit, date and device:
     ``Provenance - backbone `x`; 4 runs: commit `abc`, 2026-11-23, cpu, 10 s to 12 s each (45 s in all).``"""
+    records = list(records)
     groups: dict[str, list[float]] = defaultdict(list)
     for record in records:
         groups[_origin(record)].append(record["wall_time_s"])
@@ -562,7 +564,27 @@ def grouped_provenance_note(backbone: str, records: Iterable[Record]) -> str:
         each = low if low == high else f"{low} to {high}"
         count = f"{len(walls)} run{'s' if len(walls) != 1 else ''}"
         parts.append(f"{count}: {origin}, {each} each ({_duration(sum(walls))} in all)")
-    return f"Provenance - backbone `{backbone}`; " + "; ".join(parts) + "."
+    return f"Provenance - backbone `{backbone}`, {_data_source(records)}; " + "; ".join(parts) + "."
+
+
+def _data_source(records: list[Record]) -> str:
+    """``trained on the `math-words` train split (2000 examples)``, or ``evaluation only``."""
+    sources = set()
+    for record in records:
+        hparams = record["hparams"]
+        if record["method"] == "base":
+            continue
+        where = (
+            f"`{hparams['train_data']}`"
+            if hparams.get("train_data")
+            else f"the `{record['task']}` train split"
+        )
+        if hparams.get("train_limit"):
+            where += f" (first {hparams['train_limit']} rows)"
+        if "train_examples" in record["data"]:
+            where += f", {record['data']['train_examples']} examples"
+        sources.add(where)
+    return "trained on " + " / ".join(sorted(sources)) if sources else "evaluation only"
 
 
 def _origin(record: Record) -> str:

@@ -293,8 +293,7 @@ def record_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
     ...         print(first, second)
     True False
     """
-    path = Path(path)
-    lock_path = path.parent / ".locks" / f"{path.name}.lock"
+    lock_path = _lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         try:
@@ -306,6 +305,25 @@ def record_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def is_locked(path: str | os.PathLike[str]) -> bool:
+    """Whether another process is making the record at ``path`` now (creates nothing)."""
+    lock_path = _lock_path(path)
+    if not lock_path.exists():
+        return False
+    with open(lock_path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def _lock_path(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    return path.parent / ".locks" / f"{path.name}.lock"
 
 
 def finished(path: str | os.PathLike[str], slot: dict[str, Any], evaluation: dict[str, Any]) -> bool:

@@ -84,7 +84,7 @@ def test_header_settings_and_notes(trio):
     assert "Training data: `train_examples=2000`." in page
     assert "n = 200 per split, 1 sample per example, greedy." in page
     assert lines(page, "Provenance") == [
-        f"Provenance - backbone `{BACKBONE}`; base: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 70 s; "
+        f"Provenance - backbone `{BACKBONE}`, trained on the `math-words` train split, 2000 examples; base: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 70 s; "
         "SFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min; "
         "DFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min."
     ]

@@ -200,3 +200,73 @@ def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no git binary to be found
     assert results._git_state(tmp_path) == (None, False)
+
+
+CURVE = [{"step": 0, "split": "gsm8k", "role": "test", "value": 0.1, "stderr": 0.02, "n": 50}]
+HISTOGRAM = {"edges": [0.0, 0.5, 1.0], "counts": [3, 9], "tokens": 12, "mean": 0.7, "rows": 2}
+
+
+def test_optional_keys_round_trip_and_none_is_left_out(tmp_path):
+    rec = record(evaluation={"limit": 50}, curve=CURVE, token_probs=HISTOGRAM)
+    assert load_records(tmp_path) == [] and write_record(rec, tmp_path)
+    assert load_records(tmp_path)[0]["curve"] == CURVE
+    assert "curve" not in record(curve=None)
+
+
+@pytest.mark.parametrize(
+    ("optional", "message"),
+    [
+        ({"curves": CURVE}, "unknown record keys \\['curves'\\]"),
+        ({"curve": [{"step": 1, "split": "gsm8k"}]}, "needs step, split, value and stderr"),
+        ({"curve": [{**CURVE[0], "step": -1}]}, "count of steps"),
+        ({"curve": [{**CURVE[0], "value": 41.5}]}, "fraction in \\[0, 1\\]"),
+        ({"token_probs": {**HISTOGRAM, "counts": [3]}}, "one more than counts"),
+        ({"token_probs": {**HISTOGRAM, "counts": [3, -1]}}, "non-negative integer counts"),
+        ({"evaluation": "greedy"}, "evaluation must be an object"),
+    ],
+)
+def test_malformed_optional_keys_are_refused(optional, message):
+    with pytest.raises(ValueError, match=message):
+        record(**optional)
+
+
+def test_finished_matches_by_content_not_by_name(tmp_path, capsys):
+    rec = record(evaluation={"limit": 50, "ood_tasks": ["humaneval"]})
+    path = write_record(rec, tmp_path)
+    slot = {key: rec[key] for key in ("task", "backbone", "method", "hparams")}
+    evaluation = {"limit": 50, "ood_tasks": ("humaneval",)}  # a tuple reads back as a list
+    assert results.finished(path, slot, evaluation)
+    assert not results.finished(path, slot, {**evaluation, "limit": 100})
+    assert not results.finished(
+        path, {**slot, "hparams": {**HPARAMS, "objective": "sft", "seed": 1}}, evaluation
+    )
+    assert not results.finished(tmp_path / "missing.json", slot, evaluation)
+    path.write_text(path.read_text()[:80])  # truncated: redo, and say why
+    assert not results.finished(path, slot, evaluation)
+    assert f"note: {path} is not a valid record" in capsys.readouterr().err
+
+
+def test_a_held_lock_is_seen_by_other_processes_and_dies_with_its_holder(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "t" / "b" / "sft-0.json"
+    probe = [sys.executable, "-c", f"from harness import results; print(results.is_locked({str(target)!r}))"]
+    assert not results.is_locked(target) and not (tmp_path / "t").exists()  # checking creates nothing
+    with results.record_lock(target) as held:
+        assert held
+        assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "False"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from harness import results; import time\nwith results.record_lock({str(target)!r}):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held" and results.is_locked(target)
+    holder.kill()
+    holder.wait()
+    assert not results.is_locked(target)  # the kernel released it: no stale lock

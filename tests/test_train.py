@@ -237,3 +237,32 @@ def test_bf16_training_on_cuda(tmp_path):
     cpu = train(base_config(tmp_path, "cpu", device="cpu", steps=3))
     assert cpu["device"] == "cpu"
     assert_same_weights(weights(tmp_path / "cpu"), weights(tmp_path / "cuda"), atol=5e-2)
+
+
+def test_eval_every_writes_a_curve_and_leaves_training_untouched(tmp_path, reference):
+    run_dir, _ = reference
+    summary = train(base_config(tmp_path, "curve", eval_every=1, curve_limit=2))
+    lines = [json.loads(line) for line in (tmp_path / "curve" / "eval.jsonl").read_text().splitlines()]
+    splits = ["test", "ood-steps", "ood-numbers", "ood-phrasing"]
+    assert [(p["step"], p["split"]) for p in lines] == [(s, split) for s in (0, 1, 2) for split in splits]
+    assert all(p["n"] == 2 and 0.0 <= p["value"] <= 1.0 for p in lines) and summary["curve"] == lines
+    # Evaluating in between changes nothing the training does: same losses, same weights, bit for bit.
+    assert [x["loss"] for x in log(tmp_path / "curve")] == [x["loss"] for x in log(run_dir)]
+    reference_weights, curve_weights = weights(run_dir), weights(tmp_path / "curve")
+    assert all(torch.equal(reference_weights[k], curve_weights[k]) for k in reference_weights)
+
+
+def test_eval_every_and_curve_limit_are_checked():
+    with pytest.raises(ValueError, match="--eval-every must be >= 0"):
+        TrainConfig(eval_every=-1)
+    with pytest.raises(ValueError, match="--curve-limit must be >= 1"):
+        TrainConfig(curve_limit=0)
+
+
+def test_split_batch_fits_the_micro_batch_and_names_impossible_splits():
+    assert train_module.split_batch(64, 16, 2) == (16, 2)
+    assert train_module.split_batch(12, 8, 1) == (6, 2)  # the largest divisor that fits
+    with pytest.raises(ValueError, match="--batch-size 4 is smaller than the 8 ranks"):
+        train_module.split_batch(4, 8, 8)
+    with pytest.raises(ValueError, match="does not split evenly over 4 ranks"):
+        train_module.split_batch(10, 8, 4)

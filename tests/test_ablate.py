@@ -1,0 +1,211 @@
+"""Sweeps: grid expansion, bad input, per-cell commands, resuming, and two sweeps at once."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from harness.ablate import main, parse_args, plan
+from harness.results import load_records
+
+ROOT = Path(__file__).resolve().parents[1]
+# Cells of a few seconds each: 2 steps of 8 rows, 1 example per split, 8 new tokens.
+TINY = [
+    "--steps", "2", "--train-limit", "16", "--batch-size", "8", "--micro-batch-size", "4",
+    "--eval-limit", "1", "--max-new-tokens", "8", "--prob-rows", "2", "--no-progress",
+]  # fmt: skip
+
+
+def folders(tmp_path: Path) -> list[str]:
+    return [
+        *("--results-dir", str(tmp_path / "results")),
+        *("--runs-dir", str(tmp_path / "runs")),
+        *("--leaderboard-dir", str(tmp_path / "leaderboards")),
+    ]
+
+
+def test_grid_expands_in_a_fixed_order_base_first():
+    sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "48", "--method", "dft", "sft"])
+    cells = plan(sweep)
+    assert [(c.index, c.method, c.lr, c.batch_size) for c in cells] == [
+        (0, "base", None, None),
+        (1, "dft", 1e-3, 16),
+        (2, "dft", 1e-3, 48),
+        (3, "dft", 2e-3, 16),
+        (4, "dft", 2e-3, 48),
+        (5, "sft", 1e-3, 16),
+        (6, "sft", 1e-3, 48),
+        (7, "sft", 2e-3, 16),
+        (8, "sft", 2e-3, 48),
+    ]
+    # The laptop preset fits 32 examples per pass: batch 48 runs as 24 x 2 accumulation steps.
+    assert [c.experiment.train.micro_batch_size for c in cells[1:5]] == [16, 24, 16, 24]
+    for cell in cells[1:]:
+        train = asdict(cell.experiment.train)
+        assert (train["lr"], train["batch_size"]) == (cell.lr, cell.batch_size)
+        assert cell.experiment.config.methods == cell.method and cell.experiment.config.skip_finished
+        # Everything else is shared by every cell.
+        shared = {k: v for k, v in train.items() if k not in ("lr", "batch_size", "micro_batch_size")}
+        assert shared == {
+            k: v
+            for k, v in asdict(cells[1].experiment.train).items()
+            if k not in ("lr", "batch_size", "micro_batch_size")
+        }
+
+
+def test_repeated_values_collapse_and_omitted_axes_take_the_preset():
+    sweep = parse_args(["--lr", "1e-3", "0.001", "--no-base", "--preset", "paper-math"])
+    assert sweep.lrs == [1e-3] and sweep.batch_sizes == [256] and sweep.methods == ["sft", "dft"]
+    assert [c.method for c in plan(sweep)] == ["sft", "dft"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "task", "model"),
+    [
+        (["--domain", "math"], "math-words", "tiny"),
+        (["--domain", "code"], "code-lists", "tiny"),
+        (["--domain", "vlm"], "visual-math", "tiny-vl"),
+        (["--task", "visual-math", "--model", "some/checkpoint"], "visual-math", "some/checkpoint"),
+    ],
+)
+def test_domain_picks_its_training_task_and_an_embedded_model_that_can_do_it(argv, task, model):
+    experiment = parse_args(argv).experiment
+    assert (experiment.config.task, experiment.train.task, experiment.train.model) == (task, task, model)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr"], "argument --lr: expected at least one argument"),
+        (["--batch-size"], "argument --batch-size: expected at least one argument"),
+        (["--lr", "1e-3", "fast"], "argument --lr: --lr takes numbers; 'fast' is not one"),
+        (["--lr", "nan"], "--lr values must be positive, got 'nan'"),
+        (["--lr", "-0.001"], "--lr values must be positive"),
+        (["--batch-size", "1.5"], "--batch-size takes numbers; '1.5' is not one"),
+        (["--method", "grpo"], "argument --method: invalid choice: 'grpo'"),
+        (["--domain", "math", "--task", "code-lists"], "not allowed with argument"),
+    ],
+)
+def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-size", "2", "--nproc-per-node", "4"], "--batch-size 2 is smaller than the 4 ranks"),
+        (["--batch-size", "6", "--nproc-per-node", "4"], "--batch-size 6 does not split evenly over 4 ranks"),
+        (["--cell", "9"], "--cell 9: the plan has cells 0 to 2"),
+        (["--task", "math-word"], "did you mean 'math-words'"),
+        (["--eval-every", "-1"], "--eval-every must be >= 0"),
+    ],
+)
+def test_impossible_sweeps_fail_before_any_cell_runs(argv, message, tmp_path, capsys):
+    assert main([*argv, *folders(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_each_printed_command_runs_exactly_its_cell(capsys):
+    argv = ["--lr", "1e-3", "3e-3", "--batch-size", "8", "16", "--method", "dft", "--print-commands"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    cells = plan(parse_args(argv))
+    assert len(printed) == len(cells) == 5
+    for line, cell in zip(printed, cells):
+        words = shlex.split(line)
+        assert words[:3] == [sys.executable, "-m", "harness.ablate"] and "--print-commands" not in words
+        again = parse_args(words[3:])
+        assert again.cell == cell.index
+        chosen = plan(again)[again.cell]
+        assert (chosen.method, chosen.lr, chosen.batch_size) == (cell.method, cell.lr, cell.batch_size)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    argv = ["--lr", "1e-3", "2e-3", "--batch-size", "16", "48", "--dry-run", *folders(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(
+        "sweep of math-words from tiny: 2 lr x 2 batch x 2 method = 8 trained cells + base"
+    )
+    rows = [line.split() for line in out[2:]]
+    assert [row[1] for row in rows] == ["base"] + ["sft"] * 4 + ["dft"] * 4
+    assert all(row[-2] == "todo" for row in rows)
+    assert rows[2][4:7] == ["24", "x", "2"]  # batch 48 = 24 x 2 accumulation x 1 rank
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def sft_record(tmp_path: Path) -> Path:
+    (path,) = (tmp_path / "results").rglob("sft-*.json")
+    return path
+
+
+def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path, capsys):
+    argv = [*TINY, "--lr", "1e-3", "--method", "sft", "--no-base", "--save-every", "1", *folders(tmp_path)]
+    assert main(argv) == 0
+    record = sft_record(tmp_path)
+    first = record.read_bytes()
+    saved = json.loads(first)
+    assert saved["data"]["gradient_accumulation"] == 2 and saved["hparams"]["micro_batch_size"] == 4
+    assert (tmp_path / "leaderboards" / "README.md").exists()
+    capsys.readouterr()
+
+    assert main(argv) == 0  # finished: matched by configuration and evaluation, left alone
+    assert "finished before" in capsys.readouterr().err
+    assert record.read_bytes() == first
+
+    record.write_bytes(first[:200])  # a truncated record is not a finished cell
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "is not a valid record" in err and "reusing the finished training" in err
+    assert json.loads(record.read_text())["scores"] == saved["scores"]
+
+    # Died mid-training: no record, no final model, one checkpoint. It continues from there.
+    run_dir = Path(saved["run_dir"])
+    record.unlink()
+    (run_dir / "train_summary.json").unlink()
+    for folder in ("model", "checkpoint-2"):
+        if (run_dir / folder).exists():
+            subprocess.run(["rm", "-rf", str(run_dir / folder)], check=True)
+    assert main([*argv, "--dry-run"]) == 0
+    assert " partial " in capsys.readouterr().out
+    assert main(argv) == 0
+    assert f"continuing from {run_dir / 'checkpoint-1'}" in capsys.readouterr().err
+    steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2] and sft_record(tmp_path).exists()
+
+    # Another evaluation is another cell: not skipped.
+    assert main([*argv, "--max-new-tokens", "9"]) == 0
+    assert "finished before" not in capsys.readouterr().err
+
+
+def test_two_sweeps_sharing_a_results_folder_lose_and_repeat_nothing(tmp_path):
+    argv = [*TINY, "--lr", "1e-3", "--no-base", *folders(tmp_path)]
+    command = [sys.executable, "-m", "harness.ablate", *argv]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, err) in zip(runs, outputs):
+        assert run.returncode == 0, err[-2000:]
+    errs = "".join(err for _, err in outputs)
+    for method in ("sft", "dft"):  # each cell trained and evaluated by exactly one of the two
+        assert errs.count(f"[{method}] evaluating") == 1
+    records = load_records(tmp_path / "results")
+    assert sorted(r["method"] for r in records) == ["dft", "sft"]
+    leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+    page = (tmp_path / "leaderboards" / "math.md").read_text()
+    assert "from 2 records" in page and "| DFT − SFT |" in page.replace("**", "")

@@ -1,0 +1,188 @@
+"""The whole leaderboard folder from a fixed set of records: golden markdown, and the plots.
+
+After an intended change of the pages, regenerate the golden files and review their diff:
+``HARNESS_UPDATE_GOLDEN=1 python -m pytest tests/test_leaderboard_golden.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness import leaderboard, results
+from harness.results import make_record, write_record
+
+GOLDEN = Path(__file__).parent / "golden"
+BACKBONE = "embedded/tiny-qwen2"
+SHARED = {"epochs": 2.0, "max_length": 512, "seed": 0, "warmup_ratio": 0.1}
+SPLITS = {"test": "test", "ood-steps": "ood", "ood-numbers": "ood"}
+
+
+@pytest.fixture(autouse=True)
+def fixed_provenance(monkeypatch):
+    origin = {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": False, "device": "cpu"}
+    monkeypatch.setattr(results, "provenance", lambda: origin | {"date": "2026-11-23T12:00:00+00:00"})
+
+
+def histogram(low: int, high: int) -> dict:
+    counts = [low, 3, 5, high]
+    return {
+        "edges": [0.0, 0.25, 0.5, 0.75, 1.0],
+        "counts": counts,
+        "tokens": sum(counts),
+        "mean": 0.7,
+        "rows": 8,
+    }
+
+
+def scores(test: float, ood: float) -> dict:
+    return {
+        split: {
+            "role": role,
+            "value": test if role == "test" else ood,
+            "stderr": 0.03 if role == "test" else 0.01,
+            "n": 200,
+            "samples_per_example": 1,
+            "decoding": "greedy",
+        }
+        for split, role in SPLITS.items()
+    }
+
+
+def cell(method: str, lr: float, batch: int, test: float, ood: float) -> dict:
+    micro = min(batch, 16)
+    curve = [
+        {
+            "step": step,
+            "split": split,
+            "role": role,
+            "value": round(test * step / 40, 4),
+            "stderr": 0.05,
+            "n": 50,
+        }
+        for step in (0, 20, 40)
+        for split, role in SPLITS.items()
+    ]
+    return make_record(
+        task="math-words",
+        domain="math",
+        backbone=BACKBONE,
+        method=method,
+        hparams={
+            **SHARED,
+            "lr": lr,
+            "batch_size": batch,
+            "micro_batch_size": micro,
+            "world_size": 1,
+            "objective": method,
+        },
+        data={"train_examples": 2000, "gradient_accumulation": batch // micro},
+        scores=scores(test, ood),
+        wall_time_s=150.0 + batch,
+        run_dir=None,
+        curve=curve,
+        token_probs=histogram(40 if method == "dft" else 10, 900),
+    )
+
+
+@pytest.fixture
+def records() -> list[dict]:
+    base = make_record(
+        task="math-words",
+        domain="math",
+        backbone=BACKBONE,
+        method="base",
+        hparams={},
+        data={},
+        scores=scores(0.32, 0.04),
+        wall_time_s=43.0,
+        run_dir=None,
+        token_probs=histogram(60, 700),
+    )
+    grid = [
+        # lr, batch: SFT (test, ood), DFT (test, ood)
+        (1e-3, 16, (0.60, 0.030), (0.30, 0.060)),
+        (1e-3, 32, (0.685, 0.033), (0.245, 0.052)),
+        (2e-3, 16, (0.55, 0.020), (0.62, 0.050)),
+        (2e-3, 32, (0.64, 0.035), (0.40, 0.041)),
+    ]
+    made = [base]
+    for lr, batch, sft, dft in grid:
+        made += [cell("sft", lr, batch, *sft), cell("dft", lr, batch, *dft)]
+    return made
+
+
+def test_rendered_pages_match_the_golden_files(records):
+    files = leaderboard.render_all(records, source="results", others=["bench.md"])
+    pages = {name: text for name, text in files.items() if name.endswith(".md")}
+    assert sorted(pages) == [
+        "README.md",
+        "ablation-math-words-embedded--tiny-qwen2-" + _grid(records) + ".md",
+        "math.md",
+    ]
+    if os.environ.get("HARNESS_UPDATE_GOLDEN"):
+        for name, text in pages.items():
+            (GOLDEN / name).write_text(text)
+    for name, text in pages.items():
+        assert text == (GOLDEN / name).read_text(), f"{name} differs from tests/golden/{name}"
+    assert leaderboard.render_all(list(reversed(records)), source="results", others=["bench.md"]) == files
+
+
+def _grid(records) -> str:
+    from harness.grid_page import grid_id
+
+    return grid_id(records[1]["hparams"])
+
+
+def test_the_golden_pages_say_what_the_records_say(records):
+    """What the golden files must show, checked apart from their bytes."""
+    readme = (GOLDEN / "README.md").read_text()
+    # SFT's best in-domain cell is lr 1e-3 batch 32 (68.5), DFT's lr 2e-3 batch 16 (62.0). OOD means of
+    # two splits with stderr 1.0 each: 0.7; their difference +1.7 is under 1.96 x 1.0, so not starred.
+    row = "| [math](math.md) | `math-words` | `embedded/tiny-qwen2` | 4 | 68.5 ± 3.0 | 62.0 ± 3.0 | -6.5 |"
+    assert row + " 3.3 ± 0.7 | 5.0 ± 0.7 | +1.7 |" in readme
+    assert "[bench](bench.md)" in readme
+    ablation = next(GOLDEN.glob("ablation-*.md")).read_text()
+    assert "| 0.001 | 60.0 ± 3.0 | 68.5 ± 3.0 ★ |" in ablation  # SFT's best cell starred
+    assert "| 0.002 | +7.0 ★ | -24.0* |" in ablation  # DFT − SFT in-domain: best gain starred
+    assert "16 = 16 × 1 step × 1 rank; 32 = 16 × 2 steps × 1 rank" in ablation
+
+
+def test_plots_are_pngs_referenced_by_the_pages_and_reproducible(records):
+    files = leaderboard.render_all(records, source="results")
+    pngs = {name: content for name, content in files.items() if name.endswith(".png")}
+    referenced = {
+        path
+        for name, text in files.items()
+        if name.endswith(".md")
+        for path in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    }
+    assert referenced == set(pngs)
+    kinds = {name.rsplit("-", 1)[1] for name in pngs}
+    assert kinds == {"lr.png", "steps.png", "tokens.png"}
+    for name, content in pngs.items():
+        image = Image.open(io.BytesIO(content))
+        assert image.format == "PNG" and image.width >= 500 and image.height >= 300, name
+        assert b"matplotlib" not in content  # no version string: re-renders are byte-identical
+    assert leaderboard.render_all(records, source="results") == files
+
+
+def test_write_renders_the_folder_and_removes_pages_no_record_makes(tmp_path, records):
+    for record in records:
+        write_record(record, tmp_path / "results")
+    out = tmp_path / "leaderboards"
+    written = leaderboard.write(tmp_path / "results", out)
+    assert (out / "README.md") in written and len(list((out / "plots").glob("*.png"))) == 11
+    (stale,) = out.glob("ablation-*.md")
+    for path in (tmp_path / "results").rglob("*.json"):
+        hparams = json.loads(path.read_text())["hparams"]
+        if hparams and (hparams["lr"], hparams["batch_size"]) != (1e-3, 16):
+            path.unlink()  # one cell left: no grid any more
+    leaderboard.write(tmp_path / "results", out)
+    assert not stale.exists() and not list((out / "plots").glob("ablation-*"))

@@ -1,0 +1,58 @@
+"""Token-probability histograms: the probabilities are the model's own, every target counted once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.data import collate, encode_all
+from harness.losses import IGNORE_INDEX
+from harness.models import load_model, load_tokenizer
+from harness.token_probs import histogram_of, target_probabilities, token_probability_histogram
+from harness.train import TrainConfig, training_rows
+
+
+@pytest.fixture(scope="module")
+def batch_and_model():
+    tokenizer = load_tokenizer("tiny")
+    rows, source = training_rows(TrainConfig(task="math-words", train_limit=3))
+    examples, _ = encode_all(tokenizer, rows, 512, "truncate", source)
+    batch = collate(examples, 512, tokenizer.pad_token_id, packing=False)
+    return batch, load_model("tiny").eval()
+
+
+def test_probabilities_are_softmax_of_the_full_logits_at_the_labelled_positions(batch_and_model):
+    batch, model = batch_and_model
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    where = targets != IGNORE_INDEX
+    expected = torch.softmax(logits[:, :-1].float(), -1).gather(2, targets.clamp(min=0)[..., None])[..., 0][
+        where
+    ]
+    for chunk in (1024, 7):  # chunked LM head, chunks that do not divide the token count
+        got = target_probabilities(model, batch, chunk_size=chunk)
+        assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    assert got.numel() == int(where.sum()) > 0
+
+
+def test_histogram_counts_every_token_once_and_puts_one_in_the_last_bin():
+    probabilities = torch.tensor([0.0, 0.05, 0.1, 0.5, 0.99, 1.0])
+    result = histogram_of(probabilities, bins=10)
+    assert result["counts"] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert result["tokens"] == 6 and result["mean"] == pytest.approx(probabilities.mean().item())
+    with pytest.raises(ValueError, match="bins must be >= 1"):
+        histogram_of(probabilities, bins=0)
+
+
+def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
+    config = TrainConfig(task="math-words")
+    result = token_probability_histogram("tiny", config, rows=5, bins=4)
+    tokenizer = load_tokenizer("tiny")
+    rows, source = training_rows(config)
+    examples, _ = encode_all(tokenizer, rows[:5], config.max_length, config.overlong, source)
+    assert result["tokens"] == sum(e.trained_tokens for e in examples) == sum(result["counts"])
+    assert result["rows"] == 5 and result["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert 0.0 < result["mean"] < 1.0
+    with pytest.raises(ValueError, match="rows must be >= 1"):
+        token_probability_histogram("tiny", config, rows=0)
