@@ -24,10 +24,12 @@ SHARED = {"epochs": 2.0, "max_length": 512, "seed": 0, "warmup_ratio": 0.1}
 SPLITS = {"test": "test", "ood-steps": "ood", "ood-numbers": "ood"}
 
 
-@pytest.fixture(autouse=True)
-def fixed_provenance(monkeypatch):
-    origin = {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": False, "device": "cpu"}
-    monkeypatch.setattr(results, "provenance", lambda: origin | {"date": "2026-11-23T12:00:00+00:00"})
+ORIGIN = {
+    "commit": "0123456789abcdef" * 2 + "01234567",
+    "dirty": False,
+    "device": "cpu",
+    "date": "2026-11-23",
+}
 
 
 def histogram(low: int, high: int) -> dict:
@@ -91,8 +93,20 @@ def cell(method: str, lr: float, batch: int, test: float, ood: float) -> dict:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def records() -> list[dict]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(results, "provenance", lambda: dict(ORIGIN))
+        return _records()
+
+
+@pytest.fixture(scope="module")
+def files(records) -> dict:
+    """The rendered folder, once for the module: drawing the 11 figures takes seconds."""
+    return leaderboard.render_all(records, source="results", others=["bench.md"])
+
+
+def _records() -> list[dict]:
     base = make_record(
         task="math-words",
         domain="math",
@@ -118,8 +132,7 @@ def records() -> list[dict]:
     return made
 
 
-def test_rendered_pages_match_the_golden_files(records):
-    files = leaderboard.render_all(records, source="results", others=["bench.md"])
+def test_rendered_pages_match_the_golden_files(records, files):
     pages = {name: text for name, text in files.items() if name.endswith(".md")}
     assert sorted(pages) == [
         "README.md",
@@ -131,7 +144,8 @@ def test_rendered_pages_match_the_golden_files(records):
             (GOLDEN / name).write_text(text)
     for name, text in pages.items():
         assert text == (GOLDEN / name).read_text(), f"{name} differs from tests/golden/{name}"
-    assert leaderboard.render_all(list(reversed(records)), source="results", others=["bench.md"]) == files
+    again = leaderboard.render_all(list(reversed(records)), source="results", others=["bench.md"])
+    assert again == files  # order-free, and every figure byte-identical
 
 
 def _grid(records) -> str:
@@ -140,7 +154,7 @@ def _grid(records) -> str:
     return grid_id(records[1]["hparams"])
 
 
-def test_the_golden_pages_say_what_the_records_say(records):
+def test_the_golden_pages_say_what_the_records_say():
     """What the golden files must show, checked apart from their bytes."""
     readme = (GOLDEN / "README.md").read_text()
     # SFT's best in-domain cell is lr 1e-3 batch 32 (68.5), DFT's lr 2e-3 batch 16 (62.0). OOD means of
@@ -154,8 +168,7 @@ def test_the_golden_pages_say_what_the_records_say(records):
     assert "16 = 16 × 1 step × 1 rank; 32 = 16 × 2 steps × 1 rank" in ablation
 
 
-def test_plots_are_pngs_referenced_by_the_pages_and_reproducible(records):
-    files = leaderboard.render_all(records, source="results")
+def test_plots_are_pngs_referenced_by_the_pages(files):
     pngs = {name: content for name, content in files.items() if name.endswith(".png")}
     referenced = {
         path
@@ -170,7 +183,6 @@ def test_plots_are_pngs_referenced_by_the_pages_and_reproducible(records):
         image = Image.open(io.BytesIO(content))
         assert image.format == "PNG" and image.width >= 500 and image.height >= 300, name
         assert b"matplotlib" not in content  # no version string: re-renders are byte-identical
-    assert leaderboard.render_all(records, source="results") == files
 
 
 def test_write_renders_the_folder_and_removes_pages_no_record_makes(tmp_path, records):
