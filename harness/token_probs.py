@@ -7,7 +7,9 @@ tokenization and completion-only labels as training (:mod:`harness.data`), so th
 histograms of one configuration count exactly the same tokens.
 
 The result is plain data kept in the run record (``token_probs``): bin edges over [0, 1], a count
-of target tokens per bin, the number of tokens and rows, and the mean probability.
+of target tokens per bin, the number of tokens and rows, and the mean probability. For any other
+checkpoint: ``python -m harness.token_probs --model runs/x/sft-1234abcd/model --task math-words``
+prints it as JSON (``--train-data FILE`` for your own rows).
 
 >>> from harness.train import TrainConfig
 >>> histogram = token_probability_histogram("tiny", TrainConfig(task="math-words"), rows=4, bins=10)
@@ -17,6 +19,9 @@ of target tokens per bin, the number of tokens and rows, and the mean probabilit
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from typing import Any
 
 import torch
@@ -112,3 +117,38 @@ def token_probability_histogram(
     del loaded
     result = histogram_of(torch.cat(pieces), bins)
     return {**result, "rows": len(examples), "source": f"{source}, first {len(chosen)} rows"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.data import DataError
+    from harness.train import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="python -m harness.token_probs", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="tiny", help="'tiny', a checkpoint folder or a hub id")
+    parser.add_argument("--task", default="math-words", help="task whose train split is read")
+    parser.add_argument("--train-data", help="a .jsonl/.json/.parquet file of prompt/completion rows instead")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows read (default {DEFAULT_ROWS})")
+    parser.add_argument(
+        "--bins", type=int, default=DEFAULT_BINS, help=f"bins over [0, 1] (default {DEFAULT_BINS})"
+    )
+    parser.add_argument("--max-length", type=int, default=2048, help="tokens per row, as in training")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present)")
+    args = parser.parse_args(argv)
+    config = TrainConfig(
+        model=args.model,
+        task=args.task,
+        train_data=args.train_data,
+        max_length=args.max_length,
+        device=args.device,
+    )
+    try:
+        result = token_probability_histogram(args.model, config, rows=args.rows, bins=args.bins)
+    except (DataError, ValueError, KeyError, FileNotFoundError) as error:
+        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,3 +56,17 @@ def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
     assert 0.0 < result["mean"] < 1.0
     with pytest.raises(ValueError, match="rows must be >= 1"):
         token_probability_histogram("tiny", config, rows=0)
+
+
+def test_cli_prints_the_histogram_and_names_bad_input(capsys, tmp_path):
+    import json
+
+    from harness.token_probs import main
+
+    assert main(["--rows", "2", "--bins", "4"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed["counts"]) == 4 and printed["rows"] == 2
+    assert main(["--rows", "0"]) == 1
+    assert capsys.readouterr().err.strip() == "error: rows must be >= 1, got 0"
+    assert main(["--train-data", str(tmp_path / "missing.jsonl")]) == 1
+    assert "missing.jsonl" in capsys.readouterr().err
