@@ -271,14 +271,14 @@ def run(sweep: Sweep) -> int:
         return 0
     resolve(sweep.experiment.train.model)  # a wrong --model fails before any cell runs
     chosen = cells if sweep.cell is None else [cells[sweep.cell]]
-    started, outcome = time.time(), {"done": [], "elsewhere": [], "failed": []}
+    started, outcome = time.time(), {"made": [], "finished before": [], "running elsewhere": [], "failed": []}
     config = sweep.experiment.config
     rendered = False
     for cell in chosen:
         planned = plan_method(cell.experiment, cell.method)
         if config.skip_finished and results.finished(planned.record, planned.slot, planned.evaluation):
             print(f"== {cell.describe()}: finished before, {planned.record}", file=sys.stderr)
-            outcome["done"].append(cell)
+            outcome["finished before"].append(cell)
             continue
         print(f"== {cell.describe()}", file=sys.stderr)
         try:
@@ -288,14 +288,14 @@ def run(sweep: Sweep) -> int:
             print(f"error: {cell.describe()} failed: {message}", file=sys.stderr)
             outcome["failed"].append(cell)
             continue
-        outcome["done" if path is not None else "elsewhere"].append(cell)
+        outcome["made" if path is not None else "running elsewhere"].append(cell)
         rendered = _render(config)  # finished cells show at once
     if not rendered and Path(config.results_dir).is_dir():
         _render(config)
     minutes = (time.time() - started) / 60
     summary = ", ".join(f"{len(v)} {k}" for k, v in outcome.items() if v)
     print(f"sweep: {summary or 'nothing to do'} in {minutes:.1f} min", file=sys.stderr)
-    for cell in outcome["elsewhere"]:
+    for cell in outcome["running elsewhere"]:
         print(f"note: {cell.describe()} was running in another process; rerun to pick it up", file=sys.stderr)
     return 1 if outcome["failed"] else 0
 
