@@ -32,6 +32,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,12 +205,12 @@ class Distributed:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> Distributed:
+def init_distributed(device: torch.device, timeout: timedelta | None = None) -> Distributed:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Distributed()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -356,7 +357,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train one model; returns a summary (also written to ``train_summary.json``)."""
     started = time.time()
     device, amp_dtype = device_and_dtype(config.device)
-    ddp = init_distributed(device)
+    # The other ranks wait at a barrier while the main rank evaluates (--eval-every); a 7B model's
+    # evaluation can outlast the default 10-minute collective timeout.
+    ddp = init_distributed(device, timedelta(hours=3) if config.eval_every else None)
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
