@@ -55,8 +55,13 @@ def pages(records: list[Record], source: str) -> dict[str, Page]:
     bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == "base"}
     grids: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
-        if record["method"] != "base":
-            grids[record["task"], record["backbone"], grid_id(record["hparams"])].append(record)
+        hparams = record["hparams"]
+        # A record without a numeric lr and batch size (made by hand or by another tool) is in no grid.
+        if record["method"] != "base" and all(
+            isinstance(hparams.get(key), (int, float)) and not isinstance(hparams.get(key), bool)
+            for key in GRID_KEYS
+        ):
+            grids[record["task"], record["backbone"], grid_id(hparams)].append(record)
     out = {}
     for (task, backbone, gid), runs in sorted(grids.items()):
         if len({_cell(r) for r in runs}) < 2:

@@ -198,3 +198,11 @@ def test_write_renders_the_folder_and_removes_pages_no_record_makes(tmp_path, re
             path.unlink()  # one cell left: no grid any more
     leaderboard.write(tmp_path / "results", out)
     assert not stale.exists() and not list((out / "plots").glob("ablation-*"))
+
+
+def test_records_without_a_numeric_learning_rate_and_batch_size_are_in_no_grid(records):
+    odd = [
+        dict(r, hparams={**r["hparams"], "batch_size": str(r["hparams"]["batch_size"])}) for r in records[1:]
+    ]
+    files = leaderboard.render_all([records[0], *odd])
+    assert not [name for name in files if name.startswith("ablation-")] and "math.md" in files
