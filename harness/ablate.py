@@ -52,12 +52,12 @@ from harness.experiment import (
     PRESETS,
     Experiment,
     ExperimentConfig,
+    check_inputs,
     plan_method,
     run_method,
     status,
 )
 from harness.generate import Sampling
-from harness.models import resolve
 from harness.train import TrainConfig, TrainingError, split_batch
 
 GRID_FIELDS = {"lr", "batch_size"}
@@ -198,6 +198,7 @@ def parse_args(argv: list[str] | None = None) -> Sweep:
         control["cell"],
         argv,
     )
+    check_inputs(train_config)  # a missing model or data file fails before the plan, not in every cell
     cells = len(plan(sweep))
     if sweep.cell is not None and not 0 <= sweep.cell < cells:
         raise ValueError(f"--cell {sweep.cell}: the plan has cells 0 to {cells - 1}")
@@ -269,7 +270,6 @@ def run(sweep: Sweep) -> int:
     print_plan(sweep, cells)
     if sweep.dry_run:
         return 0
-    resolve(sweep.experiment.train.model)  # a wrong --model fails before any cell runs
     chosen = cells if sweep.cell is None else [cells[sweep.cell]]
     started, outcome = time.time(), {"made": [], "finished before": [], "running elsewhere": [], "failed": []}
     config = sweep.experiment.config

@@ -29,7 +29,7 @@ import transformers
 
 import tasks
 from harness import cli, leaderboard, results, token_probs
-from harness.data import DataError
+from harness.data import DataError, read_rows
 from harness.evaluate import evaluate_task
 from harness.generate import Sampling
 from harness.models import backbone_name, resolve
@@ -170,7 +170,17 @@ def parse_config(argv: list[str] | None = None) -> Experiment:
         raise ValueError(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(results.METHODS)}")
     for name in ood_tasks(config):
         tasks.get(name)  # a typo fails here, with "did you mean", before anything is trained
+    check_inputs(train_config)
     return Experiment(config, train_config, sampling)
+
+
+def check_inputs(config: TrainConfig) -> None:
+    """Fail before anything runs on a ``--model`` that is not there or a ``--train-data`` file that is
+    missing or has a malformed row (the error names the file line): every method needs both, the base
+    included (its token-probability histogram reads the training rows)."""
+    resolve(config.model)
+    if config.train_data:
+        read_rows(config.train_data)
 
 
 def ood_tasks(config: ExperimentConfig) -> list[str]:
@@ -286,7 +296,6 @@ def run_root(experiment: Experiment) -> Path:
 
 def run(experiment: Experiment) -> list[Path]:
     """Run every method; returns the paths of the records written (or found finished)."""
-    resolve(experiment.train.model)  # a wrong --model fails before anything runs
     found = [run_method(experiment, method) for method in experiment.config.methods.split(",")]
     return [path for path in found if path is not None]
 

@@ -73,6 +73,11 @@ def histogram_of(probabilities: torch.Tensor, bins: int = DEFAULT_BINS) -> dict[
     """
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
+    broken = int((~torch.isfinite(probabilities)).sum())
+    if broken:  # NaN logits: a diverged or corrupted checkpoint, not a probability to bin
+        raise ValueError(
+            f"{broken} of {probabilities.numel()} target probabilities are not finite (NaN logits)"
+        )
     index = (probabilities.clamp(0.0, 1.0) * bins).floor().long().clamp(max=bins - 1)
     counts = torch.bincount(index, minlength=bins).tolist()
     return {

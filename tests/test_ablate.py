@@ -108,6 +108,7 @@ def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsy
         (["--cell", "9"], "--cell 9: the plan has cells 0 to 2"),
         (["--task", "math-word"], "did you mean 'math-words'"),
         (["--eval-every", "-1"], "--eval-every must be >= 0"),
+        (["--model", "no/such/folder"], "--model no/such/folder: no such model folder"),
     ],
 )
 def test_impossible_sweeps_fail_before_any_cell_runs(argv, message, tmp_path, capsys):
@@ -115,6 +116,20 @@ def test_impossible_sweeps_fail_before_any_cell_runs(argv, message, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_missing_or_malformed_training_file_fails_before_the_plan(tmp_path, capsys):
+    bad = tmp_path / "rows.jsonl"
+    row = '{"prompt": [{"role": "user", "content": "1+1?"}], "completion": [{"role": "assistant", "content": "2"}]}'
+    bad.write_text(row + '\n{"prompt": 3}\n')
+    for data, message in [
+        (tmp_path / "missing.jsonl", "missing.jsonl: no such file"),
+        (bad, "rows.jsonl line 2"),
+    ]:
+        assert main(["--train-data", str(data), "--dry-run", *folders(tmp_path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "results").exists()
 
 
 def test_each_printed_command_runs_exactly_its_cell(capsys):

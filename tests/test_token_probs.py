@@ -43,6 +43,8 @@ def test_histogram_counts_every_token_once_and_puts_one_in_the_last_bin():
     assert result["tokens"] == 6 and result["mean"] == pytest.approx(probabilities.mean().item())
     with pytest.raises(ValueError, match="bins must be >= 1"):
         histogram_of(probabilities, bins=0)
+    with pytest.raises(ValueError, match="1 of 3 target probabilities are not finite"):
+        histogram_of(torch.tensor([0.5, float("nan"), 0.9]))
 
 
 def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
