@@ -22,12 +22,12 @@ from typing import Any
 
 from harness.leaderboard import (
     Page,
-    _label,
-    _pairs,
-    curve_points,
     difference_text,
     grouped_provenance_note,
+    pairs_text,
+    row_label,
     score_text,
+    step_panels,
     summary_score,
 )
 from harness.results import OBJECTIVE_KEYS, backbone_slug, config_id, variant
@@ -100,11 +100,11 @@ def _page(
         f" `{source}/` - do not edit by hand.",
         "",
         f"Learning rate (rows) × global batch size (columns), {len(lrs)} × {len(batches)} cells for"
-        f" {', '.join(_label(next(iter(c.values()))) for c in methods.values())}. Scores are percentages,"
+        f" {', '.join(row_label(next(iter(c.values()))) for c in methods.values())}. Scores are percentages,"
         " `value ± stderr`; ★ marks the best cell of a table (in a DFT − SFT table: where DFT gains most);"
         " `*` marks a significant difference (|d| > 1.96 × its stderr). – is a cell not run.",
         "",
-        f"Fixed hyperparameters: {_pairs(fixed)}.",
+        f"Fixed hyperparameters: {pairs_text(fixed)}.",
         "",
         _batch_split_note(runs),
     ]
@@ -119,7 +119,7 @@ def _page(
             continue
         lines += ["", f"## {title}"]
         for cells in methods.values():
-            label = _label(next(iter(cells.values())))
+            label = row_label(next(iter(cells.values())))
             scores = {cell: summary_score(record, role) for cell, record in cells.items()}
             lines += ["", f"### {label}", "", *_grid(lrs, batches, scores, score_text)]
             lines += ["", grouped_provenance_note(backbone, cells.values())]
@@ -127,7 +127,7 @@ def _page(
             for key, cells in methods.items():
                 if key == "sft" or not key.startswith("dft"):
                     continue
-                label = _label(next(iter(cells.values())))
+                label = row_label(next(iter(cells.values())))
                 pairs = {
                     cell: (summary_score(record, role), summary_score(methods["sft"][cell], role))
                     for cell, record in cells.items()
@@ -196,7 +196,7 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
     for role, title in ROLES:
         series, series_styles = [], []
         for cells in methods.values():
-            label = _label(next(iter(cells.values())))
+            label = row_label(next(iter(cells.values())))
             for index, batch in enumerate(batches):
                 points = [
                     (lr, *score)
@@ -215,16 +215,13 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
         figures.append(("lr", "accuracy vs learning rate", f"plots/{name}-lr.png", draw))
 
     curves = [
-        (f"{_label(record)}, lr {lr:g}, batch {batch}", record["curve"])
+        (f"{row_label(record)}, lr {lr:g}, batch {batch}", record["curve"])
         for cells in methods.values()
         for (lr, batch), record in sorted(cells.items())
         if record.get("curve")
     ]
     if curves:
-        step_panels = [
-            (title, [(label, curve_points(curve, role)) for label, curve in curves]) for role, title in ROLES
-        ]
-        step_panels = [(t, s) for t, s in step_panels if any(points for _, points in s)]
+        panels_by_step = step_panels(curves, ROLES)
         cells_order = sorted({cell for cells in methods.values() for cell in cells})
         step_styles = [
             styles[cells_order.index(cell) % len(styles)]
@@ -233,7 +230,7 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
             if record.get("curve")
         ]
         title = f"{task}: accuracy vs step"
-        draw = partial(plots.accuracy_panels, step_panels, "training step", title, styles=step_styles)
+        draw = partial(plots.accuracy_panels, panels_by_step, "training step", title, styles=step_styles)
         figures.append(("steps", "accuracy vs training step", f"plots/{name}-steps.png", draw))
 
     histograms = [("base", base["token_probs"])] if base is not None and base.get("token_probs") else []
@@ -245,7 +242,7 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
         )
         if best is not None:
             lr, batch = _cell(best)
-            histograms.append((f"{_label(best)}, lr {lr:g}, batch {batch}", best["token_probs"]))
+            histograms.append((f"{row_label(best)}, lr {lr:g}, batch {batch}", best["token_probs"]))
     if len(histograms) > 1:
         title = f"{task}: training-token probabilities, best cell of each method"
         draw = partial(plots.token_probabilities, histograms, title)

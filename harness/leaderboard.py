@@ -338,21 +338,28 @@ def table_plots(stem: str, title: str, rows: dict[str, Record]) -> list[tuple[st
     from harness import plots
 
     figures = []
-    curves = {_label(r): r["curve"] for r in rows.values() if r.get("curve")}
+    curves = {row_label(r): r["curve"] for r in rows.values() if r.get("curve")}
     if curves:
-        panels = [
-            (name, [(label, curve_points(curve, role)) for label, curve in curves.items()])
-            for name, role in (("in-domain (test splits)", "test"), ("out-of-domain mean", "ood"))
-        ]
-        panels = [(name, series) for name, series in panels if any(points for _, points in series)]
+        panels = step_panels(
+            list(curves.items()), (("test", "in-domain (test splits)"), ("ood", "out-of-domain mean"))
+        )
         title_text = f"{title}: accuracy vs step"
         draw = partial(plots.accuracy_panels, panels, "training step", title_text)
         figures.append(("steps", "accuracy vs training step", f"plots/{stem}-steps.png", draw))
-    histograms = [(_label(r), r["token_probs"]) for r in rows.values() if r.get("token_probs")]
+    histograms = [(row_label(r), r["token_probs"]) for r in rows.values() if r.get("token_probs")]
     if histograms:
         draw = partial(plots.token_probabilities, histograms, f"{title}: training-token probabilities")
         figures.append(("tokens", "probabilities of the training targets", f"plots/{stem}-tokens.png", draw))
     return figures
+
+
+def step_panels(curves: list[tuple[str, list[dict[str, Any]]]], roles) -> list[tuple[str, list]]:
+    """Panels of accuracy against step for :func:`harness.plots.accuracy_panels`: one per
+    ``(role, title)`` of ``roles`` that any curve has, each with a series per ``(label, curve)``."""
+    panels = [
+        (title, [(label, curve_points(curve, role)) for label, curve in curves]) for role, title in roles
+    ]
+    return [(title, series) for title, series in panels if any(points for _, points in series)]
 
 
 def curve_points(curve: list[dict[str, Any]], role: str) -> list[tuple[float, float, float]]:
@@ -402,7 +409,7 @@ def _row_order(key: str) -> tuple[int, str]:
     return ({"base": 0, "sft": 1, "dft": 2}.get(key, 3), key)
 
 
-def _label(record: Record) -> str:
+def row_label(record: Record) -> str:
     """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
     settings = variant_settings(record["method"], record["hparams"])
     label = LABELS[record["method"]]
@@ -449,11 +456,11 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
     heading = f"## `{task}` · `{backbone}` · " + (f"config `{cid}`" if cid else "base model only")
     lines = [heading, "", *_settings(rows), "| model | " + " | ".join(headers) + " |"]
     lines.append("|---|" + "---:|" * len(headers))
-    lines += [f"| {_label(record)} | " + " | ".join(cells[key]) + " |" for key, record in rows.items()]
+    lines += [f"| {row_label(record)} | " + " | ".join(cells[key]) + " |" for key, record in rows.items()]
     for key, record in rows.items() if "sft" in scored else ():
         if record["method"] == "dft":
             diffs = [difference_text(d, s) for d, s in zip(scored[key], scored["sft"])]
-            lines.append(f"| {_label(record)} − SFT | " + " | ".join(diffs) + " |")
+            lines.append(f"| {row_label(record)} − SFT | " + " | ".join(diffs) + " |")
     return [
         *lines,
         *_pass_at_table(rows, list(splits)),
@@ -485,7 +492,7 @@ def _pass_at_table(rows: dict[str, Record], splits: list[str]) -> list[str]:
         for name, k in columns:
             value = record["scores"].get(name, {}).get("pass_at", {}).get(str(k))
             cells.append(MISSING if value is None else f"{100 * value:.1f}")
-        lines.append(f"| {_label(record)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(record)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -497,13 +504,15 @@ def _settings(rows: dict[str, Record]) -> list[str]:
         return []
     first = next(iter(trained.values()))["hparams"]
     shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS}
-    lines = [f"Hyperparameters shared by SFT and DFT: {_pairs(shared)}.", ""]
+    lines = [f"Hyperparameters shared by SFT and DFT: {pairs_text(shared)}.", ""]
     data = {method: record["data"] for method, record in trained.items() if record["data"]}
     if data and all(d == next(iter(data.values())) for d in data.values()) and len(data) == len(trained):
-        lines += [f"Training data: {_pairs(next(iter(data.values())))}.", ""]
+        lines += [f"Training data: {pairs_text(next(iter(data.values())))}.", ""]
     elif data:
         lines += [
-            "Training data: " + "; ".join(f"{_label(rows[k])} {_pairs(d)}" for k, d in data.items()) + ".",
+            "Training data: "
+            + "; ".join(f"{row_label(rows[k])} {pairs_text(d)}" for k, d in data.items())
+            + ".",
             "",
         ]
     return lines
@@ -547,7 +556,9 @@ def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
 def provenance_note(backbone: str, records: Iterable[Record]) -> str:
     """``Provenance - backbone `x`; SFT: commit `abc`, 2026-11-23, cpu, 3.1 min; ...``"""
     records = list(records)
-    runs = [f"{_label(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}" for record in records]
+    runs = [
+        f"{row_label(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}" for record in records
+    ]
     return f"Provenance - backbone `{backbone}`, {_data_source(records)}; " + "; ".join(runs) + "."
 
 
@@ -599,7 +610,7 @@ def _origin(record: Record) -> str:
     return f"{commit_text}, {date}, {origin.get('device') or 'device unknown'}"
 
 
-def _pairs(mapping: dict[str, Any]) -> str:
+def pairs_text(mapping: dict[str, Any]) -> str:
     return ", ".join(f"`{key}={value}`" for key, value in sorted(mapping.items()))
 
 
