@@ -39,7 +39,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import transformers
@@ -49,13 +49,14 @@ from harness import cli, leaderboard, results
 from harness.data import DataError
 from harness.experiment import (
     OWN_FIELDS,
-    PRESETS,
     Experiment,
     ExperimentConfig,
     check_inputs,
     plan_method,
+    preset_of,
     run_method,
     status,
+    take_fields,
 )
 from harness.generate import Sampling
 from harness.train import TrainConfig, TrainingError, split_batch
@@ -158,21 +159,21 @@ def build_parser(preset: dict) -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> Sweep:
     """The sweep a command line asks for; a bad value raises ValueError (or exits, for argparse)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--preset", default=ExperimentConfig.preset, choices=tuple(PRESETS))
-    preset = PRESETS[peek.parse_known_args(argv)[0].preset]
+    preset = preset_of(argv)
     args = vars(build_parser(preset).parse_args(argv))
     domain, task = args.pop("domain"), args.pop("task")
     task = tasks.for_domain(domain) if domain else (task or "math-words")
     tasks.get(task)  # a typo fails here, with "did you mean"
     grid = {key: args.pop(key) for key in ("lr", "batch_size", "method", "base")}
     control = {key: args.pop(key) for key in ("dry_run", "print_commands", "cell", "redo")}
-    take = lambda cls, skip=frozenset(): {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip}  # noqa: E731
     config = ExperimentConfig(
-        **take(ExperimentConfig, SWEEP_OWN), task=task, methods="base", skip_finished=not control["redo"]
+        **take_fields(args, ExperimentConfig, SWEEP_OWN),
+        task=task,
+        methods="base",
+        skip_finished=not control["redo"],
     )
-    sampling = Sampling(**take(Sampling))
-    train = take(TrainConfig, OWN_FIELDS | GRID_FIELDS)
+    sampling = Sampling(**take_fields(args, Sampling))
+    train = take_fields(args, TrainConfig, OWN_FIELDS | GRID_FIELDS)
     if train["model"] is None:  # the embedded model that can do the task
         train["model"] = "tiny-vl" if tasks.get(task).domain == "vlm" else "tiny"
     train_config = TrainConfig(

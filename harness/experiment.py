@@ -147,21 +147,29 @@ class Experiment:
     sampling: Sampling
 
 
-def parse_config(argv: list[str] | None = None) -> Experiment:
-    # The preset is read first, by a parser without -h, so that --help shows the preset's values;
-    # explicit flags still win over it.
+def preset_of(argv: list[str] | None) -> dict[str, Any]:
+    """The ``--preset`` named in ``argv``, read by a parser without -h, so that ``--help`` can show
+    the preset's values as defaults; explicit flags still win over it."""
     peek = argparse.ArgumentParser(add_help=False)
     peek.add_argument("--preset", default=ExperimentConfig.preset, choices=tuple(PRESETS))
-    preset = PRESETS[peek.parse_known_args(argv)[0].preset]
+    return PRESETS[peek.parse_known_args(argv)[0].preset]
+
+
+def take_fields(args: dict[str, Any], cls: type, skip=frozenset()) -> dict[str, Any]:
+    """Pop the parsed values of ``cls``'s fields (but ``skip``) out of ``args``."""
+    return {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip}
+
+
+def parse_config(argv: list[str] | None = None) -> Experiment:
+    preset = preset_of(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_arguments(parser, ExperimentConfig)
     cli.add_arguments(parser, TrainConfig, defaults=preset, exclude=OWN_FIELDS)
     cli.add_arguments(parser, Sampling)
     args = vars(parser.parse_args(argv))
-    take = lambda cls, skip=frozenset(): {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip}  # noqa: E731
-    config = ExperimentConfig(**take(ExperimentConfig))
-    sampling = Sampling(**take(Sampling))
-    train_config = TrainConfig(**take(TrainConfig, OWN_FIELDS), task=config.task)
+    config = ExperimentConfig(**take_fields(args, ExperimentConfig))
+    sampling = Sampling(**take_fields(args, Sampling))
+    train_config = TrainConfig(**take_fields(args, TrainConfig, OWN_FIELDS), task=config.task)
     if train_config.curve_limit is None:  # training-time evaluation sees what the final one sees
         train_config = replace(train_config, curve_limit=config.eval_limit)
     methods = config.methods.split(",")
