@@ -71,8 +71,8 @@ def bench(session: nox.Session) -> None:
 def build_base(session: nox.Session) -> None:
     """Regenerate harness/assets/tiny-qwen2 and, around it, the tiny VLM tiny-qwen2-vl (deterministic)."""
     session.install("--no-compile", "-e", ".")
-    session.run("python", "-m", "harness.build_base", *session.posargs)
-    session.run("python", "-m", "harness.build_vlm")
+    session.run("python", "-m", "harness.build.base", *session.posargs)
+    session.run("python", "-m", "harness.build.vlm")
 
 
 @nox.session(python=PYTHON)

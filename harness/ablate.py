@@ -46,7 +46,7 @@ import transformers
 
 import tasks
 from harness import cli, leaderboard, results
-from harness.data import DataError
+from harness.errors import DataError
 from harness.experiment import (
     OWN_FIELDS,
     Experiment,

@@ -16,11 +16,7 @@ for code the verdict and the tail of stderr).
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,32 +25,13 @@ import torch
 
 import tasks
 from harness import cli
+from harness.data.images import has_images, printable
+from harness.files import atomic_write_jsonl
 from harness.generate import Sampling, generate
 from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
-from harness.vision import has_images, printable
-from tasks.code_grading import pass_at_k
-from tasks.humaneval import HumanEval
+from harness.stats import mean_and_stderr, pass_at_k
 
 PASS_AT = (1, 10)
-
-
-def mean_and_stderr(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample standard deviation, ddof = 1)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(variance / n)
-
-
-def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def evaluate_split(
@@ -115,7 +92,7 @@ def score_split(
                 }
             )
     if samples_path is not None:
-        write_jsonl_atomic(samples_path, rows)
+        atomic_write_jsonl(samples_path, rows)
     value, stderr = mean_and_stderr(per_example)
     summary = {
         "role": task.split(split).role,
@@ -219,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
         config = EvalConfig(**args)
-        task = tasks.get(config.task)
-        if config.problem_file is not None:
-            if not isinstance(task, HumanEval):
-                raise ValueError(f"--problem-file applies to humaneval tasks, not {config.task}")
-            task = type(task)(problem_file=config.problem_file)
+        options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+        try:
+            task = tasks.get(config.task, **options)
+        except TypeError:
+            raise ValueError(f"--problem-file applies to humaneval tasks, not {config.task}") from None
+        if options:
             task.load("test", limit=1)  # reads and checks the whole file before a model is loaded
         summary = evaluate_task(
             config.model,

@@ -29,7 +29,8 @@ import transformers
 
 import tasks
 from harness import cli, leaderboard, results, token_probs
-from harness.data import DataError, read_rows
+from harness.data.rows import read_rows
+from harness.errors import DataError
 from harness.evaluate import evaluate_task
 from harness.generate import Sampling
 from harness.models import backbone_name, resolve

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.data.images import resolved_conversation
 from harness.models import stop_token_ids
-from harness.vision import resolved_conversation
 
 
 @dataclass
@@ -55,7 +55,7 @@ def generate(
 ) -> list[list[str]]:
     """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed).
     A vision-language backbone takes its ``processor``: image parts are loaded and resized as in
-    training (:mod:`harness.vision`) and each batch carries its images."""
+    training (:mod:`harness.data.images`) and each batch carries its images."""
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
     model.eval()

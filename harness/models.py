@@ -139,3 +139,16 @@ def device_and_dtype(device: str | None = None) -> tuple[torch.device, torch.dty
     """CUDA with bf16 autocast when available, else CPU in fp32 (the paper trains in bf16)."""
     chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
+
+
+def has_plain_lm_head(model) -> bool:
+    """Whether logits are just ``hidden @ W.T``: the fused loss and the token-probability analysis
+    compute that product themselves, which a biased, scaled or soft-capped head would break."""
+    head = model.get_output_embeddings()
+    config = model.config
+    return (
+        isinstance(head, torch.nn.Linear)
+        and head.bias is None
+        and getattr(config, "final_logit_softcapping", None) is None
+        and getattr(config, "logit_scale", None) in (None, 1.0)
+    )

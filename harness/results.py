@@ -31,7 +31,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -41,11 +40,13 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from harness import files
+from harness.files import atomic_write_text, file_lock
 
 SCHEMA = 1
 METHODS = ("base", "sft", "dft")
@@ -242,49 +243,11 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str]) ->
     return atomic_write_text(record_path(record, results_dir), text)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one, never half.
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     atomic_write_text(Path(folder) / "a" / "b.md", "hi\\n").read_text()
-    'hi\\n'
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], content: bytes) -> Path:
-    """:func:`atomic_write_text` for bytes (a PNG figure)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target, so os.replace is a rename within one file system (atomic).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), 0o644)  # mkstemp makes 0600; records are meant to be shared
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())  # the data is on disk before the name points at it
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # and the rename itself survives a crash
-    finally:
-        os.close(directory)
-    return path
-
-
 @contextlib.contextmanager
 def record_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
     """Hold the lock of the record at ``path`` while making it; yields False if another process
     holds it. Two sweeps sharing a results folder so never run the same configuration at once.
-
-    An ``flock`` on ``<results>/.locks/...``: the kernel drops it when its process dies, so a killed
-    sweep leaves no stale lock behind (the empty lock file stays; it means nothing by itself).
+    The lock is a :func:`harness.files.file_lock` on ``<results>/<task>/<backbone>/.locks/``.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -293,32 +256,13 @@ def record_lock(path: str | os.PathLike[str]) -> Iterator[bool]:
     ...         print(first, second)
     True False
     """
-    lock_path = _lock_path(path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with file_lock(_lock_path(path), wait=False) as held:
+        yield held
 
 
 def is_locked(path: str | os.PathLike[str]) -> bool:
     """Whether another process is making the record at ``path`` now (creates nothing)."""
-    lock_path = _lock_path(path)
-    if not lock_path.exists():
-        return False
-    with open(lock_path) as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    return False
+    return files.is_locked(_lock_path(path))
 
 
 def _lock_path(path: str | os.PathLike[str]) -> Path:

@@ -26,9 +26,17 @@ from typing import Any
 
 import torch
 
-from harness.data import collate, encode_all
+from harness.data.encode import collate, encode_all
+from harness.data.rows import training_rows
 from harness.losses import IGNORE_INDEX
-from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
+from harness.models import (
+    device_and_dtype,
+    has_plain_lm_head,
+    is_vision,
+    load_model,
+    load_processor,
+    load_tokenizer,
+)
 
 DEFAULT_ROWS = 256
 DEFAULT_BINS = 20
@@ -37,12 +45,10 @@ DEFAULT_BINS = 20
 @torch.inference_mode()
 def target_probabilities(model, batch: dict[str, torch.Tensor], chunk_size: int = 1024) -> torch.Tensor:
     """The probability the model gives each labelled token of ``batch`` (labels aligned with
-    ``input_ids``, as :func:`harness.data.collate` makes them), flattened in row order.
+    ``input_ids``, as :func:`harness.data.encode.collate` makes them), flattened in row order.
 
     The LM head runs on ``chunk_size`` positions at a time and only where a label is: a 7B model's
     full logits for a batch of 2048-token rows would not fit in memory."""
-    from harness.train import has_plain_lm_head  # train imports the data pipeline this module uses
-
     batch = dict(batch)
     labels = batch.pop("labels")
     targets = labels[:, 1:]
@@ -99,15 +105,13 @@ def token_probability_histogram(
     """The histogram for ``model`` (a name or a checkpoint folder) on the first ``rows`` training rows
     of ``config`` (a :class:`harness.train.TrainConfig`: its task or ``train_data``, ``max_length``,
     ``overlong`` policy and image sizes)."""
-    from harness.train import training_rows
-
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
     device, amp_dtype = device_and_dtype(config.device)
     vision = is_vision(model)
     processor = load_processor(model, config.min_pixels, config.max_pixels) if vision else None
     tokenizer = processor.tokenizer if vision else load_tokenizer(model)
-    all_rows, source = training_rows(config)
+    all_rows, source = training_rows(config.task, config.train_data, config.train_limit)
     chosen = all_rows[:rows]
     examples, _ = encode_all(tokenizer, chosen, config.max_length, config.overlong, source, processor)
     loaded = load_model(model, dtype=amp_dtype, device=device).eval()
@@ -125,7 +129,7 @@ def token_probability_histogram(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.data import DataError
+    from harness.errors import DataError
     from harness.train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m harness.token_probs", description=__doc__.split("\n")[0])

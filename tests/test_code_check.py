@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from harness.code_check import CallTests, CheckFunction, check_many, check_one
-from harness.code_driver import decode, encode
-from harness.sandbox import Limits
+from harness.sandbox.check import CallTests, CheckFunction, check_many, check_one
+from harness.sandbox.driver import decode, encode
+from harness.sandbox.process import Limits
 from tests.test_sandbox import needs_namespaces, processes_left, refused
 
 QUICK = Limits(timeout_s=3, cpu_s=3)

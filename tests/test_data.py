@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.data import DataError, Encoded, check_row, collate, encode, encode_all, pack, read_rows
+from harness.data.encode import collate, encode_all
+from harness.data.rows import check_row, read_rows
+from harness.data.text import Encoded, encode, pack
+from harness.errors import DataError
 from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 

@@ -1,33 +1,18 @@
-"""Evaluation: the standard error in closed form, Average@n as the mean of per-example means, the
+"""Evaluation: Average@n as the mean of per-example means, the
 per-sample JSONL agreeing with the summary, and bad input as one clear error."""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
 
 import tasks
-from harness.evaluate import evaluate_split, evaluate_task, main, mean_and_stderr
+from harness.evaluate import evaluate_split, evaluate_task, main
 from harness.generate import Sampling
 from harness.models import load_model
-
-
-@pytest.mark.parametrize(
-    ("values", "mean", "stderr"),
-    [
-        ([1.0, 0.0, 1.0, 0.0], 0.5, math.sqrt((4 * 0.25 / 3) / 4)),  # ddof = 1
-        ([1.0, 1.0, 1.0], 1.0, 0.0),
-        ([0.25], 0.25, 0.0),  # one example: no spread to estimate
-        ([0.0, 0.5, 1.0], 0.5, math.sqrt(0.25 / 3)),
-    ],
-)
-def test_mean_and_stderr_closed_form(values, mean, stderr):
-    got_mean, got_stderr = mean_and_stderr(values)
-    assert got_mean == pytest.approx(mean)
-    assert got_stderr == pytest.approx(stderr)
+from harness.stats import mean_and_stderr
 
 
 class Fixed(tasks.Task):

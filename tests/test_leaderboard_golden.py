@@ -149,7 +149,7 @@ def test_rendered_pages_match_the_golden_files(records, files):
 
 
 def _grid(records) -> str:
-    from harness.grid_page import grid_id
+    from harness.report.ablation import grid_id
 
     return grid_id(records[1]["hparams"])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.sandbox import Limits, isolation, run_many, run_python
+from harness.sandbox.process import Limits, isolation, run_many, run_python
 
 NO_PID_CAP = "no kernel cap on processes"
 namespace_gaps = [note for note in isolation() if not note.startswith(NO_PID_CAP)]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.data import collate, encode_all
+from harness.data.encode import collate, encode_all
+from harness.data.rows import training_rows
 from harness.losses import IGNORE_INDEX
 from harness.models import load_model, load_tokenizer
 from harness.token_probs import histogram_of, target_probabilities, token_probability_histogram
-from harness.train import TrainConfig, training_rows
+from harness.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def batch_and_model():
     tokenizer = load_tokenizer("tiny")
-    rows, source = training_rows(TrainConfig(task="math-words", train_limit=3))
+    rows, source = training_rows("math-words", None, 3)
     examples, _ = encode_all(tokenizer, rows, 512, "truncate", source)
     batch = collate(examples, 512, tokenizer.pad_token_id, packing=False)
     return batch, load_model("tiny").eval()
@@ -51,7 +52,7 @@ def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
     config = TrainConfig(task="math-words")
     result = token_probability_histogram("tiny", config, rows=5, bins=4)
     tokenizer = load_tokenizer("tiny")
-    rows, source = training_rows(config)
+    rows, source = training_rows(config.task, config.train_data, config.train_limit)
     examples, _ = encode_all(tokenizer, rows[:5], config.max_length, config.overlong, source)
     assert result["tokens"] == sum(e.trained_tokens for e in examples) == sum(result["counts"])
     assert result["rows"] == 5 and result["edges"] == [0.0, 0.25, 0.5, 0.75, 1.0]

@@ -12,10 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 import harness.train as train_module
-from harness.data import collate, encode_all
+from harness.data.encode import collate, encode_all
+from harness.data.rows import training_rows
+from harness.errors import TrainingError
 from harness.losses import Objective
-from harness.models import load_model
-from harness.train import CausalLMWithLoss, TrainConfig, TrainingError, train, training_rows
+from harness.models import load_model, load_tokenizer
+from harness.train import CausalLMWithLoss, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,11 +115,8 @@ def test_unpacked_padding_trains_the_same(reference, tmp_path):
 
 
 def test_packed_batch_equals_separate_sequences():
-    config = TrainConfig(train_limit=6)
-    from harness.models import load_tokenizer
-
     tokenizer = load_tokenizer("tiny")
-    rows, source = training_rows(config)
+    rows, source = training_rows("math-words", None, 6)
     examples, _ = encode_all(tokenizer, rows, 1024, "truncate", source)
     total = sum(e.trained_tokens for e in examples)
     module = CausalLMWithLoss(load_model("tiny"), Objective("dft"), chunk_size=64)

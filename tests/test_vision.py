@@ -11,10 +11,12 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from harness.data import DataError, collate, encode_all, read_rows
+from harness.data.encode import collate, encode_all
+from harness.data.images import VISION_TOKENS, encode_with_images
+from harness.data.rows import read_rows
+from harness.errors import DataError
 from harness.losses import IGNORE_INDEX
 from harness.models import is_vision, load_model, load_processor, load_tokenizer
-from harness.vision import VISION_TOKENS, encode_with_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 """The side of a code check that runs inside the sandbox, beside the untrusted program.
 
-:mod:`harness.code_check` copies this file into the sandbox as ``program.py`` and the model's program
+:mod:`harness.sandbox.check` copies this file into the sandbox as ``program.py`` and the model's program
 as ``candidate.py``; never imported there with anything else (standard library only). It loads the
 candidate, says whether that worked, then answers calls: one JSON line in (``{"call": name,
 "args": [...]}``), one JSON line out (``{"value": ...}`` or ``{"raised": "Type: message"}``).

@@ -1,7 +1,7 @@
 """Grade a model-written program by running it in the sandbox against hidden tests it cannot forge.
 
 The program runs in :func:`harness.sandbox.run_python` beside a small driver
-(``harness/code_driver.py``) that loads it and answers function calls over a pipe. The tests run
+(``harness/sandbox/driver.py``) that loads it and answers function calls over a pipe. The tests run
 here, in the harness: each call's arguments go in, the answer comes back as plain data (``None``,
 numbers, strings, bytes, lists, tuples, sets, dicts; nothing else crosses), and the comparison with
 the expected value happens here. So:
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.code_driver import MAX_LINE, Unencodable, decode, encode
-from harness.sandbox import Channel, Limits, run_python
+from harness.sandbox.driver import MAX_LINE, Unencodable, decode, encode
+from harness.sandbox.process import Channel, Limits, run_python
 
-DRIVER = Path(__file__).with_name("code_driver.py").read_text(encoding="utf-8")
+DRIVER = Path(__file__).with_name("driver.py").read_text(encoding="utf-8")
 VERDICTS = ("passed", "failed", "timeout", "memory", "crashed")
 DEFAULT_LIMITS = Limits()
 

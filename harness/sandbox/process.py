@@ -5,7 +5,7 @@
 >>> run_python("while True: pass", limits=Limits(timeout_s=1)).status
 'timeout'
 
-What each program gets (``harness/sandbox_launcher.py`` sets it up, then ``exec``s the program):
+What each program gets (``harness/sandbox/launcher.py`` sets it up, then ``exec``s the program):
 
 - a fresh temporary working directory, removed afterwards, as its only writable place: every other
   mount is read-only, ``/dev/shm`` and ``/var/tmp`` are private and empty, and ``/dev`` holds only
@@ -57,7 +57,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+LAUNCHER = Path(__file__).with_name("launcher.py")
 NOBODY = (65534, 65534)
 STATUSES = ("ok", "error", "timeout", "memory", "output", "crashed")
 

@@ -20,7 +20,7 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.leaderboard import (
+from harness.report.domain import (
     Page,
     difference_text,
     grouped_provenance_note,
@@ -187,7 +187,7 @@ def _batch_split_note(runs: list[Record]) -> str:
 
 
 def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[str, str, str, Any]]:
-    from harness import plots
+    from harness.report import plots  # import cost: matplotlib, only when a figure is drawn
 
     figures = []
     batches = sorted({batch for cells in methods.values() for _, batch in cells})

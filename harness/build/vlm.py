@@ -1,6 +1,6 @@
 """Build the embedded tiny VLM: a Qwen2.5-VL-architecture model around the embedded text base.
 
-``nox -s build-base`` runs this after the text base (``python -m harness.build_vlm``); it
+``nox -s build-base`` runs this after the text base (``python -m harness.build.vlm``); it
 regenerates ``harness/assets/tiny-qwen2-vl`` deterministically (same thread count, same bytes):
 
 1. the text base's tokenizer plus Qwen's vision tokens (``<|vision_start|>``, ``<|vision_end|>``,
@@ -15,7 +15,7 @@ regenerates ``harness/assets/tiny-qwen2-vl`` deterministically (same thread coun
    colour's count, never the task's questions or solutions;
 4. ``base_report.json``: greedy accuracy on visual-math before and after pretraining.
 
->>> from harness.build_vlm import VLMConfig
+>>> from harness.build.vlm import VLMConfig
 >>> VLMConfig().vision_depth
 2
 """
@@ -42,9 +42,9 @@ from transformers import (
 )
 
 from harness import cli
-from harness.build_base import deterministic, task_accuracy
+from harness.build.base import deterministic, task_accuracy
 from harness.models import EMBEDDED
-from harness.vision import VISION_TOKENS
+from harness.data.images import VISION_TOKENS
 from tasks import visual_math
 
 VL_CHAT_TEMPLATE = (

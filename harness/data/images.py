@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from harness.data.text import completion_only, render_completion
 from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
@@ -189,8 +190,6 @@ def encode_with_images(
 ) -> VisionEncoded | None:
     """Tokenize one row with images; completion-only labels. ``None`` when the overlong policy drops
     it. Raises ``ImageError`` for a bad image and ``ValueError`` for a prompt that cannot fit."""
-    from harness.data import completion_only, render_completion  # data imports this module
-
     tokenizer = processor.tokenizer
     prompt, images = resolved_conversation(row, processor, base_dir)
     prompt_text = processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)

