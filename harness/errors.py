@@ -33,5 +33,13 @@ class ModelNotFound(HarnessError, FileNotFoundError):
     """``--model`` names no model folder, embedded model or reachable hub id."""
 
 
+class ModelError(HarnessError, ValueError):
+    """A model that loads but cannot be used as asked (no chat template)."""
+
+
+class RecordError(HarnessError, ValueError):
+    """A run record that is malformed, foreign or of another schema, naming the file or field."""
+
+
 class TrainingError(HarnessError, RuntimeError):
     """The run cannot go on (a non-finite loss, a failed training process)."""

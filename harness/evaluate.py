@@ -17,17 +17,20 @@ for code the verdict and the tail of stderr).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import tasks
-from harness import cli
+from harness.config import Sampling
+from harness.config.resolve import parse_evaluate
 from harness.data.images import has_images, printable
+from harness.data.rows import load_split
+from harness.errors import DataError, HarnessError
 from harness.files import atomic_write_jsonl
-from harness.generate import Sampling, generate
+from harness.generate import generate
 from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
 from harness.stats import mean_and_stderr, pass_at_k
 
@@ -44,12 +47,12 @@ def evaluate_split(
     samples_path: Path | None,
     processor=None,
 ) -> dict[str, Any]:
-    examples = task.load(split, limit=limit)
+    examples = load_split(task, split, limit)
     if not examples:
-        raise ValueError(f"task {task.name} split {split} is empty; nothing to evaluate")
+        raise DataError(f"task {task.name} split {split} is empty; nothing to evaluate")
     conversations = [task.messages(e)["prompt"] for e in examples]
     if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
-        raise ValueError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
+        raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
     completions = generate(model, tokenizer, conversations, sampling, processor)
     return score_split(
         task, split, examples, [printable(c) for c in conversations], completions, samples_path
@@ -165,44 +168,13 @@ def evaluate_loaded(
     return summary
 
 
-@dataclass
-class EvalConfig:
-    model: str = field(default="tiny", metadata={"help": "'tiny', a model folder or a hub id"})
-    task: str = field(default="math-words", metadata={"help": "registered task name"})
-    limit: int | None = field(default=None, metadata={"help": "first N examples of each split"})
-    samples_dir: str | None = field(default=None, metadata={"help": "write per-sample JSONL here"})
-    problem_file: str | None = field(
-        default=None,
-        metadata={"help": "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"},
-    )
-    device: str | None = None
-    min_pixels: int | None = field(
-        default=None, metadata={"help": "vision backbones: fewest pixels per image"}
-    )
-    max_pixels: int | None = field(default=None, metadata={"help": "vision backbones: most pixels per image"})
-
-    def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {self.limit}: a split needs an example")
-
-
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_arguments(parser, EvalConfig)
-    cli.add_arguments(parser, Sampling)
-    args = vars(parser.parse_args(argv))
     try:
-        sampling = Sampling(**{f.name: args.pop(f.name) for f in fields(Sampling)})
-        config = EvalConfig(**args)
+        config, sampling = parse_evaluate(argv, description=__doc__.split("\n\n")[0])
         options = {} if config.problem_file is None else {"problem_file": config.problem_file}
-        try:
-            task = tasks.get(config.task, **options)
-        except TypeError:
-            raise ValueError(f"--problem-file applies to humaneval tasks, not {config.task}") from None
+        task = tasks.get(config.task, **options)
         if options:
-            task.load("test", limit=1)  # reads and checks the whole file before a model is loaded
+            load_split(task, "test", 1)  # reads and checks the whole file before a model is loaded
         summary = evaluate_task(
             config.model,
             task,
@@ -213,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             min_pixels=config.min_pixels,
             max_pixels=config.max_pixels,
         )
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     for split, score in summary.items():
         print(

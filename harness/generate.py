@@ -7,6 +7,7 @@ wastes little on padding, and the answers come back in the input order.
 
 >>> from harness.models import load_model, load_tokenizer
 >>> model, tokenizer = load_model("tiny"), load_tokenizer("tiny")
+>>> from harness.config import Sampling
 >>> [[text]] = generate(model, tokenizer, [[{"role": "user", "content": "What is 2 plus 3?"}]],
 ...                     Sampling(max_new_tokens=16))
 >>> isinstance(text, str)
@@ -15,38 +16,11 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
+from harness.config import Sampling
 from harness.data.images import resolved_conversation
 from harness.models import stop_token_ids
-
-
-@dataclass
-class Sampling:
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy; the paper samples at 1.0"})
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling threshold"})
-    num_samples: int = field(default=1, metadata={"help": "samples per prompt (the paper: 16, Average@16)"})
-    max_new_tokens: int | None = field(default=None, metadata={"help": "default: the task's own budget"})
-    gen_batch_size: int = field(default=64, metadata={"help": "prompts per generation batch"})
-    sample_seed: int = field(default=0, metadata={"help": "sampling seed"})
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ValueError(f"--num-samples must be >= 1, got {self.num_samples}")
-        if self.temperature < 0:
-            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
-        if self.temperature == 0 and self.num_samples > 1:
-            raise ValueError(
-                "--num-samples > 1 needs --temperature > 0: greedy samples would all be identical"
-            )
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"--top-p must be in (0, 1], got {self.top_p}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
 
 
 @torch.inference_mode()

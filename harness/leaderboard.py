@@ -38,6 +38,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.files import atomic_write_bytes, atomic_write_text, file_lock
 from harness.report import ablation
 from harness.report.domain import Page, Record, domain_pages
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         paths = write(args.results, args.out)
-    except (OSError, ValueError) as error:
+    except (OSError, HarnessError) as error:
         print(f"harness.leaderboard: {error}", file=sys.stderr)
         return 1
     if not paths:

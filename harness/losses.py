@@ -40,8 +40,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from harness.config import OBJECTIVES
+from harness.errors import ConfigError
+
 IGNORE_INDEX = -100
-OBJECTIVES = ("sft", "dft")
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,13 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.name!r}; valid objectives: {', '.join(OBJECTIVES)}")
+            raise ConfigError(f"--objective {self.name!r}: valid objectives: {', '.join(OBJECTIVES)}")
         if not 0.0 <= self.dft_min_weight <= 1.0:
-            raise ValueError(f"dft_min_weight must be in [0, 1], got {self.dft_min_weight}")
+            raise ConfigError(f"--dft-min-weight must be in [0, 1], got {self.dft_min_weight}")
         if not 0.0 <= self.dft_alpha <= 1.0:
-            raise ValueError(f"dft_alpha must be in [0, 1], got {self.dft_alpha}")
+            raise ConfigError(f"--dft-alpha must be in [0, 1], got {self.dft_alpha}")
         if self.name == "sft" and (self.dft_min_weight != 0.0 or self.dft_alpha != 1.0):
-            raise ValueError("dft_min_weight and dft_alpha only apply to objective 'dft'")
+            raise ConfigError("--dft-min-weight and --dft-alpha only apply to objective 'dft'")
 
     def token_weights(self, token_nll: torch.Tensor) -> torch.Tensor:
         """Per-token weights (detached) given per-token cross-entropy."""

@@ -28,6 +28,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from harness.errors import ConfigError, ModelError, ModelNotFound
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 EMBEDDED = {"tiny": ASSETS / "tiny-qwen2", "tiny-vl": ASSETS / "tiny-qwen2-vl"}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -38,19 +40,17 @@ def resolve(model: str) -> str:
     if model in EMBEDDED:
         path = EMBEDDED[model]
         if not (path / "config.json").exists():
-            raise FileNotFoundError(
+            raise ModelNotFound(
                 f"--model {model}: the embedded model is missing at {path}; run `nox -s build-base`"
             )
         return str(path)
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise FileNotFoundError(
-                f"--model {model}: {path} has no config.json, so it is not a model folder"
-            )
+            raise ModelNotFound(f"--model {model}: {path} has no config.json, so it is not a model folder")
         return str(path)
     if not HUB_ID.fullmatch(model):
-        raise FileNotFoundError(
+        raise ModelNotFound(
             f"--model {model}: no such model folder, and not a hub id like owner/name; "
             f"embedded models: {', '.join(EMBEDDED)}"
         )
@@ -71,13 +71,13 @@ def _from_pretrained(loader, model: str, **kwargs):
         return loader.from_pretrained(source, **kwargs)
     except OSError as error:  # hub id not reachable offline, gated, or misspelled
         first_line = str(error).strip().splitlines()[0]
-        raise FileNotFoundError(f"--model {model}: could not load it ({first_line})") from error
+        raise ModelNotFound(f"--model {model}: could not load it ({first_line})") from error
 
 
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     tokenizer = _from_pretrained(AutoTokenizer, model)
     if not tokenizer.chat_template:
-        raise ValueError(
+        raise ModelError(
             f"--model {model}: the tokenizer has no chat template, so prompts cannot be rendered"
         )
     if tokenizer.pad_token is None:
@@ -103,14 +103,14 @@ def load_processor(model: str, min_pixels: int | None = None, max_pixels: int | 
     (default: what the checkpoint's processor says)."""
     processor = _from_pretrained(AutoProcessor, model)
     if not processor.chat_template:
-        raise ValueError(
+        raise ModelError(
             f"--model {model}: the processor has no chat template, so prompts cannot be rendered"
         )
     size = processor.image_processor.size
     low = min_pixels if min_pixels is not None else size["shortest_edge"]
     high = max_pixels if max_pixels is not None else size["longest_edge"]
     if not 0 < low <= high:
-        raise ValueError(f"--min-pixels {low} and --max-pixels {high}: need 0 < min <= max")
+        raise ConfigError(f"--min-pixels {low} and --max-pixels {high}: need 0 < min <= max")
     processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token

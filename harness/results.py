@@ -46,15 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import files
+from harness.config import DFT_VARIANTS, METHODS, OBJECTIVE_KEYS
+from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 
 SCHEMA = 1
-METHODS = ("base", "sft", "dft")
 ROLES = ("test", "ood")
-# Fields that choose the loss, not the configuration: SFT and DFT runs differ only in these.
-OBJECTIVE_KEYS = frozenset({"objective", "dft_min_weight", "dft_alpha"})
-# The paper's DFT; other values of these are the follow-up variants (see harness.losses.Objective).
-PAPER_DFT = {"dft_min_weight": ("floor", 0.0), "dft_alpha": ("alpha", 1.0)}
 PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "math-verify", "lm-eval", "harness")
 RECORD_KEYS = (
     "schema",
@@ -158,7 +155,7 @@ def make_record(
     ...             scores={}, wall_time_s=0.0, run_dir=None)
     Traceback (most recent call last):
     ...
-    ValueError: unknown method 'grpo'; valid methods: base, sft, dft
+    harness.errors.RecordError: unknown method 'grpo'; valid methods: base, sft, dft
     """
     _check_method(method)
     record = {
@@ -176,7 +173,7 @@ def make_record(
     }
     unknown = sorted(set(optional) - set(OPTIONAL_RECORD_KEYS))
     if unknown:
-        raise ValueError(f"unknown record keys {unknown}; optional keys: {', '.join(OPTIONAL_RECORD_KEYS)}")
+        raise RecordError(f"unknown record keys {unknown}; optional keys: {', '.join(OPTIONAL_RECORD_KEYS)}")
     record |= {key: optional[key] for key in OPTIONAL_RECORD_KEYS if optional.get(key) is not None}
     _check_record(record)
     return record
@@ -207,7 +204,9 @@ def variant_settings(method: str, hparams: dict[str, Any]) -> list[tuple[str, fl
     if method != "dft":
         return []
     return [
-        (short, hparams[key]) for key, (short, paper) in PAPER_DFT.items() if hparams.get(key, paper) != paper
+        (short, hparams[key])
+        for key, (short, paper) in DFT_VARIANTS.items()
+        if hparams.get(key, paper) != paper
     ]
 
 
@@ -236,7 +235,7 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str]) ->
     ...     write_record({"method": "sft"}, folder)
     Traceback (most recent call last):
     ...
-    ValueError: record is missing keys: schema, task, domain, backbone, hparams, data, scores, wall_time_s, run_dir, provenance
+    harness.errors.RecordError: record is missing keys: schema, task, domain, backbone, hparams, data, scores, wall_time_s, run_dir, provenance
     """
     _check_record(record)
     text = json.dumps(record, indent=2, allow_nan=False) + "\n"  # key order kept: it orders the columns
@@ -315,7 +314,7 @@ def load_records(
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
             reason = " ".join(str(error).split())  # one line, whatever the parser said
             if skipped is None:
-                raise ValueError(f"{path}: malformed record: {reason}") from error
+                raise RecordError(f"{path}: malformed record: {reason}") from error
             skipped.append((path, f"malformed record: {reason}"))
             continue
         records.append(record)
@@ -324,34 +323,34 @@ def load_records(
 
 def _check_method(method: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        raise RecordError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
 
 
 def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
     """Validate ``{split: {...}}`` and return a copy with plain float/int values."""
     if not isinstance(scores, dict):
-        raise ValueError(f"scores must be an object of splits, got {type(scores).__name__}")
+        raise RecordError(f"scores must be an object of splits, got {type(scores).__name__}")
     checked = {}
     for split, entry in scores.items():
         if not isinstance(entry, dict):
-            raise ValueError(f"score of split {split!r} must be an object, got {type(entry).__name__}")
+            raise RecordError(f"score of split {split!r} must be an object, got {type(entry).__name__}")
         missing = [key for key in SCORE_KEYS if key not in entry]
         unknown = sorted(set(entry) - set(SCORE_KEYS) - set(OPTIONAL_SCORE_KEYS))
         if missing or unknown:
-            raise ValueError(
+            raise RecordError(
                 f"score of split {split!r}: missing {missing}, unknown {unknown}; "
                 f"expected {', '.join(SCORE_KEYS)} (and optionally {', '.join(OPTIONAL_SCORE_KEYS)})"
             )
         if entry["role"] not in ROLES:
-            raise ValueError(f"split {split!r} has role {entry['role']!r}; valid roles: {', '.join(ROLES)}")
+            raise RecordError(f"split {split!r} has role {entry['role']!r}; valid roles: {', '.join(ROLES)}")
         value, stderr = _number(entry["value"], split, "value"), _number(entry["stderr"], split, "stderr")
         # Catches percentages passed as fractions: the leaderboard multiplies by 100.
         if not 0.0 <= value <= 1.0 or stderr < 0.0:
-            raise ValueError(f"split {split!r}: value must be a fraction in [0, 1] and stderr >= 0")
+            raise RecordError(f"split {split!r}: value must be a fraction in [0, 1] and stderr >= 0")
         counts = {key: entry[key] for key in ("n", "samples_per_example")}
         for key, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise ValueError(f"split {split!r}: {key} must be a positive integer, got {count!r}")
+                raise RecordError(f"split {split!r}: {key} must be a positive integer, got {count!r}")
         checked[split] = {"role": entry["role"], "value": value, "stderr": stderr, **counts}
         if "decoding" in entry:
             checked[split]["decoding"] = str(entry["decoding"])
@@ -361,7 +360,7 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
                 str(k).isdigit() and 0.0 <= _number(v, split, f"pass_at[{k}]") <= 1.0
                 for k, v in pass_at.items()
             ):
-                raise ValueError(
+                raise RecordError(
                     f"split {split!r}: pass_at must map k to a fraction in [0, 1], got {pass_at!r}"
                 )
             checked[split]["pass_at"] = {str(k): float(v) for k, v in pass_at.items()}
@@ -370,68 +369,70 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
             if not isinstance(verdicts, dict) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in verdicts.values()
             ):
-                raise ValueError(f"split {split!r}: verdicts must map a verdict to a count, got {verdicts!r}")
+                raise RecordError(
+                    f"split {split!r}: verdicts must map a verdict to a count, got {verdicts!r}"
+                )
             checked[split]["verdicts"] = {str(k): c for k, c in verdicts.items()}
     return checked
 
 
 def _number(value: Any, split: str, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"split {split!r}: {key} must be a finite number, got {value!r}")
+        raise RecordError(f"split {split!r}: {key} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _check_record(record: Any) -> None:
     if not isinstance(record, dict):
-        raise ValueError(f"a record is a JSON object, got {type(record).__name__}")
+        raise RecordError(f"a record is a JSON object, got {type(record).__name__}")
     missing = [key for key in RECORD_KEYS if key not in record]
     if missing:
-        raise ValueError(f"record is missing keys: {', '.join(missing)}")
+        raise RecordError(f"record is missing keys: {', '.join(missing)}")
     if record["schema"] != SCHEMA:
-        raise ValueError(f"record schema is {record['schema']!r}; this harness reads schema {SCHEMA}")
+        raise RecordError(f"record schema is {record['schema']!r}; this harness reads schema {SCHEMA}")
     for key in ("task", "domain"):
         if not isinstance(record[key], str) or not _NAME.fullmatch(record[key]):
-            raise ValueError(f"{key} {record[key]!r} must be a name of letters, digits, '.', '_', '-'")
+            raise RecordError(f"{key} {record[key]!r} must be a name of letters, digits, '.', '_', '-'")
     if not isinstance(record["backbone"], str) or not backbone_slug(record["backbone"]):
-        raise ValueError(f"backbone must be a model id or path, got {record['backbone']!r}")
+        raise RecordError(f"backbone must be a model id or path, got {record['backbone']!r}")
     method, hparams = record["method"], record["hparams"]
     _check_method(method)
     if not isinstance(hparams, dict) or not isinstance(record["data"], dict):
-        raise ValueError("hparams and data must be objects")
+        raise RecordError("hparams and data must be objects")
     # Base records belong to every configuration of their task and backbone: they cannot have one.
     if method == "base" and hparams:
-        raise ValueError(f"a base record has no training hyperparameters, got {sorted(hparams)}")
+        raise RecordError(f"a base record has no training hyperparameters, got {sorted(hparams)}")
     if method != "base" and not hparams:
-        raise ValueError(f"a {method} record needs its training hyperparameters")
+        raise RecordError(f"a {method} record needs its training hyperparameters")
     if hparams.get("objective", method) != method:
-        raise ValueError(f"method {method!r} but hparams say objective {hparams['objective']!r}")
-    for key in PAPER_DFT:
+        raise RecordError(f"method {method!r} but hparams say objective {hparams['objective']!r}")
+    for key in DFT_VARIANTS:
         value = hparams.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"hparams {key} must be a number, got {value!r}")
+            raise RecordError(f"hparams {key} must be a number, got {value!r}")
     _check_scores(record["scores"])
     wall = record["wall_time_s"]
     if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not wall >= 0:
-        raise ValueError(f"wall_time_s must be a number of seconds, got {wall!r}")
+        raise RecordError(f"wall_time_s must be a number of seconds, got {wall!r}")
     if not isinstance(record["provenance"], dict):
-        raise ValueError("provenance must be an object")
+        raise RecordError("provenance must be an object")
     _check_optional(record)
 
 
 def _check_optional(record: dict[str, Any]) -> None:
     if not isinstance(record.get("evaluation", {}), dict):
-        raise ValueError("evaluation must be an object")
+        raise RecordError("evaluation must be an object")
     curve = record.get("curve", [])
     if not isinstance(curve, list):
-        raise ValueError("curve must be a list of points")
+        raise RecordError("curve must be a list of points")
     for point in curve:
         if not isinstance(point, dict) or not {"step", "split", "value", "stderr"} <= set(point):
-            raise ValueError(f"curve point {point!r} needs step, split, value and stderr")
+            raise RecordError(f"curve point {point!r} needs step, split, value and stderr")
         step = point["step"]
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"curve point step must be a count of steps, got {step!r}")
+            raise RecordError(f"curve point step must be a count of steps, got {step!r}")
         if not 0.0 <= _number(point["value"], point["split"], "curve value") <= 1.0:
-            raise ValueError(f"curve value of split {point['split']!r} must be a fraction in [0, 1]")
+            raise RecordError(f"curve value of split {point['split']!r} must be a fraction in [0, 1]")
     if "token_probs" in record:
         probs = record["token_probs"]
         edges, counts = (probs.get("edges"), probs.get("counts")) if isinstance(probs, dict) else (None, None)
@@ -441,4 +442,6 @@ def _check_optional(record: dict[str, Any]) -> None:
             or len(edges) != len(counts) + 1
             or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
         ):
-            raise ValueError("token_probs needs edges (one more than counts) and non-negative integer counts")
+            raise RecordError(
+                "token_probs needs edges (one more than counts) and non-negative integer counts"
+            )

@@ -11,7 +11,7 @@ of target tokens per bin, the number of tokens and rows, and the mean probabilit
 checkpoint: ``python -m harness.token_probs --model runs/x/sft-1234abcd/model --task math-words``
 prints it as JSON (``--train-data FILE`` for your own rows).
 
->>> from harness.train import TrainConfig
+>>> from harness.config import TrainConfig
 >>> histogram = token_probability_histogram("tiny", TrainConfig(task="math-words"), rows=4, bins=10)
 >>> len(histogram["counts"]), histogram["edges"][:3], sum(histogram["counts"]) == histogram["tokens"]
 (10, [0.0, 0.1, 0.2], True)
@@ -19,15 +19,17 @@ prints it as JSON (``--train-data FILE`` for your own rows).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 import torch
 
+from harness.config import PROB_BINS, PROB_ROWS, TrainConfig
+from harness.config.resolve import parse_token_probs
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.losses import IGNORE_INDEX
 from harness.models import (
     device_and_dtype,
@@ -37,9 +39,6 @@ from harness.models import (
     load_processor,
     load_tokenizer,
 )
-
-DEFAULT_ROWS = 256
-DEFAULT_BINS = 20
 
 
 @torch.inference_mode()
@@ -71,17 +70,17 @@ def _probability_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1).exp().cpu()
 
 
-def histogram_of(probabilities: torch.Tensor, bins: int = DEFAULT_BINS) -> dict[str, Any]:
+def histogram_of(probabilities: torch.Tensor, bins: int = PROB_BINS) -> dict[str, Any]:
     """Counts of ``probabilities`` in ``bins`` equal bins over [0, 1]; 1.0 falls in the last bin.
 
     >>> histogram_of(torch.tensor([0.0, 0.49, 0.5, 1.0]), bins=2)["counts"]
     [2, 2]
     """
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+        raise ConfigError(f"bins must be >= 1, got {bins}")
     broken = int((~torch.isfinite(probabilities)).sum())
     if broken:  # NaN logits: a diverged or corrupted checkpoint, not a probability to bin
-        raise ValueError(
+        raise DataError(
             f"{broken} of {probabilities.numel()} target probabilities are not finite (NaN logits)"
         )
     index = (probabilities.clamp(0.0, 1.0) * bins).floor().long().clamp(max=bins - 1)
@@ -96,17 +95,17 @@ def histogram_of(probabilities: torch.Tensor, bins: int = DEFAULT_BINS) -> dict[
 
 def token_probability_histogram(
     model: str,
-    config,
+    config: TrainConfig,
     *,
-    rows: int = DEFAULT_ROWS,
-    bins: int = DEFAULT_BINS,
+    rows: int = PROB_ROWS,
+    bins: int = PROB_BINS,
     micro_batch_size: int = 8,
 ) -> dict[str, Any]:
     """The histogram for ``model`` (a name or a checkpoint folder) on the first ``rows`` training rows
-    of ``config`` (a :class:`harness.train.TrainConfig`: its task or ``train_data``, ``max_length``,
+    of ``config`` (its task or ``train_data``, ``max_length``,
     ``overlong`` policy and image sizes)."""
     if rows < 1:
-        raise ValueError(f"rows must be >= 1, got {rows}")
+        raise ConfigError(f"rows must be >= 1, got {rows}")
     device, amp_dtype = device_and_dtype(config.device)
     vision = is_vision(model)
     processor = load_processor(model, config.min_pixels, config.max_pixels) if vision else None
@@ -129,31 +128,11 @@ def token_probability_histogram(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.errors import DataError
-    from harness.train import TrainConfig
-
-    parser = argparse.ArgumentParser(prog="python -m harness.token_probs", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="tiny", help="'tiny', a checkpoint folder or a hub id")
-    parser.add_argument("--task", default="math-words", help="task whose train split is read")
-    parser.add_argument("--train-data", help="a .jsonl/.json/.parquet file of prompt/completion rows instead")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows read (default {DEFAULT_ROWS})")
-    parser.add_argument(
-        "--bins", type=int, default=DEFAULT_BINS, help=f"bins over [0, 1] (default {DEFAULT_BINS})"
-    )
-    parser.add_argument("--max-length", type=int, default=2048, help="tokens per row, as in training")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if present)")
-    args = parser.parse_args(argv)
-    config = TrainConfig(
-        model=args.model,
-        task=args.task,
-        train_data=args.train_data,
-        max_length=args.max_length,
-        device=args.device,
-    )
     try:
-        result = token_probability_histogram(args.model, config, rows=args.rows, bins=args.bins)
-    except (DataError, ValueError, KeyError, FileNotFoundError) as error:
-        print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        config, train = parse_token_probs(argv, description=__doc__.split("\n")[0])
+        result = token_probability_histogram(config.model, train, rows=config.rows, bins=config.bins)
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import tasks
+from harness.config import Sampling
 from harness.evaluate import evaluate_split, evaluate_task, main
-from harness.generate import Sampling
 from harness.models import load_model
 from harness.stats import mean_and_stderr
 
@@ -119,9 +119,9 @@ def test_cli_bad_input_is_one_error_line(argv, message, capsys):
 
 def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
     assert main(["--task", "math-words", "--problem-file", str(tmp_path / "x.jsonl")]) == 1
-    assert "--problem-file applies to humaneval tasks, not math-words" in capsys.readouterr().err
+    assert "--problem-file does not apply to task math-words" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"task_id": "a", "prompt": "def f():\\n", "entry_point": "f"}\n')
     assert main(["--task", "humaneval", "--problem-file", str(bad), "--limit", "1"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {bad} line 1: missing or empty field 'test'"
+    assert err == f"error: task humaneval split test: {bad} line 1: missing or empty field 'test'"

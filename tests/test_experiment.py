@@ -1,32 +1,34 @@
 """The whole pipeline through its command line, as `nox -s train-math` runs it, made tiny."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness.experiment import parse_config
+from harness.config.resolve import ood_task_names, parse_experiment
+from harness.errors import ConfigError, HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_explicit_flags_win_over_the_preset():
-    experiment = parse_config(["--preset", "paper-math", "--lr", "1e-4"])
+    experiment = parse_experiment(["--preset", "paper-math", "--lr", "1e-4"])
     assert experiment.train.lr == 1e-4
     assert experiment.train.batch_size == 256  # from the preset
     assert experiment.train.max_length == 2048
 
 
 def test_paper_code_preset_is_the_papers_code_recipe():
-    train = parse_config(["--preset", "paper-code", "--task", "code-lists"]).train
+    train = parse_experiment(["--preset", "paper-code", "--task", "code-lists"]).train
     assert (train.lr, train.batch_size, train.epochs, train.warmup_ratio) == (5e-5, 16, 1.0, 0.05)
 
 
 def test_unknown_method_is_an_error():
     with pytest.raises(ValueError, match="--methods: unknown grpo"):
-        parse_config(["--methods", "base,grpo"])
+        parse_experiment(["--methods", "base,grpo"])
 
 
 @pytest.mark.parametrize(
@@ -39,7 +41,7 @@ def test_unknown_method_is_an_error():
 )
 def test_bad_experiment_flags_name_the_flag(argv, message):
     with pytest.raises(ValueError, match=message):
-        parse_config(argv)
+        parse_experiment(argv)
 
 
 def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
@@ -121,13 +123,46 @@ def test_cli_unknown_task_suggests_a_name(tmp_path):
 
 
 def test_ood_tasks_default_to_the_tasks_own_and_typos_fail_early():
-    from harness.experiment import ood_tasks
+    assert ood_task_names(parse_experiment(["--task", "code-lists"]).config) == ["humaneval"]
+    assert ood_task_names(parse_experiment(["--task", "code-lists", "--ood-tasks", ""]).config) == []
+    assert ood_task_names(parse_experiment(["--task", "math-words"]).config) == []
+    with pytest.raises(ConfigError, match="--ood-tasks unknown task 'humaneva'; did you mean 'humaneval'"):
+        parse_experiment(["--task", "code-lists", "--ood-tasks", "humaneva"])
 
-    assert ood_tasks(parse_config(["--task", "code-lists"]).config) == ["humaneval"]
-    assert ood_tasks(parse_config(["--task", "code-lists", "--ood-tasks", ""]).config) == []
-    assert ood_tasks(parse_config(["--task", "math-words"]).config) == []
-    with pytest.raises(KeyError, match="did you mean 'humaneval'"):
-        parse_config(["--task", "code-lists", "--ood-tasks", "humaneva"])
+
+def test_the_domain_picks_the_embedded_model_that_can_do_the_task():
+    # --task visual-math alone trains and evaluates the tiny VLM (it used to pick the text model).
+    assert parse_experiment(["--task", "visual-math"]).train.model == "tiny-vl"
+    assert parse_experiment(["--task", "code-lists"]).train.model == "tiny"
+    assert parse_experiment(["--task", "visual-math", "--model", "tiny"]).train.model == "tiny"
+
+
+def test_micro_batch_size_is_the_most_that_fits_here_too():
+    train = parse_experiment(["--batch-size", "48", "--micro-batch-size", "32"]).train
+    assert (train.batch_size, train.micro_batch_size) == (48, 24)
+    train = parse_experiment(
+        ["--batch-size", "48", "--micro-batch-size", "32", "--nproc-per-node", "4"]
+    ).train
+    assert train.micro_batch_size == 12
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+        (["--lr", "nan"], "--lr must be a positive number, got nan"),
+        (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["--batch-size", "6", "--nproc-per-node", "4"], "--batch-size 6 does not split evenly over 4 ranks"),
+        (["--warmup-ratio", "1.5"], "--warmup-ratio must be in [0, 1], got 1.5"),
+        (["--adam-beta2", "1"], "--adam-beta2 must be in [0, 1), got 1.0"),
+        (["--dft-alpha", "2"], "--dft-alpha must be in [0, 1], got 2.0"),
+        (["--model", "no/such/folder/x"], "--model no/such/folder/x: no such model folder"),
+        (["--task", "visual-mat"], "--task unknown task 'visual-mat'; did you mean 'visual-math'"),
+    ],
+)
+def test_bad_values_fail_before_anything_loads_naming_the_flag(argv, message):
+    with pytest.raises(HarnessError, match=re.escape(message)):
+        parse_experiment(argv)
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.generate import Sampling, generate
+from harness.config import Sampling
+from harness.generate import generate
 from harness.models import load_model, stop_token_ids
 
 PROMPTS = [

@@ -50,7 +50,7 @@ def test_weight_floor_and_mix_closed_forms():
 
 
 def test_unknown_objective_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown objective 'grpo'; valid objectives: sft, dft"):
+    with pytest.raises(ValueError, match="--objective 'grpo': valid objectives: sft, dft"):
         causal_lm_loss(torch.zeros(1, 2, 2), torch.tensor([[0, 1]]), "grpo")
     with pytest.raises(ValueError, match="only apply to objective 'dft'"):
         Objective("sft", dft_min_weight=0.1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.config import TrainConfig
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
 from harness.losses import IGNORE_INDEX
 from harness.models import load_model, load_tokenizer
 from harness.token_probs import histogram_of, target_probabilities, token_probability_histogram
-from harness.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,6 @@ def test_cli_prints_the_histogram_and_names_bad_input(capsys, tmp_path):
     printed = json.loads(capsys.readouterr().out)
     assert len(printed["counts"]) == 4 and printed["rows"] == 2
     assert main(["--rows", "0"]) == 1
-    assert capsys.readouterr().err.strip() == "error: rows must be >= 1, got 0"
+    assert capsys.readouterr().err.strip() == "error: --rows must be >= 1, got 0"
     assert main(["--train-data", str(tmp_path / "missing.jsonl")]) == 1
     assert "missing.jsonl" in capsys.readouterr().err

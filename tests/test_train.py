@@ -1,6 +1,7 @@
 """Trainer invariants on the embedded tiny model: how a batch is split never changes the update."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,12 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 import harness.train as train_module
+from harness.config import TrainConfig, split_batch
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
-from harness.errors import TrainingError
+from harness.errors import ConfigError, TrainingError
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
-from harness.train import CausalLMWithLoss, TrainConfig, train
+from harness.train import CausalLMWithLoss, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,13 +159,42 @@ def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     ]
 
 
-def test_resume_refuses_changed_hyperparameters(tmp_path):
-    config = base_config(tmp_path, "run", steps=2, save_every=1)
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """A 2-step run with a checkpoint after step 1, to resume from."""
+    config = base_config(tmp_path_factory.mktemp("resume"), "run", steps=2, save_every=1)
     train(config)
-    with pytest.raises(TrainingError, match="different lr"):
-        train(replace(config, lr=1e-4, resume=True))
-    with pytest.raises(TrainingError, match="no checkpoint"):
-        train(replace(config, output_dir=str(tmp_path / "empty"), resume=True))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"lr": 1e-4}, "--lr 0.002 (now 0.0001)"),
+        ({"steps": 3}, "--steps 2 (now 3)"),
+        ({"epochs": 2.0}, "--epochs 1.0 (now 2.0)"),
+        ({"adam_beta1": 0.8}, "--adam-beta1 0.9 (now 0.8)"),
+        ({"adam_beta2": 0.999}, "--adam-beta2 0.95 (now 0.999)"),
+        ({"max_grad_norm": 0.5}, "--max-grad-norm 1.0 (now 0.5)"),
+        ({"overlong": "drop"}, "--overlong truncate (now drop)"),
+        ({"packing": False}, "--packing True (now False)"),
+        ({"loss_chunk_size": 0}, "--loss-chunk-size 1024 (now 0)"),
+        ({"micro_batch_size": 2}, "--micro-batch-size 8 (now 2)"),
+        ({"objective": "sft"}, "--objective dft (now sft)"),
+        ({"lr": 1e-4, "seed": 1}, "--lr 0.002 (now 0.0001), --seed 0 (now 1)"),
+    ],
+)
+def test_resume_refuses_any_changed_hyperparameter_naming_it(checkpointed, change, named):
+    with pytest.raises(ConfigError, match=re.escape(named) + ".*only run settings may change"):
+        train(replace(checkpointed, resume=True, **change))
+
+
+def test_resume_takes_changed_run_settings_and_needs_a_checkpoint(checkpointed, tmp_path):
+    # Run settings (progress bar, checkpoint interval, device) may differ: it resumes and finishes.
+    summary = train(replace(checkpointed, resume=True, progress=True, save_every=0, device="cpu"))
+    assert summary["resumed_from_step"] == 1 and summary["steps"] == 2
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(replace(checkpointed, output_dir=str(tmp_path / "empty"), resume=True))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -183,9 +214,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert not (tmp_path / "nan" / "model").exists()
 
 
-def test_batch_that_does_not_divide_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="--batch-size 8 is not a multiple of --micro-batch-size 3"):
-        train(base_config(tmp_path, "bad", micro_batch_size=3))
+def test_micro_batch_size_is_the_most_that_fits_and_the_split_is_derived(reference, tmp_path):
+    # One meaning everywhere: batch 8 with at most 3 per pass is 2 x accumulation 4, the same update.
+    run_dir, _ = reference
+    summary = train(base_config(tmp_path, "at-most-3", micro_batch_size=3))
+    assert (summary["micro_batch_size"], summary["gradient_accumulation"], summary["world_size"]) == (2, 4, 1)
+    assert summary["config"]["micro_batch_size"] == 2  # what ran is what is recorded
+    assert_same_updates(run_dir, tmp_path / "at-most-3", lr=2e-3)
 
 
 @pytest.mark.slow
@@ -266,9 +301,9 @@ def test_eval_every_and_curve_limit_are_checked():
 
 
 def test_split_batch_fits_the_micro_batch_and_names_impossible_splits():
-    assert train_module.split_batch(64, 16, 2) == (16, 2)
-    assert train_module.split_batch(12, 8, 1) == (6, 2)  # the largest divisor that fits
+    assert split_batch(64, 16, 2) == (16, 2)
+    assert split_batch(12, 8, 1) == (6, 2)  # the largest divisor that fits
     with pytest.raises(ValueError, match="--batch-size 4 is smaller than the 8 ranks"):
-        train_module.split_batch(4, 8, 8)
+        split_batch(4, 8, 8)
     with pytest.raises(ValueError, match="does not split evenly over 4 ranks"):
-        train_module.split_batch(10, 8, 4)
+        split_batch(10, 8, 4)

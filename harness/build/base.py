@@ -31,7 +31,9 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
-from harness import cli
+from harness import config as cli
+from tasks import get
+from harness.evaluate import evaluate_task
 from harness.build import corpus
 from harness.models import EMBEDDED
 
@@ -65,7 +67,6 @@ class BuildConfig:
 
 def avoid_set() -> set[str]:
     """Every evaluation question of the embedded math task: kept out of the corpus."""
-    from tasks import get
 
     task = get("math-words")
     return {ex["question"] for split in task.eval_splits for ex in task.load(split)}
@@ -188,7 +189,6 @@ def pretrain(model, rows: torch.Tensor, config: BuildConfig) -> list[float]:
 
 def task_accuracy(model_dir: str, task: str, limit: int = 200) -> dict[str, float]:
     """Greedy accuracy on each evaluation split of ``task`` (``limit`` examples each)."""
-    from harness.evaluate import evaluate_task
 
     summary = evaluate_task(model_dir, task, limit=limit, samples_dir=None)
     return {split: round(score["value"], 4) for split, score in summary.items()}

@@ -41,7 +41,9 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from harness import cli
+from harness import config as cli
+from harness.config import TrainConfig
+from harness.train import train
 from harness.build.base import deterministic, task_accuracy
 from harness.models import EMBEDDED
 from harness.data.images import VISION_TOKENS
@@ -241,7 +243,6 @@ def build(config: VLMConfig) -> dict:
 
 
 def _build(config: VLMConfig) -> dict:
-    from harness.train import TrainConfig, train
 
     started = time.time()
     out = Path(config.out)

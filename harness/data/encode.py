@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
+from harness.config import OVERLONG_POLICIES
 from harness.data.images import ImageError, VisionEncoded, collate_with_images, encode_with_images, has_images
 from harness.data.rows import Rows, check_row
-from harness.data.text import OVERLONG_POLICIES, Encoded, OverlongPolicy, collate_text, encode
+from harness.data.text import Encoded, OverlongPolicy, collate_text, encode
 from harness.errors import DataError
 from harness.models import stop_token_ids
 

@@ -116,6 +116,15 @@ def read_rows(path: str | Path) -> Rows:
     return Rows(rows, locations, path.resolve().parent)
 
 
+def load_split(task, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The examples of a task's split. A task says what is wrong with its data in a ``ValueError``
+    (or a missing file in a ``FileNotFoundError``): it becomes a :class:`DataError` here."""
+    try:
+        return task.load(split, limit=limit)
+    except (ValueError, FileNotFoundError) as error:
+        raise DataError(f"task {task.name} split {split}: {error}") from None
+
+
 def training_rows(
     task: str, train_data: str | None, train_limit: int | None
 ) -> tuple[list[dict[str, Any]], str]:
@@ -125,7 +134,7 @@ def training_rows(
         rows, source = read_rows(train_data), train_data
     else:
         registered = tasks.get(task)
-        examples = registered.load(registered.train_split, limit=train_limit)
+        examples = load_split(registered, registered.train_split, train_limit)
         rows, source = (
             [registered.messages(e) for e in examples],
             f"task {task} split {registered.train_split}",

@@ -33,8 +33,7 @@ from harness.errors import DataError
 from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
-OverlongPolicy = Literal["truncate", "drop", "error"]
-OVERLONG_POLICIES = ("truncate", "drop", "error")
+OverlongPolicy = Literal["truncate", "drop", "error"]  # harness.config.OVERLONG_POLICIES
 
 
 @dataclass

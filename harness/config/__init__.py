@@ -1,0 +1,523 @@
+"""Every setting of the harness in one place: the config dataclasses, their roles, the presets and
+the flag builder; :mod:`harness.config.resolve` is the one resolve step that every entry point runs
+before any data or model loads.
+
+Each field is declared once, with its default, its help text, the check its value must pass and its
+**role**, and everything else is derived from those declarations:
+
+- ``hparam``: changes the trained model. Kept in a record's ``hparams``, hashed into its config id,
+  and checked on ``--resume`` (any change is refused, naming the field).
+- ``objective``: an ``hparam`` that chooses the loss (``objective`` and the DFT variants). The SFT
+  and DFT runs of one configuration differ only in these, so they are left out of the config id
+  (that is how the leaderboard pairs them).
+- ``run``: where, how fast or how watched a run happens (output folder, device, progress bar,
+  checkpoints, training-time evaluation). May differ on resume; never in a record's ``hparams``.
+
+Two more marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``) and ``per_method``
+(set by the experiment for each method: ``--output-dir``, ``--objective``, ``--resume``).
+
+Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the flags given -> the domain's
+defaults (``--task visual-math`` alone picks the embedded VLM, ``tiny-vl``) -> validation (every
+value, the batch split over the ranks, the task and OOD task names, the model folder) -> the
+derived batch split. ``--micro-batch-size`` is the most examples that fit in one forward pass on one
+rank; the micro-batch used is the largest that fits and divides each rank's share of
+``--batch-size``, with gradient accumulation making up the rest (``split_batch``).
+
+>>> split_batch(48, 32, 1)
+(24, 2)
+>>> TrainConfig(lr=-1.0)
+Traceback (most recent call last):
+...
+harness.errors.ConfigError: --lr must be a positive number, got -1.0
+>>> "lr" in HPARAM_KEYS, "objective" in OBJECTIVE_KEYS, "device" in HPARAM_KEYS
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar
+
+from harness.errors import ConfigError
+
+HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
+# The training objectives; each has its per-token weight in harness.losses.
+OBJECTIVES = ("sft", "dft")
+METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
+OVERLONG_POLICIES = ("truncate", "drop", "error")
+# The embedded model a domain trains when --model is not given; every other domain: "tiny".
+DOMAIN_MODELS = {"vlm": "tiny-vl"}
+# The token-probability histogram (harness.token_probs): training rows read, bins over [0, 1].
+PROB_ROWS, PROB_BINS = 256, 20
+
+
+# --- checks: each returns what is wrong with a value, or None ------------------------------------
+
+
+def positive(value) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        return f"must be a positive number, got {value!r}"
+    return None
+
+
+def at_least(low: int) -> Callable[[Any], str | None]:
+    def check(value) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number >= {low}, got {value!r}"
+        if value < low:
+            return f"must be >= {low}, got {value!r}"
+        return None
+
+    return check
+
+
+def non_negative(value) -> str | None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        return f"must be >= 0, got {value!r}"
+    return None
+
+
+def fraction(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        return f"must be in [0, 1], got {value!r}"
+    return None
+
+
+def beta(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        return f"must be in [0, 1), got {value!r}"
+    return None
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check
+
+
+def setting(default, help: str, *, role: str = HPARAM, check=None, choices=None, **marks) -> Any:
+    """A config field: its default, help text, role (``hparam``, ``objective`` or ``run``), the check
+    of its value (skipped for ``None``), argparse choices, and marks (``axis``, ``per_method``)."""
+    if choices is not None and check is None:
+        check = one_of(choices)
+    metadata = {"help": help, "role": role, "check": check, "choices": choices, **marks}
+    if isinstance(default, list):  # a fresh list per instance
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_fields(config) -> None:
+    """Raise :class:`ConfigError` for the first field whose value fails its check, naming its flag.
+    A list is checked value by value (a sweep's ``--lr 1e-3 -1``)."""
+    for f in fields(config):
+        check, value = f.metadata.get("check"), getattr(config, f.name)
+        if check is None or value is None:
+            continue
+        for each in value if isinstance(value, list) else [value]:
+            problem = check(each)
+            if problem:
+                raise ConfigError(f"{flag(f.name)} {problem}")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# --- the configs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are the DFT paper's math recipe (arXiv 2508.05629): AdamW (0.9,
+    0.95), weight decay 0.01, lr 5e-5, cosine with 10% warmup, clip 1.0, global batch 256, max
+    length 2048, one epoch. Field order is the order of a record's ``hparams``."""
+
+    output_dir: str = setting(
+        "runs/train", "where logs, checkpoints and model/ go", role=RUN, per_method=True
+    )
+    model: str | None = setting(
+        None,
+        "'tiny' or 'tiny-vl' (embedded), a local model folder or a hub id "
+        "(default: the embedded model of the task's domain)",
+    )
+    task: str = setting("math-words", "task whose train split is used")
+    train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
+    train_limit: int | None = setting(None, "use only the first N training rows", check=at_least(1))
+    objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
+    dft_min_weight: float = setting(
+        0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor"
+    )
+    dft_alpha: float = setting(
+        1.0, "w = alpha*p + (1-alpha); 1 = paper DFT", role=OBJECTIVE, check=fraction, short="alpha"
+    )
+    lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)
+    adam_beta1: float = setting(0.9, "AdamW beta1", check=beta)
+    adam_beta2: float = setting(0.95, "AdamW beta2", check=beta)
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and norms)", check=non_negative)
+    warmup_ratio: float = setting(0.1, "fraction of steps of linear warmup", check=fraction)
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0 = off)", check=non_negative)
+    batch_size: int = setting(
+        256, "examples per optimizer step, all ranks together", check=at_least(1), axis=True
+    )
+    micro_batch_size: int = setting(
+        8,
+        "the most examples that fit in one forward pass on one rank; the largest micro-batch up to "
+        "this that divides each rank's share of --batch-size is used, accumulation makes up the rest",
+        check=at_least(1),
+    )
+    epochs: float = setting(1.0, "passes over the training data", check=positive)
+    steps: int | None = setting(None, "optimizer steps (overrides --epochs)", check=at_least(1))
+    max_length: int = setting(2048, "maximum tokens of prompt + completion", check=at_least(2))
+    overlong: str = setting(
+        "truncate",
+        "rows over --max-length: cut the completion, drop the row, or stop",
+        choices=OVERLONG_POLICIES,
+    )
+    packing: bool = setting(True, "pack sequences into rows (no padding compute; text backbones only)")
+    min_pixels: int | None = setting(
+        None, "vision backbones: fewest pixels an image is resized to", check=at_least(1)
+    )
+    max_pixels: int | None = setting(
+        None, "vision backbones: most pixels an image keeps (default: the processor's)", check=at_least(1)
+    )
+    loss_chunk_size: int = setting(
+        1024, "tokens per chunk of the fused LM-head loss; 0 = plain", check=at_least(0)
+    )
+    gradient_checkpointing: bool | None = setting(None, "default: on for CUDA", role=RUN)
+    seed: int = setting(0, "seed of the data order and initialization", check=at_least(0))
+    save_every: int = setting(
+        0, "save a checkpoint every N steps (0 = only at the end)", role=RUN, check=at_least(0)
+    )
+    resume: bool = setting(
+        False, "continue from the last checkpoint in --output-dir", role=RUN, per_method=True
+    )
+    device: str | None = setting(None, "cpu, cuda or cuda:N (default: cuda if present)", role=RUN)
+    progress: bool = setting(True, "show a progress bar", role=RUN)
+    eval_every: int = setting(
+        0,
+        "evaluate the task's test splits (greedy) at step 0, every N steps and at the end, "
+        "into eval.jsonl: accuracy-versus-step curves (0 = off)",
+        role=RUN,
+        check=at_least(0),
+    )
+    curve_limit: int | None = setting(
+        None,
+        "--eval-every evaluates the first N examples of each split "
+        "(default: all; under harness.experiment: its --eval-limit)",
+        role=RUN,
+        check=at_least(1),
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class Sampling:
+    """How completions are generated at evaluation."""
+
+    temperature: float = setting(0.0, "0 = greedy; the paper samples at 1.0", check=non_negative)
+    top_p: float = setting(1.0, "nucleus sampling threshold", check=fraction)
+    num_samples: int = setting(1, "samples per prompt (the paper: 16, Average@16)", check=at_least(1))
+    max_new_tokens: int | None = setting(None, "default: the task's own budget", check=at_least(1))
+    gen_batch_size: int = setting(64, "prompts per generation batch", check=at_least(1))
+    sample_seed: int = setting(0, "sampling seed", check=at_least(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.top_p == 0:
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.temperature == 0 and self.num_samples > 1:
+            raise ConfigError(
+                "--num-samples > 1 needs --temperature > 0: greedy samples would all be identical"
+            )
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class EvalConfig:
+    """``python -m harness.evaluate``: one model on one task's evaluation splits."""
+
+    model: str | None = setting(
+        None, "'tiny', a model folder or a hub id (default: the task domain's embedded model)"
+    )
+    task: str = setting("math-words", "registered task name")
+    limit: int | None = setting(None, "first N examples of each split", check=at_least(1))
+    samples_dir: str | None = setting(None, "write per-sample JSONL here")
+    problem_file: str | None = setting(
+        None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
+    )
+    device: str | None = setting(None, "cpu, cuda or cuda:N (default: cuda if present)")
+    min_pixels: int | None = setting(None, "vision backbones: fewest pixels per image", check=at_least(1))
+    max_pixels: int | None = setting(None, "vision backbones: most pixels per image", check=at_least(1))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class TokenProbsConfig:
+    """``python -m harness.token_probs``: the histogram of p(target) of any checkpoint."""
+
+    model: str | None = setting(
+        None, "'tiny', a checkpoint folder or a hub id (default: the task domain's embedded model)"
+    )
+    task: str = setting("math-words", "task whose train split is read")
+    train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
+    rows: int = setting(PROB_ROWS, "training rows read", check=at_least(1))
+    bins: int = setting(PROB_BINS, "bins over [0, 1]", check=at_least(1))
+    max_length: int = setting(2048, "tokens per row, as in training", check=at_least(2))
+    device: str | None = setting(None, "cpu, cuda or cuda:N (default: cuda if present)")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+# Hyperparameter presets: only what differs from TrainConfig's defaults (the paper's math recipe).
+PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded ~3M-parameter model on a 2-core laptop: a few minutes per method.
+    # lr 1e-3 and two epochs: at 5e-4 x 1 epoch SFT barely moves the tiny model in the time budget.
+    "laptop": {"lr": 1e-3, "batch_size": 32, "micro_batch_size": 32, "epochs": 2.0, "max_length": 512},
+    # arXiv 2508.05629, math: exactly TrainConfig's defaults (2e-5 instead of 5e-5 for 8B models).
+    "paper-math": {},
+    # arXiv 2508.05629, vision: Qwen2.5-VL-3B on WeThink, one epoch, lr 5e-5. The paper does not
+    # state the batch for this recipe; 256 as for math. Images up to 1024 x 28 x 28 pixels.
+    "paper-vlm": {"micro_batch_size": 4, "max_length": 4096, "max_pixels": 1024 * 28 * 28},
+    # arXiv 2508.05629, code: UltraFeedback-style chat rows, one epoch, lr 5e-5, warmup 0.05, batch 16.
+    "paper-code": {"batch_size": 16, "micro_batch_size": 4, "warmup_ratio": 0.05},
+}
+
+
+@dataclass
+class ExperimentConfig:
+    """``python -m harness.experiment``: base, SFT and DFT of one configuration, evaluated and recorded."""
+
+    task: str = setting("math-words", "registered task to train and evaluate")
+    methods: str = setting("base,sft,dft", "comma-separated subset of " + ",".join(METHODS))
+    preset: str = setting(
+        "laptop", "hyperparameter preset (explicit flags win over it)", choices=tuple(PRESETS)
+    )
+    name: str | None = setting(None, "run folder name under --runs-dir")
+    runs_dir: str = setting("runs", "checkpoints, logs and samples go here")
+    results_dir: str = setting("results", "one JSON record per evaluated model")
+    leaderboard_dir: str = setting("leaderboards", "rendered markdown goes here")
+    eval_limit: int | None = setting(None, "evaluate the first N examples of each split", check=at_least(1))
+    ood_tasks: str | None = setting(
+        None,
+        "comma-separated tasks also scored as out-of-domain splits "
+        "(default: the task's own, e.g. humaneval for code-lists; '' for none)",
+    )
+    nproc_per_node: int = setting(1, "training processes (torchrun) on this node", check=at_least(1))
+    prob_rows: int = setting(
+        PROB_ROWS,
+        "training rows whose target-token probabilities are histogrammed (0 = off)",
+        check=at_least(0),
+    )
+    skip_finished: bool = setting(
+        False,
+        "skip a method whose record for this exact configuration and evaluation exists; "
+        "finish a half-done run from its model or last checkpoint",
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        unknown = [m for m in self.methods.split(",") if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+
+    @property
+    def method_list(self) -> list[str]:
+        return self.methods.split(",")
+
+
+@dataclass
+class SweepConfig:
+    """``python -m harness.ablate``: the grid and how to run it; every experiment flag applies too."""
+
+    lr: list[float] | None = setting(None, "learning rates (default: the preset's)", check=positive)
+    batch_size: list[int] | None = setting(
+        None, "global batch sizes (default: the preset's)", check=at_least(1)
+    )
+    method: list[str] = setting(list(OBJECTIVES), "methods trained in every cell", choices=OBJECTIVES)
+    base: bool = setting(True, "also evaluate the base")
+    domain: str | None = setting(None, "sweep the domain's training task")
+    task: str | None = setting(None, "a registered task (default: math-words)")
+    dry_run: bool = setting(False, "print the plan and stop")
+    print_commands: bool = setting(False, "print one command per cell and stop")
+    cell: int | None = setting(None, "run only this cell of the plan (0-based)", check=at_least(0))
+    redo: bool = setting(False, "rerun cells that already have their record")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.domain is not None and self.task is not None:
+            raise ConfigError("--domain and --task: give one of them")
+
+
+# --- what the roles say ------------------------------------------------------------------------------
+
+
+def names(cls: type, *roles: str, **marks) -> tuple[str, ...]:
+    """The fields of ``cls`` with one of ``roles`` (any role if none given) and all of ``marks``."""
+    return tuple(
+        f.name
+        for f in fields(cls)
+        if (not roles or f.metadata.get("role") in roles)
+        and all(f.metadata.get(mark) == value for mark, value in marks.items())
+    )
+
+
+HPARAM_KEYS = names(TrainConfig, HPARAM, OBJECTIVE)  # a record's hparams (with world_size); resume keys
+OBJECTIVE_KEYS = frozenset(names(TrainConfig, OBJECTIVE))  # left out of the config id
+SWEEP_AXES = names(TrainConfig, axis=True)
+PER_METHOD = frozenset(names(TrainConfig, per_method=True))
+# DFT's follow-up settings: (short name in a variant's name, the paper's value) by field.
+DFT_VARIANTS = {
+    f.name: (f.metadata["short"], f.default) for f in fields(TrainConfig) if "short" in f.metadata
+}
+
+
+# --- the batch split -------------------------------------------------------------------------------
+
+
+def split_batch(batch_size: int, max_micro_batch_size: int, world: int) -> tuple[int, int]:
+    """``(micro-batch size, accumulation steps)`` for a global ``batch_size`` over ``world`` ranks
+    when at most ``max_micro_batch_size`` examples fit in one forward pass: the largest micro-batch
+    that fits and divides each rank's share, so ``micro x accumulation x world == batch_size``.
+
+    >>> split_batch(256, 8, 4), split_batch(48, 32, 1), split_batch(7, 4, 1)
+    ((8, 8), (24, 2), (1, 7))
+    """
+    if batch_size < world:
+        raise ConfigError(
+            f"--batch-size {batch_size} is smaller than the {world} ranks: every rank needs at least one example"
+        )
+    if batch_size % world:
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {world} ranks")
+    share = batch_size // world
+    micro = max(d for d in range(1, min(share, max_micro_batch_size) + 1) if share % d == 0)
+    return micro, share // micro
+
+
+# --- the flag builder --------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the flag (not the 40-line usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int | None`` -> int; ``list[float] | None`` -> list[float]."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(args[0])
+    return annotation
+
+
+def add_arguments(parser, cls: type, defaults: dict[str, Any] | None = None, exclude=frozenset()) -> None:
+    """One ``--field-name`` flag per field of ``cls`` (but ``exclude``), with its help, choices and
+    default (``defaults`` overrides, e.g. a preset's values). ``bool`` fields get ``--no-...``;
+    ``list[...]`` fields take one or more values."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in exclude:
+            continue
+        default = f.default if f.default is not MISSING else None
+        if f.default_factory is not MISSING:
+            default = f.default_factory()
+        if defaults and f.name in defaults:
+            default = defaults[f.name]
+        kind = _base_type(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
+        if kind is bool:
+            parser.add_argument(
+                flag(f.name), action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+            continue
+        nargs = None
+        if typing.get_origin(kind) is list:
+            kind, nargs = typing.get_args(kind)[0], "+"
+        parser.add_argument(
+            flag(f.name),
+            type=_typed(kind, flag(f.name)),
+            nargs=nargs,
+            default=default,
+            choices=choices,
+            help=help_text if default is None else f"{help_text} (default: {default})",
+        )
+
+
+def _typed(kind: type, name: str) -> Callable[[str], Any]:
+    """An argparse type whose error names the flag: ``--lr takes numbers; 'x' is not one``."""
+    if kind is str:
+        return str
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"{name} takes {what}; {text!r} is not one") from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
+
+
+def take(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
+    """Build ``cls`` from the parsed values of its fields (popped from ``args``; but ``skip``) and ``fixed``."""
+    values = {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip and f.name not in fixed}
+    return cls(**values, **fixed)
+
+
+def preset_of(argv: list[str] | None, default: str = "laptop") -> dict[str, Any]:
+    """The ``--preset`` named in ``argv`` (read by a parser without -h, so that ``--help`` shows the
+    preset's values as defaults); explicit flags still win over it."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--preset", default=default)
+    name = peek.parse_known_args(argv)[0].preset
+    if name not in PRESETS:
+        raise ConfigError(f"--preset {name!r}: valid presets are {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def parse(cls: type[T], argv: list[str] | None = None, description: str = "", defaults=None) -> T:
+    """``cls`` from a command line of its own fields (the builders' configs use it).
+
+    >>> @dataclass
+    ... class Config:
+    ...     lr: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    ...     steps: int | None = None
+    ...     packing: bool = True
+    >>> parse(Config, ["--lr", "2e-4", "--no-packing"])
+    Config(lr=0.0002, steps=None, packing=False)
+    """
+    parser = Parser(description=description)
+    add_arguments(parser, cls, defaults)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return cls(**vars(args))

@@ -1,0 +1,256 @@
+"""The one resolve step of every entry point: a command line to checked, complete configurations.
+
+The preset's values (``--preset``) -> the flags given -> the domain's defaults (``--task
+visual-math`` alone picks the embedded VLM, ``tiny-vl``) -> validation: every value
+(:mod:`harness.config`), the batch split over the ranks, the task and OOD task names (with "did
+you mean"), the model folder and the training file's rows, before any data or model is loaded.
+Each failure is one :class:`harness.errors.ConfigError` line naming the flag.
+
+>>> config = resolve_train(TrainConfig(task="visual-math", batch_size=48, micro_batch_size=32))
+>>> config.model, config.micro_batch_size
+('tiny-vl', 24)
+>>> resolve_train(TrainConfig(batch_size=6, micro_batch_size=4), world_size=4)
+Traceback (most recent call last):
+...
+harness.errors.ConfigError: --batch-size 6 does not split evenly over 4 ranks
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, replace
+from typing import Any
+
+import tasks
+from harness.config import (
+    DOMAIN_MODELS,
+    PER_METHOD,
+    PRESETS,
+    SWEEP_AXES,
+    EvalConfig,
+    ExperimentConfig,
+    Parser,
+    Sampling,
+    SweepConfig,
+    TokenProbsConfig,
+    TrainConfig,
+    add_arguments,
+    flag,
+    preset_of,
+    split_batch,
+    take,
+)
+from harness.data.rows import read_rows
+from harness.errors import ConfigError
+from harness.models import resolve as resolve_model
+
+
+def default_model(task: str) -> str:
+    """The embedded model that can do ``task``'s domain."""
+    return DOMAIN_MODELS.get(check_task(task).domain, "tiny")
+
+
+def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
+    """The domain's defaults, the checks that need more than one field, and the derived micro-batch
+    (the largest that fits ``--micro-batch-size`` and divides each rank's share). Idempotent: what
+    :func:`harness.train.train` runs on, whichever entry point made ``config``."""
+    model = config.model if config.model is not None else default_model(config.task)
+    micro, _ = split_batch(config.batch_size, config.micro_batch_size, world_size)
+    if (
+        config.min_pixels is not None
+        and config.max_pixels is not None
+        and config.min_pixels > config.max_pixels
+    ):
+        raise ConfigError(f"--min-pixels {config.min_pixels} exceeds --max-pixels {config.max_pixels}")
+    return replace(config, model=model, micro_batch_size=micro)
+
+
+def world_size() -> int:
+    """Processes of this training run (``torchrun`` sets ``WORLD_SIZE``)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def parse_train(argv: list[str] | None = None, description: str = "") -> TrainConfig:
+    """``python -m harness.train``'s command line, resolved (default preset: ``paper-math``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv, default="paper-math")
+    parser = Parser(prog="python -m harness.train", description=description)
+    parser.add_argument(
+        "--preset", default="paper-math", choices=tuple(PRESETS), help="hyperparameter preset"
+    )
+    add_arguments(parser, TrainConfig, defaults=preset)
+    args = vars(parser.parse_args(argv))
+    args.pop("preset")
+    return resolve_train(TrainConfig(**args), world_size())
+
+
+# --- the entry points' command lines, resolved -----------------------------------------------------
+
+
+@dataclass
+class Experiment:
+    """What ``python -m harness.experiment`` runs: the shared settings, training (less what each
+    method sets) and sampling."""
+
+    config: ExperimentConfig
+    train: TrainConfig
+    sampling: Sampling
+
+
+def check_task(name: str, flag_name: str = "--task", **options):
+    """The registered task ``name`` (made with ``options``), or a one-line error naming the flag."""
+    try:
+        return tasks.get(name, **options)
+    except KeyError as error:
+        raise ConfigError(f"{flag_name} {error.args[0]}") from None
+    except TypeError:
+        raise ConfigError(f"{' '.join(map(flag, options))} does not apply to task {name}") from None
+
+
+def check_inputs(train: TrainConfig) -> None:
+    """A ``--model`` that is not there, or a ``--train-data`` file that is missing or has a malformed
+    row (the error names the file line), fails here, before any method runs: every method needs both,
+    the base included (its token-probability histogram reads the training rows)."""
+    resolve_model(train.model)
+    if train.train_data:
+        read_rows(train.train_data)
+
+
+def ood_task_names(config: ExperimentConfig) -> list[str]:
+    """The other tasks scored as out-of-domain splits of ``config.task`` (checked, did-you-mean)."""
+    if config.ood_tasks is None:
+        return list(check_task(config.task).ood_tasks)
+    names_given = [name.strip() for name in config.ood_tasks.split(",") if name.strip()]
+    for name in names_given:
+        check_task(name, "--ood-tasks")
+    return names_given
+
+
+def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *, sweep: bool = False):
+    """Add the flags of an experiment to ``parser``, the training flags defaulting to ``preset``'s
+    values. Per-method fields are the experiment's to set; a ``sweep`` also sets the task, the
+    methods, skipping finished cells and the grid's axes itself."""
+    swept = {"task", "methods", "skip_finished"} if sweep else set()
+    add_arguments(parser.add_argument_group("experiment"), ExperimentConfig, exclude=swept)
+    owned = PER_METHOD | {"task"} | (set(SWEEP_AXES) if sweep else set())
+    add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    return parser
+
+
+def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) -> Experiment:
+    """An :class:`Experiment` from parsed flags: per-method fields keep their defaults, the sweep's
+    axes (absent from ``args``) take the preset's values, training-time evaluation sees what the
+    final one sees, and every input is checked."""
+    config = take(args, ExperimentConfig, **fixed)
+    sampling = take(args, Sampling)
+    axes = {
+        name: preset.get(name, TrainConfig.__dataclass_fields__[name].default)
+        for name in SWEEP_AXES
+        if name not in args
+    }
+    train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, **axes)
+    if train.curve_limit is None:
+        train = replace(train, curve_limit=config.eval_limit)
+    train = resolve_train(train, config.nproc_per_node)
+    ood_task_names(config)
+    check_inputs(train)
+    return Experiment(config, train, sampling)
+
+
+def parse_experiment(argv: list[str] | None = None, description: str = "") -> Experiment:
+    """``python -m harness.experiment``'s command line, resolved (default preset: ``laptop``).
+
+    >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
+    >>> experiment.train.steps, experiment.train.lr, experiment.config.method_list
+    (2, 0.001, ['base', 'sft', 'dft'])
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    parser = Parser(prog="python -m harness.experiment", description=description)
+    args = vars(experiment_parser(preset, parser).parse_args(argv))
+    return resolve_experiment(args, preset)
+
+
+def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tuple[EvalConfig, Sampling]:
+    """``python -m harness.evaluate``'s command line, resolved: the task (and ``--problem-file``)
+    and the model are checked, and the model defaults to the task domain's embedded one."""
+    parser = Parser(prog="python -m harness.evaluate", description=description)
+    add_arguments(parser, EvalConfig)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    sampling, config = take(args, Sampling), take(args, EvalConfig)
+    options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+    task = check_task(config.task, **options)
+    if config.model is None:
+        config = replace(config, model=DOMAIN_MODELS.get(task.domain, "tiny"))
+    resolve_model(config.model)
+    return config, sampling
+
+
+@dataclass
+class Sweep:
+    """What ``python -m harness.ablate`` runs: the grid and the settings every cell shares."""
+
+    grid: SweepConfig
+    experiment: Experiment  # lr, batch size and method vary per cell
+    lrs: list[float]
+    batch_sizes: list[int]
+    max_micro_batch_size: int  # --micro-batch-size: each cell derives its own split from it
+    argv: list[str]
+
+
+def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: str = "") -> Sweep:
+    """``python -m harness.ablate``'s command line, resolved: an omitted axis takes the preset's
+    value, ``--domain`` picks the domain's training task, and every cell's batch split is checked."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    parser = Parser(
+        prog="python -m harness.ablate",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser.add_argument_group("the grid and how to run it"), SweepConfig)
+    experiment_parser(preset, parser, sweep=True)
+    args = vars(parser.parse_args(argv))
+    grid = take(args, SweepConfig)
+    try:
+        task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
+    except KeyError as error:
+        raise ConfigError(f"--domain {error.args[0]}") from None
+    check_task(task)
+    default = TrainConfig.__dataclass_fields__
+    lrs = list(dict.fromkeys(grid.lr or [preset.get("lr", default["lr"].default)]))
+    batch_sizes = list(
+        dict.fromkeys(grid.batch_size or [preset.get("batch_size", default["batch_size"].default)])
+    )
+    max_micro = args["micro_batch_size"]
+    args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
+    experiment = resolve_experiment(args, preset, task=task, methods="base", skip_finished=not grid.redo)
+    for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
+        split_batch(batch, max_micro, experiment.config.nproc_per_node)
+    return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
+
+
+def parse_token_probs(
+    argv: list[str] | None = None, description: str = ""
+) -> tuple[TokenProbsConfig, TrainConfig]:
+    """``python -m harness.token_probs``'s command line, resolved: its settings, and the training
+    configuration whose rows it reads (task or file, length, device)."""
+    parser = Parser(prog="python -m harness.token_probs", description=description)
+    add_arguments(parser, TokenProbsConfig)
+    config = TokenProbsConfig(**vars(parser.parse_args(sys.argv[1:] if argv is None else argv)))
+    check_task(config.task)
+    train = TrainConfig(
+        model=config.model,
+        task=config.task,
+        train_data=config.train_data,
+        max_length=config.max_length,
+        device=config.device,
+    )
+    train = resolve_train(replace(train, batch_size=1, micro_batch_size=1))
+    check_inputs(train)
+    return replace(config, model=train.model), train

@@ -1,0 +1,238 @@
+"""The layout is the architecture: the imports must follow it.
+
+Read from the source (no module is imported): the pipeline core imports one way (task -> data ->
+train -> generate -> score -> record -> leaderboard, each module only the ones before it), nothing
+forms a cycle, a function-local import of project code is there only for import cost (and says
+so), the report wing never reaches training or data code, and a task imports nothing of the harness
+but the sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ("harness", "tasks")
+
+# The pipeline core in import order: each may import only modules listed before it (a module of a
+# package counts as its package's entry). The wings (sandbox, build, bench) sit outside this order.
+PIPELINE = [
+    "harness.errors",
+    "harness.files",
+    "harness.stats",
+    "harness.config",
+    "harness.losses",
+    "harness.models",
+    "harness.data.rows",
+    "harness.config.resolve",
+    "harness.data.text",
+    "harness.data.images",
+    "harness.data.encode",
+    "harness.generate",
+    "harness.evaluate",
+    "harness.checkpoint",
+    "harness.train",
+    "harness.token_probs",
+    "harness.results",
+    "harness.report.plots",
+    "harness.report.domain",
+    "harness.report.ablation",
+    "harness.report.index",
+    "harness.leaderboard",
+    "harness.experiment",
+    "harness.ablate",
+]
+# Training and data code: what the report wing must not reach, even through another module.
+TRAINING_OR_DATA = (
+    "harness.train",
+    "harness.checkpoint",
+    "harness.losses",
+    "harness.models",
+    "harness.data",
+    "harness.generate",
+    "harness.evaluate",
+    "harness.token_probs",
+    "harness.experiment",
+    "harness.ablate",
+    "tasks",
+)
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {
+        module_name(path): path
+        for package in PROJECT
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "assets" not in path.parts
+    }
+
+
+MODULES = project_modules()
+
+
+def imported(node: ast.AST, importer: str) -> list[str]:
+    """The project modules an import statement names (``from harness import results`` names
+    ``harness.results``)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        if node.level:  # relative imports are not used in this project
+            raise AssertionError(f"{importer}: relative import")
+        base = node.module or ""
+        names = [
+            f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names
+        ]
+    else:
+        return []
+    return sorted({name for name in names if name.split(".")[0] in PROJECT})
+
+
+def resolve(name: str) -> str:
+    """The module file that ``name`` is: itself, or the package that holds the attribute."""
+    while name not in MODULES and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+class Imports(ast.NodeVisitor):
+    def __init__(self, module: str, source: str):
+        self.module, self.lines = module, source.splitlines()
+        self.top: set[str] = set()
+        self.local: list[
+            tuple[int, str, str]
+        ] = []  # (line, imported, the statement's text with the line above)
+        self.depth = 0
+
+    def visit_FunctionDef(self, node):
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Import(self, node):
+        for name in imported(node, self.module):
+            if self.depth:
+                text = "\n".join(self.lines[max(0, node.lineno - 2) : node.end_lineno])
+                self.local.append((node.lineno, resolve(name), text))
+            else:
+                self.top.add(resolve(name))
+
+    visit_ImportFrom = visit_Import
+
+
+def read_imports() -> dict[str, Imports]:
+    found = {}
+    for module, path in MODULES.items():
+        source = path.read_text(encoding="utf-8")
+        visitor = Imports(module, source)
+        visitor.visit(ast.parse(source))
+        found[module] = visitor
+    return found
+
+
+IMPORTS = read_imports()
+
+
+def closure(module: str) -> set[str]:
+    """Every project module that importing ``module`` loads (top-level imports, followed)."""
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        for name in IMPORTS[current].top | _parents(current):
+            if name not in seen and name in IMPORTS:
+                seen.add(name)
+                todo.append(name)
+    return seen - {module}
+
+
+def _parents(module: str) -> set[str]:
+    """Importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__`` first."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def test_every_pipeline_module_exists_and_every_core_module_is_placed():
+    assert set(PIPELINE) <= set(MODULES)
+    wings = ("harness.sandbox", "harness.build", "harness.bench", "harness.report", "harness.data")
+    core = {m for m in MODULES if m.startswith("harness.") and not m.startswith(wings)}
+    assert core <= set(PIPELINE), f"place these in PIPELINE: {sorted(core - set(PIPELINE))}"
+
+
+def test_the_pipeline_imports_one_way():
+    order = {name: i for i, name in enumerate(PIPELINE)}
+    upward = [
+        f"{module} imports {name}"
+        for module in PIPELINE
+        for name in IMPORTS[module].top | {n for _, n, _ in IMPORTS[module].local}
+        if name in order and order[name] >= order[module]
+    ]
+    assert not upward
+
+
+def test_no_import_cycle():
+    # A package's __init__ running before its modules is not a cycle; imports between modules are.
+    graph = {m: IMPORTS[m].top | {n for _, n, _ in IMPORTS[m].local} for m in IMPORTS}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    cycles = []
+
+    def walk(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in graph or nxt == node:
+                continue
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt not in state:
+                walk(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module, [module])
+    assert not cycles
+
+
+def test_function_local_project_imports_are_there_for_import_cost():
+    unexplained = [
+        f"{module}:{line} imports {name}"
+        for module, visitor in IMPORTS.items()
+        for line, name, text in visitor.local
+        if "import cost" not in text
+    ]
+    assert not unexplained
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("harness.report")))
+def test_the_report_wing_reaches_no_training_or_data_code(module):
+    reached = closure(module) | {n for _, n, _ in IMPORTS[module].local}
+    assert not sorted(m for m in reached if m.startswith(TRAINING_OR_DATA))
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("tasks")))
+def test_tasks_import_only_tasks_and_the_sandbox(module):
+    names = IMPORTS[module].top | {n for _, n, _ in IMPORTS[module].local}
+    assert not sorted(n for n in names if not n.startswith(("tasks", "harness.sandbox")))
+
+
+def test_the_sandbox_imports_nothing_of_the_harness_but_itself():
+    names = {n for m in MODULES if m.startswith("harness.sandbox") for n in IMPORTS[m].top}
+    assert not sorted(n for n in names if not n.startswith("harness.sandbox"))
+
+
+def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
+    # The rules above are only as good as the parsing: a planted upward import is found.
+    source = "from harness.experiment import run\n\ndef f():\n    from harness.ablate import plan\n"
+    visitor = Imports("harness.train", source)
+    visitor.visit(ast.parse(source))
+    assert visitor.top == {"harness.experiment"}
+    assert [(line, name) for line, name, _ in visitor.local] == [(4, "harness.ablate")]
+    assert "import cost" not in visitor.local[0][2]
