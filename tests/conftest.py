@@ -13,10 +13,27 @@ def tokenizer():
     return load_tokenizer("tiny")
 
 
+# Modules whose doctest examples load a model or run the sandbox: in the slow tier with the tests
+# that do the same (the quick tier, `nox -s tests-quick`, is everything else).
+SLOW_DOCTESTS = {
+    "harness.train",
+    "harness.evaluate",
+    "harness.generate",
+    "harness.token_probs",
+    "harness.data.images",
+    "harness.sandbox.process",
+    "harness.sandbox.check",
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests need CUDA: skipped, with the reason shown, where there is none."""
+    """Doctests of :data:`SLOW_DOCTESTS` are slow; `gpu` tests need CUDA: skipped, with the reason
+    shown, where there is none."""
     import torch
 
+    for item in items:
+        if isinstance(item, pytest.DoctestItem) and item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

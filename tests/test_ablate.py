@@ -168,6 +168,7 @@ def sft_record(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path, capsys):
     argv = [*TINY, "--lr", "1e-3", "--method", "sft", "--no-base", "--save-every", "1", *folders(tmp_path)]
     assert main(argv) == 0
@@ -207,6 +208,7 @@ def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path
     assert "finished before" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_sweeps_sharing_a_results_folder_lose_and_repeat_nothing(tmp_path):
     argv = [*TINY, "--lr", "1e-3", "--no-base", *folders(tmp_path)]
     command = [sys.executable, "-m", "harness.ablate", *argv]

@@ -3,6 +3,8 @@
 import hashlib
 import json
 
+import pytest
+
 from harness.build.base import BuildConfig, build
 from harness.models import EMBEDDED, load_model, load_tokenizer
 
@@ -12,6 +14,7 @@ def digest(folder) -> dict[str, str]:
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
 
 
+@pytest.mark.slow
 def test_build_is_deterministic(tmp_path):
     small = dict(
         documents=400,
@@ -40,6 +43,7 @@ def test_committed_base_has_a_real_prior():
     assert accuracy["pretrained"]["test"] > accuracy["untrained"]["test"]
 
 
+@pytest.mark.slow
 def test_committed_base_loads_with_chat_template_and_digit_tokens():
     tokenizer = load_tokenizer("tiny")
     model = load_model("tiny")
@@ -54,6 +58,7 @@ def test_committed_base_loads_with_chat_template_and_digit_tokens():
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
+@pytest.mark.slow
 def test_committed_base_has_a_code_prior():
     # Python the base never saw (another seed than the corpus) is far more predictable to it than a
     # uniform guess (ln 720 = 6.6 nats): it learned the language from the corpus's code files. The

@@ -32,6 +32,7 @@ def test_block_targets_count_each_colour_per_merged_token():
     assert targets.sum().item() == len(example["objects"]) and targets.max().item() <= 4
 
 
+@pytest.mark.slow
 def test_committed_vlm_wraps_the_text_base_and_can_see():
     report = json.loads((EMBEDDED["tiny-vl"] / "base_report.json").read_text())
     assert report["vision_probe"]["occupied_block_accuracy"] > 0.9  # a blind tower scores ~0

@@ -98,6 +98,7 @@ def test_printing_a_fake_answer_does_not_reach_the_checker():
     assert ran.verdict == "failed" and '{"value": 3}' in ran.stderr  # it went to stderr, not the pipe
 
 
+@pytest.mark.slow
 def test_the_hidden_tests_are_nowhere_the_program_can_read():
     # The expected value is made now, so no file holds it unless the harness wrote it somewhere; the
     # program reports every value of that shape it can find on disk, in /proc and in its pipes.
@@ -153,11 +154,13 @@ def test_later_calls_are_not_in_any_pipe_the_program_can_read():
     assert ran.verdict == "failed" and "second-call-7d2" not in ran.stderr
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out():
     ran = verdict("def add(a, b):\n    while True:\n        pass")
     assert ran.verdict == "timeout" and ran.seconds < QUICK.timeout_s + 5
 
 
+@pytest.mark.slow
 def test_sigterm_handler_does_not_save_a_looping_program():
     source = """
         import signal
@@ -169,6 +172,7 @@ def test_sigterm_handler_does_not_save_a_looping_program():
     assert verdict(source).verdict == "timeout"
 
 
+@pytest.mark.slow
 def test_memory_bomb_is_a_memory_verdict():
     source = """
         def add(a, b):
@@ -188,11 +192,13 @@ def test_huge_output_fails_and_keeps_only_a_tail():
     assert ran.verdict in ("failed", "timeout") and len(ran.stderr) <= Limits().output_chars
 
 
+@pytest.mark.slow
 def test_a_huge_answer_is_a_failure_not_a_hang():
     ran = verdict("def add(a, b):\n    return 'x' * (8 << 20)", limits=Limits(timeout_s=10, cpu_s=10))
     assert ran.verdict == "failed" and "not an answer" in ran.detail
 
 
+@pytest.mark.slow
 @needs_namespaces
 def test_fork_bomb_is_contained():
     source = """
@@ -270,6 +276,7 @@ def test_check_function_tests_see_the_program_through_the_proxy():
     assert verdict("def inc(x):\n    return x", tests).verdict == "failed"
 
 
+@pytest.mark.slow
 def test_many_programs_keep_their_order_and_a_hostile_one_does_not_stop_the_rest():
     sources = ["def add(a, b):\n    return a + b\n"] * 3 + ["def add(a, b):\n    while True: pass\n"]
     sources += ["import os\nos._exit(0)\n", None, "def add(a, b):\n    return a + b\n"]

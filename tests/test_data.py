@@ -161,6 +161,7 @@ def test_read_rows_missing_file(tmp_path):
     assert_one_line(error, str(path), "no such file")
 
 
+@pytest.mark.slow
 def test_read_rows_parquet_names_the_bad_row(tmp_path):
     import datasets
 
@@ -370,6 +371,7 @@ def test_collate_unpacked(tokenizer, examples):
 # --- the training CLI on bad data ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_cli_bad_data_is_one_error_line_and_touches_nothing(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(make_row()) + "\n" + json.dumps({"prompt": make_row()["prompt"]}) + "\n")

@@ -50,6 +50,7 @@ def model():
     return load_model("tiny")
 
 
+@pytest.mark.slow
 def test_average_at_n_is_the_mean_of_per_example_means_and_matches_the_samples_file(
     model, tokenizer, tmp_path
 ):
@@ -77,6 +78,7 @@ def test_average_at_n_is_the_mean_of_per_example_means_and_matches_the_samples_f
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+@pytest.mark.slow
 def test_empty_split_is_an_error_that_writes_nothing(model, tokenizer, tmp_path):
     path = tmp_path / "void.jsonl"
     sampling = Sampling(max_new_tokens=8)
@@ -90,6 +92,7 @@ def test_unknown_split_fails_before_loading_a_model():
         evaluate_task("no/such-model-is-loaded", "math-words", splits=["tset"])
 
 
+@pytest.mark.slow
 def test_evaluate_task_writes_one_samples_file_per_split(tmp_path):
     summary = evaluate_task(
         "tiny", "math-words", splits=["test", "ood-steps"], limit=2, samples_dir=tmp_path, device="cpu"

@@ -44,6 +44,7 @@ def test_bad_experiment_flags_name_the_flag(argv, message):
         parse_experiment(argv)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
     command = [
         sys.executable,
@@ -98,6 +99,7 @@ def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
         assert row in board.replace("**", "")
 
 
+@pytest.mark.slow
 def test_cli_bad_model_is_one_line_error(tmp_path):
     command = [
         sys.executable,
@@ -115,6 +117,7 @@ def test_cli_bad_model_is_one_line_error(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_cli_unknown_task_suggests_a_name(tmp_path):
     command = [sys.executable, "-m", "harness.experiment", "--task", "math-word"]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -10,6 +10,8 @@ from harness.config import Sampling
 from harness.generate import generate
 from harness.models import load_model, stop_token_ids
 
+pytestmark = pytest.mark.slow  # every test here loads the embedded model
+
 PROMPTS = [
     "What is 2 plus 3?",
     "Tom has 7 apples and buys 5 more. Then he gives away 4. How many apples does Tom have now?",
@@ -94,21 +96,6 @@ def test_top_p_that_keeps_one_token_is_greedy(model, tokenizer):
 def test_generation_needs_a_budget(model, tokenizer):
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(model, tokenizer, conversations(), Sampling())
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "flag"),
-    [
-        ({"num_samples": 0}, "--num-samples"),
-        ({"temperature": -0.5}, "--temperature"),
-        ({"num_samples": 4}, "--num-samples > 1 needs --temperature"),
-        ({"temperature": 1.0, "top_p": 0.0}, "--top-p"),
-        ({"temperature": 1.0, "top_p": 1.5}, "--top-p"),
-    ],
-)
-def test_bad_sampling_flags_name_the_flag(kwargs, flag):
-    with pytest.raises(ValueError, match=flag):
-        Sampling(**kwargs)
 
 
 def test_a_raw_text_prompt_is_continued_as_it_is(model, tokenizer):

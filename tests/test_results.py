@@ -246,6 +246,7 @@ def test_finished_matches_by_content_not_by_name(tmp_path, capsys):
     assert f"note: {path} is not a valid record" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_held_lock_is_seen_by_other_processes_and_dies_with_its_holder(tmp_path):
     import subprocess
     import sys

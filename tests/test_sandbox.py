@@ -71,28 +71,33 @@ def test_stdin_and_files_reach_the_program():
     assert ran.stdout == "cba x\n"
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out():
     ran = run_python("while True: pass", limits=QUICK)
     assert ran.status == "timeout" and ran.returncode is None
     assert ran.seconds < QUICK.timeout_s + 5
 
 
+@pytest.mark.slow
 def test_cpu_limit_stops_a_loop_before_the_wall_clock():
     ran = run_python("while True: pass", limits=Limits(timeout_s=30, cpu_s=1))
     assert ran.status == "timeout" and ran.seconds < 20
 
 
+@pytest.mark.slow
 def test_memory_bomb_is_a_memory_failure():
     ran = run_python("blocks = []\nwhile True: blocks.append(bytearray(2**26))", limits=QUICK)
     assert ran.status == "memory"
 
 
+@pytest.mark.slow
 def test_huge_output_is_cut_and_kept_small():
     ran = run_python("while True: print('x' * 100_000)", limits=Limits(timeout_s=10, file_mb=1))
     assert ran.status == "output"
     assert len(ran.stdout) <= Limits().output_chars
 
 
+@pytest.mark.slow
 def test_sigterm_handler_does_not_save_a_looping_program():
     source = program(
         """
@@ -111,6 +116,7 @@ def test_non_utf8_output_is_decoded_with_replacements():
     assert ran.status == "ok" and ran.stdout == "ok \ufffd\ufffd end"
 
 
+@pytest.mark.slow
 @needs_namespaces
 @needs_pid_cap
 def test_fork_bomb_is_contained_and_leaves_no_process():
@@ -301,6 +307,7 @@ def test_mounts_cannot_be_made_writable_again():
     assert ran.stdout.strip() != "0"
 
 
+@pytest.mark.slow
 def test_without_namespaces_limits_and_cleanup_still_hold():
     looped = run_python("while True: pass", limits=QUICK, isolate=False)
     assert looped.status == "timeout"
@@ -309,6 +316,7 @@ def test_without_namespaces_limits_and_cleanup_still_hold():
     assert not processes_left("sleep 987655")
 
 
+@pytest.mark.slow
 def test_run_many_keeps_the_input_order():
     sources = [f"print({i} * {i})" for i in range(6)] + ["while True: pass"]
     ran = run_many(sources, limits=QUICK, workers=3)

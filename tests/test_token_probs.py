@@ -22,6 +22,7 @@ def batch_and_model():
     return batch, load_model("tiny").eval()
 
 
+@pytest.mark.slow
 def test_probabilities_are_softmax_of_the_full_logits_at_the_labelled_positions(batch_and_model):
     batch, model = batch_and_model
     with torch.no_grad():
@@ -48,6 +49,7 @@ def test_histogram_counts_every_token_once_and_puts_one_in_the_last_bin():
         histogram_of(torch.tensor([0.5, float("nan"), 0.9]))
 
 
+@pytest.mark.slow
 def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
     config = TrainConfig(task="math-words")
     result = token_probability_histogram("tiny", config, rows=5, bins=4)
@@ -61,6 +63,7 @@ def test_histogram_of_a_checkpoint_counts_the_trained_tokens_of_its_rows():
         token_probability_histogram("tiny", config, rows=0)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_histogram_and_names_bad_input(capsys, tmp_path):
     import json
 

@@ -13,13 +13,15 @@ import torch
 from safetensors.torch import load_file
 
 import harness.train as train_module
-from harness.config import TrainConfig, split_batch
+from harness.config import TrainConfig
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, TrainingError
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
 from harness.train import CausalLMWithLoss, train
+
+pytestmark = pytest.mark.slow  # every test here loads and trains the embedded model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -291,19 +293,3 @@ def test_eval_every_writes_a_curve_and_leaves_training_untouched(tmp_path, refer
     assert [x["loss"] for x in log(tmp_path / "curve")] == [x["loss"] for x in log(run_dir)]
     reference_weights, curve_weights = weights(run_dir), weights(tmp_path / "curve")
     assert all(torch.equal(reference_weights[k], curve_weights[k]) for k in reference_weights)
-
-
-def test_eval_every_and_curve_limit_are_checked():
-    with pytest.raises(ValueError, match="--eval-every must be >= 0"):
-        TrainConfig(eval_every=-1)
-    with pytest.raises(ValueError, match="--curve-limit must be >= 1"):
-        TrainConfig(curve_limit=0)
-
-
-def test_split_batch_fits_the_micro_batch_and_names_impossible_splits():
-    assert split_batch(64, 16, 2) == (16, 2)
-    assert split_batch(12, 8, 1) == (6, 2)  # the largest divisor that fits
-    with pytest.raises(ValueError, match="--batch-size 4 is smaller than the 8 ranks"):
-        split_batch(4, 8, 8)
-    with pytest.raises(ValueError, match="does not split evenly over 4 ranks"):
-        split_batch(10, 8, 4)

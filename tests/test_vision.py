@@ -69,6 +69,7 @@ def test_image_tokens_prompt_and_padding_are_never_trained(processor):
     assert padded.any() and (batch["labels"][padded] == IGNORE_INDEX).all()
 
 
+@pytest.mark.slow
 def test_a_mixed_size_batch_scores_each_row_as_it_scores_alone(processor, model):
     rows = [
         row(picture(112, 84, "blue"), answer="blue"),
@@ -157,6 +158,7 @@ def test_an_image_that_cannot_fit_max_length_is_an_error_naming_its_tokens(tmp_p
         encode_all(processor.tokenizer, read_rows(data), 20, "drop", "data", processor)
 
 
+@pytest.mark.slow
 def test_a_text_only_backbone_refuses_rows_with_images(tmp_path):
     picture(56, 56).save(tmp_path / "a.png")
     data = write_rows(tmp_path / "data.jsonl", [row("a.png")])
@@ -164,6 +166,7 @@ def test_a_text_only_backbone_refuses_rows_with_images(tmp_path):
         encode_all(load_tokenizer("tiny"), read_rows(data), 128, "truncate", "data")
 
 
+@pytest.mark.slow
 def test_a_bad_image_stops_training_before_anything_is_written(tmp_path):
     from harness.config import TrainConfig
     from harness.train import train
