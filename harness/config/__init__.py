@@ -13,8 +13,9 @@ Each field is declared once, with its default, its help text, the check its valu
 - ``run``: where, how fast or how watched a run happens (output folder, device, progress bar,
   checkpoints, training-time evaluation). May differ on resume; never in a record's ``hparams``.
 
-Two more marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``) and ``per_method``
-(set by the experiment for each method: ``--output-dir``, ``--objective``, ``--resume``).
+Three more marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``split`` (how the
+global batch is split: ``--micro-batch-size``) and ``per_method`` (set by the experiment for each
+method: ``--output-dir``, ``--objective``, ``--resume``).
 
 Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the flags given -> the domain's
 defaults (``--task visual-math`` alone picks the embedded VLM, ``tiny-vl``) -> validation (every
@@ -181,6 +182,7 @@ class TrainConfig:
         "the most examples that fit in one forward pass on one rank; the largest micro-batch up to "
         "this that divides each rank's share of --batch-size is used, accumulation makes up the rest",
         check=at_least(1),
+        split=True,
     )
     epochs: float = setting(1.0, "passes over the training data", check=positive)
     steps: int | None = setting(None, "optimizer steps (overrides --epochs)", check=at_least(1))
@@ -389,6 +391,9 @@ def names(cls: type, *roles: str, **marks) -> tuple[str, ...]:
 HPARAM_KEYS = names(TrainConfig, HPARAM, OBJECTIVE)  # a record's hparams (with world_size); resume keys
 OBJECTIVE_KEYS = frozenset(names(TrainConfig, OBJECTIVE))  # left out of the config id
 SWEEP_AXES = names(TrainConfig, axis=True)
+# How a global batch is split: never changes the update (the loss is normalized per optimizer step),
+# so cells of one grid may differ in it. world_size is the number of ranks a record's hparams add.
+BATCH_SPLIT_KEYS = (*names(TrainConfig, split=True), "world_size")
 PER_METHOD = frozenset(names(TrainConfig, per_method=True))
 # DFT's follow-up settings: (short name in a variant's name, the paper's value) by field.
 DFT_VARIANTS = {

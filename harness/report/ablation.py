@@ -20,6 +20,7 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
+from harness.config import BATCH_SPLIT_KEYS, SWEEP_AXES
 from harness.report.domain import (
     Page,
     difference_text,
@@ -32,9 +33,8 @@ from harness.report.domain import (
 )
 from harness.results import OBJECTIVE_KEYS, backbone_slug, config_id, variant
 
-GRID_KEYS = ("lr", "batch_size")
-# May differ between the cells of one grid: how a batch is split does not change the update.
-SPLIT_KEYS = ("micro_batch_size", "world_size")
+GRID_KEYS = SWEEP_AXES
+SPLIT_KEYS = BATCH_SPLIT_KEYS  # may differ between the cells of one grid: not the update
 ROLES = (("test", "In-domain (mean of the test splits)"), ("ood", "Out-of-domain mean"))
 BEST = " ★"
 

@@ -169,7 +169,7 @@ def _row_order(key: str) -> tuple[int, str]:
 def row_label(record: Record) -> str:
     """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
     settings = variant_settings(record["method"], record["hparams"])
-    label = LABELS[record["method"]]
+    label = LABELS.get(record["method"], record["method"].upper())  # an objective added later
     return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 
