@@ -31,7 +31,7 @@ from harness.data.rows import load_split
 from harness.errors import DataError, HarnessError
 from harness.files import atomic_write_jsonl
 from harness.generate import generate
-from harness.models import device_and_dtype, is_vision, load_model, load_processor, load_tokenizer
+from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
 from harness.stats import mean_and_stderr, pass_at_k
 
 PASS_AT = (1, 10)
@@ -133,8 +133,7 @@ def evaluate_task(
         task.split(split)  # an unknown split fails before the model is loaded
     chosen, amp_dtype = device_and_dtype(device)
     loaded = load_model(model, dtype=amp_dtype, device=chosen)
-    processor = load_processor(model, min_pixels, max_pixels) if is_vision(model) else None
-    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(model)
+    tokenizer, processor = load_tokenizer_and_processor(model, min_pixels, max_pixels)
     summary = evaluate_loaded(loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor)
     del loaded
     if chosen.type == "cuda":

@@ -117,6 +117,15 @@ def load_processor(model: str, min_pixels: int | None = None, max_pixels: int | 
     return processor
 
 
+def load_tokenizer_and_processor(model: str, min_pixels: int | None = None, max_pixels: int | None = None):
+    """``(tokenizer, processor)`` of ``model``: a vision-language backbone's processor (images resized
+    into ``[min_pixels, max_pixels]``) and its tokenizer, or a text backbone's tokenizer and None."""
+    if is_vision(model):
+        processor = load_processor(model, min_pixels, max_pixels)
+        return processor.tokenizer, processor
+    return load_tokenizer(model), None
+
+
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Tokens that end an assistant turn: the first non-blank token the chat template writes after
     the assistant's content (``<|im_end|>`` for ChatML, ``<|eot_id|>`` for Llama 3), plus EOS."""

@@ -31,14 +31,7 @@ from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.losses import IGNORE_INDEX
-from harness.models import (
-    device_and_dtype,
-    has_plain_lm_head,
-    is_vision,
-    load_model,
-    load_processor,
-    load_tokenizer,
-)
+from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
 
 
 @torch.inference_mode()
@@ -107,9 +100,7 @@ def token_probability_histogram(
     if rows < 1:
         raise ConfigError(f"rows must be >= 1, got {rows}")
     device, amp_dtype = device_and_dtype(config.device)
-    vision = is_vision(model)
-    processor = load_processor(model, config.min_pixels, config.max_pixels) if vision else None
-    tokenizer = processor.tokenizer if vision else load_tokenizer(model)
+    tokenizer, processor = load_tokenizer_and_processor(model, config.min_pixels, config.max_pixels)
     all_rows, source = training_rows(config.task, config.train_data, config.train_limit)
     chosen = all_rows[:rows]
     examples, _ = encode_all(tokenizer, chosen, config.max_length, config.overlong, source, processor)

@@ -16,7 +16,8 @@ for each step, :func:`finish` (the model folder and the summary); checkpoints an
 :mod:`harness.checkpoint`. Writes to ``--output-dir``: ``log.jsonl`` (one line per step),
 TensorBoard events in ``tb/``, ``checkpoint-N/`` and the final model in ``model/``.
 
->>> from harness.train import TrainConfig, train
+>>> from harness.config import TrainConfig
+>>> from harness.train import train
 >>> summary = train(TrainConfig(output_dir="/tmp/harness-doc", steps=2, batch_size=4,
 ...                             micro_batch_size=2, train_limit=8, lr=1e-3, progress=False))
 >>> summary["steps"]
@@ -53,16 +54,7 @@ from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
 from harness.losses import LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
-from harness.models import (
-    device_and_dtype,
-    has_plain_lm_head,
-    is_vision,
-    load_model,
-    load_processor,
-    load_tokenizer,
-)
-
-__all__ = ["TrainConfig", "train"]
+from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
 
 
 class CausalLMWithLoss(torch.nn.Module):
@@ -207,9 +199,8 @@ def setup(config: TrainConfig) -> Run:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     objective = Objective(config.objective, config.dft_min_weight, config.dft_alpha)
-    vision = is_vision(config.model)
-    processor = load_processor(config.model, config.min_pixels, config.max_pixels) if vision else None
-    tokenizer = processor.tokenizer if vision else load_tokenizer(config.model)
+    tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
+    vision = processor is not None
     rows, source = training_rows(config.task, config.train_data, config.train_limit)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     output_dir = Path(config.output_dir)

@@ -10,6 +10,7 @@ but the sandbox.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,7 @@ class Imports(ast.NodeVisitor):
     def __init__(self, module: str, source: str):
         self.module, self.lines = module, source.splitlines()
         self.top: set[str] = set()
+        self.external: set[str] = set()  # top-level imports of other packages (their first name)
         self.local: list[
             tuple[int, str, str]
         ] = []  # (line, imported, the statement's text with the line above)
@@ -119,6 +121,9 @@ class Imports(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
 
     def visit_Import(self, node):
+        if not self.depth:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            self.external |= {n.split(".")[0] for n in names if n.split(".")[0] not in PROJECT}
         for name in imported(node, self.module):
             if self.depth:
                 text = "\n".join(self.lines[max(0, node.lineno - 2) : node.end_lineno])
@@ -226,6 +231,15 @@ def test_tasks_import_only_tasks_and_the_sandbox(module):
 def test_the_sandbox_imports_nothing_of_the_harness_but_itself():
     names = {n for m in MODULES if m.startswith("harness.sandbox") for n in IMPORTS[m].top}
     assert not sorted(n for n in names if not n.startswith("harness.sandbox"))
+
+
+def test_records_and_leaderboards_load_nothing_but_the_standard_library():
+    # Rendering pages must not need torch: the records' layer, the config it reads and the report
+    # wing import the standard library only (matplotlib loads when a figure is drawn).
+    loaded = closure("harness.leaderboard") | {"harness.leaderboard"}
+    assert {"harness.config", "harness.results", "harness.report.domain"} <= loaded
+    outside = {m: sorted(IMPORTS[m].external - set(sys.stdlib_module_names) - {"__future__"}) for m in loaded}
+    assert not {m: names for m, names in outside.items() if names}
 
 
 def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):

@@ -17,12 +17,14 @@ Three more marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``
 global batch is split: ``--micro-batch-size``) and ``per_method`` (set by the experiment for each
 method: ``--output-dir``, ``--objective``, ``--resume``).
 
-Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the flags given -> the domain's
-defaults (``--task visual-math`` alone picks the embedded VLM, ``tiny-vl``) -> validation (every
-value, the batch split over the ranks, the task and OOD task names, the model folder) -> the
-derived batch split. ``--micro-batch-size`` is the most examples that fit in one forward pass on one
-rank; the micro-batch used is the largest that fits and divides each rank's share of
-``--batch-size``, with gradient accumulation making up the rest (``split_batch``).
+Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the
+flags given -> the domain's defaults (``--task visual-math`` alone picks the embedded VLM,
+``tiny-vl``) -> validation (every value, the batch split over the ranks, the task and OOD task
+names, the model folder) -> the derived batch split. ``--micro-batch-size`` is the most examples
+that fit in one forward pass on one rank; the micro-batch used is the largest that fits and divides
+each rank's share of ``--batch-size``, with gradient accumulation making up the rest
+(:func:`split_batch`). This module imports only the standard library: records and leaderboards read
+it, and rendering a page must not load torch.
 
 >>> split_batch(48, 32, 1)
 (24, 2)
@@ -352,14 +354,21 @@ class ExperimentConfig:
         return self.methods.split(",")
 
 
+def axis(name: str) -> Any:
+    """A sweep's grid axis: one or more values of :class:`TrainConfig`'s field ``name``, with that
+    field's help and check (so ``--lr`` is declared once, whether it takes one value or a list)."""
+    f = TrainConfig.__dataclass_fields__[name]
+    assert f.metadata.get("axis"), f"{name} is not marked as a sweep axis"
+    help_text = f"{f.metadata['help']}: one or more values, an axis of the grid (default: the preset's)"
+    return setting(None, help_text, check=f.metadata["check"])
+
+
 @dataclass
 class SweepConfig:
     """``python -m harness.ablate``: the grid and how to run it; every experiment flag applies too."""
 
-    lr: list[float] | None = setting(None, "learning rates (default: the preset's)", check=positive)
-    batch_size: list[int] | None = setting(
-        None, "global batch sizes (default: the preset's)", check=at_least(1)
-    )
+    lr: list[float] | None = axis("lr")
+    batch_size: list[int] | None = axis("batch_size")
     method: list[str] = setting(list(OBJECTIVES), "methods trained in every cell", choices=OBJECTIVES)
     base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
