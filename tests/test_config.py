@@ -44,6 +44,7 @@ def test_the_lists_are_derived_from_the_roles():
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     assert OBJECTIVE_KEYS == {"objective", "dft_min_weight", "dft_alpha"}
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}
+    assert settings.PER_CELL == {"task", "methods", "skip_finished"}
     assert DFT_VARIANTS == {"dft_min_weight": ("floor", 0.0), "dft_alpha": ("alpha", 1.0)}
     # The record's hparams keep TrainConfig's field order: it orders the leaderboard's columns.
     assert list(HPARAM_KEYS) == [f.name for f in fields(TrainConfig) if f.name in HPARAM_KEYS]

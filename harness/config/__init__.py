@@ -13,9 +13,10 @@ Each field is declared once, with its default, its help text, the check its valu
 - ``run``: where, how fast or how watched a run happens (output folder, device, progress bar,
   checkpoints, training-time evaluation). May differ on resume; never in a record's ``hparams``.
 
-Three more marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``split`` (how the
-global batch is split: ``--micro-batch-size``) and ``per_method`` (set by the experiment for each
-method: ``--output-dir``, ``--objective``, ``--resume``).
+More marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``split`` (how the global
+batch is split: ``--micro-batch-size``), ``per_method`` (set by the experiment for each method:
+``--output-dir``, ``--objective``, ``--resume``) and ``per_cell`` (set by the sweep for each cell:
+the experiment's ``--task``, ``--methods``, ``--skip-finished``).
 
 Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the
 flags given -> the domain's defaults (``--task visual-math`` alone picks the embedded VLM,
@@ -316,8 +317,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 class ExperimentConfig:
     """``python -m harness.experiment``: base, SFT and DFT of one configuration, evaluated and recorded."""
 
-    task: str = setting("math-words", "registered task to train and evaluate")
-    methods: str = setting("base,sft,dft", "comma-separated subset of " + ",".join(METHODS))
+    task: str = setting("math-words", "registered task to train and evaluate", per_cell=True)
+    methods: str = setting("base,sft,dft", "comma-separated subset of " + ",".join(METHODS), per_cell=True)
     preset: str = setting(
         "laptop", "hyperparameter preset (explicit flags win over it)", choices=tuple(PRESETS)
     )
@@ -341,6 +342,7 @@ class ExperimentConfig:
         False,
         "skip a method whose record for this exact configuration and evaluation exists; "
         "finish a half-done run from its model or last checkpoint",
+        per_cell=True,
     )
 
     def __post_init__(self) -> None:
@@ -404,6 +406,7 @@ SWEEP_AXES = names(TrainConfig, axis=True)
 # so cells of one grid may differ in it. world_size is the number of ranks a record's hparams add.
 BATCH_SPLIT_KEYS = (*names(TrainConfig, split=True), "world_size")
 PER_METHOD = frozenset(names(TrainConfig, per_method=True))
+PER_CELL = frozenset(names(ExperimentConfig, per_cell=True))
 # DFT's follow-up settings: (short name in a variant's name, the paper's value) by field.
 DFT_VARIANTS = {
     f.name: (f.metadata["short"], f.default) for f in fields(TrainConfig) if "short" in f.metadata

@@ -26,6 +26,7 @@ from typing import Any
 import tasks
 from harness.config import (
     DOMAIN_MODELS,
+    PER_CELL,
     PER_METHOD,
     PRESETS,
     SWEEP_AXES,
@@ -132,8 +133,9 @@ def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *
     """Add the flags of an experiment to ``parser``, the training flags defaulting to ``preset``'s
     values. Per-method fields are the experiment's to set; a ``sweep`` also sets the task, the
     methods, skipping finished cells and the grid's axes itself."""
-    swept = {"task", "methods", "skip_finished"} if sweep else set()
-    add_arguments(parser.add_argument_group("experiment"), ExperimentConfig, exclude=swept)
+    add_arguments(
+        parser.add_argument_group("experiment"), ExperimentConfig, exclude=PER_CELL if sweep else ()
+    )
     owned = PER_METHOD | {"task"} | (set(SWEEP_AXES) if sweep else set())
     add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
     add_arguments(parser.add_argument_group("sampling"), Sampling)
