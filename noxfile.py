@@ -63,8 +63,7 @@ def train_vlm(session: nox.Session) -> None:
     """Base vs SFT vs DFT on visual-math from the tiny VLM, plus easy-vqa: leaderboards/vlm.md."""
     session.install("--no-compile", "-e", ".")
     args = session.posargs or []
-    defaults = [] if "--model" in args else ["--model", "tiny-vl"]
-    defaults += [] if "--eval-limit" in args else ["--eval-limit", "200"]
+    defaults = [] if "--eval-limit" in args else ["--eval-limit", "200"]  # the task picks tiny-vl
     session.run("python", "-m", "harness.experiment", "--task", "visual-math", *defaults, *args)
 
 

@@ -64,7 +64,7 @@ class Cell:
 
 
 def parse_args(argv: list[str] | None = None) -> Sweep:
-    """The sweep a command line asks for, resolved and checked (:func:`harness.config.parse_sweep`);
+    """The sweep a command line asks for, resolved and checked (:func:`harness.config.resolve.parse_sweep`);
     a ``--cell`` outside the plan is an error too."""
     sweep = parse_sweep(
         argv, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1].split(">>>")[0]

@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import transformers
 import tasks
 from harness import leaderboard, results, token_probs
 from harness.checkpoint import latest_checkpoint
-from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig
+from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, to_flags
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment
 from harness.errors import HarnessError, TrainingError
 from harness.evaluate import evaluate_task
@@ -117,13 +117,7 @@ def _train(config: TrainConfig, nproc: int, skip_finished: bool) -> dict[str, An
             config = replace(config, resume=True)
     if nproc == 1:
         return train(config)
-    flags = []
-    for f in fields(TrainConfig):
-        value = getattr(config, f.name)
-        if value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        flags += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+    flags = to_flags(config)
     command = [
         sys.executable,
         "-m",

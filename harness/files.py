@@ -69,9 +69,17 @@ def atomic_folder(target: str | os.PathLike[str], write: Callable[[Path], object
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return replace_folder(target, staging)
+
+
+def replace_folder(target: str | os.PathLike[str], ready: str | os.PathLike[str]) -> Path:
+    """Put the finished folder ``ready`` (on the same file system, e.g. beside ``target``) at
+    ``target``, replacing what was there; the one swap that :func:`atomic_folder` and the builders
+    of the embedded models share."""
+    target = Path(target)
     if target.exists():
         shutil.rmtree(target)
-    staging.rename(target)
+    Path(ready).rename(target)
     _fsync_folder(target.parent)
     return target
 

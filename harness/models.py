@@ -72,6 +72,9 @@ def _from_pretrained(loader, model: str, **kwargs):
     except OSError as error:  # hub id not reachable offline, gated, or misspelled
         first_line = str(error).strip().splitlines()[0]
         raise ModelNotFound(f"--model {model}: could not load it ({first_line})") from error
+    except ValueError as error:  # a folder transformers cannot use this way (not a causal LM, ...)
+        first_line = str(error).strip().splitlines()[0]
+        raise ModelError(f"--model {model}: {first_line}") from error
 
 
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:

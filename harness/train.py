@@ -41,7 +41,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -53,6 +52,7 @@ from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
+from harness.files import atomic_write_text
 from harness.losses import LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
 
@@ -169,7 +169,7 @@ class Run:
     scheduler: Any
     start_step: int = 0
     last_saved: Path | None = None
-    writer: SummaryWriter | None = None  # main rank only
+    writer: Any = None  # a TensorBoard SummaryWriter, main rank only
     trained_tokens: int = 0
     train_seconds: float = 0.0
     started: float = field(default_factory=time.time)
@@ -240,6 +240,8 @@ def setup(config: TrainConfig) -> Run:
         checkpoint.truncate_log(run.log_path, start_step)
         # Evaluations up to the checkpoint's step happened before it was saved; a fresh run redoes step 0.
         checkpoint.truncate_log(run.eval_path, start_step if start_step else -1)
+        from torch.utils.tensorboard import SummaryWriter  # import cost: tensorboard, only when training
+
         run.writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_step + 1)
     return run
 
@@ -420,7 +422,7 @@ def finish(run: Run) -> dict[str, Any]:
     if ddp.main and config.eval_every:
         summary["curve"] = [json.loads(line) for line in run.eval_path.read_text().splitlines() if line]
     if ddp.main:
-        (run.output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run.output_dir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     if ddp.world > 1:
         dist.barrier()
     return summary

@@ -20,6 +20,7 @@ from harness.config import (
     TrainConfig,
     add_arguments,
     split_batch,
+    to_flags,
 )
 from harness.config.resolve import parse_sweep, parse_train, resolve_train
 from harness.errors import ConfigError
@@ -85,6 +86,11 @@ def test_train_takes_a_preset_and_explicit_flags_win():
 def test_sweep_resolves_each_axis_and_keeps_the_most_that_fits():
     sweep = parse_sweep(["--lr", "1e-3", "1e-3", "2e-3", "--batch-size", "48", "--micro-batch-size", "32"])
     assert sweep.lrs == [1e-3, 2e-3] and sweep.batch_sizes == [48] and sweep.max_micro_batch_size == 32
+
+
+def test_a_config_round_trips_through_its_flags():
+    config = resolve_train(TrainConfig(lr=3e-4, packing=False, steps=7, train_limit=64, overlong="drop"))
+    assert parse_train(to_flags(config)) == config
 
 
 def test_list_flags_take_several_values_and_name_the_flag():

@@ -161,6 +161,8 @@ def test_micro_batch_size_is_the_most_that_fits_here_too():
         (["--dft-alpha", "2"], "--dft-alpha must be in [0, 1], got 2.0"),
         (["--model", "no/such/folder/x"], "--model no/such/folder/x: no such model folder"),
         (["--task", "visual-mat"], "--task unknown task 'visual-mat'; did you mean 'visual-math'"),
+        (["--task", "humaneval"], "--task humaneval: task 'humaneval' has no train split"),
+        (["--model", "tiny", "--task", "mathwords"], "--task unknown task 'mathwords'"),
     ],
 )
 def test_bad_values_fail_before_anything_loads_naming_the_flag(argv, message):

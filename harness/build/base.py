@@ -31,11 +31,12 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
-from harness import config as cli
-from tasks import get
-from harness.evaluate import evaluate_task
 from harness.build import corpus
+from harness.config import parse as parse_flags
+from harness.evaluate import evaluate_task
+from harness.files import replace_folder
 from harness.models import EMBEDDED
+from tasks import get
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -222,45 +223,47 @@ def _build(config: BuildConfig) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target, then swap: a failed build never leaves a half-written model.
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
-    trained = train_tokenizer(texts, config.vocab_size)
-    trained.save_pretrained(staging)
-    model = make_model(config, trained)
-    model.config.save_pretrained(staging)  # with config.json there, the tokenizer loads as users get it
-    # Pretrain on the tokens the saved tokenizer gives when it is loaded, as every user of it will.
-    tokenizer = AutoTokenizer.from_pretrained(staging)
-    check_tokenizers_agree(trained, tokenizer, texts[:300])
-    rows = token_stream(tokenizer, texts, config.seq_len)
-    heldout = token_stream(tokenizer, heldout_texts, config.seq_len)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"corpus: {len(texts)} documents, {rows.numel()} tokens; model: {params / 1e6:.2f}M parameters")
-    losses = pretrain(model, rows, config)
-    model.save_pretrained(staging)
-    report = {
-        "config": asdict(config) | {"out": out.name},
-        "parameters": params,
-        "corpus_tokens": rows.numel(),
-        "final_train_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
-        "heldout_nll": {"pretrained": round(heldout_nll(model, heldout), 4)},
-    }
-    untrained = make_model(config, tokenizer)
-    report["heldout_nll"]["untrained"] = round(heldout_nll(untrained, heldout), 4)
-    if config.report:
-        untrained_dir = Path(tempfile.mkdtemp(prefix=".untrained-", dir=out.parent))
-        untrained.save_pretrained(untrained_dir)
-        tokenizer.save_pretrained(untrained_dir)
-        report["math_words_greedy_accuracy"] = {
-            "pretrained": task_accuracy(str(staging), "math-words"),
-            "untrained": task_accuracy(str(untrained_dir), "math-words"),
+    try:
+        trained = train_tokenizer(texts, config.vocab_size)
+        trained.save_pretrained(staging)
+        model = make_model(config, trained)
+        model.config.save_pretrained(staging)  # with config.json there, the tokenizer loads as users get it
+        # Pretrain on the tokens the saved tokenizer gives when it is loaded, as every user of it will.
+        tokenizer = AutoTokenizer.from_pretrained(staging)
+        check_tokenizers_agree(trained, tokenizer, texts[:300])
+        rows = token_stream(tokenizer, texts, config.seq_len)
+        heldout = token_stream(tokenizer, heldout_texts, config.seq_len)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"corpus: {len(texts)} documents, {rows.numel()} tokens; model: {params / 1e6:.2f}M parameters")
+        losses = pretrain(model, rows, config)
+        model.save_pretrained(staging)
+        report = {
+            "config": asdict(config) | {"out": out.name},
+            "parameters": params,
+            "corpus_tokens": rows.numel(),
+            "final_train_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
+            "heldout_nll": {"pretrained": round(heldout_nll(model, heldout), 4)},
         }
-        shutil.rmtree(untrained_dir)
-    report["build_seconds"] = round(time.time() - started, 1)
-    (staging / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+        untrained = make_model(config, tokenizer)
+        report["heldout_nll"]["untrained"] = round(heldout_nll(untrained, heldout), 4)
+        if config.report:
+            untrained_dir = Path(tempfile.mkdtemp(prefix=".untrained-", dir=out.parent))
+            untrained.save_pretrained(untrained_dir)
+            tokenizer.save_pretrained(untrained_dir)
+            report["math_words_greedy_accuracy"] = {
+                "pretrained": task_accuracy(str(staging), "math-words"),
+                "untrained": task_accuracy(str(untrained_dir), "math-words"),
+            }
+            shutil.rmtree(untrained_dir)
+        report["build_seconds"] = round(time.time() - started, 1)
+        (staging / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_folder(out, staging)
     print(json.dumps(report, indent=2))
     return report
 
 
 if __name__ == "__main__":
-    build(cli.parse(BuildConfig, description=__doc__.split("\n\n")[0]))
+    build(parse_flags(BuildConfig, description=__doc__.split("\n\n")[0]))

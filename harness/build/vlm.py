@@ -41,12 +41,13 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from harness import config as cli
-from harness.config import TrainConfig
-from harness.train import train
 from harness.build.base import deterministic, task_accuracy
-from harness.models import EMBEDDED
+from harness.config import TrainConfig
+from harness.config import parse as parse_flags
 from harness.data.images import VISION_TOKENS
+from harness.files import replace_folder
+from harness.models import EMBEDDED
+from harness.train import train
 from tasks import visual_math
 
 VL_CHAT_TEMPLATE = (
@@ -295,9 +296,7 @@ def _build(config: VLMConfig) -> dict:
             }
         report["build_seconds"] = round(time.time() - started, 1)
         (staging / "base_report.json").write_text(json.dumps(report, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        replace_folder(out, staging)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))
@@ -305,4 +304,4 @@ def _build(config: VLMConfig) -> dict:
 
 
 if __name__ == "__main__":
-    build(cli.parse(VLMConfig, description=__doc__.split("\n\n")[0]))
+    build(parse_flags(VLMConfig, description=__doc__.split("\n\n")[0]))

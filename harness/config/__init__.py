@@ -506,6 +506,29 @@ def _typed(kind: type, name: str) -> Callable[[str], Any]:
     return parse
 
 
+def to_flags(config) -> list[str]:
+    """The command line that parses back to ``config`` (the inverse of :func:`add_arguments`; a
+    ``None`` value is left to its default). ``torchrun`` gets a training configuration this way.
+
+    >>> to_flags(TrainConfig(lr=1e-3, packing=False))[:4]
+    ['--output-dir', 'runs/train', '--task', 'math-words']
+    >>> "--no-packing" in to_flags(TrainConfig(packing=False))
+    True
+    """
+    flags = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            flags.append(flag(f.name) if value else "--no-" + flag(f.name)[2:])
+        elif isinstance(value, list):
+            flags += [flag(f.name), *map(str, value)]
+        else:
+            flags += [flag(f.name), str(value)]
+    return flags
+
+
 def take(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
     """Build ``cls`` from the parsed values of its fields (popped from ``args``; but ``skip``) and ``fixed``."""
     values = {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip and f.name not in fixed}

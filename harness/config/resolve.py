@@ -3,7 +3,9 @@
 The preset's values (``--preset``) -> the flags given -> the domain's defaults (``--task
 visual-math`` alone picks the embedded VLM, ``tiny-vl``) -> validation: every value
 (:mod:`harness.config`), the batch split over the ranks, the task and OOD task names (with "did
-you mean"), the model folder and the training file's rows, before any data or model is loaded.
+you mean"), the model folder and (for the commands that evaluate a base model first: the
+experiment, the sweep, token probabilities) the training file's rows, before any data or model is
+loaded. ``harness.train`` reads its training file first thing, before its output folder exists.
 Each failure is one :class:`harness.errors.ConfigError` line naming the flag.
 
 >>> config = resolve_train(TrainConfig(task="visual-math", batch_size=48, micro_batch_size=32))
@@ -58,6 +60,7 @@ def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
     (the largest that fits ``--micro-batch-size`` and divides each rank's share). Idempotent: what
     :func:`harness.train.train` runs on, whichever entry point made ``config``."""
     model = config.model if config.model is not None else default_model(config.task)
+    check_task(config.task)  # a typo fails here with "did you mean", whatever the model
     micro, _ = split_batch(config.batch_size, config.micro_batch_size, world_size)
     if (
         config.min_pixels is not None
@@ -84,7 +87,9 @@ def parse_train(argv: list[str] | None = None, description: str = "") -> TrainCo
     add_arguments(parser, TrainConfig, defaults=preset)
     args = vars(parser.parse_args(argv))
     args.pop("preset")
-    return resolve_train(TrainConfig(**args), world_size())
+    config = resolve_train(TrainConfig(**args), world_size())
+    check_trainable(config)
+    return config
 
 
 # --- the entry points' command lines, resolved -----------------------------------------------------
@@ -107,6 +112,8 @@ def check_task(name: str, flag_name: str = "--task", **options):
     except KeyError as error:
         raise ConfigError(f"{flag_name} {error.args[0]}") from None
     except TypeError:
+        if not options:
+            raise
         raise ConfigError(f"{' '.join(map(flag, options))} does not apply to task {name}") from None
 
 
@@ -117,6 +124,15 @@ def check_inputs(train: TrainConfig) -> None:
     resolve_model(train.model)
     if train.train_data:
         read_rows(train.train_data)
+
+
+def check_trainable(train: TrainConfig) -> None:
+    """A run that trains needs rows: ``--train-data``, or a task with a train split."""
+    if train.train_data is None:
+        try:
+            _ = check_task(train.task).train_split  # a property that raises for an evaluation-only task
+        except ValueError as error:
+            raise ConfigError(f"--task {train.task}: {error}; give --train-data to train on it") from None
 
 
 def ood_task_names(config: ExperimentConfig) -> list[str]:
@@ -158,6 +174,8 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
         train = replace(train, curve_limit=config.eval_limit)
     train = resolve_train(train, config.nproc_per_node)
     ood_task_names(config)
+    if set(config.method_list) - {"base"}:
+        check_trainable(train)
     check_inputs(train)
     return Experiment(config, train, sampling)
 
@@ -185,9 +203,9 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = take(args, Sampling), take(args, EvalConfig)
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
-    task = check_task(config.task, **options)
+    check_task(config.task, **options)
     if config.model is None:
-        config = replace(config, model=DOMAIN_MODELS.get(task.domain, "tiny"))
+        config = replace(config, model=default_model(config.task))
     resolve_model(config.model)
     return config, sampling
 

@@ -40,13 +40,14 @@ import torch
 from PIL import Image
 
 from harness.data.text import completion_only, render_completion
+from harness.errors import DataError
 from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 
-class ImageError(ValueError):
+class ImageError(DataError):
     """An image that cannot be used; the caller adds which row it belongs to."""
 
 

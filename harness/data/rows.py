@@ -133,8 +133,12 @@ def training_rows(
     if train_data:
         rows, source = read_rows(train_data), train_data
     else:
-        registered = tasks.get(task)
-        examples = load_split(registered, registered.train_split, train_limit)
+        try:
+            registered = tasks.get(task)
+            split = registered.train_split
+        except (KeyError, ValueError) as error:  # an unknown task, or one without a train split
+            raise DataError(f"--task {task}: {error.args[0]}") from None
+        examples = load_split(registered, split, train_limit)
         rows, source = (
             [registered.messages(e) for e in examples],
             f"task {task} split {registered.train_split}",

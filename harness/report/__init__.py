@@ -5,7 +5,8 @@
 - :mod:`harness.report.index`: the headline page, ``leaderboards/README.md``;
 - :mod:`harness.report.plots`: the figures (matplotlib, Agg, no metadata: same bytes every time).
 
-:mod:`harness.leaderboard` writes them to ``leaderboards/``. The wing reads records and statistics
-only (:mod:`harness.results`, :mod:`harness.stats`); it never imports training or data code, so
-rendering needs neither a model nor a dataset.
+:mod:`harness.leaderboard` writes them to ``leaderboards/``. The wing reads records, statistics and
+the setting declarations only (:mod:`harness.results`, :mod:`harness.stats`, :mod:`harness.config`,
+all standard-library code); it never imports training or data code, so rendering needs neither a
+model nor a dataset, nor torch.
 """

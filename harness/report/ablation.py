@@ -20,7 +20,7 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.config import BATCH_SPLIT_KEYS, SWEEP_AXES
+from harness.config import BATCH_SPLIT_KEYS, METHODS, SWEEP_AXES
 from harness.report.domain import (
     Page,
     difference_text,
@@ -81,7 +81,7 @@ def _methods(runs: list[Record]) -> dict[str, dict[tuple[float, int], Record]]:
     methods: dict[str, dict[tuple[float, int], Record]] = defaultdict(dict)
     for record in sorted(runs, key=lambda r: config_id(r["hparams"]), reverse=True):
         methods[variant(record["method"], record["hparams"])][_cell(record)] = record
-    order = lambda key: ({"sft": 0, "dft": 1}.get(key, 2), key)  # noqa: E731
+    order = lambda key: (METHODS.index(key) if key in METHODS else len(METHODS), key)  # noqa: E731
     return {key: methods[key] for key in sorted(methods, key=order)}
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from harness.config import METHODS
+from harness.errors import RecordError
 from harness.results import OBJECTIVE_KEYS, backbone_slug, config_id, variant, variant_settings
 from harness.stats import mean_of_independent, significant
 
@@ -147,7 +149,7 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, dict[str,
         slot = bases if method == "base" else trained[task, backbone, config_id(record["hparams"])]
         key = (task, backbone) if method == "base" else variant(method, record["hparams"])
         if key in slot:  # write_record cannot produce this; two copies would make the page ambiguous
-            raise ValueError(f"two {method} records for task {task!r}, backbone {backbone!r}, same config")
+            raise RecordError(f"two {method} records for task {task!r}, backbone {backbone!r}, same config")
         slot[key] = record
     tables = []
     for (task, backbone, cid), runs in trained.items():
@@ -163,7 +165,7 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, dict[str,
 
 def _row_order(key: str) -> tuple[int, str]:
     """base, SFT, the paper's DFT, then DFT variants by name."""
-    return ({"base": 0, "sft": 1, "dft": 2}.get(key, 3), key)
+    return (METHODS.index(key) if key in METHODS else len(METHODS), key)
 
 
 def row_label(record: Record) -> str:
@@ -178,7 +180,7 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
     for method, record in rows.items():
         for name, score in record["scores"].items():
             if splits.setdefault(name, score["role"]) != score["role"]:
-                raise ValueError(
+                raise RecordError(
                     f"split {name!r} of {task!r} is {splits[name]} in one record, {score['role']} in {method}"
                 )
     ood = [name for name, role in splits.items() if role == "ood"]

@@ -1,6 +1,6 @@
 """Grade a model-written program by running it in the sandbox against hidden tests it cannot forge.
 
-The program runs in :func:`harness.sandbox.run_python` beside a small driver
+The program runs in :func:`harness.sandbox.process.run_python` beside a small driver
 (``harness/sandbox/driver.py``) that loads it and answers function calls over a pipe. The tests run
 here, in the harness: each call's arguments go in, the answer comes back as plain data (``None``,
 numbers, strings, bytes, lists, tuples, sets, dicts; nothing else crosses), and the comparison with
