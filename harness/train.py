@@ -199,6 +199,8 @@ def setup(config: TrainConfig) -> Run:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     objective = Objective(config.objective, config.dft_min_weight, config.dft_alpha)
+    # A refused resume (no checkpoint, a changed hyperparameter) stops before anything is read or made.
+    resumed_from, state = checkpoint.load_state(config) if config.resume else (None, None)
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
     rows, source = training_rows(config.task, config.train_data, config.train_limit)
@@ -209,7 +211,6 @@ def setup(config: TrainConfig) -> Run:
     if ddp.main and counts:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)
 
-    resumed_from, state = checkpoint.load_state(config) if config.resume else (None, None)
     torch.manual_seed(config.seed)
     model = load_model(str(resumed_from) if resumed_from is not None else config.model, device=device)
     use_checkpointing = (

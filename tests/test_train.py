@@ -197,6 +197,7 @@ def test_resume_takes_changed_run_settings_and_needs_a_checkpoint(checkpointed, 
     assert summary["resumed_from_step"] == 1 and summary["steps"] == 2
     with pytest.raises(ConfigError, match="no checkpoint"):
         train(replace(checkpointed, output_dir=str(tmp_path / "empty"), resume=True))
+    assert not (tmp_path / "empty").exists()  # a refused resume makes nothing
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -259,22 +259,31 @@ class Sampling:
         return self.temperature == 0
 
 
+def like(name: str) -> Any:
+    """A field of another command declared as :class:`TrainConfig`'s field ``name`` is: the same
+    default, help and check (``--device`` means one thing in every command)."""
+    f = TrainConfig.__dataclass_fields__[name]
+    marks = {k: v for k, v in f.metadata.items() if k not in ("help", "role", "check", "choices")}
+    assert not marks, f"{name} carries training marks {sorted(marks)}; declare it on its own"
+    return setting(
+        f.default, f.metadata["help"], role=RUN, check=f.metadata["check"], choices=f.metadata["choices"]
+    )
+
+
 @dataclass
 class EvalConfig:
     """``python -m harness.evaluate``: one model on one task's evaluation splits."""
 
-    model: str | None = setting(
-        None, "'tiny', a model folder or a hub id (default: the task domain's embedded model)"
-    )
+    model: str | None = like("model")
     task: str = setting("math-words", "registered task name")
     limit: int | None = setting(None, "first N examples of each split", check=at_least(1))
     samples_dir: str | None = setting(None, "write per-sample JSONL here")
     problem_file: str | None = setting(
         None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
     )
-    device: str | None = setting(None, "cpu, cuda or cuda:N (default: cuda if present)")
-    min_pixels: int | None = setting(None, "vision backbones: fewest pixels per image", check=at_least(1))
-    max_pixels: int | None = setting(None, "vision backbones: most pixels per image", check=at_least(1))
+    device: str | None = like("device")
+    min_pixels: int | None = like("min_pixels")
+    max_pixels: int | None = like("max_pixels")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -284,15 +293,13 @@ class EvalConfig:
 class TokenProbsConfig:
     """``python -m harness.token_probs``: the histogram of p(target) of any checkpoint."""
 
-    model: str | None = setting(
-        None, "'tiny', a checkpoint folder or a hub id (default: the task domain's embedded model)"
-    )
-    task: str = setting("math-words", "task whose train split is read")
-    train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
+    model: str | None = like("model")
+    task: str = like("task")
+    train_data: str | None = like("train_data")
     rows: int = setting(PROB_ROWS, "training rows read", check=at_least(1))
     bins: int = setting(PROB_BINS, "bins over [0, 1]", check=at_least(1))
-    max_length: int = setting(2048, "tokens per row, as in training", check=at_least(2))
-    device: str | None = setting(None, "cpu, cuda or cuda:N (default: cuda if present)")
+    max_length: int = like("max_length")
+    device: str | None = like("device")
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from harness.config import OVERLONG_POLICIES
-from harness.data.images import ImageError, VisionEncoded, collate_with_images, encode_with_images, has_images
+from harness.data.images import VisionEncoded, collate_with_images, encode_with_images, has_images
 from harness.data.rows import Rows, check_row
 from harness.data.text import Encoded, OverlongPolicy, collate_text, encode
 from harness.errors import DataError
@@ -52,7 +52,7 @@ def encode_all(
                 raise DataError("the row has images but the backbone is text-only (no vision tower)")
             else:
                 encoded = encode(tokenizer, row, max_length, overlong, stop_ids)
-        except (DataError, ImageError) as error:
+        except DataError as error:  # an ImageError too
             raise DataError(f"{where}: {error}") from None
         if encoded is None:
             counts["dropped_overlong"] += 1

@@ -190,7 +190,7 @@ def encode_with_images(
     base_dir: Path | None = None,
 ) -> VisionEncoded | None:
     """Tokenize one row with images; completion-only labels. ``None`` when the overlong policy drops
-    it. Raises ``ImageError`` for a bad image and ``ValueError`` for a prompt that cannot fit."""
+    it. Raises ``ImageError`` for a bad image or a prompt that cannot fit."""
     tokenizer = processor.tokenizer
     prompt, images = resolved_conversation(row, processor, base_dir)
     prompt_text = processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
