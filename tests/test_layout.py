@@ -242,7 +242,7 @@ def test_records_and_leaderboards_load_nothing_but_the_standard_library():
     assert not {m: names for m, names in outside.items() if names}
 
 
-def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
+def test_the_checker_sees_a_planted_upward_import_and_a_local_one():
     # The rules above are only as good as the parsing: a planted upward import is found.
     source = "from harness.experiment import run\n\ndef f():\n    from harness.ablate import plan\n"
     visitor = Imports("harness.train", source)
