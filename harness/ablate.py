@@ -4,12 +4,14 @@
 
     python -m harness.ablate --domain math --lr 5e-4 1e-3 --batch-size 16 32        # 2 x 2 x (SFT, DFT)
     python -m harness.ablate --task code-lists --lr 1e-5 5e-5 1e-4 --batch-size 64 128 --method dft
+    python -m harness.ablate --lr 5e-4 1e-3 --seeds 0 1 2   # every cell three times: seed variance
     python -m harness.ablate ... --dry-run          # print the plan and each cell's status, run nothing
     python -m harness.ablate ... --print-commands   # one ready-to-run command per cell (job arrays)
     python -m harness.ablate ... --cell 3           # run only cell 3 (e.g. --cell $SLURM_ARRAY_TASK_ID)
 
-The grid is every ``--lr`` x ``--batch-size`` x ``--method`` (default: SFT and DFT), plus one
-evaluation of the untouched base model (``--no-base`` skips it). Every other flag of
+The grid is every ``--lr`` x ``--batch-size`` x ``--method`` (default: SFT and DFT) x ``--seeds``
+(default: 0; each seed is a record of its own, averaged on the pages), plus one evaluation of the
+untouched base model (``--no-base`` skips it). Every other flag of
 ``harness.experiment`` applies to each cell: ``--model``, ``--preset``, ``--epochs``,
 ``--eval-every``, ``--nproc-per-node`` (each cell under ``torchrun``) and the rest. Each cell trains
 with the shared trainer, is evaluated like an experiment, and writes one record; the leaderboards
@@ -22,14 +24,17 @@ that divides its share, with gradient accumulation making up the rest (the recor
 
 Resuming: a rerun skips every cell whose record already holds exactly its configuration and
 evaluation settings (compared field by field, not by file name), reuses a finished training whose
-evaluation died, continues a training from its last checkpoint (``--save-every``), and redoes the
-rest. ``--redo`` runs every cell again. Two sweeps may share a results folder: each cell is locked
+evaluation died, continues a training from its last checkpoint (``--save-every``), and runs the
+rest. A record of a cell evaluated otherwise stops the sweep before any cell runs; ``--redo`` runs
+every cell again and replaces their records, printing which scores changed. Two sweeps may share a results folder: each cell is locked
 while it runs (the other sweep skips it and says so), records are replaced atomically, and renders
 take turns.
 
 >>> sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "32", "--method", "sft", "dft"])
 >>> len(plan(sweep)), [(c.method, c.lr, c.batch_size) for c in plan(sweep)][:3]
 (9, [('base', None, None), ('sft', 0.001, 16), ('sft', 0.001, 32)])
+>>> [(c.method, c.seed) for c in plan(parse_args(["--method", "sft", "--seeds", "0", "1"]))]
+[('base', None), ('sft', 0), ('sft', 1)]
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from harness import leaderboard, results
 from harness.config import ExperimentConfig, split_batch
 from harness.config.resolve import Experiment, Sweep, parse_sweep, resolve_train
 from harness.errors import ConfigError, HarnessError
-from harness.experiment import plan_method, run_method, status
+from harness.experiment import check_existing, plan_method, run_method, status
 
 
 @dataclass
@@ -55,12 +60,13 @@ class Cell:
     method: str
     lr: float | None  # None for the base model
     batch_size: int | None
+    seed: int | None
     experiment: Experiment
 
     def describe(self) -> str:
         if self.method == "base":
             return f"cell {self.index} (base model)"
-        return f"cell {self.index} ({self.method}, lr {self.lr:g}, batch {self.batch_size})"
+        return f"cell {self.index} ({self.method}, lr {self.lr:g}, batch {self.batch_size}, seed {self.seed})"
 
 
 def parse_args(argv: list[str] | None = None) -> Sweep:
@@ -76,23 +82,30 @@ def parse_args(argv: list[str] | None = None) -> Sweep:
 
 
 def plan(sweep: Sweep) -> list[Cell]:
-    """The cells in a fixed order: the base model, then method by method, lr by lr, batch by batch.
-    The order depends only on the command line, so ``--cell N`` means the same cell everywhere."""
+    """The cells in a fixed order: the base model, then method by method, lr by lr, batch by batch,
+    seed by seed. The order depends only on the command line, so ``--cell N`` means the same cell
+    everywhere."""
     shared = sweep.experiment
     cells = []
     if sweep.grid.base:
-        cells.append(
-            Cell(0, "base", None, None, replace(shared, config=replace(shared.config, methods="base")))
-        )
+        base = replace(shared, config=replace(shared.config, methods="base"))
+        cells.append(Cell(0, "base", None, None, None, base))
     for method in list(dict.fromkeys(sweep.grid.method)):
         for lr in sweep.lrs:
             for batch in sweep.batch_sizes:
-                cell = replace(
-                    shared.train, lr=lr, batch_size=batch, micro_batch_size=sweep.max_micro_batch_size
-                )
-                train = resolve_train(cell, shared.config.nproc_per_node)  # the cell's own batch split
-                experiment = Experiment(replace(shared.config, methods=method), train, shared.sampling)
-                cells.append(Cell(len(cells), method, lr, batch, experiment))
+                for seed in shared.config.seeds:
+                    cell = replace(
+                        shared.train,
+                        lr=lr,
+                        batch_size=batch,
+                        micro_batch_size=sweep.max_micro_batch_size,
+                        seed=seed,
+                    )
+                    train = resolve_train(cell, shared.config.nproc_per_node)  # the cell's own batch split
+                    config = replace(shared.config, methods=method, seeds=[seed])
+                    cells.append(
+                        Cell(len(cells), method, lr, batch, seed, Experiment(config, train, shared.sampling))
+                    )
     return cells
 
 
@@ -107,17 +120,20 @@ def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
     )
     ranks = shared.config.nproc_per_node
     print(
-        f"{'cell':>4}  {'method':6}  {'lr':>8}  {'batch':>5}  {'micro x accum x ranks':21}  {'status':8}  record"
+        f"{'cell':>4}  {'method':6}  {'lr':>8}  {'batch':>5}  {'seed':>4}  {'micro x accum x ranks':21}"
+        f"  {'status':8}  record"
     )
     for cell in cells:
         planned = plan_method(cell.experiment, cell.method)
         if cell.method == "base":
-            lr = batch = split = "-"
+            lr = batch = seed = split = "-"
         else:
             micro, accumulation = split_batch(cell.batch_size, sweep.max_micro_batch_size, ranks)
             lr, batch, split = f"{cell.lr:g}", str(cell.batch_size), f"{micro} x {accumulation} x {ranks}"
+            seed = str(cell.seed)
         print(
-            f"{cell.index:>4}  {cell.method:6}  {lr:>8}  {batch:>5}  {split:21}  {status(planned):8}  {planned.record}"
+            f"{cell.index:>4}  {cell.method:6}  {lr:>8}  {batch:>5}  {seed:>4}  {split:21}  {status(planned):8}"
+            f"  {planned.record}"
         )
 
 
@@ -139,12 +155,13 @@ def run(sweep: Sweep) -> int:
     if sweep.grid.dry_run:
         return 0
     chosen = cells if sweep.grid.cell is None else [cells[sweep.grid.cell]]
-    started, outcome = time.time(), {"made": [], "finished before": [], "running elsewhere": [], "failed": []}
     config = sweep.experiment.config
+    check_existing([plan_method(c.experiment, c.method) for c in chosen], config.redo)
+    started, outcome = time.time(), {"made": [], "finished before": [], "running elsewhere": [], "failed": []}
     rendered = False
     for cell in chosen:
         planned = plan_method(cell.experiment, cell.method)
-        if config.skip_finished and results.finished(planned.record, planned.slot, planned.evaluation):
+        if not config.redo and results.finished(planned.record, planned.slot, planned.evaluation):
             print(f"== {cell.describe()}: finished before, {planned.record}", file=sys.stderr)
             outcome["finished before"].append(cell)
             continue

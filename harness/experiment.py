@@ -1,9 +1,17 @@
 """The whole comparison in one command: evaluate the base, train SFT and DFT, evaluate, record, render.
 
 ``nox -s train-math`` runs ``python -m harness.experiment --task math-words``. For every method in
-``--methods`` (default ``base,sft,dft``) it trains from the same backbone with identical data, seed
-and hyperparameters (only the objective differs), evaluates every split of the task, writes one JSON
-record per method to ``--results-dir`` and renders the leaderboards from all records there.
+``--methods`` (default ``base,sft,dft``) and every seed in ``--seeds`` (default ``0``) it trains from
+the same backbone with identical data, seed and hyperparameters (only the objective differs),
+evaluates every split of the task, writes one JSON record per method and seed to ``--results-dir``
+(default ``runs/results``) and renders the leaderboards from all records there (default
+``runs/leaderboards``). Each record made is then compared with the committed reference record of
+its configuration in ``--reference-dir`` (``results/``): the same scores, or which differ and which
+package versions differ with them.
+
+A record that exists is never replaced silently: a finished one of exactly this run is reused, one
+of the same configuration evaluated otherwise stops the run before any work, and ``--redo`` runs
+again and replaces them, printing which scores changed.
 
 Hyperparameters start from a preset (``--preset laptop`` by default: sized for the embedded tiny
 model on a CPU; ``--preset paper-math``, ``paper-code`` and ``paper-vlm`` are the DFT paper's recipes); any flag given explicitly
@@ -13,6 +21,8 @@ wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N pr
 >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
 >>> experiment.train.steps, experiment.config.methods, experiment.config.eval_limit
 (2, 'base,sft,dft', 4)
+>>> [(method, seeded.train.seed) for seeded, method in replicates(parse_experiment(["--seeds", "0", "1"]))]
+[('base', 0), ('sft', 0), ('dft', 0), ('sft', 1), ('dft', 1)]
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from harness import leaderboard, results, token_probs
 from harness.checkpoint import latest_checkpoint
 from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, to_flags
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment
-from harness.errors import HarnessError, TrainingError
+from harness.errors import HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
 from harness.models import backbone_name
 from harness.train import train
@@ -97,11 +107,11 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
 
 
-def _train(config: TrainConfig, nproc: int, skip_finished: bool) -> dict[str, Any]:
-    """Train, or with ``skip_finished`` reuse a finished training of the same configuration in the run
+def _train(config: TrainConfig, nproc: int, reuse: bool) -> dict[str, Any]:
+    """Train, or with ``reuse`` reuse a finished training of the same configuration in the run
     folder, or continue it from its last checkpoint."""
     run_dir = Path(config.output_dir)
-    if skip_finished:
+    if reuse:
         summary_path = run_dir / "train_summary.json"
         if summary_path.exists():
             try:
@@ -141,10 +151,73 @@ def run_root(experiment: Experiment) -> Path:
     return Path(config.runs_dir) / name
 
 
+def replicates(experiment: Experiment) -> list[tuple[Experiment, str]]:
+    """``(experiment, method)`` of every run: the base once (it trains nothing, so has no seed),
+    then every trained method for each of ``--seeds``, seed by seed."""
+    methods = experiment.config.method_list
+    runs = [(experiment, "base")] if "base" in methods else []
+    for seed in experiment.config.seeds:
+        seeded = replace(experiment, train=replace(experiment.train, seed=seed))
+        runs += [(seeded, method) for method in methods if method != "base"]
+    return runs
+
+
+def check_existing(planned: list[MethodRun], redo: bool) -> None:
+    """Stop before any work when a record of one of the planned runs exists but is not of exactly
+    that run (another evaluation, or malformed) and ``--redo`` was not given: it is never replaced
+    silently."""
+    if redo:
+        return
+    clashes = [(p.record, why) for p in planned if (why := results.conflict(p.record, p.slot, p.evaluation))]
+    if clashes:
+        path, why = clashes[0]
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        raise RecordError(
+            f"{path} holds a record of this configuration that differs: {why}{more}; --redo replaces"
+            " it (printing which scores changed), or give another --results-dir"
+        )
+
+
 def run(experiment: Experiment) -> list[Path]:
-    """Run every method; returns the paths of the records written (or found finished)."""
-    found = [run_method(experiment, method) for method in experiment.config.method_list]
+    """Run every method and seed; returns the paths of the records written (or found finished)."""
+    runs = replicates(experiment)
+    check_existing([plan_method(seeded, method) for seeded, method in runs], experiment.config.redo)
+    found = [run_method(seeded, method) for seeded, method in runs]
     return [path for path in found if path is not None]
+
+
+def compare_with_reference(paths: list[Path], config) -> list[str]:
+    """One line per record made: whether its scores equal those of the reference record of the same
+    run in ``config.reference_dir`` (the committed results), and if not, which scores and which
+    package versions differ. Nothing when there is no reference folder or it is the results folder."""
+    if not config.reference_dir or Path(config.reference_dir).resolve() == Path(config.results_dir).resolve():
+        return []
+    lines = []
+    for path in paths:
+        record = results.read_record(path)
+        name = f"{record['method']}" + (
+            f" seed {seed}" if (seed := results.seed_of(record)) is not None else ""
+        )
+        reference = results.record_path(record, config.reference_dir)
+        slot = {key: record[key] for key in ("task", "backbone", "method", "hparams")}
+        if not reference.exists():
+            lines.append(f"[{name}] no reference record of this configuration in {config.reference_dir}/")
+            continue
+        why = results.conflict(reference, slot, record.get("evaluation", {}))
+        if why:
+            lines.append(f"[{name}] the reference {reference} was made differently ({why}): not compared")
+            continue
+        changes = results.score_changes(results.read_record(reference), record)
+        if not changes:
+            lines.append(f"[{name}] matches the reference {reference}: every score is identical")
+            continue
+        ours, theirs = results.environment(record), results.environment(results.read_record(reference))
+        versions = [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
+        lines.append(
+            f"[{name}] differs from the reference {reference}: {'; '.join(changes)} (reference -> yours)"
+            + (f"; environment differs: {', '.join(versions)}" if versions else "; same package versions")
+        )
+    return lines
 
 
 @dataclass
@@ -192,23 +265,33 @@ def status(planned: MethodRun) -> str:
 
 def run_method(experiment: Experiment, method: str) -> Path | None:
     """Train (unless ``base``), evaluate and record one method; returns the record's path, or None
-    when another process holds this exact run (two sweeps sharing a results folder)."""
+    when another process holds this exact run (two sweeps sharing a results folder). A finished
+    record of exactly this run is reused unless ``--redo``; one that differs is replaced only with
+    ``--redo`` (which prints the scores that changed)."""
     config, task = experiment.config, tasks.get(experiment.config.task)
     planned = plan_method(experiment, method)
     train_config, slot, target, run_dir = planned.train, planned.slot, planned.record, planned.run_dir
     backbone, hparams, evaluation = slot["backbone"], slot["hparams"], planned.evaluation
+    name = method if method == "base" else f"{method} seed {train_config.seed}"
     with results.record_lock(target) as held:
         if not held:
-            print(f"[{method}] {target} is being made by another process; skipped", file=sys.stderr)
+            print(f"[{name}] {target} is being made by another process; skipped", file=sys.stderr)
             return None
-        if config.skip_finished and results.finished(target, slot, evaluation):
-            print(f"[{method}] finished before: {target}", file=sys.stderr)
+        if not config.redo and results.finished(target, slot, evaluation):
+            print(f"[{name}] finished before, reused: {target}", file=sys.stderr)
             return target
+        check_existing([planned], config.redo)  # it may have appeared since the run started
+        previous = None
+        if config.redo and target.exists():
+            try:
+                previous = results.read_record(target)
+            except RecordError:  # a malformed file: nothing to compare with
+                print(f"[{name}] --redo replaces the malformed {target}", file=sys.stderr)
         started = time.time()
         data: dict[str, Any] = {}
         model, curve = experiment.train.model, None
         if method != "base":
-            summary = _train(train_config, config.nproc_per_node, config.skip_finished)
+            summary = _train(train_config, config.nproc_per_node, reuse=not config.redo)
             model, curve = summary["model_dir"], summary.get("curve")
             data = {
                 "train_rows": summary["rows"],
@@ -218,7 +301,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
                 "gradient_accumulation": summary["gradient_accumulation"],
             }
         evaluated = ", ".join([*task.eval_splits, *ood_task_names(config)])
-        print(f"[{method}] evaluating {model} on {evaluated}", file=sys.stderr)
+        print(f"[{name}] evaluating {model} on {evaluated}", file=sys.stderr)
         scores = _evaluate(experiment, model, run_dir / "samples")
         histogram = None
         if config.prob_rows:
@@ -239,7 +322,14 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
         )
         path = results.write_record(record, config.results_dir)
     line = ", ".join(f"{split} {100 * s['value']:.1f}" for split, s in scores.items())
-    print(f"[{method}] {line}; record: {path}", file=sys.stderr)
+    print(f"[{name}] {line}; record: {path}", file=sys.stderr)
+    if previous is not None:
+        changes = results.score_changes(previous, record)
+        print(
+            f"[{name}] --redo replaced {path}: "
+            + ("; ".join(changes) if changes else "every score is unchanged"),
+            file=sys.stderr,
+        )
     return path
 
 
@@ -249,11 +339,15 @@ def main(argv: list[str] | None = None) -> int:
         experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
         written = run(experiment)
         paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
+        comparison = compare_with_reference(written, experiment.config)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print("records: " + ", ".join(str(p) for p in written))
     print("leaderboards: " + ", ".join(str(p) for p in paths))
+    if comparison:
+        print("compared with the committed reference records:")
+        print("\n".join(comparison))
     return 0
 
 

@@ -5,9 +5,12 @@ on), what came out (one score per evaluation split) and where it ran (:func:`pro
 leaderboards are rendered from these files alone (``harness.leaderboard``), so a record has to be
 complete, and a half-written file must never replace a good one.
 
-Layout: ``<results>/<task>/<backbone-slug>/<variant>-<config_id>.json``. :func:`config_id` hashes
-the hyperparameters *without* the objective fields, so the SFT and DFT runs of one configuration
-share it (that is how the leaderboard pairs them) and a rerun overwrites its own record.
+Layout: ``<results>/<task>/<backbone-slug>/<variant>-<config_id>-seed<seed>.json`` (a base record:
+``base-<config_id>.json``). :func:`config_id` hashes the hyperparameters *without* the objective
+fields and the seed, so the SFT and DFT runs of one configuration share it (that is how the
+leaderboard pairs them) and so do its replicates (the leaderboard averages them). A record is never
+replaced silently: the experiment and the sweep reuse a finished one and replace one only when told
+to (``--redo``).
 :func:`variant` is the method, plus the DFT follow-up settings when they differ from the paper's
 (``dft``, ``dft-floor0.1``, ``dft-alpha0.5``), so DFT variants of one configuration sit side by side.
 
@@ -15,7 +18,7 @@ Scores are fractions in [0, 1] (the mean of ``Task.score``), never percentages.
 
 >>> import tempfile
 >>> record = make_record(task="math-words", domain="math", backbone="Qwen/Qwen2.5-0.5B-Instruct",
-...     method="dft", hparams={"objective": "dft", "lr": 1e-5, "batch_size": 8, "epochs": 1},
+...     method="dft", hparams={"objective": "dft", "lr": 1e-5, "batch_size": 8, "epochs": 1, "seed": 0},
 ...     data={"train_examples": 2000, "dropped_overlong": 0},
 ...     scores={"test": {"role": "test", "value": 0.415, "stderr": 0.035, "n": 200,
 ...                      "samples_per_example": 1, "decoding": "greedy"}},
@@ -24,7 +27,7 @@ Scores are fractions in [0, 1] (the mean of ``Task.score``), never percentages.
 ...     path = write_record(record, folder)
 ...     print(path.relative_to(folder).as_posix())
 ...     load_records(folder) == [record]
-math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-06911126.json
+math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-06911126-seed0.json
 True
 """
 
@@ -39,20 +42,34 @@ import os
 import platform
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness import files
-from harness.config import DFT_VARIANTS, METHODS, OBJECTIVE_KEYS
+from harness.config import DFT_VARIANTS, METHODS, OBJECTIVE_KEYS, REPLICATE_KEYS
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 
 SCHEMA = 1
 ROLES = ("test", "ood")
-PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "math-verify", "lm-eval", "harness")
+# The packages whose versions can change a score; their versions are a record's environment.
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "datasets",
+    "numpy",
+    "sympy",
+    "math-verify",
+    "lm-eval",
+    "qwen-vl-utils",
+    "pillow",
+    "harness",
+)
 RECORD_KEYS = (
     "schema",
     "task",
@@ -78,19 +95,27 @@ OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
 _SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
+LOCK_NAME = "constraints.txt"  # the locked environment (nox -s lock), beside the harness package
+# Folders of outputs, not code: what a run writes there must not make its own record "dirty".
+OUTPUT_FOLDERS = ("results", "leaderboards", "runs")
 
 
 def provenance() -> dict[str, Any]:
     """Where and with what a run happened: commit, package versions, Python, platform, device, date.
 
+    ``dirty`` says whether the code had uncommitted changes (the output folders do not count);
+    ``lock`` whether the installed packages are exactly those of ``constraints.txt``
+    (:func:`lock_state`).
+
     >>> sorted(provenance())
-    ['commit', 'date', 'device', 'dirty', 'packages', 'platform', 'python']
+    ['commit', 'date', 'device', 'dirty', 'lock', 'packages', 'platform', 'python']
     """
     commit, dirty = _git_state(_SOURCE_DIR)
     return {
         "commit": commit,
         "dirty": dirty,
         "packages": {name: _version(name) for name in PACKAGES},
+        "lock": lock_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": _device(),
@@ -113,9 +138,58 @@ def _git_state(folder: Path) -> tuple[str | None, bool]:
     head = git("rev-parse", "HEAD")
     if head is None:
         return None, False
-    # Untracked files do not count: results/ itself fills with untracked records during a sweep.
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # Untracked files do not count, nor do the output folders: a run rewrites records and pages.
+    outputs = [f":(top,exclude){folder}" for folder in OUTPUT_FOLDERS]
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *outputs)
     return head.strip(), bool(status and status.strip())
+
+
+def lock_file() -> Path:
+    return _SOURCE_DIR.parent / LOCK_NAME
+
+
+def read_lock(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """``{normalized package name: version}`` of a constraints file (``name==version`` lines).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     lock = Path(folder) / "constraints.txt"
+    ...     _ = lock.write_text("# header\\nTransformers==5.24.0\\nmath_verify==0.8.0\\n")
+    ...     read_lock(lock)
+    {'transformers': '5.24.0', 'math-verify': '0.8.0'}
+    """
+    path = lock_file() if path is None else path
+    pins = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, equals, version = line.partition("==")
+        if not equals or not name.strip() or not version.strip():
+            raise ValueError(f"{path}:{number}: expected name==version, got {line!r}")
+        pins[normalize(name)] = version.strip()
+    return pins
+
+
+def normalize(name: str) -> str:
+    """A package name as PEP 503 compares them: ``Math_Verify`` -> ``math-verify``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """How the installed packages compare with the lock file: ``{"sha256": first 16 hex digits of
+    the file, "differs": {name: "installed (locked version)"}}``; ``differs`` is empty in a locked
+    environment. None when there is no lock file (an installed, not cloned, harness)."""
+    path = lock_file() if path is None else Path(path)
+    if not path.is_file():
+        return None
+    differs = {}
+    for name, locked in read_lock(path).items():
+        installed = _version(name)
+        if installed != locked:
+            differs[name] = f"{installed or 'not installed'} (locked {locked})"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return {"sha256": digest, "differs": differs}
 
 
 def _version(name: str) -> str | None:
@@ -180,12 +254,13 @@ def make_record(
 
 
 def config_id(hparams: dict[str, Any]) -> str:
-    """Short stable hash of ``hparams`` without the objective fields (key order does not matter).
+    """Short stable hash of ``hparams`` without the objective fields and the seed (key order does
+    not matter): the methods and the replicates of one configuration share it.
 
-    >>> config_id({"lr": 1e-5, "objective": "sft"}) == config_id({"objective": "dft", "lr": 1e-5})
+    >>> config_id({"lr": 1e-5, "objective": "sft", "seed": 0}) == config_id({"objective": "dft", "lr": 1e-5, "seed": 1})
     True
     """
-    shared = {key: value for key, value in hparams.items() if key not in OBJECTIVE_KEYS}
+    shared = {key: value for key, value in hparams.items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS}
     canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
 
@@ -222,9 +297,60 @@ def variant(method: str, hparams: dict[str, Any]) -> str:
 
 
 def record_path(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
-    """Where :func:`write_record` puts ``record`` under ``results_dir``."""
-    name = f"{variant(record['method'], record['hparams'])}-{config_id(record['hparams'])}.json"
+    """Where :func:`write_record` puts ``record`` under ``results_dir``: one file per variant,
+    configuration and seed.
+
+    >>> record_path({"task": "t", "backbone": "b", "method": "sft", "hparams": {"seed": 2}}, "r").as_posix()
+    'r/t/b/sft-44136fa3-seed2.json'
+    """
+    hparams = record["hparams"]
+    replicate = "".join(f"-{key}{hparams[key]}" for key in sorted(REPLICATE_KEYS) if key in hparams)
+    name = f"{variant(record['method'], hparams)}-{config_id(hparams)}{replicate}.json"
     return Path(results_dir) / record["task"] / backbone_slug(record["backbone"]) / name
+
+
+def seed_of(record: dict[str, Any]) -> int | None:
+    """The seed a trained record's run used (None for a base record)."""
+    return record["hparams"].get("seed")
+
+
+def environment(record: dict[str, Any]) -> dict[str, Any]:
+    """What of a record's provenance can change its scores without changing its configuration: the
+    versions of :data:`PACKAGES` (less the harness's own: the commit says that) and Python."""
+    origin = record["provenance"]
+    packages = {k: v for k, v in (origin.get("packages") or {}).items() if k != "harness"}
+    return {"python": origin.get("python"), **packages}
+
+
+def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The splits whose score differs between two records of one run, as ``split 68.5 -> 75.0``
+    (percentages); a split only one of them has is listed as added or gone.
+
+    >>> a = {"scores": {"test": {"value": 0.685}, "ood": {"value": 0.04}}}
+    >>> score_changes(a, {"scores": {"test": {"value": 0.75}, "ood": {"value": 0.04}}})
+    ['test 68.5 -> 75.0']
+    """
+    changes = []
+    old_scores, new_scores = old["scores"], new["scores"]
+    for split in dict.fromkeys([*old_scores, *new_scores]):
+        if split not in new_scores:
+            changes.append(f"{split} gone (was {100 * old_scores[split]['value']:.1f})")
+        elif split not in old_scores:
+            changes.append(f"{split} added ({100 * new_scores[split]['value']:.1f})")
+        elif old_scores[split]["value"] != new_scores[split]["value"]:
+            before, after = (100 * s[split]["value"] for s in (old_scores, new_scores))
+            changes.append(f"{split} {before:.1f} -> {after:.1f}")
+    return changes
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The valid record at ``path``; a RecordError naming the file otherwise."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        _check_record(record)
+    except ValueError as error:
+        raise RecordError(f"{path}: malformed record: {' '.join(str(error).split())}") from error
+    return record
 
 
 def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
@@ -271,24 +397,43 @@ def _lock_path(path: str | os.PathLike[str]) -> Path:
 
 def finished(path: str | os.PathLike[str], slot: dict[str, Any], evaluation: dict[str, Any]) -> bool:
     """Whether ``path`` holds a valid record of exactly this run: the same task, backbone, method and
-    every hyperparameter (``slot``), evaluated the same way. Matched by content, not by file name:
-    a truncated file, a foreign one or one of another configuration is not finished (it is said why).
+    every hyperparameter (``slot``), evaluated the same way. Matched by content, not by file name."""
+    return Path(path).exists() and not conflict(path, slot, evaluation)
+
+
+def conflict(path: str | os.PathLike[str], slot: dict[str, Any], evaluation: dict[str, Any]) -> str | None:
+    """Why the record at ``path`` is not one of exactly this run (it is malformed, or which settings
+    differ, ``evaluation.limit 200 (now 50)``), or None when it is (or there is none). A run refuses
+    to replace such a record unless told to (``--redo``).
+
+    >>> import tempfile
+    >>> slot = {"task": "t", "backbone": "b", "method": "base", "hparams": {}}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_record(make_record(**slot, domain="math", data={}, scores={}, wall_time_s=1.0,
+    ...                                     run_dir=None, evaluation={"limit": 200}), folder)
+    ...     conflict(path, slot, {"limit": 200}), conflict(path, slot, {"limit": 50})
+    (None, 'evaluation.limit 200 (now 50)')
     """
     path = Path(path)
     if not path.exists():
-        return False
+        return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        _check_record(record)
-    except ValueError as error:
-        print(
-            f"note: {path} is not a valid record ({' '.join(str(error).split())}); redoing it",
-            file=sys.stderr,
-        )
-        return False
+        record = read_record(path)
+    except RecordError as error:
+        return str(error).removeprefix(f"{path}: ")
     normal = lambda value: json.loads(json.dumps(value))  # noqa: E731 - tuples vs lists, int vs float keys
-    same = all(normal(record[key]) == normal(value) for key, value in slot.items())
-    return same and normal(record.get("evaluation")) == normal(evaluation)
+    planned = {**slot, "evaluation": evaluation}
+    found = {key: record.get(key) for key in planned}
+    differs = []
+    for key, value in normal(planned).items():
+        if isinstance(value, dict) and isinstance(found[key], dict):
+            for name in dict.fromkeys([*normal(found[key]), *value]):
+                before, now = normal(found[key]).get(name), value.get(name)
+                if before != now:
+                    differs.append(f"{key}.{name} {before} (now {now})")
+        elif normal(found[key]) != value:
+            differs.append(f"{key} {normal(found[key])} (now {value})")
+    return ", ".join(differs) or None
 
 
 def load_records(

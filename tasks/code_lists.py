@@ -141,6 +141,40 @@ COMPOSED = (
         True,
     ),
 )
+# Compositions never in train (the train split holds COMPOSED): known pieces, new combinations.
+RECOMPOSED = (
+    _f(
+        "greater-then-add",
+        ["returns the elements of {v} that are greater than {j}, each with {k} added"],
+        "[x + {k} for x in {v} if x > {j}]",
+        2,
+    ),
+    _f(
+        "less-then-mul",
+        ["returns the elements of {v} that are less than {j}, each multiplied by {k}"],
+        "[x * {k} for x in {v} if x < {j}]",
+        2,
+    ),
+    _f(
+        "less-then-sum",
+        ["returns the sum of the elements of {v} that are less than {k}"],
+        "sum([x for x in {v} if x < {k}])",
+        1,
+    ),
+    _f(
+        "mul-then-sum",
+        ["returns the sum of the elements of {v} after multiplying each by {k}"],
+        "sum([x * {k} for x in {v}])",
+        1,
+    ),
+    _f(
+        "greater-then-min",
+        ["returns the smallest element of {v} that is greater than {k}"],
+        "min([x for x in {v} if x > {k}])",
+        1,
+        True,
+    ),
+)
 UNSEEN = (
     _f("evens", ["returns the even elements of {v}"], "[x for x in {v} if x % 2 == 0]"),
     _f("odds", ["returns the odd elements of {v}"], "[x for x in {v} if x % 2 == 1]"),
@@ -149,7 +183,10 @@ UNSEEN = (
     _f("sorted", ["returns the elements of {v} sorted from smallest to largest"], "sorted({v})"),
     _f("count-evens", ["returns how many elements of {v} are even"], "len([x for x in {v} if x % 2 == 0])"),
 )
-FAMILIES = {"seen": SEEN, "composed": COMPOSED, "unseen": UNSEEN}
+FAMILIES = {"seen": SEEN, "composed": COMPOSED, "unseen": UNSEEN, "recomposed": RECOMPOSED}
+# ood-names: function and argument names never in train nor in the base's pretraining corpus.
+UNSEEN_FUNCTION_NAMES = ("calc", "handle", "convert", "evaluate")
+UNSEEN_VARIABLES = ("arr", "seq", "vals", "elements")
 
 
 def solution_code(family: Family, name: str, variable: str, constants: tuple[int, ...]) -> str:
@@ -157,11 +194,21 @@ def solution_code(family: Family, name: str, variable: str, constants: tuple[int
     return f"def {name}({variable}):\n    return {family.body.format(**slots)}\n"
 
 
-def make_problem(rng: random.Random, families: tuple[Family, ...], n_tests: int = 5) -> dict[str, Any]:
-    """One problem from ``families``: question, reference solution, entry point and hidden tests."""
+def make_problem(
+    rng: random.Random,
+    families: tuple[Family, ...],
+    n_tests: int = 5,
+    *,
+    constants: tuple[int, int] = (1, 8),
+    inputs: tuple[int, int] = (0, 9),
+    function_names: tuple[str, ...] = FUNCTION_NAMES,
+    variables: tuple[str, ...] = VARIABLES,
+) -> dict[str, Any]:
+    """One problem from ``families``: question, reference solution, entry point and hidden tests.
+    Its constants are drawn from ``constants`` (low, high), the test lists' elements from ``inputs``."""
     family = rng.choice(families)
-    name, variable = rng.choice(FUNCTION_NAMES), rng.choice(VARIABLES)
-    constants = tuple(rng.randint(1, 8) for _ in range(family.constants))
+    name, variable = rng.choice(function_names), rng.choice(variables)
+    constants = tuple(rng.randint(*constants) for _ in range(family.constants))
     slots = dict(zip(("k", "j"), constants), v=variable)
     spec = rng.choice(family.specs).format(**slots)
     solution = solution_code(family, name, variable, constants)
@@ -171,7 +218,7 @@ def make_problem(rng: random.Random, families: tuple[Family, ...], n_tests: int 
     tests = []
     while len(tests) < n_tests:
         size = rng.randint(1 if family.nonempty else 0, 6)
-        xs = [rng.randint(0, 9) for _ in range(size)]
+        xs = [rng.randint(*inputs) for _ in range(size)]
         try:
             expected = reference(list(xs))
         except ValueError:  # max() of an empty filter: not a valid input for this problem
@@ -197,23 +244,33 @@ class CodeLists(CodeTask):
     splits = (
         Split("train", "train", "one map, filter or reduce operation of a seen family"),
         Split("test", "test", "the train distribution, problems not in train"),
+        Split("ood-names", "ood", "x"),
+        Split("ood-constants", "ood", "x"),
         Split("ood-compose", "ood", "two seen operations composed in one function"),
         Split("ood-families", "ood", "operations never seen in train (known from pretraining)"),
     )
-    # name -> (seed, size, families)
+    # name -> (seed, size, family groups, make_problem options)
     config = {
-        "train": (101, 2000, "seen"),
-        "test": (202, 200, "seen"),
-        "ood-compose": (303, 200, "composed"),
-        "ood-families": (404, 200, "unseen"),
+        "train": (101, 2000, ("seen", "composed"), {"constants": (1, 20), "inputs": (0, 20)}),
+        "test": (202, 200, ("seen", "composed"), {"constants": (1, 20), "inputs": (0, 20)}),
+        "ood-names": (
+            505,
+            200,
+            ("seen", "composed"),
+            {"function_names": UNSEEN_FUNCTION_NAMES, "variables": UNSEEN_VARIABLES, "constants": (1, 20), "inputs": (0, 20)},
+        ),
+        "ood-constants": (606, 200, ("seen", "composed"), {"constants": (21, 99), "inputs": (0, 99)}),
+        "ood-compose": (303, 200, ("recomposed",), {}),
+        "ood-families": (404, 200, ("unseen",), {}),
     }
 
     def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:
-        seed, size, families = self.config[split]
+        seed, size, groups, options = self.config[split]
+        families = tuple(family for group in groups for family in FAMILIES[group])
         rng = random.Random(seed)
         seen, examples = set(exclude), []
         while len(examples) < size:
-            problem = make_problem(rng, FAMILIES[families])
+            problem = make_problem(rng, families, **options)
             if problem["question"] in seen:
                 continue
             seen.add(problem["question"])

@@ -17,13 +17,20 @@ The answer is \boxed{32}.
 >>> record["id"], record["answer"], record["steps"]
 ('train-0', '32', 1)
 
-Splits (``steps`` counts the operations of a problem):
+Splits (``steps`` counts the operations of a problem); the OOD splits are a ladder from the nearest
+shift to the farthest, chosen from the base's and SFT's scores only (never DFT's) so that the near
+ones are measurable: a model at the floor of every shift cannot show a difference in generalization.
+Scores of the embedded base / an SFT run (laptop preset, seed 0) when the splits were chosen:
 
 * ``train`` (2000): 1-3 operations, numbers 1..20, ``SEEN`` phrasings.
-* ``test`` (200): the train distribution, other problems.
-* ``ood-steps`` (200): 4-5 operations: longer reasoning chains.
-* ``ood-numbers`` (200): numbers 20..99: values never seen in questions.
-* ``ood-phrasing`` (200): ``UNSEEN`` phrasings of the same operations; the solutions keep their shape.
+* ``test`` (200): the train distribution, other problems (base 32.0, SFT 72.0: off the ceiling).
+* ``ood-names`` (200): people never named in train or pretraining (``UNSEEN_NAMES``), the rest as in
+  train: the nearest shift, one token the solution must copy (SFT 52.0, the near rung).
+* ``ood-numbers-near`` (200): numbers 21..30, just past train's range (base 19.5, SFT 13.5).
+* ``ood-phrasing`` (200): ``UNSEEN`` phrasings of the same operations; the solutions keep their shape
+  (base 4.5, SFT 4.5).
+* ``ood-steps`` (200): 4-5 operations: longer reasoning chains (base 4.0, SFT 5.0).
+* ``ood-numbers`` (200): numbers 20..99: values never seen in questions (base 4.5, SFT 2.5).
 
 Test and ood questions never occur in train, and no question occurs twice in one split.
 """
@@ -40,6 +47,8 @@ INSTRUCTION = "Please reason step by step, and put your final answer within \\bo
 
 NAMES = (("Mia", "she"), ("Tom", "he"), ("Ana", "she"), ("Ben", "he"), ("Lea", "she"), ("Sam", "he"))
 OBJECTS = (("apple", "apples"), ("pen", "pens"), ("book", "books"), ("card", "cards"), ("ball", "balls"))
+# ood-names: people never named in train nor in the base's pretraining corpus.
+UNSEEN_NAMES = (("Zoe", "she"), ("Max", "he"), ("Ivy", "she"), ("Kai", "he"))
 VERBS = {"add": ("buys", "finds", "gets"), "sub": ("gives away", "sells", "loses")}
 TIMES = {2: "twice", 3: "three times"}
 
@@ -77,14 +86,24 @@ def _fill(template: str, slots: dict[str, Any]) -> str:
     return template.format(Pro=pro.capitalize(), pos="her" if pro == "she" else "his", **slots)
 
 
-def make_problem(rng: random.Random, *, steps: int, low: int, high: int, templates: dict) -> dict:
-    """One problem of ``steps`` operations on numbers in ``low..high``, phrased with ``templates``.
+def make_problem(
+    rng: random.Random,
+    *,
+    steps: int,
+    low: int,
+    high: int,
+    templates: dict,
+    names: tuple[tuple[str, str], ...] = NAMES,
+    objects: tuple[tuple[str, str], ...] = OBJECTS,
+) -> dict:
+    """One problem of ``steps`` operations on numbers in ``low..high``, phrased with ``templates``,
+    about one of ``names`` (name, pronoun) and one of ``objects`` (singular, plural).
 
     Returns ``{"question": str, "steps": [solution line, ...], "answer": str}``; the lines start with
     the initial count and hold one line per operation.
     """
-    name, pro = rng.choice(NAMES)
-    singular, plural = rng.choice(OBJECTS)
+    name, pro = rng.choice(names)
+    singular, plural = rng.choice(objects)
     slots = {"name": name, "pro": pro, "objs": plural}
 
     def with_n(n: int, **extra: Any) -> dict[str, Any]:
@@ -131,30 +150,39 @@ class MathWords(Task):
     # Solutions are at most 223 characters (5-step ood); a subword tokenizer needs well under 200 tokens,
     # a character-level one would not.
     max_new_tokens = 200
+    # The OOD splits from the nearest shift to the farthest (a ladder: where the near ones are
+    # measurable, a difference in generalization can show).
     splits = (
         Split("train", "train", "1-3 operations, numbers 1..20, seen phrasings"),
         Split("test", "test", "the train distribution, problems not in train"),
+        Split("ood-names", "ood", "people never named in train; everything else as in train"),
+        Split("ood-numbers-near", "ood", "numbers 21..30, just past train's 1..20"),
+        Split("ood-phrasing", "ood", "phrasings never seen in train"),
         Split("ood-steps", "ood", "4-5 operations instead of 1-3"),
         Split("ood-numbers", "ood", "numbers 20..99 instead of 1..20"),
-        Split("ood-phrasing", "ood", "phrasings never seen in train"),
     )
-    # name -> (seed, size, min steps, max steps, low, high, templates)
+    # name -> (seed, size, min steps, max steps, low, high, templates[, names, objects])
     config = {
         "train": (1001, 2000, 1, 3, 1, 20, SEEN),
         "test": (2002, 200, 1, 3, 1, 20, SEEN),
         "ood-steps": (3003, 200, 4, 5, 1, 20, SEEN),
         "ood-numbers": (4004, 200, 1, 3, 20, 99, SEEN),
         "ood-phrasing": (5005, 200, 1, 3, 1, 20, UNSEEN),
+        "ood-names": (6006, 200, 1, 3, 1, 20, SEEN, UNSEEN_NAMES, OBJECTS),
+        "ood-numbers-near": (7007, 200, 1, 3, 21, 30, SEEN),
     }
 
     def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:
-        seed, size, min_steps, max_steps, low, high, templates = self.config[split]
+        seed, size, min_steps, max_steps, low, high, templates, *vocabulary = self.config[split]
+        names, objects = vocabulary or (NAMES, OBJECTS)
         rng = random.Random(seed)
         seen = set(exclude)
         examples = []
         while len(examples) < size:
             steps = rng.randint(min_steps, max_steps)
-            problem = make_problem(rng, steps=steps, low=low, high=high, templates=templates)
+            problem = make_problem(
+                rng, steps=steps, low=low, high=high, templates=templates, names=names, objects=objects
+            )
             if problem["question"] in seen:
                 continue
             seen.add(problem["question"])

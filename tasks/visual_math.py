@@ -16,14 +16,21 @@ I count 4 blue shapes and 2 yellow shapes. 4 - 2 = 2. The answer is \boxed{2}.
 >>> task.image(example).size
 (112, 112)
 
-Splits:
+Splits; the OOD splits are a ladder from the nearest shift to the farthest, ordered by the base's
+and SFT's scores only (never DFT's): the near ones are measurable, so a difference in generalization
+can show. Scores of the embedded tiny VLM / an SFT run (laptop preset, seed 0, the committed record
+of the single-seed era) when the ladder was set:
 
 * ``train`` (2000): colours red, blue, green, yellow; 1-4 shapes per colour; shapes one cell big.
-* ``test`` (200): the train distribution, other scenes.
-* ``ood-more-objects`` (200): 5-8 shapes per colour: counts above any seen in training.
+* ``test`` (200): the train distribution, other scenes (base 7.0, SFT 36.0: off the ceiling).
+* ``ood-layout`` (200): shapes drawn at 1.5 times the size, centred off the grid cells: the same
+  counts in another look (base 5.0, SFT 35.0, the near rung).
 * ``ood-colours`` (200): purple, orange, cyan: colours never asked about in training (the embedded
-  VLM's pretraining captions name them).
-* ``ood-layout`` (200): shapes drawn at 1.5 times the size, centred off the grid cells.
+  VLM's pretraining captions name them) (base 2.0, SFT 32.5).
+* ``ood-more-objects`` (200): 5-8 shapes per colour: counts above any seen in training (base 3.5,
+  SFT 12.0).
+* ``easy-vqa`` (the :mod:`tasks.easy_vqa` task, an OOD task of this one): real questions about
+  another kind of picture, the far shift (0 for every model here; it stays as the far rung).
 """
 
 from __future__ import annotations
@@ -146,9 +153,10 @@ class VisualMath(Task):
     splits = (
         Split("train", "train", "2000 scenes, 4 colours, 1-4 shapes per colour"),
         Split("test", "test", "200 scenes of the train distribution"),
-        Split("ood-more-objects", "ood", "5-8 shapes per colour"),
-        Split("ood-colours", "ood", "purple, orange, cyan: colours never asked about in training"),
+        # The OOD ladder, nearest shift first (the module docstring says why each exists).
         Split("ood-layout", "ood", "shapes 1.5 times larger, off the grid cells"),
+        Split("ood-colours", "ood", "purple, orange, cyan: colours never asked about in training"),
+        Split("ood-more-objects", "ood", "5-8 shapes per colour"),
     )
     max_new_tokens = 64
     ood_tasks = ("easy-vqa",)

@@ -49,7 +49,8 @@ def test_grid_expands_in_a_fixed_order_base_first():
     for cell in cells[1:]:
         train = asdict(cell.experiment.train)
         assert (train["lr"], train["batch_size"]) == (cell.lr, cell.batch_size)
-        assert cell.experiment.config.methods == cell.method and cell.experiment.config.skip_finished
+        assert cell.experiment.config.methods == cell.method and not cell.experiment.config.redo
+        assert cell.experiment.config.seeds == [cell.seed] == [0]
         # Everything else is shared by every cell.
         shared = {k: v for k, v in train.items() if k not in ("lr", "batch_size", "micro_batch_size")}
         assert shared == {
@@ -57,6 +58,19 @@ def test_grid_expands_in_a_fixed_order_base_first():
             for k, v in asdict(cells[1].experiment.train).items()
             if k not in ("lr", "batch_size", "micro_batch_size")
         }
+
+
+def test_seeds_multiply_the_trained_cells_and_each_cell_trains_one_seed():
+    cells = plan(parse_args(["--lr", "1e-3", "2e-3", "--method", "sft", "--seeds", "3", "4"]))
+    assert [(c.method, c.lr, c.seed) for c in cells] == [
+        ("base", None, None),
+        ("sft", 1e-3, 3),
+        ("sft", 1e-3, 4),
+        ("sft", 2e-3, 3),
+        ("sft", 2e-3, 4),
+    ]
+    assert [c.experiment.train.seed for c in cells[1:]] == [3, 4, 3, 4]
+    assert [c.experiment.config.seeds for c in cells[1:3]] == [[3], [4]]
 
 
 def test_repeated_values_collapse_and_omitted_axes_take_the_preset():
@@ -87,6 +101,7 @@ def test_domain_picks_its_training_task_and_an_embedded_model_that_can_do_it(arg
         (["--lr", "1e-3", "fast"], "argument --lr: --lr takes numbers; 'fast' is not one"),
         (["--batch-size", "1.5"], "--batch-size takes whole numbers; '1.5' is not one"),
         (["--method", "grpo"], "argument --method: invalid choice: 'grpo'"),
+        (["--seeds", "0", "1.5"], "argument --seeds: --seeds takes whole numbers; '1.5' is not one"),
     ],
 )
 def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsys):
@@ -111,6 +126,8 @@ def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsy
         (["--batch-size", "16", "0"], "--batch-size must be >= 1, got 0"),
         (["--domain", "math", "--task", "code-lists"], "--domain and --task: give one of them"),
         (["--domain", "chemistry"], "--domain no trainable task in domain 'chemistry'"),
+        (["--seeds", "0", "1", "0"], "--seeds 0 1 0: seed 0 is given twice"),
+        (["--seeds", "-1"], "--seeds must be >= 0, got -1"),
     ],
 )
 def test_impossible_sweeps_fail_before_any_cell_runs(argv, message, tmp_path, capsys):
@@ -159,7 +176,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     rows = [line.split() for line in out[2:]]
     assert [row[1] for row in rows] == ["base"] + ["sft"] * 4 + ["dft"] * 4
     assert all(row[-2] == "todo" for row in rows)
-    assert rows[2][4:7] == ["24", "x", "2"]  # batch 48 = 24 x 2 accumulation x 1 rank
+    assert rows[2][4:8] == ["0", "24", "x", "2"]  # seed 0; batch 48 = 24 x 2 accumulation x 1 rank
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
 
 
@@ -183,11 +200,14 @@ def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path
     assert "finished before" in capsys.readouterr().err
     assert record.read_bytes() == first
 
-    record.write_bytes(first[:200])  # a truncated record is not a finished cell
-    assert main(argv) == 0
+    record.write_bytes(first[:200])  # a truncated record is not replaced without --redo
+    assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "is not a valid record" in err and "reusing the finished training" in err
-    assert json.loads(record.read_text())["scores"] == saved["scores"]
+    assert f"error: {record} holds a record of this configuration that differs: malformed record" in err
+    assert record.read_bytes() == first[:200]
+    assert main([*argv, "--redo"]) == 0
+    assert f"--redo replaces the malformed {record}" in capsys.readouterr().err
+    assert json.loads(record.read_text())["scores"] == saved["scores"]  # trained again, same numbers
 
     # Died mid-training: no record, no final model, one checkpoint. It continues from there.
     run_dir = Path(saved["run_dir"])
@@ -203,9 +223,12 @@ def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path
     steps = [json.loads(line)["step"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2] and sft_record(tmp_path).exists()
 
-    # Another evaluation is another cell: not skipped.
-    assert main([*argv, "--max-new-tokens", "9"]) == 0
-    assert "finished before" not in capsys.readouterr().err
+    # Another evaluation of a cell that has a record: refused before any cell runs, then --redo.
+    done = sft_record(tmp_path).read_bytes()
+    assert main([*argv, "--max-new-tokens", "9"]) == 1
+    assert "evaluation.sampling {" in capsys.readouterr().err and sft_record(tmp_path).read_bytes() == done
+    assert main([*argv, "--max-new-tokens", "9", "--redo"]) == 0
+    assert "--redo replaced" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -221,7 +244,7 @@ def test_two_sweeps_sharing_a_results_folder_lose_and_repeat_nothing(tmp_path):
         assert run.returncode == 0, err[-2000:]
     errs = "".join(err for _, err in outputs)
     for method in ("sft", "dft"):  # each cell trained and evaluated by exactly one of the two
-        assert errs.count(f"[{method}] evaluating") == 1
+        assert errs.count(f"[{method} seed 0] evaluating") == 1
     records = load_records(tmp_path / "results")
     assert sorted(r["method"] for r in records) == ["dft", "sft"]
     leftovers = [p for p in (tmp_path / "results").rglob("*") if p.name.endswith(".tmp")]

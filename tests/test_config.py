@@ -45,18 +45,18 @@ def test_the_lists_are_derived_from_the_roles():
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     assert OBJECTIVE_KEYS == {"objective", "dft_min_weight", "dft_alpha"}
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}
-    assert settings.PER_CELL == {"task", "methods", "skip_finished"}
+    assert settings.PER_CELL == {"task", "methods"} and settings.REPLICATE_KEYS == {"seed"}
     assert DFT_VARIANTS == {"dft_min_weight": ("floor", 0.0), "dft_alpha": ("alpha", 1.0)}
     # The record's hparams keep TrainConfig's field order: it orders the leaderboard's columns.
     assert list(HPARAM_KEYS) == [f.name for f in fields(TrainConfig) if f.name in HPARAM_KEYS]
 
 
-def test_the_config_id_ignores_the_objective_fields_and_nothing_else():
+def test_the_config_id_ignores_the_objective_fields_and_the_seed_and_nothing_else():
     hparams = {key: getattr(TrainConfig(model="tiny"), key) for key in HPARAM_KEYS}
     same = config_id(hparams)
-    for key in OBJECTIVE_KEYS:
+    for key in OBJECTIVE_KEYS | settings.REPLICATE_KEYS:
         assert config_id(hparams | {key: "changed"}) == same
-    for key in set(HPARAM_KEYS) - OBJECTIVE_KEYS:
+    for key in set(HPARAM_KEYS) - OBJECTIVE_KEYS - settings.REPLICATE_KEYS:
         assert config_id(hparams | {key: "changed"}) != same, key
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from harness.config.resolve import ood_task_names, parse_experiment
 from harness.errors import ConfigError, HarnessError
+from tasks.math_words import MathWords
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
     assert (sft["hparams"]["objective"], dft["hparams"]["objective"]) == ("sft", "dft")
     assert sft["hparams"]["steps"] == 2 and sft["data"]["train_examples"] == 64
     for record in records.values():
-        assert list(record["scores"]) == ["test", "ood-steps", "ood-numbers", "ood-phrasing"]
+        assert list(record["scores"]) == MathWords().eval_splits
         for score in record["scores"].values():
             assert score["n"] == 3 and 0.0 <= score["value"] <= 1.0
         assert record["provenance"]["packages"]["torch"]

@@ -23,9 +23,23 @@ def fixed_provenance(monkeypatch):
     monkeypatch.setattr(results, "provenance", lambda: dict(provenance))
 
 
-def run(method, test, ood_a, ood_b, *, hparams=None, task="math-words", domain="math", wall=810.0):
+def run(
+    method,
+    test,
+    ood_a,
+    ood_b,
+    *,
+    hparams=None,
+    task="math-words",
+    domain="math",
+    wall=810.0,
+    seed=0,
+    packages=None,
+):
     if hparams is None:
         hparams = {} if method == "base" else {**HPARAMS, "objective": method}
+    if method != "base":
+        hparams = {**hparams, "seed": seed}
     scores = {
         "gsm8k": {"role": "test", "value": test, "stderr": 0.035},
         "svamp": {"role": "ood", "value": ood_a, "stderr": 0.03},
@@ -33,7 +47,7 @@ def run(method, test, ood_a, ood_b, *, hparams=None, task="math-words", domain="
     }
     for entry in scores.values():
         entry.update(n=200, samples_per_example=1, decoding="greedy")
-    return make_record(
+    record = make_record(
         task=task,
         domain=domain,
         backbone=BACKBONE,
@@ -44,6 +58,9 @@ def run(method, test, ood_a, ood_b, *, hparams=None, task="math-words", domain="
         wall_time_s=wall,
         run_dir=None,
     )
+    if packages is not None:
+        record["provenance"] |= {"packages": packages, "python": "3.11.7"}
+    return record
 
 
 @pytest.fixture
@@ -61,15 +78,77 @@ def lines(page, prefix):
 
 def test_rows_means_differences_and_bold(trio):
     page = render(trio)["math"]
-    assert lines(page, "| model") == ["| model | gsm8k (test) | svamp (ood) | asdiv (ood) | OOD mean |"]
-    # OOD mean stderr: sqrt(3.0^2 + 3.0^2) / 2 = 2.1
-    assert lines(page, "| base") == ["| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"]
-    assert lines(page, "| SFT") == ["| SFT | 50.0 ± 3.5 | 30.0 ± 3.0 | **35.0 ± 3.0** | 32.5 ± 2.1 |"]
-    assert lines(page, "| DFT |") == [
-        "| DFT | **60.0 ± 3.5** | **40.0 ± 3.0** | 30.0 ± 3.0 | **35.0 ± 2.1** |"
+    assert lines(page, "| model") == [
+        "| model | seeds | gsm8k (test) | svamp (ood) | asdiv (ood) | OOD mean |"
     ]
-    # Starred where |d| > 1.96 se: 10.0 > 1.96 * 4.9 and 10.0 > 1.96 * 4.2; not 5.0 or 2.5 (1.96 * 3.0).
-    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | +10.0* | +10.0* | -5.0 | +2.5 |"]
+    # OOD mean stderr: sqrt(3.0^2 + 3.0^2) / 2 = 2.1
+    assert lines(page, "| base") == ["| base | – | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"]
+    assert lines(page, "| SFT") == ["| SFT | 1 | 50.0 ± 3.5 | 30.0 ± 3.0 | **35.0 ± 3.0** | 32.5 ± 2.1 |"]
+    assert lines(page, "| DFT |") == [
+        "| DFT | 1 | **60.0 ± 3.5** | **40.0 ± 3.0** | 30.0 ± 3.0 | **35.0 ± 2.1** |"
+    ]
+    # One seed each: +10.0 would pass a z-test on the evaluation noise alone, but the training
+    # variance is unmeasured, so nothing is starred and the page says why.
+    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | | +10.0 | +10.0 | -5.0 | +2.5 |"]
+    assert "Training variance is unmeasured here (one seed)" in page
+
+
+def seeded(method, tests, **kwargs):
+    return [run(method, test, 0.3, 0.3, seed=seed, **kwargs) for seed, test in enumerate(tests)]
+
+
+def test_seeds_are_averaged_with_their_variance_and_tested_with_welch():
+    # SFT 50/52/54, DFT 62/64/66: means 52 and 64, seed variance 0.02^2 each; stderr of each mean
+    # sqrt(0.035^2 + 0.0004 / 3) = 3.7; Welch dof ~415, t = 1.966: 12.0 > 1.966 * 5.2 is significant.
+    records = [
+        run("base", 0.4, 0.3, 0.2),
+        *seeded("sft", [0.50, 0.52, 0.54]),
+        *seeded("dft", [0.62, 0.64, 0.66]),
+    ]
+    page = render(records)["math"]
+    assert lines(page, "| SFT") == [
+        "| SFT | 3 | 52.0 ± 3.7 | **30.0 ± 3.0** | **30.0 ± 3.0** | **30.0 ± 2.1** |"
+    ]
+    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | | +12.0* | +0.0 | +0.0 | +0.0 |"]
+    assert "unmeasured" not in page.split("## ")[1]
+    assert "seeds 0, 1, 2" in page and "SFT seed 2: commit" in page
+
+
+def test_seed_noise_can_undo_a_difference_the_evaluation_noise_alone_would_star():
+    # SFT 40/50/60 vs DFT 55/65/75: +15 exceeds 1.96 x 4.9 (the old binomial-only test), but with the
+    # seed variance (0.1^2 / 3 each) the stderr of the difference is 9.5 and Welch's t (dof 7.5)
+    # needs 2.34 of them.
+    page = render([*seeded("sft", [0.40, 0.50, 0.60]), *seeded("dft", [0.55, 0.65, 0.75])])["math"]
+    assert lines(page, "| SFT") == [
+        "| SFT | 3 | 50.0 ± 6.8 | **30.0 ± 3.0** | **30.0 ± 3.0** | **30.0 ± 2.1** |"
+    ]
+    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | | +15.0 | +0.0 | +0.0 | +0.0 |"]
+
+
+def test_mixed_environments_are_shown_apart_not_averaged():
+    old = {"torch": "2.14.1", "transformers": "5.23.0"}
+    new = {"torch": "2.14.1", "transformers": "5.24.0"}
+    records = [
+        *seeded("sft", [0.50, 0.52], packages=old),
+        run("sft", 0.90, 0.3, 0.3, seed=2, packages=new),
+        *seeded("dft", [0.60, 0.62, 0.64], packages=old),
+    ]
+    page = render(records)["math"]
+    headings = lines(page, "## ")
+    assert headings == [
+        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · transformers 5.23.0",
+        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · transformers 5.24.0",
+    ]
+    assert page.count("⚠ This configuration's records come from several environments") == 2
+    assert lines(page, "| SFT") == [
+        "| SFT | 2 | 51.0 ± 3.6 | **30.0 ± 3.0** | **30.0 ± 3.0** | **30.0 ± 2.1** |",  # 5.23.0: seeds 0, 1
+        "| SFT | 1 | 90.0 ± 3.5 | 30.0 ± 3.0 | 30.0 ± 3.0 | 30.0 ± 2.1 |",  # 5.24.0: seed 2 alone
+    ]
+
+
+def test_two_records_of_one_seed_are_refused():
+    with pytest.raises(ValueError, match="two sft records .* same config and seed 0"):
+        render([run("sft", 0.5, 0.3, 0.3), run("sft", 0.6, 0.3, 0.3)])
 
 
 def test_header_settings_and_notes(trio):
@@ -80,13 +159,13 @@ def test_header_settings_and_notes(trio):
         in page
     )
     assert f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}`" in page
-    assert "Hyperparameters shared by SFT and DFT: `batch_size=8`, `epochs=1`, `lr=1e-05`." in page
+    assert "Hyperparameters shared by SFT and DFT: `batch_size=8`, `epochs=1`, `lr=1e-05`; seeds 0." in page
     assert "Training data: `train_examples=2000`." in page
     assert "n = 200 per split, 1 sample per example, greedy." in page
     assert lines(page, "Provenance") == [
         f"Provenance - backbone `{BACKBONE}`, trained on the `math-words` train split, 2000 examples; base: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 70 s; "
-        "SFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min; "
-        "DFT: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min."
+        "SFT seed 0: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min; "
+        "DFT seed 0: commit `abcdef0123`, 2026-11-23, 1x NVIDIA H100, 13.5 min."
     ]
 
 
@@ -108,12 +187,12 @@ def test_dft_variants_are_rows_with_their_own_differences(trio):
         "| DFT (floor 0.1) − SFT",
     ]
     assert lines(page, "| DFT (floor 0.1) − SFT") == [
-        "| DFT (floor 0.1) − SFT | +5.0 | +15.0* | +0.0 | +7.5* |"
+        "| DFT (floor 0.1) − SFT | | +5.0 | +15.0 | +0.0 | +7.5 |"
     ]
     assert lines(page, "| DFT (floor 0.1) |") == [
-        "| DFT (floor 0.1) | 55.0 ± 3.5 | **45.0 ± 3.0** | **35.0 ± 3.0** | **40.0 ± 2.1** |"
+        "| DFT (floor 0.1) | 1 | 55.0 ± 3.5 | **45.0 ± 3.0** | **35.0 ± 3.0** | **40.0 ± 2.1** |"
     ]
-    assert "DFT (floor 0.1): commit" in page
+    assert "DFT (floor 0.1) seed 0: commit" in page
 
 
 def test_rendering_is_deterministic_and_order_free(trio):
@@ -124,9 +203,9 @@ def test_ties_are_all_bold_and_rounding_noise_is_not_a_loss():
     page = render([run("sft", 0.5, 0.3, 0.2), run("dft", 0.5, 0.3, 0.2 - 1e-9)])["math"]
     for label in ["SFT", "DFT"]:  # equal as shown, so both bold
         assert lines(page, f"| {label} |") == [
-            f"| {label} | **50.0 ± 3.5** | **30.0 ± 3.0** | **20.0 ± 3.0** | **25.0 ± 2.1** |"
+            f"| {label} | 1 | **50.0 ± 3.5** | **30.0 ± 3.0** | **20.0 ± 3.0** | **25.0 ± 2.1** |"
         ]
-    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | +0.0 | +0.0 | +0.0 | +0.0 |"]
+    assert lines(page, "| DFT − SFT") == ["| DFT − SFT | | +0.0 | +0.0 | +0.0 | +0.0 |"]
 
 
 def test_two_configs_make_two_tables_sharing_the_base(trio):
@@ -145,7 +224,7 @@ def test_domain_with_only_base_records_renders():
     page = pages["code"]
     assert f"## `humaneval-x` · `{BACKBONE}` · base model only" in page
     assert lines(page, "| base") == [
-        "| base | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"
+        "| base | – | 40.0 ± 3.5 | 30.0 ± 3.0 | 20.0 ± 3.0 | 25.0 ± 2.1 |"
     ]  # no bold alone
     assert "DFT − SFT |" not in page and "Hyperparameters" not in page
 
@@ -159,7 +238,7 @@ def test_domains_get_separate_pages(trio):
 def test_a_split_missing_from_a_row_is_a_dash(trio):
     del trio[0]["scores"]["asdiv"]
     page = render(trio)["math"]
-    assert lines(page, "| base") == ["| base | 40.0 ± 3.5 | 30.0 ± 3.0 | – | – |"]
+    assert lines(page, "| base") == ["| base | – | 40.0 ± 3.5 | 30.0 ± 3.0 | – | – |"]
 
 
 def test_cli_writes_the_domain_page(tmp_path, trio, capsys):

@@ -14,6 +14,7 @@ from tasks.math_words import (
     SEEN,
     TIMES,
     UNSEEN,
+    UNSEEN_NAMES,
     VERBS,
     MathWords,
     make_problem,
@@ -22,7 +23,9 @@ from tasks.math_words import (
 
 TASK = MathWords()
 SPLITS = {split.name: TASK.load(split.name) for split in TASK.splits}
-SIZES = {"train": 2000, "test": 200, "ood-steps": 200, "ood-numbers": 200, "ood-phrasing": 200}
+SIZES = {"train": 2000, "test": 200} | {
+    name: 200 for name in ("ood-names", "ood-numbers-near", "ood-phrasing", "ood-steps", "ood-numbers")
+}
 ARITHMETIC = re.compile(r"(\d+) ([-+*]) (\d+) = (\d+)\.$")
 
 
@@ -36,7 +39,7 @@ def sentence_patterns(templates: dict) -> list[re.Pattern]:
     def alternatives(words) -> str:
         return "(?:" + "|".join(re.escape(w) for w in words) + ")"
 
-    names = [name for name, _ in NAMES]
+    names = [name for name, _ in NAMES + UNSEEN_NAMES]
     slots = {
         "name": alternatives(names),
         "pro": "(?:she|he)",
@@ -83,7 +86,15 @@ def test_split_sizes_and_ids() -> None:
 
 def test_roles() -> None:
     assert TASK.train_split == "train"
-    assert TASK.eval_splits == ["test", "ood-steps", "ood-numbers", "ood-phrasing"]
+    # the OOD ladder, nearest shift first
+    assert TASK.eval_splits == [
+        "test",
+        "ood-names",
+        "ood-numbers-near",
+        "ood-phrasing",
+        "ood-steps",
+        "ood-numbers",
+    ]
 
 
 def test_questions_are_unique_and_disjoint_from_train() -> None:
@@ -112,6 +123,8 @@ def test_number_ranges() -> None:
         found = [n for e in examples for n in numbers(e["question"])]
         if name == "ood-numbers":
             assert min(found) >= 20 and max(found) > 90
+        elif name == "ood-numbers-near":
+            assert min(found) == 21 and max(found) == 30
         else:
             assert min(found) == 1 and max(found) == 20, name
 
@@ -135,6 +148,19 @@ def test_phrasing_families() -> None:
         if p.match(s)
     }
     assert len(used) == len(unseen)
+
+
+def test_only_ood_names_has_unseen_people_and_it_changes_nothing_else() -> None:
+    unseen = {name for name, _ in UNSEEN_NAMES}
+    for split, examples in SPLITS.items():
+        people = {e["question"].split()[0] for e in examples if e["question"].split()[0][0].isupper()}
+        named = {e["solution"].split()[0] for e in examples}  # "Zoe starts with 5 cards."
+        if split == "ood-names":
+            assert named == unseen, named  # every problem, and the solution names them too
+        else:
+            assert not named & unseen and not people & unseen, split
+    objects = {word for pair in OBJECTS for word in pair}  # "Zoe starts with 5 cards." -> cards
+    assert {e["solution"].splitlines()[0].split()[-1].rstrip(".") for e in SPLITS["ood-names"]} <= objects
 
 
 def test_arithmetic_in_solutions_is_correct() -> None:
@@ -195,5 +221,5 @@ def test_registry_suggests_the_task_name() -> None:
 
 
 def test_unknown_split_names_the_splits() -> None:
-    with pytest.raises(ValueError, match="ood-steps, ood-numbers, ood-phrasing"):
+    with pytest.raises(ValueError, match="ood-phrasing, ood-steps, ood-numbers"):
         TASK.load("validation")

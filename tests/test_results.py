@@ -49,7 +49,7 @@ def test_round_trip_and_layout(tmp_path):
     rec = record("dft", hparams={**HPARAMS, "objective": "dft", "dft_alpha": 0.5})
     path = write_record(rec, tmp_path)
     assert path.relative_to(tmp_path).as_posix() == (
-        f"math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-alpha0.5-{config_id(HPARAMS)}.json"
+        f"math-words/Qwen--Qwen2.5-0.5B-Instruct/dft-alpha0.5-{config_id(HPARAMS)}-seed0.json"
     )
     assert load_records(tmp_path) == [rec]
     assert list(load_records(tmp_path)[0]["scores"]) == ["gsm8k", "svamp"]  # column order survives
@@ -71,10 +71,10 @@ def test_dft_variants_of_one_config_get_their_own_files(tmp_path):
     }
     cid = config_id(HPARAMS)
     assert names == {
-        f"dft-{cid}.json",
-        f"dft-floor0.1-{cid}.json",
-        f"dft-alpha0.5-{cid}.json",
-        f"dft-floor1e-05-{cid}.json",
+        f"dft-{cid}-seed0.json",
+        f"dft-floor0.1-{cid}-seed0.json",
+        f"dft-alpha0.5-{cid}-seed0.json",
+        f"dft-floor1e-05-{cid}-seed0.json",
     }
     assert len(load_records(tmp_path)) == 4
 
@@ -89,7 +89,14 @@ def test_config_id_shared_by_sft_and_dft_and_sensitive_to_the_rest():
     dft = {"objective": "dft", "dft_min_weight": 0.1, "dft_alpha": 0.5, **HPARAMS}
     assert config_id(sft) == config_id(dft) == config_id(dict(reversed(list(HPARAMS.items()))))
     assert config_id({**sft, "lr": 2e-5}) != config_id(sft)
-    assert config_id({**sft, "seed": 1}) != config_id(sft)
+
+
+def test_the_seeds_of_one_config_share_its_id_and_get_their_own_files(tmp_path):
+    sft = {**HPARAMS, "objective": "sft"}
+    assert config_id({**sft, "seed": 1}) == config_id(sft)
+    paths = [write_record(record("sft", hparams={**sft, "seed": seed}), tmp_path) for seed in (0, 1, 2)]
+    assert [p.name for p in paths] == [f"sft-{config_id(sft)}-seed{seed}.json" for seed in (0, 1, 2)]
+    assert [results.seed_of(r) for r in load_records(tmp_path)] == [0, 1, 2]
 
 
 def test_config_id_is_stable_across_processes():
@@ -185,15 +192,8 @@ def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "_SOURCE_DIR", tmp_path)
     info = results.provenance()
     assert info["commit"] is None and info["dirty"] is False
-    assert set(info["packages"]) == {
-        "torch",
-        "transformers",
-        "datasets",
-        "tokenizers",
-        "math-verify",
-        "lm-eval",
-        "harness",
-    }
+    assert set(info["packages"]) == set(results.PACKAGES) >= {"torch", "transformers", "math-verify"}
+    assert info["lock"] is None  # no constraints.txt beside this copy of the code
     assert info["packages"]["torch"]  # installed in this environment
     assert info["device"] == "cpu" or "x " in info["device"]
     assert info["date"].endswith("+00:00")
@@ -230,7 +230,7 @@ def test_malformed_optional_keys_are_refused(optional, message):
         record(**optional)
 
 
-def test_finished_matches_by_content_not_by_name(tmp_path, capsys):
+def test_finished_matches_by_content_not_by_name(tmp_path):
     rec = record(evaluation={"limit": 50, "ood_tasks": ["humaneval"]})
     path = write_record(rec, tmp_path)
     slot = {key: rec[key] for key in ("task", "backbone", "method", "hparams")}
@@ -241,9 +241,10 @@ def test_finished_matches_by_content_not_by_name(tmp_path, capsys):
         path, {**slot, "hparams": {**HPARAMS, "objective": "sft", "seed": 1}}, evaluation
     )
     assert not results.finished(tmp_path / "missing.json", slot, evaluation)
-    path.write_text(path.read_text()[:80])  # truncated: redo, and say why
+    assert results.conflict(path, slot, {**evaluation, "limit": 100}) == "evaluation.limit 50 (now 100)"
+    path.write_text(path.read_text()[:80])  # truncated: not finished, and the conflict says why
     assert not results.finished(path, slot, evaluation)
-    assert f"note: {path} is not a valid record" in capsys.readouterr().err
+    assert results.conflict(path, slot, evaluation).startswith("malformed record: ")
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from harness.errors import ConfigError, TrainingError
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
 from harness.train import CausalLMWithLoss, train
+from tasks.math_words import MathWords
 
 pytestmark = pytest.mark.slow  # every test here loads and trains the embedded model
 
@@ -287,7 +288,7 @@ def test_eval_every_writes_a_curve_and_leaves_training_untouched(tmp_path, refer
     run_dir, _ = reference
     summary = train(base_config(tmp_path, "curve", eval_every=1, curve_limit=2))
     lines = [json.loads(line) for line in (tmp_path / "curve" / "eval.jsonl").read_text().splitlines()]
-    splits = ["test", "ood-steps", "ood-numbers", "ood-phrasing"]
+    splits = MathWords().eval_splits
     assert [(p["step"], p["split"]) for p in lines] == [(s, split) for s in (0, 1, 2) for split in splits]
     assert all(p["n"] == 2 and 0.0 <= p["value"] <= 1.0 for p in lines) and summary["curve"] == lines
     # Evaluating in between changes nothing the training does: same losses, same weights, bit for bit.

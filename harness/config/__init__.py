@@ -13,8 +13,10 @@ Each field is declared once, with its default, its help text, the check its valu
 - ``run``: where, how fast or how watched a run happens (output folder, device, progress bar,
   checkpoints, training-time evaluation). May differ on resume; never in a record's ``hparams``.
 
-More marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``split`` (how the global
-batch is split: ``--micro-batch-size``), ``per_method`` (set by the experiment for each method:
+More marks: ``axis`` (a sweep's grid axis: ``--lr``, ``--batch-size``), ``replicate`` (what varies
+between replicates of one configuration: ``--seed``; left out of the config id, so the seeds of one
+configuration share it and are averaged; the experiment and the sweep take a list, ``--seeds``),
+``split`` (how the global batch is split: ``--micro-batch-size``), ``per_method`` (set by the experiment for each method:
 ``--output-dir``, ``--objective``, ``--resume``) and ``per_cell`` (set by the sweep for each cell:
 the experiment's ``--task``, ``--methods``, ``--skip-finished``).
 
@@ -206,7 +208,7 @@ class TrainConfig:
         1024, "tokens per chunk of the fused LM-head loss; 0 = plain", check=at_least(0)
     )
     gradient_checkpointing: bool | None = setting(None, "default: on for CUDA", role=RUN)
-    seed: int = setting(0, "seed of the data order and initialization", check=at_least(0))
+    seed: int = setting(0, "seed of the data order and initialization", check=at_least(0), replicate=True)
     save_every: int = setting(
         0, "save a checkpoint every N steps (0 = only at the end)", role=RUN, check=at_least(0)
     )
@@ -330,9 +332,24 @@ class ExperimentConfig:
         "laptop", "hyperparameter preset (explicit flags win over it)", choices=tuple(PRESETS)
     )
     name: str | None = setting(None, "run folder name under --runs-dir")
+    seeds: list[int] | None = setting(
+        None,
+        "train every method once per seed (each seed its own record; the pages average them with "
+        "the seed-to-seed variance) (default: the preset's seed, 0)",
+        check=at_least(0),
+    )
     runs_dir: str = setting("runs", "checkpoints, logs and samples go here")
-    results_dir: str = setting("results", "one JSON record per evaluated model")
-    leaderboard_dir: str = setting("leaderboards", "rendered markdown goes here")
+    results_dir: str = setting(
+        "runs/results",
+        "one JSON record per evaluated model (the committed reference records are in results/: "
+        "give --results-dir results to add to them)",
+    )
+    leaderboard_dir: str = setting("runs/leaderboards", "rendered markdown goes here")
+    reference_dir: str = setting(
+        "results",
+        "committed reference records: each record made is compared with the one of its "
+        "configuration there ('' = no comparison)",
+    )
     eval_limit: int | None = setting(None, "evaluate the first N examples of each split", check=at_least(1))
     ood_tasks: str | None = setting(
         None,
@@ -345,15 +362,21 @@ class ExperimentConfig:
         "training rows whose target-token probabilities are histogrammed (0 = off)",
         check=at_least(0),
     )
-    skip_finished: bool = setting(
+    redo: bool = setting(
         False,
-        "skip a method whose record for this exact configuration and evaluation exists; "
-        "finish a half-done run from its model or last checkpoint",
-        per_cell=True,
+        "run again and replace the records that exist for these configurations (printing which "
+        "scores changed); without it a finished record is reused, one evaluated differently is an "
+        "error, and a half-done training continues from its model or last checkpoint",
     )
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.seeds is not None:
+            repeated = sorted({seed for seed in self.seeds if self.seeds.count(seed) > 1})
+            if repeated:
+                raise ConfigError(
+                    f"--seeds {' '.join(map(str, self.seeds))}: seed {repeated[0]} is given twice"
+                )
         unknown = [m for m in self.methods.split(",") if m not in METHODS]
         if unknown:
             raise ConfigError(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(METHODS)}")
@@ -385,7 +408,6 @@ class SweepConfig:
     dry_run: bool = setting(False, "print the plan and stop")
     print_commands: bool = setting(False, "print one command per cell and stop")
     cell: int | None = setting(None, "run only this cell of the plan (0-based)", check=at_least(0))
-    redo: bool = setting(False, "rerun cells that already have their record")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -409,6 +431,7 @@ def names(cls: type, *roles: str, **marks) -> tuple[str, ...]:
 HPARAM_KEYS = names(TrainConfig, HPARAM, OBJECTIVE)  # a record's hparams (with world_size); resume keys
 OBJECTIVE_KEYS = frozenset(names(TrainConfig, OBJECTIVE))  # left out of the config id
 SWEEP_AXES = names(TrainConfig, axis=True)
+REPLICATE_KEYS = frozenset(names(TrainConfig, replicate=True))  # left out of the config id too
 # How a global batch is split: never changes the update (the loss is normalized per optimizer step),
 # so cells of one grid may differ in it. world_size is the number of ranks a record's hparams add.
 BATCH_SPLIT_KEYS = (*names(TrainConfig, split=True), "world_size")

@@ -31,6 +31,7 @@ from harness.config import (
     PER_CELL,
     PER_METHOD,
     PRESETS,
+    REPLICATE_KEYS,
     SWEEP_AXES,
     EvalConfig,
     ExperimentConfig,
@@ -147,12 +148,12 @@ def ood_task_names(config: ExperimentConfig) -> list[str]:
 
 def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *, sweep: bool = False):
     """Add the flags of an experiment to ``parser``, the training flags defaulting to ``preset``'s
-    values. Per-method fields are the experiment's to set; a ``sweep`` also sets the task, the
-    methods, skipping finished cells and the grid's axes itself."""
+    values. Per-method fields are the experiment's to set, the seed too (``--seeds`` lists them); a
+    ``sweep`` also sets the task, the methods and the grid's axes itself."""
     add_arguments(
         parser.add_argument_group("experiment"), ExperimentConfig, exclude=PER_CELL if sweep else ()
     )
-    owned = PER_METHOD | {"task"} | (set(SWEEP_AXES) if sweep else set())
+    owned = PER_METHOD | REPLICATE_KEYS | {"task"} | (set(SWEEP_AXES) if sweep else set())
     add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
     add_arguments(parser.add_argument_group("sampling"), Sampling)
     return parser
@@ -160,16 +161,19 @@ def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *
 
 def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) -> Experiment:
     """An :class:`Experiment` from parsed flags: per-method fields keep their defaults, the sweep's
-    axes (absent from ``args``) take the preset's values, training-time evaluation sees what the
-    final one sees, and every input is checked."""
+    axes (absent from ``args``) take the preset's values, ``--seeds`` defaults to the preset's seed
+    (the training configuration holds the first), training-time evaluation sees what the final one
+    sees, and every input is checked."""
     config = take(args, ExperimentConfig, **fixed)
+    seed_field = TrainConfig.__dataclass_fields__["seed"]
+    config = replace(config, seeds=config.seeds or [preset.get("seed", seed_field.default)])
     sampling = take(args, Sampling)
     axes = {
         name: preset.get(name, TrainConfig.__dataclass_fields__[name].default)
         for name in SWEEP_AXES
         if name not in args
     }
-    train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, **axes)
+    train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
     train = resolve_train(train, config.nproc_per_node)
@@ -249,7 +253,7 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
-    experiment = resolve_experiment(args, preset, task=task, methods="base", skip_finished=not grid.redo)
+    experiment = resolve_experiment(args, preset, task=task, methods="base")
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.nproc_per_node)
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)

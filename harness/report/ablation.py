@@ -22,16 +22,20 @@ from typing import Any
 
 from harness.config import BATCH_SPLIT_KEYS, METHODS, SWEEP_AXES
 from harness.report.domain import (
+    UNMEASURED_NOTE,
     Page,
+    by_environment,
     difference_text,
     grouped_provenance_note,
     pairs_text,
+    replicate_label,
+    replicate_score,
     row_label,
     score_text,
     step_panels,
     summary_score,
 )
-from harness.results import OBJECTIVE_KEYS, backbone_slug, config_id, variant
+from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, backbone_slug, config_id, variant
 
 GRID_KEYS = SWEEP_AXES
 SPLIT_KEYS = BATCH_SPLIT_KEYS  # may differ between the cells of one grid: not the update
@@ -75,14 +79,30 @@ def _cell(record: Record) -> tuple[float, int]:
     return float(record["hparams"]["lr"]), int(record["hparams"]["batch_size"])
 
 
-def _methods(runs: list[Record]) -> dict[str, dict[tuple[float, int], Record]]:
-    """``{variant: {(lr, batch): record}}``, SFT first, then DFT, then DFT variants by name. Two runs
-    of one cell (split differently over ranks) keep the one with the smaller configuration id."""
-    methods: dict[str, dict[tuple[float, int], Record]] = defaultdict(dict)
-    for record in sorted(runs, key=lambda r: config_id(r["hparams"]), reverse=True):
-        methods[variant(record["method"], record["hparams"])][_cell(record)] = record
+Cells = dict[tuple[float, int], list[Record]]  # (lr, batch) -> the records of its seeds
+
+
+def _methods(runs: list[Record]) -> dict[str, Cells]:
+    """``{variant: {(lr, batch): replicates}}``, SFT first, then DFT, then DFT variants by name. Two
+    configurations of one cell (split differently over ranks) keep the one with the smaller
+    configuration id; a cell whose seeds come from several environments keeps its largest group of
+    one environment (the domain page shows each)."""
+    grouped: dict[str, dict[tuple[float, int], dict[str, list[Record]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for record in sorted(runs, key=lambda r: r["hparams"].get("seed", -1)):  # seed order, whatever the input order
+        cell = grouped[variant(record["method"], record["hparams"])][_cell(record)]
+        cell[config_id(record["hparams"])].append(record)
+    methods = {
+        key: {cell: by_environment(configs[min(configs)])[0][1] for cell, configs in cells.items()}
+        for key, cells in grouped.items()
+    }
     order = lambda key: (METHODS.index(key) if key in METHODS else len(METHODS), key)  # noqa: E731
     return {key: methods[key] for key in sorted(methods, key=order)}
+
+
+def _label(cells: Cells) -> str:
+    return row_label(next(iter(cells.values()))[0])
 
 
 def _page(
@@ -92,7 +112,9 @@ def _page(
     lrs = sorted({lr for cells in methods.values() for lr, _ in cells})
     batches = sorted({batch for cells in methods.values() for _, batch in cells})
     first = runs[0]["hparams"]
-    fixed = {k: v for k, v in first.items() if k not in OBJECTIVE_KEYS | set(GRID_KEYS + SPLIT_KEYS)}
+    varying = OBJECTIVE_KEYS | REPLICATE_KEYS | set(GRID_KEYS + SPLIT_KEYS)
+    fixed = {k: v for k, v in first.items() if k not in varying}
+    seeds = sorted({len(replicates) for cells in methods.values() for replicates in cells.values()})
     lines = [
         f"# Ablation: `{task}` · `{backbone}` · grid `{gid}`",
         "",
@@ -100,17 +122,20 @@ def _page(
         f" `{source}/` - do not edit by hand.",
         "",
         f"Learning rate (rows) × global batch size (columns), {len(lrs)} × {len(batches)} cells for"
-        f" {', '.join(row_label(next(iter(c.values()))) for c in methods.values())}. Scores are percentages,"
-        " `value ± stderr`; ★ marks the best cell of a table (in a DFT − SFT table: where DFT gains most);"
-        " `*` marks a significant difference (|d| > 1.96 × its stderr). – is a cell not run.",
+        f" {', '.join(_label(c) for c in methods.values())}. Scores are percentages, the mean over each"
+        " cell's seeds ± a standard error holding the evaluation and the seed-to-seed variance; ★ marks"
+        " the best cell of a table (in a DFT − SFT table: where DFT gains most); `*` marks a significant"
+        " difference (two-sided Welch t-test at 5% over the seeds). – is a cell not run.",
         "",
-        f"Fixed hyperparameters: {pairs_text(fixed)}.",
+        f"Fixed hyperparameters: {pairs_text(fixed)}; seeds per cell: {' to '.join(map(str, sorted({seeds[0], seeds[-1]})))}.",
         "",
         _batch_split_note(runs),
     ]
+    if seeds[0] < 2:
+        lines += ["", UNMEASURED_NOTE]
     if base is not None:
         parts = [
-            f"{label} {score_text(summary_score(base, role))}"
+            f"{label} {score_text(replicate_score([base], role))}"
             for role, label in (("test", "in-domain"), ("ood", "OOD mean"))
         ]
         lines += ["", f"Base model (no training): {', '.join(parts)}."]
@@ -119,18 +144,17 @@ def _page(
             continue
         lines += ["", f"## {title}"]
         for cells in methods.values():
-            label = row_label(next(iter(cells.values())))
-            scores = {cell: summary_score(record, role) for cell, record in cells.items()}
-            lines += ["", f"### {label}", "", *_grid(lrs, batches, scores, score_text)]
-            lines += ["", grouped_provenance_note(backbone, cells.values())]
+            scores = {cell: replicate_score(replicates, role) for cell, replicates in cells.items()}
+            lines += ["", f"### {_label(cells)}", "", *_grid(lrs, batches, scores, score_text)]
+            lines += ["", grouped_provenance_note(backbone, [r for reps in cells.values() for r in reps])]
         if "sft" in methods:
             for key, cells in methods.items():
                 if key == "sft" or not key.startswith("dft"):
                     continue
-                label = row_label(next(iter(cells.values())))
+                label = _label(cells)
                 pairs = {
-                    cell: (summary_score(record, role), summary_score(methods["sft"][cell], role))
-                    for cell, record in cells.items()
+                    cell: (replicate_score(replicates, role), replicate_score(methods["sft"][cell], role))
+                    for cell, replicates in cells.items()
                     if cell in methods["sft"]
                 }
                 diffs = {cell: pair for cell, pair in pairs.items() if None not in pair}
@@ -142,10 +166,10 @@ def _page(
 
 
 def _gain(pair) -> float:
-    return pair[0][0] - pair[1][0]
+    return pair[0].value - pair[1].value
 
 
-def _grid(lrs, batches, values: dict, text, key=lambda score: score[0]) -> list[str]:
+def _grid(lrs, batches, values: dict, text, key=lambda score: score.value) -> list[str]:
     """A markdown table, rows = learning rates, columns = batch sizes; the best value(s) starred."""
     shown = {cell: round(100 * key(value), 1) for cell, value in values.items() if value is not None}
     best = max(shown.values()) if shown else None
@@ -169,7 +193,7 @@ def _grid(lrs, batches, values: dict, text, key=lambda score: score[0]) -> list[
 def _batch_split_note(runs: list[Record]) -> str:
     """How each global batch was split: ``32 = 16 × 2 accumulation × 1 rank``."""
     splits = set()
-    for record in runs:
+    for record in runs:  # the seeds of a cell share their split
         hparams, data = record["hparams"], record["data"]
         world = int(hparams.get("world_size", 1))
         micro = hparams.get("micro_batch_size")
@@ -196,12 +220,12 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
     for role, title in ROLES:
         series, series_styles = [], []
         for cells in methods.values():
-            label = row_label(next(iter(cells.values())))
+            label = _label(cells)
             for index, batch in enumerate(batches):
                 points = [
-                    (lr, *score)
-                    for (lr, b), record in sorted(cells.items())
-                    if b == batch and (score := summary_score(record, role)) is not None
+                    (lr, score.value, score.stderr)
+                    for (lr, b), replicates in sorted(cells.items())
+                    if b == batch and (score := replicate_score(replicates, role)) is not None
                 ]
                 if points:
                     series.append((f"{label}, batch {batch}", points))
@@ -214,21 +238,21 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
         draw = partial(plots.accuracy_panels, panels, "learning rate", title, log_x=True, styles=panel_styles)
         figures.append(("lr", "accuracy vs learning rate", f"plots/{name}-lr.png", draw))
 
-    curves = [
-        (f"{row_label(record)}, lr {lr:g}, batch {batch}", record["curve"])
+    with_curves = [
+        (cell, record, replicates)
         for cells in methods.values()
-        for (lr, batch), record in sorted(cells.items())
+        for cell, replicates in sorted(cells.items())
+        for record in replicates
         if record.get("curve")
+    ]
+    curves = [
+        (f"{replicate_label(record, replicates)}, lr {lr:g}, batch {batch}", record["curve"])
+        for (lr, batch), record, replicates in with_curves
     ]
     if curves:
         panels_by_step = step_panels(curves, ROLES)
         cells_order = sorted({cell for cells in methods.values() for cell in cells})
-        step_styles = [
-            styles[cells_order.index(cell) % len(styles)]
-            for cells in methods.values()
-            for cell, record in sorted(cells.items())
-            if record.get("curve")
-        ]
+        step_styles = [styles[cells_order.index(cell) % len(styles)] for cell, _, _ in with_curves]
         title = f"{task}: accuracy vs step"
         draw = partial(plots.accuracy_panels, panels_by_step, "training step", title, styles=step_styles)
         figures.append(("steps", "accuracy vs training step", f"plots/{name}-steps.png", draw))
@@ -236,13 +260,21 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
     histograms = [("base", base["token_probs"])] if base is not None and base.get("token_probs") else []
     for cells in methods.values():
         best = max(
-            (r for r in cells.values() if summary_score(r, "test") and r.get("token_probs")),
-            key=lambda r: (summary_score(r, "test")[0], -_cell(r)[0], -_cell(r)[1]),
+            (
+                (score.value, -lr, -batch, replicates)
+                for (lr, batch), replicates in cells.items()
+                if (score := replicate_score(replicates, "test")) is not None
+                and any(r.get("token_probs") for r in replicates)
+            ),
+            key=lambda item: item[:3],
             default=None,
         )
         if best is not None:
-            lr, batch = _cell(best)
-            histograms.append((f"{row_label(best)}, lr {lr:g}, batch {batch}", best["token_probs"]))
+            replicates = best[3]
+            first = next(r for r in replicates if r.get("token_probs"))
+            lr, batch = _cell(first)
+            label = f"{replicate_label(first, replicates)}, lr {lr:g}, batch {batch}"
+            histograms.append((label, first["token_probs"]))
     if len(histograms) > 1:
         title = f"{task}: training-token probabilities, best cell of each method"
         draw = partial(plots.token_probabilities, histograms, title)

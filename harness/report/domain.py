@@ -1,9 +1,12 @@
 """Domain pages (``leaderboards/<domain>.md``) and the table pieces the other pages share.
 
 One page per domain, one table per task, backbone and configuration: the untouched base model, SFT
-and DFT on every evaluation split with standard errors, the mean over the out-of-distribution
-splits and, when both were trained, DFT − SFT in percentage points with the significant differences
-starred (:mod:`harness.stats`). A DFT follow-up variant of the same configuration is a row of its
+and DFT on every evaluation split, each the mean over the configuration's seeds with a standard
+error that holds both the evaluation and the seed-to-seed variance (:func:`harness.stats.over_seeds`),
+the mean over the out-of-distribution splits and, when both were trained, DFT − SFT in percentage
+points with the significant differences starred (:func:`harness.stats.significant_difference`; none
+while the training variance is unmeasured). Records of one configuration made with different
+package versions are not averaged together: each environment gets a table of its own, labelled. A DFT follow-up variant of the same configuration is a row of its
 own, ``DFT (floor 0.1)``, with its own difference row. Figures (:mod:`harness.report.plots`):
 token-probability histograms and accuracy-versus-step curves under the tables whose records hold
 them. Like every page, a pure function of the records.
@@ -21,16 +24,31 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from harness.config import METHODS
+from harness.config import METHODS, REPLICATE_KEYS
 from harness.errors import RecordError
-from harness.results import OBJECTIVE_KEYS, backbone_slug, config_id, variant, variant_settings
-from harness.stats import mean_of_independent, significant
+from harness.results import (
+    OBJECTIVE_KEYS,
+    backbone_slug,
+    config_id,
+    environment,
+    seed_of,
+    variant,
+    variant_settings,
+)
+from harness.stats import Estimate, mean_of_independent, over_seeds, significant_difference
 
 LABELS = {"base": "base", "sft": "SFT", "dft": "DFT"}
 MISSING = "–"
 SIGNIFICANCE_NOTE = (
-    "A difference marked `*` is significant: larger than 1.96 × its standard error "
-    "(√(se₁² + se₂²), a two-sided z-test at 5% that treats the two runs' scores as independent)."
+    "Each score is the mean over the configuration's seeds ± a standard error that adds the evaluation"
+    " variance (binomial, over the split's examples) and the seed-to-seed variance divided by the"
+    " number of seeds. A difference marked `*` is significant in a two-sided Welch t-test at 5% over"
+    " the seeds (Welch–Satterthwaite degrees of freedom, the evaluation variance added as known)."
+    " With one seed the training variance is unmeasured, and no difference is marked."
+)
+UNMEASURED_NOTE = (
+    "Training variance is unmeasured here (one seed): a difference may be seed noise, so none is"
+    " marked significant. Run with `--seeds 0 1 2` to measure it."
 )
 
 Record = dict[str, Any]
@@ -52,15 +70,63 @@ def summary_score(record: Record, role: str) -> tuple[float, float] | None:
     return mean_of_independent([(s["value"], s["stderr"]) for s in scores])
 
 
-def difference_text(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str:
-    """``a - b`` in percentage points, starred when significant."""
+def replicate_score(replicates: list[Record], role: str | None = None, split: str | None = None):
+    """The :class:`harness.stats.Estimate` over the seeds of one configuration, of one ``split`` or
+    of the mean over the splits of ``role``; None unless every replicate has it."""
+    scores = []
+    for record in replicates:
+        if split is not None:
+            score = record["scores"].get(split)
+            scores.append(None if score is None else (score["value"], score["stderr"]))
+        else:
+            scores.append(summary_score(record, role))
+    if not scores or None in scores:
+        return None
+    return over_seeds(scores)
+
+
+def difference_text(a: Estimate | None, b: Estimate | None) -> str:
+    """``a - b`` in percentage points, starred when significant over the seeds."""
     if a is None or b is None:
         return MISSING
-    return _signed(a[0], b[0]) + ("*" if significant(a, b) else "")
+    return _signed(a.value, b.value) + ("*" if significant_difference(a, b) else "")
 
 
-def score_text(score: tuple[float, float] | None) -> str:
-    return MISSING if score is None else f"{100 * score[0]:.1f} ± {100 * score[1]:.1f}"
+def score_text(score: Estimate | None) -> str:
+    return MISSING if score is None else f"{100 * score.value:.1f} ± {100 * score.stderr:.1f}"
+
+
+def seeds_text(replicates: list[Record]) -> str:
+    """How many seeds a row averages; ``–`` for the base, which trains nothing."""
+    return MISSING if replicates[0]["method"] == "base" else str(len(replicates))
+
+
+def by_environment(records: list[Record]) -> list[tuple[str, list[Record]]]:
+    """The records split by environment (:func:`harness.results.environment`), largest group first,
+    each labelled with the versions that set it apart (``transformers 5.24.0``); one group with an
+    empty label when all share one.
+
+    >>> def made_with(version):
+    ...     return {"provenance": {"python": "3.11", "packages": {"transformers": version}}}
+    >>> [(label, len(group)) for label, group in by_environment([made_with("5.23.0"), made_with("5.24.0"), made_with("5.24.0")])]
+    [('transformers 5.24.0', 2), ('transformers 5.23.0', 1)]
+    """
+    groups: dict[str, list[Record]] = defaultdict(list)
+    envs: dict[str, dict[str, Any]] = {}
+    for record in records:
+        env = environment(record)
+        key = repr(sorted(env.items()))
+        envs[key] = env
+        groups[key].append(record)
+    if len(groups) == 1:
+        return [("", records)]
+    differing = sorted(
+        {name for env in envs.values() for name in env if len({repr(e.get(name)) for e in envs.values()}) > 1}
+    )
+    ordered = sorted(groups, key=lambda key: (-len(groups[key]), key))
+    return [
+        (", ".join(f"{name} {envs[key].get(name)}" for name in differing), groups[key]) for key in ordered
+    ]
 
 
 def domain_pages(records: list[Record], source: str) -> dict[str, Page]:
@@ -69,6 +135,9 @@ def domain_pages(records: list[Record], source: str) -> dict[str, Page]:
         by_domain[record["domain"]].append(record)
     source = source.rstrip("/") or "/"
     return {domain: _page(domain, by_domain[domain], source) for domain in sorted(by_domain)}
+
+
+Rows = dict[str, list[Record]]  # variant -> its replicates (one record per seed), base first
 
 
 def _page(domain: str, records: list[Record], source: str) -> Page:
@@ -83,21 +152,35 @@ def _page(domain: str, records: list[Record], source: str) -> Page:
         + SIGNIFICANCE_NOTE,
     ]
     plots: list[Plot] = []
-    for task, backbone, cid, rows in _tables(records):
-        lines += ["", *_table(task, backbone, cid, rows)]
-        figures = table_plots(f"{task}-{backbone_slug(backbone)}-{cid or 'base'}", task, rows)
+    for task, backbone, cid, env_label, rows in _tables(records):
+        lines += ["", *_table(task, backbone, cid, env_label, rows)]
+        stem = f"{task}-{backbone_slug(backbone)}-{cid or 'base'}" + _env_suffix(env_label)
+        figures = table_plots(stem, task, rows)
         lines += [line for _, alt, path, _ in figures for line in ("", f"![{alt}]({path})")]
         plots += [(path, draw) for _, _, path, draw in figures]
     return Page("\n".join(lines) + "\n", plots)
 
 
-def table_plots(stem: str, title: str, rows: dict[str, Record]) -> list[tuple[str, str, str, Callable]]:
-    """The figures of one table: accuracy against step when its runs kept curves, and the
-    token-probability histograms when they kept those. ``(kind, alt text, path, draw)`` each."""
+def _env_suffix(label: str) -> str:
+    """A file-name-safe tag of an environment label (tables of one configuration, several
+    environments, need figures of their own)."""
+    return "" if not label else "-" + "".join(c if c.isalnum() or c in ".-" else "-" for c in label)
+
+
+def replicate_label(record: Record, replicates: list[Record]) -> str:
+    """``SFT``, or ``SFT seed 1`` when its configuration has several seeds."""
+    label = row_label(record)
+    return label if len(replicates) < 2 else f"{label} seed {seed_of(record)}"
+
+
+def table_plots(stem: str, title: str, rows: Rows) -> list[tuple[str, str, str, Callable]]:
+    """The figures of one table: accuracy against step when its runs kept curves (one line per
+    seed), and the token-probability histograms when they kept those (the first seed's). ``(kind,
+    alt text, path, draw)`` each."""
     from harness.report import plots  # import cost: matplotlib, only when a figure is drawn
 
     figures = []
-    curves = {row_label(r): r["curve"] for r in rows.values() if r.get("curve")}
+    curves = {replicate_label(r, reps): r["curve"] for reps in rows.values() for r in reps if r.get("curve")}
     if curves:
         panels = step_panels(
             list(curves.items()), (("test", "in-domain (test splits)"), ("ood", "out-of-domain mean"))
@@ -105,7 +188,11 @@ def table_plots(stem: str, title: str, rows: dict[str, Record]) -> list[tuple[st
         title_text = f"{title}: accuracy vs step"
         draw = partial(plots.accuracy_panels, panels, "training step", title_text)
         figures.append(("steps", "accuracy vs training step", f"plots/{stem}-steps.png", draw))
-    histograms = [(row_label(r), r["token_probs"]) for r in rows.values() if r.get("token_probs")]
+    histograms = []
+    for reps in rows.values():
+        first = next((r for r in reps if r.get("token_probs")), None)
+        if first is not None:
+            histograms.append((replicate_label(first, reps), first["token_probs"]))
     if histograms:
         draw = partial(plots.token_probabilities, histograms, f"{title}: training-token probabilities")
         figures.append(("tokens", "probabilities of the training targets", f"plots/{stem}-tokens.png", draw))
@@ -140,27 +227,48 @@ def curve_points(curve: list[dict[str, Any]], role: str) -> list[tuple[float, fl
     return out
 
 
-def _tables(records: list[Record]) -> list[tuple[str, str, str | None, dict[str, Record]]]:
-    """Group into tables: base records join every configuration of their task and backbone."""
+def _tables(records: list[Record]) -> list[tuple[str, str, str | None, str, Rows]]:
+    """Group into tables ``(task, backbone, config id, environment label, rows)``: base records join
+    every configuration of their task and backbone; the seeds of a variant are its replicates; a
+    configuration whose records come from several environments gets one table per environment."""
     bases: dict[tuple[str, str], Record] = {}
-    trained: dict[tuple[str, str, str], dict[str, Record]] = defaultdict(dict)
+    trained: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
-        task, backbone, method = record["task"], record["backbone"], record["method"]
-        slot = bases if method == "base" else trained[task, backbone, config_id(record["hparams"])]
-        key = (task, backbone) if method == "base" else variant(method, record["hparams"])
-        if key in slot:  # write_record cannot produce this; two copies would make the page ambiguous
-            raise RecordError(f"two {method} records for task {task!r}, backbone {backbone!r}, same config")
-        slot[key] = record
+        task, backbone = record["task"], record["backbone"]
+        if record["method"] != "base":
+            trained[task, backbone, config_id(record["hparams"])].append(record)
+        elif (task, backbone) in bases:  # write_record cannot produce this: the page would be ambiguous
+            raise RecordError(f"two base records for task {task!r}, backbone {backbone!r}")
+        else:
+            bases[task, backbone] = record
     tables = []
     for (task, backbone, cid), runs in trained.items():
-        base = {"base": bases[task, backbone]} if (task, backbone) in bases else {}
-        tables.append((task, backbone, cid, base | runs))
+        base = {"base": [bases[task, backbone]]} if (task, backbone) in bases else {}
+        for env_label, group in by_environment(runs):
+            tables.append((task, backbone, cid, env_label, base | _replicates(task, backbone, group)))
     have_trained = {(task, backbone) for task, backbone, _ in trained}
     tables += [
-        (t, b, None, {"base": record}) for (t, b), record in bases.items() if (t, b) not in have_trained
+        (t, b, None, "", {"base": [record]}) for (t, b), record in bases.items() if (t, b) not in have_trained
     ]
-    ordered = sorted(tables, key=lambda table: (table[0], table[1], table[2] or ""))
-    return [(t, b, cid, {k: rows[k] for k in sorted(rows, key=_row_order)}) for t, b, cid, rows in ordered]
+    ordered = sorted(tables, key=lambda table: (table[0], table[1], table[2] or "", table[3]))
+    return [
+        (t, b, cid, env, {k: rows[k] for k in sorted(rows, key=_row_order)})
+        for t, b, cid, env, rows in ordered
+    ]
+
+
+def _replicates(task: str, backbone: str, runs: list[Record]) -> Rows:
+    """``{variant: records by seed}``; two records of one variant and seed make the page ambiguous."""
+    rows: Rows = defaultdict(list)
+    for record in sorted(runs, key=lambda r: seed_of(r) if seed_of(r) is not None else -1):
+        key = variant(record["method"], record["hparams"])
+        if any(seed_of(other) == seed_of(record) for other in rows[key]):
+            raise RecordError(
+                f"two {key} records for task {task!r}, backbone {backbone!r}, same config and seed "
+                f"{seed_of(record)}"
+            )
+        rows[key].append(record)
+    return dict(rows)
 
 
 def _row_order(key: str) -> tuple[int, str]:
@@ -175,26 +283,25 @@ def row_label(record: Record) -> str:
     return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 
-def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -> list[str]:
+def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows) -> list[str]:
     splits: dict[str, str] = {}  # name -> role, in the order the records list them
-    for method, record in rows.items():
-        for name, score in record["scores"].items():
-            if splits.setdefault(name, score["role"]) != score["role"]:
-                raise RecordError(
-                    f"split {name!r} of {task!r} is {splits[name]} in one record, {score['role']} in {method}"
-                )
+    for method, replicates in rows.items():
+        for record in replicates:
+            for name, score in record["scores"].items():
+                if splits.setdefault(name, score["role"]) != score["role"]:
+                    raise RecordError(
+                        f"split {name!r} of {task!r} is {splits[name]} in one record, {score['role']} in {method}"
+                    )
     ood = [name for name, role in splits.items() if role == "ood"]
 
-    # scored[method][column]: the raw (fraction, stderr) that bolding and differences use; None when absent.
+    # scored[method][column]: the estimates that bolding and differences use; None when absent.
     headers = [f"{_cell_text(name)} ({role})" for name, role in splits.items()]
-    scored: dict[str, list[tuple[float, float] | None]] = {}
-    for method, record in rows.items():
-        scores = record["scores"]
-        scored[method] = [
-            (scores[name]["value"], scores[name]["stderr"]) if name in scores else None for name in splits
-        ]
+    scored: dict[str, list[Estimate | None]] = {}
+    for method, replicates in rows.items():
+        scored[method] = [replicate_score(replicates, split=name) for name in splits]
         if ood:  # a mean over fewer splits than the other rows would not be comparable: leave it out
-            scored[method].append(summary_score(record, "ood") if all(n in scores for n in ood) else None)
+            complete = all(n in r["scores"] for r in replicates for n in ood)
+            scored[method].append(replicate_score(replicates, "ood") if complete else None)
     if ood:
         headers.append("OOD mean")
     cells = {method: [score_text(score) for score in row] for method, row in scored.items()}
@@ -202,7 +309,7 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
     for column in range(len(headers)):
         # Compared as shown: two cells that read the same are both best (or neither).
         shown = {
-            method: round(100 * row[column][0], 1)
+            method: round(100 * row[column].value, 1)
             for method, row in scored.items()
             if row[column] is not None
         }
@@ -213,78 +320,93 @@ def _table(task: str, backbone: str, cid: str | None, rows: dict[str, Record]) -
                     cells[method][column] = f"**{cells[method][column]}**"
 
     heading = f"## `{task}` · `{backbone}` · " + (f"config `{cid}`" if cid else "base model only")
-    lines = [heading, "", *_settings(rows), "| model | " + " | ".join(headers) + " |"]
-    lines.append("|---|" + "---:|" * len(headers))
-    lines += [f"| {row_label(record)} | " + " | ".join(cells[key]) + " |" for key, record in rows.items()]
-    for key, record in rows.items() if "sft" in scored else ():
-        if record["method"] == "dft":
-            diffs = [difference_text(d, s) for d, s in zip(scored[key], scored["sft"])]
-            lines.append(f"| {row_label(record)} − SFT | " + " | ".join(diffs) + " |")
+    lines = [heading + (f" · {env_label}" if env_label else ""), ""]
+    if env_label:
+        lines += [
+            f"⚠ This configuration's records come from several environments; the table holds those"
+            f" made with {env_label}, not averaged with the others.",
+            "",
+        ]
+    lines += [*_settings(rows), "| model | seeds | " + " | ".join(headers) + " |"]
+    lines.append("|---|---:|" + "---:|" * len(headers))
+    lines += [
+        f"| {row_label(reps[0])} | {seeds_text(reps)} | " + " | ".join(cells[key]) + " |"
+        for key, reps in rows.items()
+    ]
+    differences = [key for key, reps in rows.items() if "sft" in scored and reps[0]["method"] == "dft"]
+    for key in differences:
+        diffs = [difference_text(d, s) for d, s in zip(scored[key], scored["sft"])]
+        lines.append(f"| {row_label(rows[key][0])} − SFT | | " + " | ".join(diffs) + " |")
+    unmeasured = any(len(rows[key]) < 2 for key in ["sft", *differences]) if differences else False
     return [
         *lines,
         *_pass_at_table(rows, list(splits)),
+        *(["", UNMEASURED_NOTE] if unmeasured else []),
         "",
         _eval_note(rows, list(splits)),
         "",
-        provenance_note(backbone, rows.values()),
+        provenance_note(backbone, [r for reps in rows.values() for r in reps]),
     ]
 
 
-def _pass_at_table(rows: dict[str, Record], splits: list[str]) -> list[str]:
-    """pass@k for k > 1 (pass@1 is the value above), when sampled runs recorded it."""
+def _pass_at_table(rows: Rows, splits: list[str]) -> list[str]:
+    """pass@k for k > 1 (pass@1 is the value above), the mean over the seeds, when sampled runs
+    recorded it."""
+    records = [r for reps in rows.values() for r in reps]
     ks = sorted(
-        {
-            int(k)
-            for r in rows.values()
-            for s in r["scores"].values()
-            for k in s.get("pass_at", {})
-            if k != "1"
-        }
+        {int(k) for r in records for s in r["scores"].values() for k in s.get("pass_at", {}) if k != "1"}
     )
     if not ks:
         return []
     columns = [(name, k) for k in ks for name in splits]
     lines = ["", "| model | " + " | ".join(f"{_cell_text(n)} pass@{k}" for n, k in columns) + " |"]
     lines.append("|---|" + "---:|" * len(columns))
-    for record in rows.values():
+    for reps in rows.values():
         cells = []
         for name, k in columns:
-            value = record["scores"].get(name, {}).get("pass_at", {}).get(str(k))
-            cells.append(MISSING if value is None else f"{100 * value:.1f}")
-        lines.append(f"| {row_label(record)} | " + " | ".join(cells) + " |")
+            values = [r["scores"].get(name, {}).get("pass_at", {}).get(str(k)) for r in reps]
+            cells.append(MISSING if None in values else f"{100 * sum(values) / len(values):.1f}")
+        lines.append(f"| {row_label(reps[0])} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _settings(rows: dict[str, Record]) -> list[str]:
-    """What the table's runs share: hyperparameters and training data (the DFT variant is in the row
-    label)."""
-    trained = {key: record for key, record in rows.items() if key != "base"}
+def _settings(rows: Rows) -> list[str]:
+    """What the table's runs share: hyperparameters (but the seed, in the provenance) and training
+    data (the DFT variant is in the row label)."""
+    trained = {key: reps for key, reps in rows.items() if key != "base"}
     if not trained:
         return []
-    first = next(iter(trained.values()))["hparams"]
-    shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS}
-    lines = [f"Hyperparameters shared by SFT and DFT: {pairs_text(shared)}.", ""]
-    data = {method: record["data"] for method, record in trained.items() if record["data"]}
+    first = next(iter(trained.values()))[0]["hparams"]
+    shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS}
+    seeds = sorted({seed_of(r) for reps in trained.values() for r in reps})
+    lines = [
+        f"Hyperparameters shared by SFT and DFT: {pairs_text(shared)}; seeds {', '.join(map(str, seeds))}.",
+        "",
+    ]
+    data = {
+        key: {k: v for k, v in reps[0]["data"].items() if k != "trained_tokens_per_s"}
+        for key, reps in trained.items()
+        if reps[0]["data"]
+    }
     if data and all(d == next(iter(data.values())) for d in data.values()) and len(data) == len(trained):
         lines += [f"Training data: {pairs_text(next(iter(data.values())))}.", ""]
     elif data:
         lines += [
             "Training data: "
-            + "; ".join(f"{row_label(rows[k])} {pairs_text(d)}" for k, d in data.items())
+            + "; ".join(f"{row_label(rows[k][0])} {pairs_text(d)}" for k, d in data.items())
             + ".",
             "",
         ]
     return lines
 
 
-def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
+def _eval_note(rows: Rows, splits: list[str]) -> str:
     """``n = 200 per split, 1 sample per example, greedy.``, or per split where the records differ."""
+    records = [r for reps in rows.values() for r in reps]
 
     def per_split(key: str) -> tuple[list[Any], str]:
         seen = {
-            name: sorted(
-                {record["scores"][name][key] for record in rows.values() if name in record["scores"]}
-            )
+            name: sorted({record["scores"][name][key] for record in records if name in record["scores"]})
             for name in splits
         }
         distinct = sorted({value for values in seen.values() for value in values})
@@ -302,7 +424,7 @@ def _eval_note(rows: dict[str, Record], splits: list[str]) -> str:
     decodings = sorted(
         {
             score["decoding"]
-            for record in rows.values()
+            for record in records
             for score in record["scores"].values()
             if "decoding" in score
         }
@@ -316,9 +438,15 @@ def provenance_note(backbone: str, records: Iterable[Record]) -> str:
     """``Provenance - backbone `x`; SFT: commit `abc`, 2026-11-23, cpu, 3.1 min; ...``"""
     records = list(records)
     runs = [
-        f"{row_label(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}" for record in records
+        f"{row_label(record)}{_seed_text(record)}: {_origin(record)}, {_duration(record['wall_time_s'])}"
+        for record in records
     ]
     return f"Provenance - backbone `{backbone}`, {_data_source(records)}; " + "; ".join(runs) + "."
+
+
+def _seed_text(record: Record) -> str:
+    seed = seed_of(record)
+    return "" if seed is None else f" seed {seed}"
 
 
 def grouped_provenance_note(backbone: str, records: Iterable[Record]) -> str:
@@ -366,6 +494,13 @@ def _origin(record: Record) -> str:
     else:
         commit_text = "commit unknown"
     date = str(origin.get("date") or "date unknown")[:10]
+    lock = origin.get("lock")
+    if lock and lock.get("differs"):
+        commit_text += (
+            " (not the locked environment: "
+            + ", ".join(f"{name} {version}" for name, version in sorted(lock["differs"].items()))
+            + ")"
+        )
     return f"{commit_text}, {date}, {origin.get('device') or 'device unknown'}"
 
 

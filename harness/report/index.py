@@ -1,7 +1,8 @@
 """The index page (``leaderboards/README.md``): the headline DFT − SFT per task, links, how to read.
 
-For each domain and task, SFT and DFT each at their best configuration (highest in-domain score),
-in-domain and out-of-domain, with the significant differences starred; then links to every page.
+For each domain and task, SFT and DFT each at their best configuration (highest in-domain mean over
+its seeds), in-domain and out-of-domain, with the significant differences starred (only where the
+seed-to-seed variance was measured); then links to every page.
 
 >>> print(index_page([], "results", [], [], []).splitlines()[0])
 # Leaderboards: SFT vs DFT
@@ -14,9 +15,10 @@ from collections import defaultdict
 from harness.report.domain import (
     SIGNIFICANCE_NOTE,
     Record,
+    by_environment,
     difference_text,
+    replicate_score,
     score_text,
-    summary_score,
 )
 from harness.results import config_id, variant
 
@@ -37,27 +39,46 @@ def index_page(records: list[Record], source: str, pages: list[str], ablations: 
         " score; one configuration unless a sweep ran several), in percentage points. In-domain is the"
         " mean of the task's test splits, OOD the mean of its out-of-domain splits. " + SIGNIFICANCE_NOTE,
         "",
-        "| domain | task | backbone | configs | SFT in-domain | DFT in-domain | DFT − SFT in-domain"
+        "| domain | task | backbone | configs | seeds | SFT in-domain | DFT in-domain | DFT − SFT in-domain"
         " | SFT OOD | DFT OOD | DFT − SFT OOD |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = 0
+    rows, mixed, unmeasured = 0, [], False
     for (domain, task, backbone), runs in sorted(_by_task(records).items()):
-        sft, dft = _best(runs.get("sft", [])), _best(runs.get("dft", []))
+        sft, dft = _best(runs.get("sft", {})), _best(runs.get("dft", {}))
         if sft is None or dft is None:
             continue
-        configs = len({config_id(r["hparams"]) for r in runs["sft"] + runs["dft"]})
+        configs = len(set(runs["sft"]) | set(runs["dft"]))
         cells = []
         for role in ("test", "ood"):
-            a, b = summary_score(sft, role), summary_score(dft, role)
+            a, b = replicate_score(sft, role), replicate_score(dft, role)
             cells.append((score_text(a), score_text(b), difference_text(b, a)))
+        seeds = f"{len(sft)}" if len(sft) == len(dft) else f"{len(sft)} / {len(dft)}"
+        unmeasured |= min(len(sft), len(dft)) < 2
         lines.append(
-            f"| [{domain}]({domain}.md) | `{task}` | `{backbone}` | {configs} | {cells[0][0]} | {cells[0][1]}"
-            f" | {cells[0][2]} | {cells[1][0]} | {cells[1][1]} | {cells[1][2]} |"
+            f"| [{domain}]({domain}.md) | `{task}` | `{backbone}` | {configs} | {seeds} | {cells[0][0]}"
+            f" | {cells[0][1]} | {cells[0][2]} | {cells[1][0]} | {cells[1][1]} | {cells[1][2]} |"
         )
+        mixed += [
+            f"`{task}` config `{cid}`"
+            for cid in sorted(set(runs["sft"]) | set(runs["dft"]))
+            if len(by_environment(runs["sft"].get(cid, []) + runs["dft"].get(cid, []))) > 1
+        ]
         rows += 1
     if not rows:
-        lines.append("| – | no task has both SFT and DFT records yet | | | | | | | | |")
+        lines.append("| – | no task has both SFT and DFT records yet | | | | | | | | | |")
+    if unmeasured:
+        lines += [
+            "",
+            "A row with one seed has unmeasured training variance: none of its differences is marked.",
+        ]
+    if mixed:
+        lines += [
+            "",
+            f"⚠ Mixed environments: {', '.join(mixed)} holds records made with different package"
+            " versions; this table uses the largest group of one environment, and the domain page shows"
+            " each environment on its own.",
+        ]
     lines += ["", "## Pages", ""]
     lines += [
         f"- [{name[:-3]}]({name}): base / SFT / DFT per split" for name in pages if name not in ablations
@@ -75,8 +96,10 @@ HOW_TO_READ = [
     " error of the mean over examples); with `--num-samples n` each example counts the mean of its n"
     " samples (Average@n).",
     "- A domain page has one table per task, backbone and configuration (the `config` id hashes every"
-    " training hyperparameter but the objective, so SFT and DFT of one configuration share it). The"
-    " base row is the backbone before any training.",
+    " training hyperparameter but the objective and the seed, so SFT and DFT of one configuration"
+    " share it, and so do its seeds). The `seeds` column says how many training runs a row averages;"
+    " the base row is the backbone before any training. Records of one configuration made with"
+    " different package versions get a table each, labelled, and are never averaged together.",
     "- `DFT − SFT` rows are differences in percentage points; positive means DFT is better. Read the"
     " OOD column for generalization, the paper's claim.",
     "- An ablation page shows the same task trained at every learning rate × batch size (global"
@@ -86,22 +109,34 @@ HOW_TO_READ = [
     " probabilities each model gives its training targets (the paper's Figure 2: SFT raises them"
     " all, DFT pushes most up and some down).",
     "- Each table's provenance says which commit, date and device made its runs; `(dirty)` means the"
-    " code had uncommitted changes.",
+    " code had uncommitted changes, and a run outside the locked environment (`constraints.txt`)"
+    " names the packages that differed.",
 ]
 
 
-def _by_task(records: list[Record]) -> dict[tuple[str, str, str], dict[str, list[Record]]]:
-    """``{(domain, task, backbone): {variant: [records]}}`` of the trained runs."""
-    grouped: dict[tuple[str, str, str], dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
+Replicates = dict[str, list[Record]]  # config id -> the records of its seeds
+
+
+def _by_task(records: list[Record]) -> dict[tuple[str, str, str], dict[str, Replicates]]:
+    """``{(domain, task, backbone): {variant: {config id: [records]}}}`` of the trained runs."""
+    grouped: dict[tuple[str, str, str], dict[str, Replicates]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     for record in records:
         if record["method"] != "base":
             key = (record["domain"], record["task"], record["backbone"])
-            grouped[key][variant(record["method"], record["hparams"])].append(record)
+            cid = config_id(record["hparams"])
+            grouped[key][variant(record["method"], record["hparams"])][cid].append(record)
     return grouped
 
 
-def _best(runs: list[Record]) -> Record | None:
-    """The run with the highest in-domain score (ties: the smaller config id, so the choice is stable)."""
-    scored = [(summary_score(r, "test"), r) for r in runs]
-    scored = [(s[0], r) for s, r in scored if s is not None]
-    return min(scored, key=lambda sr: (-sr[0], config_id(sr[1]["hparams"])))[1] if scored else None
+def _best(configs: Replicates) -> list[Record] | None:
+    """The replicates of the configuration with the highest in-domain mean over its seeds (of its
+    largest one-environment group; ties: the smaller config id, so the choice is stable)."""
+    scored = []
+    for cid, runs in configs.items():
+        replicates = by_environment(runs)[0][1]
+        score = replicate_score(replicates, "test")
+        if score is not None:
+            scored.append((-score.value, cid, replicates))
+    return min(scored, key=lambda item: item[:2])[2] if scored else None

@@ -1,0 +1,103 @@
+"""Records are never replaced silently, and a short run reproduces its committed record.
+
+A rerun of a configuration reuses its finished record, a rerun evaluated otherwise stops before any
+work, and only ``--redo`` replaces, printing which scores changed. Each record made is compared with
+the reference record of its run: ``tests/pinned/reference/`` holds one short run made in the
+locked environment (``constraints.txt``), the cheap check that the lock reproduces the numbers.
+Regenerate it only when a change of the numbers is intended:
+``HARNESS_UPDATE_PINNED=1 python -m pytest tests/test_records_kept.py``, and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import results
+from harness.experiment import main
+
+PINNED = Path(__file__).parent / "pinned" / "reference"
+# Short enough for the test suite, long enough that the scores are not all zero: 4 steps of 32,
+# 8 examples of every split.
+SHORT = [
+    "--task", "math-words", "--methods", "sft", "--steps", "4", "--train-limit", "128",
+    "--eval-limit", "8", "--prob-rows", "0", "--no-progress",
+]  # fmt: skip
+# Cheaper still, where only the bookkeeping is under test.
+TINY = [
+    "--task", "math-words", "--methods", "sft", "--steps", "2", "--train-limit", "16", "--batch-size", "8",
+    "--eval-limit", "2", "--max-new-tokens", "16", "--prob-rows", "0", "--no-progress",
+]  # fmt: skip
+
+
+def run(
+    tmp_path: Path, settings: list[str], results_dir: Path, *extra: str, reference: Path | str = ""
+) -> int:
+    folders = ["--runs-dir", str(tmp_path / "runs"), "--leaderboard-dir", str(tmp_path / "boards")]
+    where = ["--results-dir", str(results_dir), "--reference-dir", str(reference)]
+    return main([*settings, *folders, *where, *extra])
+
+
+@pytest.mark.slow
+def test_a_short_run_reproduces_its_committed_record(tmp_path, capsys):
+    if os.environ.get("HARNESS_UPDATE_PINNED"):
+        shutil.rmtree(PINNED, ignore_errors=True)
+        assert run(tmp_path / "pin", SHORT, PINNED) == 0
+    (pinned,) = PINNED.rglob("*.json")
+    assert any(score["value"] > 0 for score in results.read_record(pinned)["scores"].values())
+    capsys.readouterr()
+    assert run(tmp_path, SHORT, tmp_path / "results", reference=PINNED) == 0
+    out = capsys.readouterr().out
+    assert f"[sft seed 0] matches the reference {pinned}: every score is identical" in out, out
+
+
+@pytest.mark.slow
+def test_records_are_reused_refused_or_redone_never_silently_replaced(tmp_path, capsys):
+    made = tmp_path / "results"
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1") == 0
+    paths = sorted(made.rglob("*.json"))
+    assert [p.name.rsplit("-", 1)[1] for p in paths] == ["seed0.json", "seed1.json"]
+    first = {path: path.read_bytes() for path in paths}
+    assert "| SFT | 2 |" in (tmp_path / "boards" / "math.md").read_text()
+    capsys.readouterr()
+
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1") == 0  # the same run: reused
+    assert capsys.readouterr().err.count("finished before, reused") == 2
+    assert {path: path.read_bytes() for path in paths} == first
+
+    # Evaluated otherwise: stopped before any work, nothing touched.
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1", "--eval-limit", "3") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {paths[0]} holds a record of this configuration that differs")
+    assert "evaluation.limit 2 (now 3), " in err and "(and 1 more); --redo replaces it" in err
+    assert len(err.splitlines()) == 1 and {path: path.read_bytes() for path in paths} == first
+
+    assert run(tmp_path, TINY, made, "--seeds", "0", "--eval-limit", "3", "--redo") == 0
+    err = capsys.readouterr().err
+    assert f"[sft seed 0] --redo replaced {paths[0]}: " in err
+    assert results.read_record(paths[0])["evaluation"]["limit"] == 3
+    assert paths[1].read_bytes() == first[paths[1]]  # seed 1 was not asked for
+
+
+@pytest.mark.slow
+def test_each_record_is_compared_with_its_reference(tmp_path, capsys):
+    made, reference = tmp_path / "results", tmp_path / "reference"
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
+    assert capsys.readouterr().out.count("no reference record of this configuration") == 2
+    shutil.copytree(made, reference)
+    (changed,) = [p for p in reference.rglob("*.json") if p.name.endswith("seed1.json")]
+    record = json.loads(changed.read_text())
+    record["scores"]["test"]["value"] = 0.5
+    record["provenance"]["packages"]["transformers"] = "0.0.1"
+    changed.write_text(json.dumps(record))
+
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
+    out = capsys.readouterr().out
+    assert "[sft seed 0] matches the reference" in out
+    ours = 100 * results.read_record(made / changed.relative_to(reference))["scores"]["test"]["value"]
+    assert f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f}" in out
+    assert "environment differs: transformers 0.0.1 -> " in out
