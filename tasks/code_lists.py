@@ -251,15 +251,15 @@ class CodeLists(CodeTask):
     )
     # name -> (seed, size, family groups, make_problem options)
     config = {
-        "train": (101, 2000, ("seen", "composed"), {"constants": (1, 20), "inputs": (0, 20)}),
-        "test": (202, 200, ("seen", "composed"), {"constants": (1, 20), "inputs": (0, 20)}),
+        "train": (101, 2000, ("seen", "composed", "composed"), {}),
+        "test": (202, 200, ("seen", "composed", "composed"), {}),
         "ood-names": (
             505,
             200,
-            ("seen", "composed"),
-            {"function_names": UNSEEN_FUNCTION_NAMES, "variables": UNSEEN_VARIABLES, "constants": (1, 20), "inputs": (0, 20)},
+            ("seen", "composed", "composed"),
+            {"function_names": UNSEEN_FUNCTION_NAMES, "variables": UNSEEN_VARIABLES},
         ),
-        "ood-constants": (606, 200, ("seen", "composed"), {"constants": (21, 99), "inputs": (0, 99)}),
+        "ood-constants": (606, 200, ("seen", "composed"), {"constants": (9, 20), "inputs": (0, 20)}),
         "ood-compose": (303, 200, ("recomposed",), {}),
         "ood-families": (404, 200, ("unseen",), {}),
     }

@@ -27,6 +27,20 @@ def test_paper_code_preset_is_the_papers_code_recipe():
     assert (train.lr, train.batch_size, train.epochs, train.warmup_ratio) == (5e-5, 16, 1.0, 0.05)
 
 
+def test_seeds_default_to_the_presets_and_the_training_config_holds_the_first():
+    assert parse_experiment([]).config.seeds == [0]
+    experiment = parse_experiment(["--seeds", "3", "1"])
+    assert experiment.config.seeds == [3, 1] and experiment.train.seed == 3
+
+
+def test_a_seed_that_is_not_a_whole_number_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_experiment(["--seeds", "0", "x"])
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("argument --seeds: --seeds takes whole numbers; 'x' is not one (see --help)")
+    assert len(err.splitlines()) == 1
+
+
 def test_unknown_method_is_an_error():
     with pytest.raises(ValueError, match="--methods: unknown grpo"):
         parse_experiment(["--methods", "base,grpo"])
@@ -38,6 +52,8 @@ def test_unknown_method_is_an_error():
         (["--eval-limit", "0"], "--eval-limit must be >= 1"),
         (["--nproc-per-node", "0"], "--nproc-per-node must be >= 1"),
         (["--temperature", "-1"], "--temperature must be >= 0"),
+        (["--seeds", "1", "2", "1"], "--seeds 1 2 1: seed 1 is given twice"),
+        (["--seeds", "-2"], "--seeds must be >= 0, got -2"),
     ],
 )
 def test_bad_experiment_flags_name_the_flag(argv, message):

@@ -272,3 +272,25 @@ def test_a_held_lock_is_seen_by_other_processes_and_dies_with_its_holder(tmp_pat
     holder.kill()
     holder.wait()
     assert not results.is_locked(target)  # the kernel released it: no stale lock
+
+
+def test_dirty_describes_the_code_not_the_output_folders(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@t")
+    git("config", "user.name", "t")
+    for path in ("harness/code.py", "results/t/b/sft.json", "leaderboards/math.md", "runs/x.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("one\n")
+    git("add", "-A", "-f")
+    git("commit", "-qm", "one")
+    for path in ("results/t/b/sft.json", "leaderboards/math.md", "runs/x.txt"):
+        (tmp_path / path).write_text("rewritten by a run\n")
+    commit, dirty = results._git_state(tmp_path / "harness")
+    assert len(commit) == 40 and dirty is False
+    (tmp_path / "harness" / "code.py").write_text("two\n")
+    assert results._git_state(tmp_path / "harness")[1] is True

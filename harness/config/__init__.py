@@ -18,7 +18,7 @@ between replicates of one configuration: ``--seed``; left out of the config id, 
 configuration share it and are averaged; the experiment and the sweep take a list, ``--seeds``),
 ``split`` (how the global batch is split: ``--micro-batch-size``), ``per_method`` (set by the experiment for each method:
 ``--output-dir``, ``--objective``, ``--resume``) and ``per_cell`` (set by the sweep for each cell:
-the experiment's ``--task``, ``--methods``, ``--skip-finished``).
+the experiment's ``--task`` and ``--methods``).
 
 Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the
 flags given -> the domain's defaults (``--task visual-math`` alone picks the embedded VLM,
