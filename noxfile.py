@@ -92,7 +92,9 @@ def reference(session: nox.Session) -> None:
     for task, extra in EMBEDDED.items():
         seeds = ["--seeds", "0", "1", "2"]
         where = ["--results-dir", "results", "--leaderboard-dir", "leaderboards"]
-        session.run("python", "-m", "harness.experiment", "--task", task, *seeds, *where, *extra, *session.posargs)
+        session.run(
+            "python", "-m", "harness.experiment", "--task", task, *seeds, *where, *extra, *session.posargs
+        )
 
 
 @nox.session(python=PYTHON)

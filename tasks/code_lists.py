@@ -5,26 +5,41 @@ in a fenced ``python`` block. It is graded by running the program in the sandbox
 tests (inputs chosen per problem, expected values computed by running the reference solution here,
 never sent to the program): see :mod:`harness.sandbox.check`. A ~3M-parameter model can learn the
 in-domain task because each operation family has one code shape; the ood splits shift one thing.
+Two-constant compositions (``greater-then-mul``: keep above ``j``, multiply by ``k``) are the hard
+part of the in-domain task: the model must put each constant where the spec says.
 
 >>> from tasks.code_lists import CodeLists
 >>> record = CodeLists().load("train", limit=1)[0]
 >>> print(record["question"])
-Write a Python function transform(data) that counts the elements of data above 6.
+Write a Python function transform(data) that returns the sum of the elements of data after adding 6 to each.
 >>> print(record["solution"])
 def transform(data):
-    return len([x for x in data if x > 6])
+    return sum([x + 6 for x in data])
 <BLANKLINE>
 >>> record["entry_point"], record["tests"][1]
-('transform', {'args': [[8, 3, 9, 3, 4]], 'expected': 2})
+('transform', {'args': [[8, 3, 9, 3, 4]], 'expected': 57})
 
-Splits (families are listed in ``FAMILIES``):
+Splits (families are listed in ``FAMILIES``); the OOD splits are a ladder from the nearest shift to
+the farthest, chosen from the base's and SFT's scores only (never DFT's) so that the near one is
+measurable. The embedded base scores 0 on every split (it has never seen the task's fenced-answer
+format); scores of an SFT run (laptop preset, seed 0) when the splits were chosen:
 
-* ``train`` (2000): one operation of a ``SEEN`` family (map, filter or reduce), constants 1..9.
-* ``test`` (200): the train distribution, other problems.
-* ``ood-compose`` (200): two seen operations composed in one function (filter then map or reduce).
+* ``train`` (2000): one operation of a ``SEEN`` family (map, filter or reduce) or a ``COMPOSED``
+  pair (filter then map or reduce; drawn twice as often as a family of ``SEEN``), constants 1..8.
+  An earlier draft trained on ``SEEN`` alone and scored 100% in-domain: at the ceiling, where no
+  method can be better; with only half as many compositions it scored 95.5%.
+* ``test`` (200): the train distribution, other problems (SFT 68.5: off the ceiling; the
+  two-constant compositions are where it fails).
+* ``ood-compose`` (200): ``RECOMPOSED``, seen operations composed in ways train never composes them
+  (add after a filter, a sum of products, the minimum above a bound): the near rung (SFT 36.0).
+* ``ood-constants`` (200): the train distribution with constants 9..20, never in train's specs
+  (SFT 3.0). (Unseen function and argument names were tried as the nearest rung and dropped: SFT
+  scored 0, writing the names it was trained on.)
 * ``ood-families`` (200): ``UNSEEN`` operations (evens, squares, reversing, sorting, ...): never in
   the train split, but written in the embedded base's pretraining code (``harness.build.corpus``), so
-  they test whether fine-tuning keeps what the backbone knew.
+  they test whether fine-tuning keeps what the backbone knew (SFT 0.0).
+* ``humaneval`` (an OOD task of this one, :mod:`tasks.humaneval`): the far rung, real problems (0
+  for every model here; it stays as the far shift).
 
 Every split is generated from a fixed seed; test and ood questions never occur in train.
 """
@@ -184,9 +199,6 @@ UNSEEN = (
     _f("count-evens", ["returns how many elements of {v} are even"], "len([x for x in {v} if x % 2 == 0])"),
 )
 FAMILIES = {"seen": SEEN, "composed": COMPOSED, "unseen": UNSEEN, "recomposed": RECOMPOSED}
-# ood-names: function and argument names never in train nor in the base's pretraining corpus.
-UNSEEN_FUNCTION_NAMES = ("calc", "handle", "convert", "evaluate")
-UNSEEN_VARIABLES = ("arr", "seq", "vals", "elements")
 
 
 def solution_code(family: Family, name: str, variable: str, constants: tuple[int, ...]) -> str:
@@ -201,13 +213,11 @@ def make_problem(
     *,
     constants: tuple[int, int] = (1, 8),
     inputs: tuple[int, int] = (0, 9),
-    function_names: tuple[str, ...] = FUNCTION_NAMES,
-    variables: tuple[str, ...] = VARIABLES,
 ) -> dict[str, Any]:
     """One problem from ``families``: question, reference solution, entry point and hidden tests.
     Its constants are drawn from ``constants`` (low, high), the test lists' elements from ``inputs``."""
     family = rng.choice(families)
-    name, variable = rng.choice(function_names), rng.choice(variables)
+    name, variable = rng.choice(FUNCTION_NAMES), rng.choice(VARIABLES)
     constants = tuple(rng.randint(*constants) for _ in range(family.constants))
     slots = dict(zip(("k", "j"), constants), v=variable)
     spec = rng.choice(family.specs).format(**slots)
@@ -242,24 +252,23 @@ class CodeLists(CodeTask):
     max_new_tokens = 96  # the longest solution is about 40 tokens with the embedded tokenizer
     ood_tasks = ("humaneval",)
     splits = (
-        Split("train", "train", "one map, filter or reduce operation of a seen family"),
+        Split("train", "train", "one seen operation, or two of them composed as train composes them"),
         Split("test", "test", "the train distribution, problems not in train"),
-        Split("ood-names", "ood", "x"),
-        Split("ood-constants", "ood", "x"),
-        Split("ood-compose", "ood", "two seen operations composed in one function"),
+        # The OOD ladder, nearest shift first (the module docstring says why each exists).
+        Split("ood-compose", "ood", "seen operations composed in ways train never composes them"),
+        Split("ood-constants", "ood", "constants 9..20 instead of 1..8"),
         Split("ood-families", "ood", "operations never seen in train (known from pretraining)"),
     )
     # name -> (seed, size, family groups, make_problem options)
     config = {
         "train": (101, 2000, ("seen", "composed", "composed"), {}),
         "test": (202, 200, ("seen", "composed", "composed"), {}),
-        "ood-names": (
-            505,
+        "ood-constants": (
+            606,
             200,
             ("seen", "composed", "composed"),
-            {"function_names": UNSEEN_FUNCTION_NAMES, "variables": UNSEEN_VARIABLES},
+            {"constants": (9, 20), "inputs": (0, 20)},
         ),
-        "ood-constants": (606, 200, ("seen", "composed"), {"constants": (9, 20), "inputs": (0, 20)}),
         "ood-compose": (303, 200, ("recomposed",), {}),
         "ood-families": (404, 200, ("unseen",), {}),
     }

@@ -24,8 +24,10 @@ def test_code_lists_splits_have_their_sizes_and_unique_questions(code_lists):
         "train": 2000,
         "test": 200,
         "ood-compose": 200,
+        "ood-constants": 200,
         "ood-families": 200,
     }
+    assert CodeLists().eval_splits == ["test", "ood-compose", "ood-constants", "ood-families"]  # near first
     train_questions = {row["question"] for row in code_lists["train"]}
     for name, rows in code_lists.items():
         questions = [row["question"] for row in rows]
@@ -36,11 +38,34 @@ def test_code_lists_splits_have_their_sizes_and_unique_questions(code_lists):
 
 def test_code_lists_splits_hold_the_families_they_promise(code_lists):
     names = {group: {family.name for family in families} for group, families in FAMILIES.items()}
-    assert {row["family"] for row in code_lists["train"]} == names["seen"]
-    assert {row["family"] for row in code_lists["test"]} <= names["seen"]
-    assert {row["family"] for row in code_lists["ood-compose"]} == names["composed"]
+    trained = names["seen"] | names["composed"]
+    assert {row["family"] for row in code_lists["train"]} == trained
+    assert {row["family"] for row in code_lists["test"]} <= trained
+    assert {row["family"] for row in code_lists["ood-constants"]} <= trained
+    assert {row["family"] for row in code_lists["ood-compose"]} == names["recomposed"]
     assert {row["family"] for row in code_lists["ood-families"]} == names["unseen"]
-    assert not names["unseen"] & names["seen"]
+    assert not (names["unseen"] | names["recomposed"]) & trained
+    # No composition is in train under another name: the recomposed bodies are new code shapes.
+    bodies = {group: {family.body for family in FAMILIES[group]} for group in FAMILIES}
+    assert not bodies["recomposed"] & (bodies["seen"] | bodies["composed"])
+    # Each of the 5 compositions is drawn twice as often as each of the 10 seen families: half of
+    # train is two operations.
+    composed = sum(row["family"] in names["composed"] for row in code_lists["train"])
+    assert 0.4 < composed / 2000 < 0.6
+
+
+def test_code_lists_constants_shift_only_in_ood_constants(code_lists):
+    def constants(row):
+        spec = row["question"].split(" that ", 1)[1]
+        return [int(n) for n in re.findall(r"\d+", spec)]
+
+    for name, rows in code_lists.items():
+        found = [n for row in rows for n in constants(row)]
+        if name == "ood-families":  # evens, squares, sorting, ...: no constants at all
+            assert found == []
+            continue
+        low, high = (9, 20) if name == "ood-constants" else (1, 8)
+        assert min(found) == low and max(found) == high, name
 
 
 def test_code_lists_is_reproducible_and_limits_are_prefixes():

@@ -200,7 +200,13 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
     for record in records:
         assert record["domain"] == "code"
         roles = {split: score["role"] for split, score in record["scores"].items()}
-        assert roles == {"test": "test", "ood-compose": "ood", "ood-families": "ood", "humaneval": "ood"}
+        assert roles == {
+            "test": "test",
+            "ood-compose": "ood",
+            "ood-constants": "ood",
+            "ood-families": "ood",
+            "humaneval": "ood",
+        }
         for score in record["scores"].values():
             assert sum(score["verdicts"].values()) == 2 and set(score["pass_at"]) == {"1"}
         rows = (Path(record["run_dir"]) / "samples" / "humaneval" / "test.jsonl").read_text().splitlines()

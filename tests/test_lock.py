@@ -9,10 +9,10 @@ regenerated (``nox -s reference -- --redo``).
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from harness import results
 

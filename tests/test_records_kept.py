@@ -30,7 +30,7 @@ SHORT = [
 # Cheaper still, where only the bookkeeping is under test.
 TINY = [
     "--task", "math-words", "--methods", "sft", "--steps", "2", "--train-limit", "16", "--batch-size", "8",
-    "--eval-limit", "2", "--max-new-tokens", "16", "--prob-rows", "0", "--no-progress",
+    "--eval-limit", "1", "--max-new-tokens", "8", "--prob-rows", "0", "--no-progress",
 ]  # fmt: skip
 
 
@@ -56,48 +56,40 @@ def test_a_short_run_reproduces_its_committed_record(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_records_are_reused_refused_or_redone_never_silently_replaced(tmp_path, capsys):
-    made = tmp_path / "results"
-    assert run(tmp_path, TINY, made, "--seeds", "0", "1") == 0
+def test_records_are_reused_compared_refused_or_redone_never_silently_replaced(tmp_path, capsys):
+    made, reference = tmp_path / "results", tmp_path / "reference"
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
     paths = sorted(made.rglob("*.json"))
     assert [p.name.rsplit("-", 1)[1] for p in paths] == ["seed0.json", "seed1.json"]
     first = {path: path.read_bytes() for path in paths}
     assert "| SFT | 2 |" in (tmp_path / "boards" / "math.md").read_text()
-    capsys.readouterr()
-
-    assert run(tmp_path, TINY, made, "--seeds", "0", "1") == 0  # the same run: reused
-    assert capsys.readouterr().err.count("finished before, reused") == 2
-    assert {path: path.read_bytes() for path in paths} == first
-
-    # Evaluated otherwise: stopped before any work, nothing touched.
-    assert run(tmp_path, TINY, made, "--seeds", "0", "1", "--eval-limit", "3") == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {paths[0]} holds a record of this configuration that differs")
-    assert "evaluation.limit 2 (now 3), " in err and "(and 1 more); --redo replaces it" in err
-    assert len(err.splitlines()) == 1 and {path: path.read_bytes() for path in paths} == first
-
-    assert run(tmp_path, TINY, made, "--seeds", "0", "--eval-limit", "3", "--redo") == 0
-    err = capsys.readouterr().err
-    assert f"[sft seed 0] --redo replaced {paths[0]}: " in err
-    assert results.read_record(paths[0])["evaluation"]["limit"] == 3
-    assert paths[1].read_bytes() == first[paths[1]]  # seed 1 was not asked for
-
-
-@pytest.mark.slow
-def test_each_record_is_compared_with_its_reference(tmp_path, capsys):
-    made, reference = tmp_path / "results", tmp_path / "reference"
-    assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
     assert capsys.readouterr().out.count("no reference record of this configuration") == 2
+
+    # The same run again: reused, and compared with a reference where seed 1 scored otherwise.
     shutil.copytree(made, reference)
-    (changed,) = [p for p in reference.rglob("*.json") if p.name.endswith("seed1.json")]
+    changed = reference / paths[1].relative_to(made)
     record = json.loads(changed.read_text())
     record["scores"]["test"]["value"] = 0.5
     record["provenance"]["packages"]["transformers"] = "0.0.1"
     changed.write_text(json.dumps(record))
-
     assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
-    out = capsys.readouterr().out
-    assert "[sft seed 0] matches the reference" in out
-    ours = 100 * results.read_record(made / changed.relative_to(reference))["scores"]["test"]["value"]
-    assert f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f}" in out
-    assert "environment differs: transformers 0.0.1 -> " in out
+    captured = capsys.readouterr()
+    assert captured.err.count("finished before, reused") == 2
+    assert {path: path.read_bytes() for path in paths} == first
+    assert "[sft seed 0] matches the reference" in captured.out
+    ours = 100 * results.read_record(paths[1])["scores"]["test"]["value"]
+    assert f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f}" in captured.out
+    assert "environment differs: transformers 0.0.1 -> " in captured.out
+
+    # Evaluated otherwise: stopped before any work, nothing touched.
+    assert run(tmp_path, TINY, made, "--seeds", "0", "1", "--eval-limit", "2") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {paths[0]} holds a record of this configuration that differs")
+    assert "evaluation.limit 1 (now 2), " in err and "(and 1 more); --redo replaces it" in err
+    assert len(err.splitlines()) == 1 and {path: path.read_bytes() for path in paths} == first
+
+    assert run(tmp_path, TINY, made, "--seeds", "0", "--eval-limit", "2", "--redo") == 0
+    err = capsys.readouterr().err
+    assert f"[sft seed 0] --redo replaced {paths[0]}: " in err
+    assert results.read_record(paths[0])["evaluation"]["limit"] == 2
+    assert paths[1].read_bytes() == first[paths[1]]  # seed 1 was not asked for

@@ -90,7 +90,8 @@ def _methods(runs: list[Record]) -> dict[str, Cells]:
     grouped: dict[str, dict[tuple[float, int], dict[str, list[Record]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
-    for record in sorted(runs, key=lambda r: r["hparams"].get("seed", -1)):  # seed order, whatever the input order
+    by_seed = sorted(runs, key=lambda r: r["hparams"].get("seed", -1))  # whatever the input order
+    for record in by_seed:
         cell = grouped[variant(record["method"], record["hparams"])][_cell(record)]
         cell[config_id(record["hparams"])].append(record)
     methods = {
