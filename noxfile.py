@@ -91,7 +91,14 @@ def reference(session: nox.Session) -> None:
     install(session)
     for task, extra in EMBEDDED.items():
         seeds = ["--seeds", "0", "1", "2"]
-        where = ["--results-dir", "results", "--leaderboard-dir", "leaderboards"]
+        where = [
+            "--results-dir",
+            "results",
+            "--leaderboard-dir",
+            "leaderboards",
+            "--runs-dir",
+            "runs/reference",
+        ]
         session.run(
             "python", "-m", "harness.experiment", "--task", task, *seeds, *where, *extra, *session.posargs
         )
@@ -140,6 +147,9 @@ def lock(session: nox.Session) -> None:
         f"# Resolved on Python {python.strip()}, Linux x86_64; every nox session installs with -c {LOCK}.",
     ]
     pins = sorted(line for line in frozen.splitlines() if line and not line.startswith("#"))
+    loose = [line for line in pins if "==" not in line or " @ " in line]
+    if loose:  # a `name @ file://...` line would pin nothing anywhere else
+        session.error(f"pip freeze gave lines that are not exact pins: {loose}")
     with open(LOCK, "w", encoding="utf-8") as out:
         out.write("\n".join([*header, *pins]) + "\n")
     session.log(f"{LOCK}: {len(pins)} pinned packages")

@@ -28,6 +28,7 @@ wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N pr
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, Trai
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment
 from harness.errors import HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
+from harness.files import atomic_write_text
 from harness.models import backbone_name
 from harness.train import train
 
@@ -107,24 +109,38 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
 
 
+ENVIRONMENT_FILE = "environment.json"  # beside a run's checkpoints: the packages that trained them
+
+
 def _train(config: TrainConfig, nproc: int, reuse: bool) -> dict[str, Any]:
     """Train, or with ``reuse`` reuse a finished training of the same configuration in the run
-    folder, or continue it from its last checkpoint."""
+    folder, or continue it from its last checkpoint; only when that folder was trained with the
+    packages installed now (its ``environment.json``), so a record never describes an environment
+    its model was not trained in. Without ``reuse`` (``--redo``), or after an upgrade, the folder's
+    old training is cleared and the method trains from scratch."""
     run_dir = Path(config.output_dir)
-    if reuse:
-        summary_path = run_dir / "train_summary.json"
-        if summary_path.exists():
-            try:
-                summary = json.loads(summary_path.read_text())
-                done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
-            except (ValueError, TypeError, KeyError):  # cut short, or written by another version
-                summary, done = {}, None
-            if done == hparams_of(config, nproc) and Path(summary["model_dir"]).is_dir():
-                print(f"[{config.objective}] reusing the finished training in {run_dir}", file=sys.stderr)
-                return summary
-        if latest_checkpoint(run_dir) is not None:
-            print(f"[{config.objective}] continuing from {latest_checkpoint(run_dir)}", file=sys.stderr)
-            config = replace(config, resume=True)
+    name = f"{config.objective} seed {config.seed}"
+    trained_in = _read_json(run_dir / ENVIRONMENT_FILE)
+    if run_dir.exists() and (not reuse or trained_in != results.current_environment()):
+        why = "--redo" if not reuse else "it was trained with other package versions"
+        if (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None:
+            print(f"[{name}] clearing the earlier training in {run_dir}: {why}", file=sys.stderr)
+        shutil.rmtree(run_dir)
+    summary_path = run_dir / "train_summary.json"
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text())
+            done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
+        except (ValueError, TypeError, KeyError):  # cut short, or written by another version
+            summary, done = {}, None
+        if done == hparams_of(config, nproc) and Path(summary["model_dir"]).is_dir():
+            print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
+            return summary
+    if latest_checkpoint(run_dir) is not None:
+        print(f"[{name}] continuing from {latest_checkpoint(run_dir)}", file=sys.stderr)
+        config = replace(config, resume=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(results.current_environment(), indent=2))
     if nproc == 1:
         return train(config)
     flags = to_flags(config)
@@ -349,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         print("compared with the committed reference records:")
         print("\n".join(comparison))
     return 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ def provenance() -> dict[str, Any]:
     return {
         "commit": commit,
         "dirty": dirty,
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": _packages(),
         "lock": lock_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -178,17 +178,25 @@ def normalize(name: str) -> str:
 
 def lock_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
     """How the installed packages compare with the lock file: ``{"sha256": first 16 hex digits of
-    the file, "differs": {name: "installed (locked version)"}}``; ``differs`` is empty in a locked
-    environment. None when there is no lock file (an installed, not cloned, harness)."""
+    the file, "differs": {name: "installed (locked version)"}}``. ``differs`` names every package
+    installed at another version than the locked one (empty in the locked environment; a locked
+    package that is not installed, such as ruff outside the lint session, is no deviation: the lock
+    constrains versions, it does not require packages). None when there is no lock file (an
+    installed, not cloned, harness); an unreadable lock is recorded as ``error``, never raised: a
+    finished run must not be lost to it."""
     path = lock_file() if path is None else Path(path)
     if not path.is_file():
         return None
-    differs = {}
-    for name, locked in read_lock(path).items():
-        installed = _version(name)
-        if installed != locked:
-            differs[name] = f"{installed or 'not installed'} (locked {locked})"
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        pins = read_lock(path)
+    except ValueError as error:
+        return {"sha256": digest, "differs": {}, "error": str(error)}
+    differs = {}
+    for name, locked in pins.items():
+        installed = _version(name)
+        if installed is not None and installed != locked:
+            differs[name] = f"{installed} (locked {locked})"
     return {"sha256": digest, "differs": differs}
 
 
@@ -320,6 +328,15 @@ def environment(record: dict[str, Any]) -> dict[str, Any]:
     origin = record["provenance"]
     packages = {k: v for k, v in (origin.get("packages") or {}).items() if k != "harness"}
     return {"python": origin.get("python"), **packages}
+
+
+def current_environment() -> dict[str, Any]:
+    """:func:`environment` of a record made now."""
+    return environment({"provenance": {"python": platform.python_version(), "packages": _packages()}})
+
+
+def _packages() -> dict[str, str | None]:
+    return {name: _version(name) for name in PACKAGES}
 
 
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

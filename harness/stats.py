@@ -12,8 +12,6 @@ anything significant while the training variance is unmeasured.
 (0.5, 0.28867513459481287)
 >>> round(pass_at_k(n=10, c=3, k=1), 3), round(pass_at_k(n=10, c=3, k=10), 3)
 (0.3, 1.0)
->>> significant((0.60, 0.03), (0.50, 0.03)), significant((0.52, 0.03), (0.50, 0.03))
-(True, False)
 """
 
 from __future__ import annotations
@@ -40,13 +38,6 @@ def mean_of_independent(scores: list[tuple[float, float]]) -> tuple[float, float
     the stderr of their mean is √(Σ se²) / k."""
     k = len(scores)
     return sum(v for v, _ in scores) / k, math.sqrt(sum(se**2 for _, se in scores)) / k
-
-
-def significant(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether ``a - b`` exceeds :data:`Z` standard errors of the difference, √(se₁² + se₂²)
-    (a two-sided z-test at 5% that treats the two scores as independent)."""
-    spread = math.hypot(a[1], b[1])
-    return spread > 0 and abs(a[0] - b[0]) > Z * spread
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -267,7 +267,7 @@ class CodeLists(CodeTask):
             606,
             200,
             ("seen", "composed", "composed"),
-            {"constants": (9, 20), "inputs": (0, 20)},
+            {"constants": (9, 20), "inputs": (0, 30)},  # inputs past the bounds: tests that bite
         ),
         "ood-compose": (303, 200, ("recomposed",), {}),
         "ood-families": (404, 200, ("unseen",), {}),

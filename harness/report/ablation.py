@@ -24,7 +24,7 @@ from harness.config import BATCH_SPLIT_KEYS, METHODS, SWEEP_AXES
 from harness.report.domain import (
     UNMEASURED_NOTE,
     Page,
-    by_environment,
+    comparable_groups,
     difference_text,
     grouped_provenance_note,
     pairs_text,
@@ -67,11 +67,24 @@ def pages(records: list[Record], source: str) -> dict[str, Page]:
         ):
             grids[record["task"], record["backbone"], grid_id(hparams)].append(record)
     out = {}
-    for (task, backbone, gid), runs in sorted(grids.items()):
+    for (task, backbone, gid), found in sorted(grids.items()):
+        # One environment and evaluation per page: cells are never compared across them.
+        groups = comparable_groups(found)
+        runs = groups[0][1]
         if len({_cell(r) for r in runs}) < 2:
             continue
         name = f"ablation-{task}-{backbone_slug(backbone)}-{gid}"
-        out[f"{name}.md"] = _page(name, task, backbone, gid, runs, bases.get((task, backbone)), source)
+        page = _page(name, task, backbone, gid, runs, bases.get((task, backbone)), source)
+        if len(groups) > 1:
+            left_out = sum(len(group) for _, group in groups[1:])
+            warning = (
+                f"⚠ {left_out} more records of this grid come from other environments or evaluations"
+                f" ({'; '.join(label for label, _ in groups[1:])}); the page holds those with"
+                f" {groups[0][0]} only (the domain page shows every group)."
+            )
+            header, rest = page.text.split("\n\n", 1)
+            page = Page(f"{header}\n\n{warning}\n\n{rest}", page.plots)
+        out[f"{name}.md"] = page
     return out
 
 
@@ -85,8 +98,7 @@ Cells = dict[tuple[float, int], list[Record]]  # (lr, batch) -> the records of i
 def _methods(runs: list[Record]) -> dict[str, Cells]:
     """``{variant: {(lr, batch): replicates}}``, SFT first, then DFT, then DFT variants by name. Two
     configurations of one cell (split differently over ranks) keep the one with the smaller
-    configuration id; a cell whose seeds come from several environments keeps its largest group of
-    one environment (the domain page shows each)."""
+    configuration id."""
     grouped: dict[str, dict[tuple[float, int], dict[str, list[Record]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list))
     )
@@ -95,7 +107,7 @@ def _methods(runs: list[Record]) -> dict[str, Cells]:
         cell = grouped[variant(record["method"], record["hparams"])][_cell(record)]
         cell[config_id(record["hparams"])].append(record)
     methods = {
-        key: {cell: by_environment(configs[min(configs)])[0][1] for cell, configs in cells.items()}
+        key: {cell: configs[min(configs)] for cell, configs in cells.items()}
         for key, cells in grouped.items()
     }
     order = lambda key: (METHODS.index(key) if key in METHODS else len(METHODS), key)  # noqa: E731

@@ -6,7 +6,8 @@ error that holds both the evaluation and the seed-to-seed variance (:func:`harne
 the mean over the out-of-distribution splits and, when both were trained, DFT − SFT in percentage
 points with the significant differences starred (:func:`harness.stats.significant_difference`; none
 while the training variance is unmeasured). Records of one configuration made with different
-package versions are not averaged together: each environment gets a table of its own, labelled. A DFT follow-up variant of the same configuration is a row of its
+package versions, or evaluated differently, are not averaged together: each group gets a table of
+its own, labelled (:func:`comparable_groups`). A DFT follow-up variant of the same configuration is a row of its
 own, ``DFT (floor 0.1)``, with its own difference row. Figures (:mod:`harness.report.plots`):
 token-probability histograms and accuracy-versus-step curves under the tables whose records hold
 them. Like every page, a pure function of the records.
@@ -17,6 +18,8 @@ them. Like every page, a pure function of the records.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -101,32 +104,42 @@ def seeds_text(replicates: list[Record]) -> str:
     return MISSING if replicates[0]["method"] == "base" else str(len(replicates))
 
 
-def by_environment(records: list[Record]) -> list[tuple[str, list[Record]]]:
-    """The records split by environment (:func:`harness.results.environment`), largest group first,
-    each labelled with the versions that set it apart (``transformers 5.24.0``); one group with an
-    empty label when all share one.
+def comparable_groups(records: list[Record]) -> list[tuple[str, list[Record]]]:
+    """The records split into groups that may be averaged and compared: one environment
+    (:func:`harness.results.environment`) and one way of evaluating (the record's ``evaluation``).
+    Largest group first; each labelled with what sets it apart (``transformers 5.24.0``,
+    ``evaluation limit 50``), one group with an empty label when all agree.
 
-    >>> def made_with(version):
-    ...     return {"provenance": {"python": "3.11", "packages": {"transformers": version}}}
-    >>> [(label, len(group)) for label, group in by_environment([made_with("5.23.0"), made_with("5.24.0"), made_with("5.24.0")])]
-    [('transformers 5.24.0', 2), ('transformers 5.23.0', 1)]
+    >>> def made_with(version, limit=200):
+    ...     return {"provenance": {"python": "3.11", "packages": {"transformers": version}},
+    ...             "evaluation": {"limit": limit}}
+    >>> records = [made_with("5.23.0"), made_with("5.24.0"), made_with("5.24.0"), made_with("5.24.0", 50)]
+    >>> [(label, len(group)) for label, group in comparable_groups(records)]
+    [('transformers 5.24.0, evaluation limit 200', 2), ('transformers 5.23.0, evaluation limit 200', 1), ('transformers 5.24.0, evaluation limit 50', 1)]
     """
     groups: dict[str, list[Record]] = defaultdict(list)
-    envs: dict[str, dict[str, Any]] = {}
+    keys: dict[str, dict[str, Any]] = {}
     for record in records:
-        env = environment(record)
-        key = repr(sorted(env.items()))
-        envs[key] = env
-        groups[key].append(record)
+        evaluation = record.get("evaluation") or {}
+        key = {**environment(record), **{f"evaluation {k}": v for k, v in evaluation.items()}}
+        text = json.dumps(key, sort_keys=True, default=str)
+        keys[text] = key
+        groups[text].append(record)
     if len(groups) == 1:
         return [("", records)]
-    differing = sorted(
-        {name for env in envs.values() for name in env if len({repr(e.get(name)) for e in envs.values()}) > 1}
-    )
-    ordered = sorted(groups, key=lambda key: (-len(groups[key]), key))
-    return [
-        (", ".join(f"{name} {envs[key].get(name)}" for name in differing), groups[key]) for key in ordered
+    names = dict.fromkeys(name for key in keys.values() for name in key)
+    differing = [
+        name for name in names if len({json.dumps(k.get(name), default=str) for k in keys.values()}) > 1
     ]
+    ordered = sorted(groups, key=lambda text: (-len(groups[text]), text))
+    return [
+        (", ".join(f"{name} {_value_text(keys[text].get(name))}" for name in differing), groups[text])
+        for text in ordered
+    ]
+
+
+def _value_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
 def domain_pages(records: list[Record], source: str) -> dict[str, Page]:
@@ -162,15 +175,16 @@ def _page(domain: str, records: list[Record], source: str) -> Page:
 
 
 def _env_suffix(label: str) -> str:
-    """A file-name-safe tag of an environment label (tables of one configuration, several
-    environments, need figures of their own)."""
-    return "" if not label else "-" + "".join(c if c.isalnum() or c in ".-" else "-" for c in label)
+    """A short file-name tag of a group label (the tables of one configuration's several
+    environments or evaluations need figures of their own)."""
+    return "" if not label else "-" + hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
 
 
 def replicate_label(record: Record, replicates: list[Record]) -> str:
     """``SFT``, or ``SFT seed 1`` when its configuration has several seeds."""
     label = row_label(record)
-    return label if len(replicates) < 2 else f"{label} seed {seed_of(record)}"
+    seed = seed_of(record)
+    return label if len(replicates) < 2 else f"{label} seed {MISSING if seed is None else seed}"
 
 
 def table_plots(stem: str, title: str, rows: Rows) -> list[tuple[str, str, str, Callable]]:
@@ -241,26 +255,28 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, str, Rows
             raise RecordError(f"two base records for task {task!r}, backbone {backbone!r}")
         else:
             bases[task, backbone] = record
-    tables = []
+    tables = []  # (task, backbone, config id, group rank, group label, rows)
     for (task, backbone, cid), runs in trained.items():
         base = {"base": [bases[task, backbone]]} if (task, backbone) in bases else {}
-        for env_label, group in by_environment(runs):
-            tables.append((task, backbone, cid, env_label, base | _replicates(task, backbone, group)))
+        for rank, (label, group) in enumerate(comparable_groups(runs)):
+            tables.append((task, backbone, cid, rank, label, base | _replicates(task, backbone, group)))
     have_trained = {(task, backbone) for task, backbone, _ in trained}
     tables += [
-        (t, b, None, "", {"base": [record]}) for (t, b), record in bases.items() if (t, b) not in have_trained
+        (t, b, None, 0, "", {"base": [record]})
+        for (t, b), record in bases.items()
+        if (t, b) not in have_trained
     ]
     ordered = sorted(tables, key=lambda table: (table[0], table[1], table[2] or "", table[3]))
     return [
-        (t, b, cid, env, {k: rows[k] for k in sorted(rows, key=_row_order)})
-        for t, b, cid, env, rows in ordered
+        (t, b, cid, label, {k: rows[k] for k in sorted(rows, key=_row_order)})
+        for t, b, cid, _, label, rows in ordered
     ]
 
 
 def _replicates(task: str, backbone: str, runs: list[Record]) -> Rows:
     """``{variant: records by seed}``; two records of one variant and seed make the page ambiguous."""
     rows: Rows = defaultdict(list)
-    for record in sorted(runs, key=lambda r: seed_of(r) if seed_of(r) is not None else -1):
+    for record in sorted(runs, key=lambda r: (seed_of(r) is not None, seed_of(r) or 0)):
         key = variant(record["method"], record["hparams"])
         if any(seed_of(other) == seed_of(record) for other in rows[key]):
             raise RecordError(
@@ -323,8 +339,8 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
     lines = [heading + (f" · {env_label}" if env_label else ""), ""]
     if env_label:
         lines += [
-            f"⚠ This configuration's records come from several environments; the table holds those"
-            f" made with {env_label}, not averaged with the others.",
+            "⚠ This configuration's records come from several environments or evaluations; the table"
+            f" holds those with {env_label}, not averaged with the others.",
             "",
         ]
     lines += [*_settings(rows), "| model | seeds | " + " | ".join(headers) + " |"]
@@ -378,9 +394,10 @@ def _settings(rows: Rows) -> list[str]:
         return []
     first = next(iter(trained.values()))[0]["hparams"]
     shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS}
-    seeds = sorted({seed_of(r) for reps in trained.values() for r in reps})
+    seeds = sorted({seed_of(r) for reps in trained.values() for r in reps}, key=lambda s: (s is None, s or 0))
+    seeds_named = ", ".join(MISSING if seed is None else str(seed) for seed in seeds)
     lines = [
-        f"Hyperparameters shared by SFT and DFT: {pairs_text(shared)}; seeds {', '.join(map(str, seeds))}.",
+        f"Hyperparameters shared by SFT and DFT: {pairs_text(shared)}; seeds {seeds_named}.",
         "",
     ]
     data = {

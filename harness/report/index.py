@@ -15,7 +15,7 @@ from collections import defaultdict
 from harness.report.domain import (
     SIGNIFICANCE_NOTE,
     Record,
-    by_environment,
+    comparable_groups,
     difference_text,
     replicate_score,
     score_text,
@@ -44,14 +44,20 @@ def index_page(records: list[Record], source: str, pages: list[str], ablations: 
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows, mixed, unmeasured = 0, [], False
-    for (domain, task, backbone), runs in sorted(_by_task(records).items()):
+    for (domain, task, backbone), trained in sorted(_by_task(records).items()):
+        # One environment and evaluation for the whole row: SFT and DFT are never compared across.
+        groups = comparable_groups(trained)
+        if len(groups) > 1:
+            mixed.append(f"`{task}` ({sum(len(g) for _, g in groups[1:])} of {len(trained)} records)")
+        runs = _by_variant(groups[0][1])
         sft, dft = _best(runs.get("sft", {})), _best(runs.get("dft", {}))
         if sft is None or dft is None:
             continue
         configs = len(set(runs["sft"]) | set(runs["dft"]))
         cells = []
-        for role in ("test", "ood"):
-            a, b = replicate_score(sft, role), replicate_score(dft, role)
+        for role in ("test", "ood"):  # an OOD mean over different splits would not compare
+            complete = len({frozenset(_splits(r, role)) for r in sft + dft}) == 1
+            a, b = (replicate_score(sft, role), replicate_score(dft, role)) if complete else (None, None)
             cells.append((score_text(a), score_text(b), difference_text(b, a)))
         seeds = f"{len(sft)}" if len(sft) == len(dft) else f"{len(sft)} / {len(dft)}"
         unmeasured |= min(len(sft), len(dft)) < 2
@@ -59,11 +65,6 @@ def index_page(records: list[Record], source: str, pages: list[str], ablations: 
             f"| [{domain}]({domain}.md) | `{task}` | `{backbone}` | {configs} | {seeds} | {cells[0][0]}"
             f" | {cells[0][1]} | {cells[0][2]} | {cells[1][0]} | {cells[1][1]} | {cells[1][2]} |"
         )
-        mixed += [
-            f"`{task}` config `{cid}`"
-            for cid in sorted(set(runs["sft"]) | set(runs["dft"]))
-            if len(by_environment(runs["sft"].get(cid, []) + runs["dft"].get(cid, []))) > 1
-        ]
         rows += 1
     if not rows:
         lines.append("| – | no task has both SFT and DFT records yet | | | | | | | | | |")
@@ -75,9 +76,9 @@ def index_page(records: list[Record], source: str, pages: list[str], ablations: 
     if mixed:
         lines += [
             "",
-            f"⚠ Mixed environments: {', '.join(mixed)} holds records made with different package"
-            " versions; this table uses the largest group of one environment, and the domain page shows"
-            " each environment on its own.",
+            f"⚠ Mixed environments or evaluations: {', '.join(mixed)} left out of this table, which"
+            " compares records of one environment and one evaluation only (the largest such group);"
+            " the domain page shows every group on its own.",
         ]
     lines += ["", "## Pages", ""]
     lines += [
@@ -117,25 +118,32 @@ HOW_TO_READ = [
 Replicates = dict[str, list[Record]]  # config id -> the records of its seeds
 
 
-def _by_task(records: list[Record]) -> dict[tuple[str, str, str], dict[str, Replicates]]:
-    """``{(domain, task, backbone): {variant: {config id: [records]}}}`` of the trained runs."""
-    grouped: dict[tuple[str, str, str], dict[str, Replicates]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
+def _splits(record: Record, role: str) -> list[str]:
+    return [name for name, score in record["scores"].items() if score["role"] == role]
+
+
+def _by_task(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
+    """``{(domain, task, backbone): [trained records]}``."""
+    grouped: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
         if record["method"] != "base":
-            key = (record["domain"], record["task"], record["backbone"])
-            cid = config_id(record["hparams"])
-            grouped[key][variant(record["method"], record["hparams"])][cid].append(record)
+            grouped[record["domain"], record["task"], record["backbone"]].append(record)
+    return grouped
+
+
+def _by_variant(records: list[Record]) -> dict[str, Replicates]:
+    """``{variant: {config id: [records of its seeds]}}``."""
+    grouped: dict[str, Replicates] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        grouped[variant(record["method"], record["hparams"])][config_id(record["hparams"])].append(record)
     return grouped
 
 
 def _best(configs: Replicates) -> list[Record] | None:
-    """The replicates of the configuration with the highest in-domain mean over its seeds (of its
-    largest one-environment group; ties: the smaller config id, so the choice is stable)."""
+    """The replicates of the configuration with the highest in-domain mean over its seeds (ties: the
+    smaller config id, so the choice is stable)."""
     scored = []
-    for cid, runs in configs.items():
-        replicates = by_environment(runs)[0][1]
+    for cid, replicates in configs.items():
         score = replicate_score(replicates, "test")
         if score is not None:
             scored.append((-score.value, cid, replicates))
