@@ -74,7 +74,7 @@ def test_code_lists_is_reproducible_and_limits_are_prefixes():
 
 
 def test_hidden_tests_agree_with_the_reference_and_distinguish_families(code_lists):
-    for row in code_lists["test"][:50] + code_lists["ood-families"][:50]:
+    for row in [row for name, rows in code_lists.items() if name != "train" for row in rows]:
         namespace: dict = {}
         exec(row["solution"], namespace)
         for case in row["tests"]:
@@ -87,9 +87,11 @@ def test_hidden_tests_agree_with_the_reference_and_distinguish_families(code_lis
 
 
 @pytest.mark.slow
-def test_every_reference_solution_passes_in_the_sandbox_and_a_wrong_one_fails(code_lists):
+def test_reference_solutions_pass_in_the_sandbox_and_a_wrong_one_fails(code_lists):
+    # Every reference agrees with its hidden tests in-process (above); here the sandbox's verdicts
+    # agree with that on a sample of every evaluation split (the whole of them took 37 s).
     task = CodeLists()
-    rows = code_lists["test"] + code_lists["ood-compose"] + code_lists["ood-families"]
+    rows = [row for name, rows in code_lists.items() if name != "train" for row in rows[:40]]
     answers = [task.messages(row)["completion"][0]["content"] for row in rows]
     assert [g["score"] for g in task.grade(list(zip(rows, answers)))] == [1.0] * len(rows)
     wrong = [a.replace("return ", "return None and ") for a in answers[:20]]
