@@ -194,6 +194,7 @@ def test_plots_are_pngs_referenced_by_the_pages(files):
         assert b"matplotlib" not in content  # no version string: re-renders are byte-identical
 
 
+@pytest.mark.slow  # draws every figure twice more: the quick tier has the in-memory render above
 def test_write_renders_the_folder_and_removes_pages_no_record_makes(tmp_path, records):
     for record in records:
         write_record(record, tmp_path / "results")
