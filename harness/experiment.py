@@ -223,11 +223,12 @@ def compare_with_reference(paths: list[Path], config) -> list[str]:
         if why:
             lines.append(f"[{name}] the reference {reference} was made differently ({why}): not compared")
             continue
-        changes = results.score_changes(results.read_record(reference), record)
+        theirs_record = results.read_record(reference)  # valid: conflict() read it above
+        changes = results.score_changes(theirs_record, record)
         if not changes:
             lines.append(f"[{name}] matches the reference {reference}: every score is identical")
             continue
-        ours, theirs = results.environment(record), results.environment(results.read_record(reference))
+        ours, theirs = results.environment(record), results.environment(theirs_record)
         versions = [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
         lines.append(
             f"[{name}] differs from the reference {reference}: {'; '.join(changes)} (reference -> yours)"
