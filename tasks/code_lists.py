@@ -34,10 +34,10 @@ format); scores of an SFT run (laptop preset, seed 0) when the splits were chose
   (add after a filter, a sum of products, the minimum above a bound): the near rung (SFT 36.0).
 * ``ood-constants`` (200): the train distribution with constants 9..20, never in train's specs
   (SFT 3.0). (Unseen function and argument names were tried as the nearest rung and dropped: SFT
-  scored 0, writing the names it was trained on.)
-* ``ood-families`` (200): ``UNSEEN`` operations (evens, squares, reversing, sorting, ...): never in
-  the train split, but written in the embedded base's pretraining code (``harness.build.corpus``), so
-  they test whether fine-tuning keeps what the backbone knew (SFT 0.0).
+  scored 0, writing the names it was trained on. A rung of ``UNSEEN`` operations, known only from
+  the base's pretraining code, was dropped too: it was to ask whether fine-tuning keeps that prior,
+  but the base, which has never seen the task's fenced-answer format, and SFT scored 0 on it with
+  every seed, so it measured nothing and cost a tenth of ``nox -s train-code``.)
 * ``humaneval`` (an OOD task of this one, :mod:`tasks.humaneval`): the far rung, real problems (0
   for every model here; it stays as the far shift).
 
@@ -190,6 +190,7 @@ RECOMPOSED = (
         True,
     ),
 )
+# Never in a split: the embedded base's pretraining code writes them (harness.build.corpus).
 UNSEEN = (
     _f("evens", ["returns the even elements of {v}"], "[x for x in {v} if x % 2 == 0]"),
     _f("odds", ["returns the odd elements of {v}"], "[x for x in {v} if x % 2 == 1]"),
@@ -257,7 +258,6 @@ class CodeLists(CodeTask):
         # The OOD ladder, nearest shift first (the module docstring says why each exists).
         Split("ood-compose", "ood", "seen operations composed in ways train never composes them"),
         Split("ood-constants", "ood", "constants 9..20 instead of 1..8"),
-        Split("ood-families", "ood", "operations never seen in train (known from pretraining)"),
     )
     # name -> (seed, size, family groups, make_problem options)
     config = {
@@ -270,7 +270,6 @@ class CodeLists(CodeTask):
             {"constants": (9, 20), "inputs": (0, 30)},  # inputs past the bounds: tests that bite
         ),
         "ood-compose": (303, 200, ("recomposed",), {}),
-        "ood-families": (404, 200, ("unseen",), {}),
     }
 
     def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:

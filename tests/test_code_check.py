@@ -28,6 +28,21 @@ def test_a_right_program_passes_and_a_wrong_one_fails_with_the_first_bad_call():
     assert wrong.verdict == "failed" and wrong.detail == "AssertionError: add(1, 2) returned 2, expected 3"
 
 
+def test_a_program_without_site_hooks_still_has_the_environment_and_exit():
+    # The driver starts with ``python -S`` (no .pth hooks) and restores site's other gifts itself.
+    uses_site = """
+    import numpy, sys
+
+    def add(a, b):
+        if not callable(exit) or not callable(quit) or not sys.flags.no_site:
+            return None
+        return int(numpy.add(a, b))
+    """
+    assert verdict(uses_site).verdict == "passed"
+    quits = verdict("def add(a, b):\n    exit(3)")
+    assert quits.verdict == "failed" and quits.detail == "CandidateRaised: SystemExit: 3"
+
+
 def test_right_value_of_the_wrong_type_fails():
     assert verdict("def add(a, b):\n    return float(a + b)").verdict == "failed"
 

@@ -25,9 +25,8 @@ def test_code_lists_splits_have_their_sizes_and_unique_questions(code_lists):
         "test": 200,
         "ood-compose": 200,
         "ood-constants": 200,
-        "ood-families": 200,
     }
-    assert CodeLists().eval_splits == ["test", "ood-compose", "ood-constants", "ood-families"]  # near first
+    assert CodeLists().eval_splits == ["test", "ood-compose", "ood-constants"]  # near first
     train_questions = {row["question"] for row in code_lists["train"]}
     for name, rows in code_lists.items():
         questions = [row["question"] for row in rows]
@@ -43,7 +42,8 @@ def test_code_lists_splits_hold_the_families_they_promise(code_lists):
     assert {row["family"] for row in code_lists["test"]} <= trained
     assert {row["family"] for row in code_lists["ood-constants"]} <= trained
     assert {row["family"] for row in code_lists["ood-compose"]} == names["recomposed"]
-    assert {row["family"] for row in code_lists["ood-families"]} == names["unseen"]
+    # The unseen families are the base's pretraining prior only: no split holds them.
+    assert not {row["family"] for rows in code_lists.values() for row in rows} & names["unseen"]
     assert not (names["unseen"] | names["recomposed"]) & trained
     # No composition is in train under another name: the recomposed bodies are new code shapes.
     bodies = {group: {family.body for family in FAMILIES[group]} for group in FAMILIES}
@@ -61,9 +61,6 @@ def test_code_lists_constants_shift_only_in_ood_constants(code_lists):
 
     for name, rows in code_lists.items():
         found = [n for row in rows for n in constants(row)]
-        if name == "ood-families":  # evens, squares, sorting, ...: no constants at all
-            assert found == []
-            continue
         low, high = (9, 20) if name == "ood-constants" else (1, 8)
         assert min(found) == low and max(found) == high, name
 
@@ -79,11 +76,13 @@ def test_hidden_tests_agree_with_the_reference_and_distinguish_families(code_lis
         exec(row["solution"], namespace)
         for case in row["tests"]:
             assert namespace[row["entry_point"]](*case["args"]) == case["expected"]
-    # Five random inputs rarely leave a wrong operation undetected: "evens" vs "odds" always differ.
-    evens = next(r for r in code_lists["ood-families"] if r["family"] == "evens")
-    odds_program = evens["solution"].replace("% 2 == 0", "% 2 == 1")
+    # Five random inputs rarely leave a wrong operation undetected: adding vs subtracting the constant.
+    # (An off-by-one bound, ``x >= k`` for ``x > k``, can pass: on test-15 no input equals k.)
+    add = next(r for r in code_lists["test"] if r["family"] == "add")
+    subtracts = add["solution"].replace(" + ", " - ")
     task = CodeLists()
-    assert task.score(evens, f"```python\n{odds_program}```") == 0.0
+    assert task.score(add, f"```python\n{add['solution']}```") == 1.0
+    assert task.score(add, f"```python\n{subtracts}```") == 0.0
 
 
 @pytest.mark.slow

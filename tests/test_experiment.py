@@ -206,7 +206,6 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
             "test": "test",
             "ood-compose": "ood",
             "ood-constants": "ood",
-            "ood-families": "ood",
             "humaneval": "ood",
         }
         for score in record["scores"].values():

@@ -10,8 +10,8 @@ The corpus is a weighted list of sources; each source is a function ``(rng, avoi
 writes one document. Adding a domain means adding sources here, nothing else.
 
 Code: small Python files that define and call list functions of every ``tasks.code_lists`` family
-(the families its ``ood-families`` split holds out of fine-tuning included: that split asks whether
-fine-tuning keeps this prior), with docstrings in their own phrasing, and chat exchanges that answer
+(its ``UNSEEN`` families included, which no split of the task uses: they are the base's own prior),
+with docstrings in their own phrasing, and chat exchanges that answer
 a differently phrased request with the function, fenced or bare. The task's spec phrasing, its
 instruction and the answer without a docstring are left to fine-tuning.
 

@@ -151,7 +151,7 @@ def check_one(
             return candidate, f"{type(error).__name__}: {error}"[:500]
         return candidate, candidate.ended
 
-    ran = run_python(DRIVER, files={"candidate.py": program}, limits=limits, converse=converse)
+    ran = run_python(DRIVER, files={"candidate.py": program}, limits=limits, converse=converse, site=False)
     candidate, problem = ran.conversation
     if ran.status == "timeout":
         verdict, problem = (

@@ -21,7 +21,10 @@ What each program gets (``harness/sandbox/launcher.py`` sets it up, then ``exec`
   enforces itself, under a kernel cap of 300 PIDs per namespace (``pid_max``, Linux 6.14+): a
   fork bomb ends within about 10 ms as ``crashed``;
 - a scrubbed environment (``PATH``, ``HOME``, ``LANG`` only), ``python -I`` (no user site, no
-  ``PYTHON*`` variables), its own session; the whole process group is killed when it ends.
+  ``PYTHON*`` variables), its own session; the whole process group is killed when it ends. With
+  ``site=False`` the interpreter also starts with ``-S``: no ``site`` module, so the environment's
+  ``.pth`` hooks do not run and only the standard library is on ``sys.path`` until the program
+  adds more (the code checker's driver does; see ``harness/sandbox/driver.py``).
 
 What it does not cover, plainly:
 
@@ -190,6 +193,7 @@ def run_python(
     limits: Limits = Limits(),
     isolate: bool = True,
     converse: Callable[[Channel], Any] | None = None,
+    site: bool = True,
 ) -> Execution:
     """Run ``source`` as ``program.py`` in a fresh sandbox; ``files`` are written beside it.
 
@@ -208,7 +212,7 @@ def run_python(
         (capture / "stdin").write_text(stdin, encoding="utf-8")
         config = {
             "workdir": str(workdir),
-            "argv": [sys.executable, "-I", "-B", "program.py"],
+            "argv": [sys.executable, "-I", "-B", *([] if site else ["-S"]), "program.py"],
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8"},
             "limits": {
                 "cpu_s": limits.cpu_s,
