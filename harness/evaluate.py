@@ -80,7 +80,9 @@ def score_split(
         for k, (text, grade) in enumerate(zip(samples, graded)):
             if "verdict" in grade:
                 verdicts[grade["verdict"]] = verdicts.get(grade["verdict"], 0) + 1
-            extracted = grade["program"] if "program" in grade else task.extract(text)
+            # What was graded: the program run, the answer compared, or the task's extraction.
+            graded_part = next((grade[key] for key in ("program", "answer") if key in grade), text)
+            extracted = task.extract(text) if graded_part is text else graded_part
             details = {key: grade[key] for key in ("verdict", "stderr") if key in grade}
             rows.append(
                 {

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from tasks.base import Split, Task
-from tasks.math_grading import extract_answer
+from tasks.math_grading import last_box
 
 INSTRUCTION = "Answer with one word."
 
@@ -71,7 +71,7 @@ class EasyVQA(Task):
 
     def extract(self, completion: str) -> str:
         if "\\boxed" in completion:
-            return normalize(extract_answer(completion) or "")
+            return normalize(last_box(completion) or "")
         return normalize(completion)
 
     def score(self, example: dict[str, Any], completion: str) -> float:

@@ -1,12 +1,25 @@
-r"""Grade a model's math completion against a gold answer: extract the final answer, compare with Math-Verify.
+r"""Grade a model's math completion against a gold answer the way Math-Verify does.
 
-Extraction follows what models trained on boxed solutions write: the content of the last ``\boxed{...}``
-(or ``\fbox{...}``, or ``\boxed 6``) wins; without a box, "The answer is X", "answer: X", a trailing
-"= X" and finally the last number in the text are tried. Comparison is symbolic through Math-Verify, so
-``1,000`` equals ``1000``, ``0.5`` equals ``\frac{1}{2}`` and ``x = 6`` equals ``6``.
+The final answer is found by Math-Verify's own parsing of the whole completion: LaTeX first, a
+``\boxed{}`` before anything else (every box of the matched line: ``\boxed{3}`` and ``\boxed{5}``
+are the set ``{3, 5}``), then "final answer is" statements, then the last ``$...$`` or plain
+expression. It is compared with Math-Verify's ``verify``, so intervals, tuples, sets, equations,
+``\text{}`` answers and fractions written either way are graded as it grades them. The project's
+own steps apply only where Math-Verify comes back empty-handed:
 
->>> extract_answer(r"7 + 5 = 12, so \boxed{12}. Wait: 7 + 4 = 11, so \boxed{11}.")
-'11'
+* thousands separators that it misreads (``1\,000`` is ``1*0`` to it) are removed first;
+* an answer it finds but cannot turn into math (``\boxed{6.}``, ``\boxed{3\%}``) is parsed again
+  as ``$6$``-style inline math, which it does read;
+* when it finds no answer at all, a box it does not know (``\fbox``, ``\boxed 6``, an unclosed box
+  cut at ``max_new_tokens``), "The answer is X", "Answer: X" or a trailing "= X" is tried.
+
+:func:`grade_math` says how each completion went (``correct``, ``wrong``, ``unparsed``: an answer
+was found but is not math, so only its text was compared; ``no-answer``), and evaluation counts
+those verdicts in the record: an answer the grader cannot read is a wrong answer, counted, never a
+crash.
+
+>>> grade_math("[0,1)", "So the answer is $[0,1)$.").verdict
+'correct'
 >>> answers_match("0.5", r"\frac{1}{2}"), answers_match("6", "-6")
 (True, False)
 >>> score_math("1000", r"The total is $\boxed{1,000}$.")
@@ -14,34 +27,51 @@ Extraction follows what models trained on boxed solutions write: the content of 
 
 Math-Verify behaviours worth knowing (checked on math-verify 0.9):
 
-* ``verify(gold, target)`` takes the gold first; an equation target is compared through its right-hand
-  side, so ``x = 6`` and even ``2 + 4 = 6`` match ``6``, while ``6 = x`` does not.
-* ``\boxed{6.}`` and ``\boxed{3\%}`` do not parse but ``$6.$`` and ``$3\%$`` do, hence ``$...$`` first.
-* A LaTeX thin space as thousands separator parses as a product: ``1\,000`` becomes ``1*0 = 0``. We drop
-  such separators before parsing.
-* It guards parsing and comparison with ``signal.alarm``, which raises in any thread but the main one.
+* ``verify(gold, target)`` takes the gold first; an equation target is compared through its
+  right-hand side, so ``x = 6`` matches ``6``, while ``6 = x`` does not.
+* It guards parsing and comparison with ``signal.alarm``, which raises in any thread but the main
+  one; elsewhere it runs without its timeout.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 
-from math_verify import parse, verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+# Math-Verify's extraction for a model's answer: LaTeX with boxes first, then plain expressions.
+PREDICTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
 # Real answers are short; a longer "answer" is runaway generation, and sympy time grows with length.
 MAX_ANSWER_CHARS = 300
 # Seconds Math-Verify may spend per parse or comparison (signal.alarm takes whole seconds); a power
 # tower like 10^{10^{10^{10}}} otherwise burns the 5 s default.
 TIMEOUT_S = 2
+VERDICTS = ("correct", "wrong", "unparsed", "no-answer")
 
 _BOX = re.compile(r"\\(?:boxed|fbox)")
 _ANSWER_IS = re.compile(r"answer\s*(?:is\b\s*:?|:)", re.IGNORECASE)
 # A sentence ends at a period followed by a space or the end; "6.5" keeps its period.
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
-_NUMBER = re.compile(r"(?<![\w.])(?:(?<![\d)])-)?\d+(?:,\d{3})*(?:\.\d+)?")
 # Thousands separators that Math-Verify misreads: 1\,000, 1\ 000, 1\!000, 1~000.
 _THOUSANDS = re.compile(r"(?<=\d)(?:\\,|\\ |\\!|~)(?=\d{3}(?!\d))")
+
+
+@dataclass(frozen=True)
+class MathGrade:
+    """How one completion was graded: its score, verdict (one of ``VERDICTS``) and the answer text
+    that was compared (None when none was found)."""
+
+    score: float
+    verdict: str
+    answer: str | None
+
+
+def _timeout() -> int | None:
+    # signal.alarm only works in the main thread; elsewhere run without Math-Verify's timeout rather
+    # than have every answer scored 0 by the ValueError it raises.
+    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
 def _box_content(text: str, start: int) -> str | None:
@@ -74,31 +104,54 @@ def _clean(answer: str) -> str:
     return answer.strip().strip("$").strip().rstrip(".").strip()
 
 
-def _text_fallback(text: str) -> str | None:
-    matches = list(_ANSWER_IS.finditer(text))
-    if matches:
-        tail = text[matches[-1].end() :]
-        end = _SENTENCE_END.search(tail)
-        answer = _clean(tail[: end.start()] if end else tail)
-        if answer:
-            return answer
-    last_line = text.rstrip().rsplit("\n", 1)[-1]
-    if "=" in last_line:
-        answer = _clean(last_line.rsplit("=", 1)[1])
-        if answer:
-            return answer
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+def last_box(completion: str) -> str | None:
+    r"""The content of the last non-empty ``\boxed{}`` or ``\fbox{}`` (``\boxed 6`` and an unclosed
+    box included), cleaned of ``$`` and a final period; None when there is none.
 
-
-def extract_answer(completion: str) -> str | None:
-    r"""The final answer in ``completion``: the last non-empty box, else a textual fallback, else None."""
+    >>> last_box(r"7 + 5 = 12, so \boxed{12}. Wait: 7 + 4 = 11, so $\boxed{11}$.")
+    '11'
+    """
     # From the last box backwards: usually the first one tried answers, so this stays linear.
     for match in reversed(list(_BOX.finditer(completion))):
         content = _box_content(completion, match.end())
         if content is not None and _clean(content):
             return _clean(content)
-    return _text_fallback(completion)
+    return None
+
+
+def _stated_answer(completion: str) -> str | None:
+    """Our own last resort: a box Math-Verify does not read, "the answer is X" / "Answer: X", or
+    the right-hand side of a trailing "= X"."""
+    boxed = last_box(completion)
+    if boxed:
+        return boxed
+    matches = list(_ANSWER_IS.finditer(completion))
+    if matches:
+        tail = completion[matches[-1].end() :]
+        end = _SENTENCE_END.search(tail)
+        answer = _clean(tail[: end.start()] if end else tail)
+        if answer:
+            return answer
+    last_line = completion.rstrip().rsplit("\n", 1)[-1]
+    if "=" in last_line:
+        return _clean(last_line.rsplit("=", 1)[1]) or None
+    return None
+
+
+def _is_math(parsed: list) -> bool:
+    """Whether a Math-Verify parse holds a math object (it appends the raw string either way)."""
+    return any(not isinstance(item, str) for item in parsed)
+
+
+def _parse_answer(answer: str, timeout: int | None) -> list:
+    """An answer already cut out (a gold answer, or our own extraction) as Math-Verify objects."""
+    answer = _THOUSANDS.sub("", answer)
+    # "$...$" first: it parses "6." and "3\%", which the boxed form rejects.
+    for wrapped in (f"${answer}$", f"\\boxed{{{answer}}}"):
+        parsed = parse(wrapped, parsing_timeout=timeout)
+        if _is_math(parsed):
+            return parsed
+    return []
 
 
 def _normalize(answer: str) -> str:
@@ -108,46 +161,87 @@ def _normalize(answer: str) -> str:
     return re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", answer)
 
 
-def _parse(answer: str, timeout: int | None) -> list:
-    answer = _THOUSANDS.sub("", answer)
-    # "$...$" first: it parses "6." and "3\%", which the boxed form rejects.
-    for wrapped in (f"${answer}$", f"\\boxed{{{answer}}}"):
-        parsed = parse(wrapped, parsing_timeout=timeout)
-        if parsed:
-            return parsed
-    return []
+def _compare(gold: str, gold_parsed: list, answer: str, parsed: list, timeout: int | None) -> MathGrade:
+    try:
+        if gold_parsed and _is_math(parsed) and verify(gold_parsed, parsed, timeout_seconds=timeout):
+            return MathGrade(1.0, "correct", answer)
+    except Exception:  # noqa: BLE001 - a hostile string must cost a 0, never a crashed evaluation
+        pass
+    if _normalize(gold) == _normalize(answer):  # equal text, e.g. two identical unparsed answers
+        return MathGrade(1.0, "correct", answer)
+    return MathGrade(0.0, "wrong" if _is_math(parsed) else "unparsed", answer)
+
+
+def _find(completion: str, timeout: int | None) -> tuple[str | None, list]:
+    """The answer text in ``completion`` and its Math-Verify parse (empty when it is not math)."""
+    try:
+        found = parse(_THOUSANDS.sub("", completion), PREDICTION, parsing_timeout=timeout)
+    except Exception:  # noqa: BLE001 - Math-Verify already turns most failures into an empty parse
+        found = []
+    answer = str(found[-1]) if found else _stated_answer(completion)
+    if not answer:
+        return None, []
+    if len(answer) > MAX_ANSWER_CHARS:  # runaway generation: compared as text only
+        return answer, []
+    if not _is_math(found):  # not math to Math-Verify (or ours): our cleaning, then parse again
+        found = _parse_answer(_clean(answer), timeout)
+    return answer, found
+
+
+def grade_math(gold: str, completion: str) -> MathGrade:
+    """Grade ``completion`` against ``gold`` (an answer such as ``\\frac{10}{9}``, ``(1,2)`` or ``E``);
+    see the module docstring for the order in which the answer is looked for."""
+    gold = _clean(gold)
+    if not gold:
+        raise ValueError("the gold answer is empty")
+    timeout = _timeout()
+    answer, found = _find(completion, timeout)
+    if answer is None:
+        return MathGrade(0.0, "no-answer", None)
+    try:
+        gold_parsed = _parse_answer(gold, timeout)
+    except Exception:  # noqa: BLE001
+        gold_parsed = []
+    return _compare(gold, gold_parsed, answer, found, timeout)
 
 
 def answers_match(gold: str, predicted: str | None) -> bool:
-    """Whether ``predicted`` (an extracted answer) equals ``gold``, symbolically when both parse."""
-    if predicted is None:
+    """Whether ``predicted`` (an answer already cut out) equals ``gold``, symbolically when both parse."""
+    if predicted is None or not _clean(predicted) or not _clean(gold):
         return False
-    gold, predicted = _clean(gold), _clean(predicted)
-    if not gold or not predicted:
-        return False
+    predicted = _clean(predicted)
     if len(predicted) > MAX_ANSWER_CHARS:
         return _normalize(gold) == _normalize(predicted)
-    # signal.alarm only works in the main thread; elsewhere run without Math-Verify's timeout rather
-    # than have every answer scored 0 by the ValueError it raises.
-    timeout = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+    timeout = _timeout()
     try:
-        gold_parsed = _parse(gold, timeout)
-        predicted_parsed = _parse(predicted, timeout)
-        # Math-Verify returns [sympy, string]; its own string fallback compares the raw strings. A
-        # timed-out comparison is False, so equal strings still get the string check below.
-        if (
-            gold_parsed
-            and predicted_parsed
-            and verify(gold_parsed, predicted_parsed, timeout_seconds=timeout)
-        ):
-            return True
-    except Exception:
-        # A hostile string must cost a 0, never a crashed evaluation. (Its TimeoutException is a
-        # BaseException, but Math-Verify already turns it into an empty parse or a False.)
-        pass
-    return _normalize(gold) == _normalize(predicted)
+        gold_parsed, parsed = _parse_answer(_clean(gold), timeout), _parse_answer(predicted, timeout)
+    except Exception:  # noqa: BLE001
+        gold_parsed, parsed = [], []
+    return _compare(_clean(gold), gold_parsed, predicted, parsed, timeout).score == 1.0
+
+
+def extract_answer(completion: str) -> str | None:
+    """The answer text that :func:`grade_math` compares, or None when it finds none."""
+    return _find(completion, _timeout())[0]
+
+
+class MathAnswerTask:
+    """Mixin for a task whose examples hold a gold ``answer`` graded by :func:`grade_math`: the
+    samples keep the answer compared, and the record counts each verdict."""
+
+    answer_key = "answer"
+
+    def extract(self, completion: str) -> str:
+        return extract_answer(completion) or ""
+
+    def score(self, example: dict, completion: str) -> float:
+        return grade_math(str(example[self.answer_key]), completion).score
+
+    def grade(self, pairs: list[tuple[dict, str]]) -> list[dict]:
+        grades = [grade_math(str(example[self.answer_key]), completion) for example, completion in pairs]
+        return [{"score": g.score, "verdict": g.verdict, "answer": g.answer} for g in grades]
 
 
 def score_math(gold: str, completion: str) -> float:
     """1.0 when the final answer of ``completion`` matches ``gold``, else 0.0."""
-    return 1.0 if answers_match(gold, extract_answer(completion)) else 0.0
+    return grade_math(gold, completion).score

@@ -44,7 +44,7 @@ import random
 from typing import Any
 
 from tasks.base import Split, Task, load_generated
-from tasks.math_grading import extract_answer, score_math
+from tasks.math_grading import MathAnswerTask
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -145,7 +145,7 @@ def render_solution(problem: dict) -> str:
     return "\n".join([*problem["steps"], f"The answer is \\boxed{{{problem['answer']}}}."])
 
 
-class MathWords(Task):
+class MathWords(MathAnswerTask, Task):
     """Synthetic arithmetic word problems; see the module docstring for the splits."""
 
     name = "math-words"
@@ -208,9 +208,3 @@ class MathWords(Task):
             "prompt": [{"role": "user", "content": f"{example['question']}\n{INSTRUCTION}"}],
             "completion": [{"role": "assistant", "content": example["solution"]}],
         }
-
-    def extract(self, completion: str) -> str:
-        return extract_answer(completion) or ""
-
-    def score(self, example: dict[str, Any], completion: str) -> float:
-        return score_math(example["answer"], completion)

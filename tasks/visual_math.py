@@ -41,7 +41,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from tasks.base import Split, Task, load_generated
-from tasks.math_grading import extract_answer, score_math
+from tasks.math_grading import MathAnswerTask
 
 SIZE = 112
 CELL = 14  # one vision patch: a shape per cell keeps every object inside one patch
@@ -147,7 +147,7 @@ def caption(scene: dict) -> str:
     return "I see " + " and ".join(parts) + "."
 
 
-class VisualMath(Task):
+class VisualMath(MathAnswerTask, Task):
     name = "visual-math"
     domain = "vlm"
     splits = (
@@ -194,9 +194,3 @@ class VisualMath(Task):
             ],
             "completion": [{"role": "assistant", "content": example["solution"]}],
         }
-
-    def extract(self, completion: str) -> str:
-        return extract_answer(completion) or ""
-
-    def score(self, example: dict[str, Any], completion: str) -> float:
-        return score_math(example["answer"], completion)

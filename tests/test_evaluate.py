@@ -10,7 +10,7 @@ import pytest
 
 import tasks
 from harness.config import Sampling
-from harness.evaluate import evaluate_split, evaluate_task, main
+from harness.evaluate import evaluate_split, evaluate_task, main, score_split
 from harness.models import load_model
 from harness.stats import mean_and_stderr
 
@@ -85,6 +85,25 @@ def test_empty_split_is_an_error_that_writes_nothing(model, tokenizer, tmp_path)
     with pytest.raises(ValueError, match="split void is empty"):
         evaluate_split(model, tokenizer, Fixed(), "void", sampling, limit=None, samples_path=path)
     assert not path.exists()
+
+
+def test_math_verdicts_are_counted_in_the_summary_and_each_sample_keeps_its_answer(tmp_path):
+    task = tasks.get("math-words")
+    examples = task.load("test", limit=4)
+    gold = [example["answer"] for example in examples]
+    completions = [
+        [f"So it is \\boxed{{{gold[0]}}}."],  # correct
+        [f"So it is \\boxed{{{int(gold[1]) + 1}}}."],  # wrong
+        ["So it is \\boxed{@@}."],  # an answer that is not math: wrong, counted, no crash
+        ["I do not know."],  # no answer at all
+    ]
+    path = tmp_path / "test.jsonl"
+    summary = score_split(task, "test", examples, ["q"] * 4, completions, path)
+    assert summary["value"] == 0.25
+    assert summary["verdicts"] == {"correct": 1, "no-answer": 1, "unparsed": 1, "wrong": 1}
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["verdict"] for r in rows] == ["correct", "wrong", "unparsed", "no-answer"]
+    assert [r["extracted"] for r in rows] == [gold[0], str(int(gold[1]) + 1), "@@", None]
 
 
 def test_unknown_split_fails_before_loading_a_model():
