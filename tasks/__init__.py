@@ -9,7 +9,7 @@ it to ``TASKS``. No plugin discovery, so the list below is the whole truth.
 >>> tasks.get("math-word")
 Traceback (most recent call last):
 ...
-KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: code-lists, easy-vqa, humaneval, humaneval-complete, math-words, visual-math"
+KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: aime24, amc23, code-lists, easy-vqa, gsm8k, humaneval, humaneval-complete, math-500, math-words, minerva-math, olympiadbench, visual-math"
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tasks.base import Split, Task
 from tasks.code_lists import CodeLists
 from tasks.easy_vqa import EasyVQA
 from tasks.humaneval import HumanEval, HumanEvalComplete
+from tasks.math_benchmarks import BENCHMARKS as MATH_BENCHMARKS
 from tasks.math_words import MathWords
 from tasks.visual_math import VisualMath
 
@@ -31,6 +32,7 @@ TASKS: dict[str, type[Task]] = {
     HumanEvalComplete.name: HumanEvalComplete,
     VisualMath.name: VisualMath,
     EasyVQA.name: EasyVQA,
+    **{benchmark.name: benchmark for benchmark in MATH_BENCHMARKS},
 }
 
 

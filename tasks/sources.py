@@ -1,0 +1,139 @@
+"""Where a real benchmark's rows come from: a local copy, or the Hugging Face Hub.
+
+One way points every benchmark task at local copies: the ``HARNESS_DATA`` environment variable
+names a folder, and the task ``math-500`` looks in it for ``math-500.jsonl``, ``math-500.json``,
+``math-500.parquet`` or a folder ``math-500/`` (a ``huggingface-cli download --repo-type dataset
+<id> --local-dir $HARNESS_DATA/math-500`` snapshot, a ``save_to_disk`` folder, or a folder of data
+files), before it tries the hub (``datasets.load_dataset``, which also reads the hub cache, so an
+``HF_HUB_OFFLINE=1`` machine with a warm cache works). A task that finds neither says in one line
+where it looked and how to make a local copy.
+
+>>> import os, tempfile, json
+>>> folder = tempfile.mkdtemp()
+>>> with open(os.path.join(folder, "aime24.jsonl"), "w") as f:
+...     _ = f.write(json.dumps({"problem": "1 + 1?", "answer": "2"}) + "\\n")
+>>> rows, where = load_rows("aime24", Source("HuggingFaceH4/aime_2024", split="train"), {"HARNESS_DATA": folder})
+>>> rows, where.endswith("aime24.jsonl")
+([{'problem': '1 + 1?', 'answer': '2'}], True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+
+DATA_ENV = "HARNESS_DATA"
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A benchmark on the hub: its dataset id, configuration (subset) and split."""
+
+    hub_id: str
+    config: str | None = None
+    split: str = "test"
+
+    def __str__(self) -> str:
+        return self.hub_id + (f" ({self.config})" if self.config else "") + f", split {self.split}"
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".parquet":
+        import datasets
+
+        return list(datasets.Dataset.from_parquet(str(path)))
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".json":
+        rows = json.loads(text)
+        if isinstance(rows, dict) and isinstance(rows.get("data"), list):
+            rows = rows["data"]  # {"data": [...]}, as some exports write it
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON list of rows")
+        return rows
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def _read_folder(path: Path, source: Source) -> list[dict[str, Any]]:
+    import datasets
+
+    if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
+        loaded = datasets.load_from_disk(str(path))
+        return list(loaded[source.split] if isinstance(loaded, datasets.DatasetDict) else loaded)
+    return list(datasets.load_dataset(str(path), source.config, split=source.split))
+
+
+def local_copy(task_name: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The local copy of ``task_name`` under ``$HARNESS_DATA``, or None."""
+    folder = (os.environ if environ is None else environ).get(DATA_ENV)
+    if not folder:
+        return None
+    for candidate in [Path(folder) / f"{task_name}{suffix}" for suffix in FILE_SUFFIXES] + [
+        Path(folder) / task_name
+    ]:
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _from_hub(source: Source) -> list[dict[str, Any]]:
+    import datasets
+
+    return list(datasets.load_dataset(source.hub_id, source.config, split=source.split))
+
+
+def load_rows(
+    task_name: str, source: Source, environ: Mapping[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """``(rows, where they came from)`` for ``task_name``: its local copy, else the hub."""
+    path = local_copy(task_name, environ)
+    if path is not None:
+        try:
+            rows = _read_folder(path, source) if path.is_dir() else _read_file(path)
+        except DataError:
+            raise
+        except (OSError, ValueError, KeyError) as error:
+            raise DataError(
+                f"{path}: cannot read {task_name} rows ({type(error).__name__}: {error})"
+            ) from None
+        return rows, str(path)
+    try:
+        return _from_hub(source), f"hub {source}"
+    except Exception as error:  # noqa: BLE001 - offline, missing, gated: all end in the same advice
+        folder = (os.environ if environ is None else environ).get(DATA_ENV)
+        looked = (
+            f"no {task_name}.jsonl/.json/.parquet or {task_name}/ in ${DATA_ENV}={folder}"
+            if folder
+            else f"${DATA_ENV} is not set"
+        )
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise DataError(
+            f"task {task_name}: {looked}, and the hub dataset {source} could not be loaded ({reason}); "
+            f"where there is network: huggingface-cli download --repo-type dataset {source.hub_id} "
+            f"--local-dir $HARNESS_DATA/{task_name}"
+        ) from None
+
+
+def field(row: dict[str, Any], names: tuple[str, ...], task_name: str, where: str, number: int) -> Any:
+    """The first of ``names`` that ``row`` has; a DataError naming the missing fields and the file."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where} row {number}: expected an object, got {type(row).__name__}")
+    for name in names:
+        if name in row and row[name] not in (None, "", []):
+            return row[name]
+    present = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
+    wanted = " or ".join(repr(name) for name in names)
+    raise DataError(f"{where} row {number}: {task_name} needs the field {wanted}; the row has {present}")
