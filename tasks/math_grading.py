@@ -27,6 +27,10 @@ crash.
 
 Math-Verify behaviours worth knowing (checked on math-verify 0.9):
 
+* A box it cannot read is no box to it: after ``7 + 19 = 26. The answer is \boxed16.`` or an
+  empty ``\boxed{}`` it takes the last expression (26), so such a completion can be graded
+  correct where the model's box said otherwise; our own box reading applies only when it finds
+  nothing at all. Its choice is followed, as the benchmarks' own pipelines follow it.
 * ``verify(gold, target)`` takes the gold first; an equation target is compared through its
   right-hand side, so ``x = 6`` matches ``6``, while ``6 = x`` does not.
 * It guards parsing and comparison with ``signal.alarm``, which raises in any thread but the main

@@ -108,6 +108,10 @@ CASES = [
     ("-6", "The answer is \\boxed{6}.", 0),
     ("6", "\\boxed{\\frac{1}{", 0),
     ("6", "\\boxed{}", 0),
+    # Math-Verify's own reading where a box is malformed or empty: it is not a box to it, so the
+    # last expression counts (seen in the embedded reference; the old last-box grader disagreed)
+    ("26", "She has 19 more: 7 + 19 = 26.\nThe answer is \\boxed16.", 1),  # the model boxed 16
+    ("8", "She has 7 more: 1 + 7 = 8.\nThe answer is is \\boxed{}.", 1),
 ]
 
 
