@@ -11,7 +11,7 @@ for code the verdict and the tail of stderr).
 
 >>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
 >>> sorted(summary["test"])
-['n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value']
+['n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value', 'verdicts']
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from harness.errors import DataError
 from tasks.base import Split, Task
 from tasks.math_grading import MathAnswerTask, last_box
 from tasks.sources import Source, field, load_rows
@@ -65,13 +64,13 @@ class MathBenchmark(MathAnswerTask, Task):
         self.split(split)
         rows, where = load_rows(self.name, self.source)
         if not rows:
-            raise DataError(f"{where}: no rows for task {self.name}")
+            raise ValueError(f"{where}: no rows for task {self.name}")
         examples = []
         for number, row in enumerate(rows[:limit], start=1):
             question = str(field(row, self.question_fields, self.name, where, number)).strip()
             answer = self.gold(row, where, number)
             if not answer:
-                raise DataError(f"{where} row {number}: {self.name} has an empty gold answer")
+                raise ValueError(f"{where} row {number}: {self.name} has an empty gold answer")
             key = row.get("unique_id") or row.get("id")
             name = key if key not in (None, "") else number - 1
             examples.append({"id": f"{self.name}/{name}", "question": question, "answer": answer})
@@ -103,7 +102,7 @@ class MinervaMath(MathBenchmark):
         solution = str(field(row, ("solution",), self.name, where, number))
         boxed = last_box(solution)
         if not boxed:
-            raise DataError(f"{where} row {number}: {self.name}'s solution has no \\boxed{{}} answer")
+            raise ValueError(f"{where} row {number}: {self.name}'s solution has no \\boxed{{}} answer")
         return boxed
 
 
@@ -149,7 +148,7 @@ class GSM8K(MathBenchmark):
     def gold(self, row: dict[str, Any], where: str, number: int) -> str:
         answer = str(field(row, ("answer",), self.name, where, number))
         if "####" not in answer:
-            raise DataError(f"{where} row {number}: gsm8k's answer has no '#### <number>' line")
+            raise ValueError(f"{where} row {number}: gsm8k's answer has no '#### <number>' line")
         return answer.rsplit("####", 1)[1].strip().replace(",", "")
 
 

@@ -1,5 +1,8 @@
 """Where a real benchmark's rows come from: a local copy, or the Hugging Face Hub.
 
+Problems are ``ValueError``s naming the file and row, as every task reports them (the harness turns
+them into one-line errors that also name the task and split).
+
 One way points every benchmark task at local copies: the ``HARNESS_DATA`` environment variable
 names a folder, and the task ``math-500`` looks in it for ``math-500.jsonl``, ``math-500.json``,
 ``math-500.parquet`` or a folder ``math-500/`` (a ``huggingface-cli download --repo-type dataset
@@ -25,8 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from harness.errors import DataError
 
 DATA_ENV = "HARNESS_DATA"
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -55,7 +56,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         if isinstance(rows, dict) and isinstance(rows.get("data"), list):
             rows = rows["data"]  # {"data": [...]}, as some exports write it
         if not isinstance(rows, list):
-            raise DataError(f"{path}: expected a JSON list of rows")
+            raise ValueError(f"{path}: expected a JSON list of rows")
         return rows
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -63,7 +64,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
-                raise DataError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+                raise ValueError(f"{path} line {number}: not valid JSON ({error.msg})") from None
     return rows
 
 
@@ -103,10 +104,10 @@ def load_rows(
     if path is not None:
         try:
             rows = _read_folder(path, source) if path.is_dir() else _read_file(path)
-        except DataError:
-            raise
-        except (OSError, ValueError, KeyError) as error:
-            raise DataError(
+        except (OSError, KeyError, ValueError) as error:
+            if str(error).startswith(str(path)):  # ours: it names the file and line already
+                raise
+            raise ValueError(
                 f"{path}: cannot read {task_name} rows ({type(error).__name__}: {error})"
             ) from None
         return rows, str(path)
@@ -120,20 +121,20 @@ def load_rows(
             else f"${DATA_ENV} is not set"
         )
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise DataError(
-            f"task {task_name}: {looked}, and the hub dataset {source} could not be loaded ({reason}); "
+        raise ValueError(
+            f"{looked}, and the hub dataset {source} could not be loaded ({reason}); "
             f"where there is network: huggingface-cli download --repo-type dataset {source.hub_id} "
             f"--local-dir $HARNESS_DATA/{task_name}"
         ) from None
 
 
 def field(row: dict[str, Any], names: tuple[str, ...], task_name: str, where: str, number: int) -> Any:
-    """The first of ``names`` that ``row`` has; a DataError naming the missing fields and the file."""
+    """The first of ``names`` that ``row`` has; a ValueError naming the missing fields and the file."""
     if not isinstance(row, dict):
-        raise DataError(f"{where} row {number}: expected an object, got {type(row).__name__}")
+        raise ValueError(f"{where} row {number}: expected an object, got {type(row).__name__}")
     for name in names:
         if name in row and row[name] not in (None, "", []):
             return row[name]
     present = ", ".join(sorted(row)) if isinstance(row, dict) else type(row).__name__
     wanted = " or ".join(repr(name) for name in names)
-    raise DataError(f"{where} row {number}: {task_name} needs the field {wanted}; the row has {present}")
+    raise ValueError(f"{where} row {number}: {task_name} needs the field {wanted}; the row has {present}")
