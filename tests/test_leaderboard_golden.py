@@ -149,6 +149,10 @@ def test_rendered_pages_match_the_golden_files(records, files):
             (GOLDEN / name).write_text(text)
     for name, text in pages.items():
         assert text == (GOLDEN / name).read_text(), f"{name} differs from tests/golden/{name}"
+
+
+@pytest.mark.slow  # draws every figure again
+def test_rendering_is_order_free_and_byte_identical(records, files):
     again = leaderboard.render_all(list(reversed(records)), source="results", others=["bench.md"])
     assert again == files  # order-free, and every figure byte-identical
 
@@ -210,6 +214,7 @@ def test_write_renders_the_folder_and_removes_pages_no_record_makes(tmp_path, re
     assert not stale.exists() and not list((out / "plots").glob("ablation-*"))
 
 
+@pytest.mark.slow  # draws every figure of the pages again
 def test_records_without_a_numeric_learning_rate_and_batch_size_are_in_no_grid(records):
     odd = [
         dict(r, hparams={**r["hparams"], "batch_size": str(r["hparams"]["batch_size"])}) for r in records[1:]
