@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -158,6 +159,12 @@ def _parse_answer(answer: str, timeout: int | None) -> list:
     return []
 
 
+@lru_cache(maxsize=4096)
+def _parse_gold(gold: str, timeout: int | None) -> list:
+    """A gold answer's parse, once per answer: Average@16 grades 16 completions against each."""
+    return _parse_answer(gold, timeout)
+
+
 def _normalize(answer: str) -> str:
     answer = _clean(answer).lower()
     answer = re.sub(r"\\text\{([^{}]*)\}", r"\1", answer)
@@ -203,7 +210,7 @@ def grade_math(gold: str, completion: str) -> MathGrade:
     if answer is None:
         return MathGrade(0.0, "no-answer", None)
     try:
-        gold_parsed = _parse_answer(gold, timeout)
+        gold_parsed = _parse_gold(gold, timeout)
     except Exception:  # noqa: BLE001
         gold_parsed = []
     return _compare(gold, gold_parsed, answer, found, timeout)
