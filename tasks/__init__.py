@@ -9,7 +9,7 @@ it to ``TASKS``. No plugin discovery, so the list below is the whole truth.
 >>> tasks.get("math-word")
 Traceback (most recent call last):
 ...
-KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: aime24, amc23, code-lists, easy-vqa, gsm8k, humaneval, humaneval-complete, math-500, math-words, minerva-math, olympiadbench, visual-math"
+KeyError: "unknown task 'math-word'; did you mean 'math-words'? Known tasks: aime24, amc23, code-lists, ..."
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from tasks.easy_vqa import EasyVQA
 from tasks.humaneval import HumanEval, HumanEvalComplete
 from tasks.math_benchmarks import BENCHMARKS as MATH_BENCHMARKS
 from tasks.math_words import MathWords
+from tasks.numina_math import NuminaMathCoT, NuminaMathCoTRandom
+from tasks.ultrafeedback import UltraFeedback
 from tasks.visual_math import VisualMath
 
 TASKS: dict[str, type[Task]] = {
@@ -33,6 +35,9 @@ TASKS: dict[str, type[Task]] = {
     VisualMath.name: VisualMath,
     EasyVQA.name: EasyVQA,
     **{benchmark.name: benchmark for benchmark in MATH_BENCHMARKS},
+    NuminaMathCoT.name: NuminaMathCoT,
+    NuminaMathCoTRandom.name: NuminaMathCoTRandom,
+    UltraFeedback.name: UltraFeedback,
 }
 
 

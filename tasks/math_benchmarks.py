@@ -153,3 +153,5 @@ class GSM8K(MathBenchmark):
 
 
 BENCHMARKS = (Math500, MinervaMath, OlympiadBench, AIME24, AMC23, GSM8K)
+# The columns of the paper's math table (Table 1), in its order: what a math training task is scored on.
+PAPER_MATH_BENCHMARKS = ("math-500", "minerva-math", "olympiadbench", "aime24", "amc23")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,11 @@ class Source:
         return self.hub_id + (f" ({self.config})" if self.config else "") + f", split {self.split}"
 
 
-def _read_file(path: Path) -> list[dict[str, Any]]:
+def _read_file(path: Path):
     if path.suffix == ".parquet":
         import datasets
 
-        return list(datasets.Dataset.from_parquet(str(path)))
+        return datasets.Dataset.from_parquet(str(path))
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix == ".json":
         rows = json.loads(text)
@@ -68,13 +68,13 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_folder(path: Path, source: Source) -> list[dict[str, Any]]:
+def _read_folder(path: Path, source: Source):
     import datasets
 
     if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
         loaded = datasets.load_from_disk(str(path))
-        return list(loaded[source.split] if isinstance(loaded, datasets.DatasetDict) else loaded)
-    return list(datasets.load_dataset(str(path), source.config, split=source.split))
+        return loaded[source.split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    return datasets.load_dataset(str(path), source.config, split=source.split)
 
 
 def local_copy(task_name: str, environ: Mapping[str, str] | None = None) -> Path | None:
@@ -90,16 +90,34 @@ def local_copy(task_name: str, environ: Mapping[str, str] | None = None) -> Path
     return None
 
 
-def _from_hub(source: Source) -> list[dict[str, Any]]:
+def _from_hub(source: Source):
+    """The hub dataset (a ``datasets.Dataset``: memory-mapped, rows are read when selected)."""
     import datasets
 
-    return list(datasets.load_dataset(source.hub_id, source.config, split=source.split))
+    return datasets.load_dataset(source.hub_id, source.config, split=source.split)
+
+
+# Which rows of a source a task keeps: given how many there are, their indices in order.
+Select = Callable[[int], list[int]]
+
+
+def _selected(rows, select: Select | None) -> list[dict[str, Any]]:
+    if select is None:
+        return list(rows)
+    indices = select(len(rows))
+    if hasattr(rows, "select"):  # a datasets.Dataset: only the chosen rows are decoded
+        return list(rows.select(indices))
+    return [rows[i] for i in indices]
 
 
 def load_rows(
-    task_name: str, source: Source, environ: Mapping[str, str] | None = None
+    task_name: str,
+    source: Source,
+    environ: Mapping[str, str] | None = None,
+    select: Select | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """``(rows, where they came from)`` for ``task_name``: its local copy, else the hub."""
+    """``(rows, where they came from)`` for ``task_name``: its local copy, else the hub; only the rows
+    ``select`` picks when given (a training set's first 100,000 rows, or a seeded sample)."""
     path = local_copy(task_name, environ)
     if path is not None:
         try:
@@ -110,9 +128,9 @@ def load_rows(
             raise ValueError(
                 f"{path}: cannot read {task_name} rows ({type(error).__name__}: {error})"
             ) from None
-        return rows, str(path)
+        return _selected(rows, select), str(path)
     try:
-        return _from_hub(source), f"hub {source}"
+        hub = _from_hub(source)
     except Exception as error:  # noqa: BLE001 - offline, missing, gated: all end in the same advice
         folder = (os.environ if environ is None else environ).get(DATA_ENV)
         looked = (
@@ -126,6 +144,7 @@ def load_rows(
             f"where there is network: huggingface-cli download --repo-type dataset {source.hub_id} "
             f"--local-dir $HARNESS_DATA/{task_name}"
         ) from None
+    return _selected(hub, select), f"hub {source}"
 
 
 def field(row: dict[str, Any], names: tuple[str, ...], task_name: str, where: str, number: int) -> Any:

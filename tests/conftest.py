@@ -5,6 +5,27 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A ``$HARNESS_DATA`` folder for local copies of hub datasets, with the hub made unreachable:
+    a test that would download fails loudly instead."""
+    from tasks import sources
+
+    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path))
+
+    def no_hub(source):
+        raise ConnectionError(f"offline (the test would have fetched {source.hub_id})")
+
+    monkeypatch.setattr(sources, "_from_hub", no_hub)
+    return tmp_path
+
+
+def write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """The embedded tiny backbone's tokenizer (ChatML), loaded once per session."""

@@ -5,10 +5,9 @@ the task looked. Nothing here touches the network: the hub loader is replaced wh
 
 from __future__ import annotations
 
-import json
-
 import datasets
 import pytest
+from conftest import write_jsonl
 
 import tasks
 from tasks import sources
@@ -121,21 +120,6 @@ GSM8K = [
         "answer": "It takes 2/2=<<2/2=1>>1 bolt of white fiber\n#### 1,000",
     },
 ]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(sources.DATA_ENV, str(tmp_path))
-
-    def no_hub(source):
-        raise ConnectionError(f"offline (the test would have fetched {source.hub_id})")
-
-    monkeypatch.setattr(sources, "_from_hub", no_hub)
-    return tmp_path
 
 
 # (task, rows, index, completion a model could write, expected score, gold answer as loaded)
