@@ -20,6 +20,7 @@ import inspect
 from tasks.base import Split, Task
 from tasks.code_lists import CodeLists
 from tasks.easy_vqa import EasyVQA
+from tasks.evalplus import HumanEvalPlus, MBPPPlus
 from tasks.humaneval import HumanEval, HumanEvalComplete
 from tasks.math_benchmarks import BENCHMARKS as MATH_BENCHMARKS
 from tasks.math_words import MathWords
@@ -32,6 +33,8 @@ TASKS: dict[str, type[Task]] = {
     CodeLists.name: CodeLists,
     HumanEval.name: HumanEval,
     HumanEvalComplete.name: HumanEvalComplete,
+    HumanEvalPlus.name: HumanEvalPlus,
+    MBPPPlus.name: MBPPPlus,
     VisualMath.name: VisualMath,
     EasyVQA.name: EasyVQA,
     **{benchmark.name: benchmark for benchmark in MATH_BENCHMARKS},

@@ -83,6 +83,16 @@ def load_problems(path: str | Path | None = None) -> list[dict[str, Any]]:
     return problems
 
 
+def program_after_prompt(prompt: str, completion: str, entry_point: str) -> str | None:
+    """The program of a chat answer to a HumanEval-style prompt: the answer's code after the prompt,
+    so the prompt's helpers are defined and an answer that gives only the function's body runs."""
+    code = extract_code(completion, entry_point)
+    if code is None:
+        return None
+    body_only = re.match(r"[ \t]+\S", code.lstrip("\n")) is not None
+    return prompt + (code if body_only else "\n\n" + code)
+
+
 class HumanEval(CodeTask):
     """HumanEval in the chat style; see the module docstring."""
 
@@ -118,11 +128,7 @@ class HumanEval(CodeTask):
         }
 
     def program(self, example: dict[str, Any], completion: str) -> str | None:
-        code = extract_code(completion, example["entry_point"])
-        if code is None:
-            return None
-        body_only = re.match(r"[ \t]+\S", code.lstrip("\n")) is not None
-        return example["prompt"] + (code if body_only else "\n\n" + code)
+        return program_after_prompt(example["prompt"], completion, example["entry_point"])
 
     def checker(self, example: dict[str, Any]) -> CheckFunction:
         # The prompt's helpers (``poly``, ``encode_cyclic``) are used by some checks: trusted data.

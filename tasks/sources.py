@@ -4,7 +4,7 @@ Problems are ``ValueError``s naming the file and row, as every task reports them
 them into one-line errors that also name the task and split).
 
 One way points every benchmark task at local copies: the ``HARNESS_DATA`` environment variable
-names a folder, and the task ``math-500`` looks in it for ``math-500.jsonl``, ``math-500.json``,
+names a folder, and the task ``math-500`` looks in it for ``math-500.jsonl`` (or ``.jsonl.gz``), ``math-500.json``,
 ``math-500.parquet`` or a folder ``math-500/`` (a ``huggingface-cli download --repo-type dataset
 <id> --local-dir $HARNESS_DATA/math-500`` snapshot, a ``save_to_disk`` folder, or a folder of data
 files), before it tries the hub (``datasets.load_dataset``, which also reads the hub cache, so an
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 DATA_ENV = "HARNESS_DATA"
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,19 @@ class Source:
         return self.hub_id + (f" ({self.config})" if self.config else "") + f", split {self.split}"
 
 
-def _read_file(path: Path):
+def read_file(path: Path):
+    """The rows of a ``.jsonl`` (optionally gzipped), ``.json`` or ``.parquet`` file; a ValueError
+    names the file and line of a bad one."""
     if path.suffix == ".parquet":
         import datasets
 
         return datasets.Dataset.from_parquet(str(path))
-    text = path.read_text(encoding="utf-8-sig")
+    if path.name.endswith(".gz"):
+        import gzip
+
+        text = gzip.decompress(path.read_bytes()).decode("utf-8-sig")
+    else:
+        text = path.read_text(encoding="utf-8-sig")
     if path.suffix == ".json":
         rows = json.loads(text)
         if isinstance(rows, dict) and isinstance(rows.get("data"), list):
@@ -121,7 +128,7 @@ def load_rows(
     path = local_copy(task_name, environ)
     if path is not None:
         try:
-            rows = _read_folder(path, source) if path.is_dir() else _read_file(path)
+            rows = _read_folder(path, source) if path.is_dir() else read_file(path)
         except (OSError, KeyError, ValueError) as error:
             if str(error).startswith(str(path)):  # ours: it names the file and line already
                 raise
@@ -134,7 +141,7 @@ def load_rows(
     except Exception as error:  # noqa: BLE001 - offline, missing, gated: all end in the same advice
         folder = (os.environ if environ is None else environ).get(DATA_ENV)
         looked = (
-            f"no {task_name}.jsonl/.json/.parquet or {task_name}/ in ${DATA_ENV}={folder}"
+            f"no {task_name}.jsonl/.jsonl.gz/.json/.parquet or {task_name}/ in ${DATA_ENV}={folder}"
             if folder
             else f"${DATA_ENV} is not set"
         )

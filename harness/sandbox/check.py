@@ -3,8 +3,8 @@
 The program runs in :func:`harness.sandbox.process.run_python` beside a small driver
 (``harness/sandbox/driver.py``) that loads it and answers function calls over a pipe. The tests run
 here, in the harness: each call's arguments go in, the answer comes back as plain data (``None``,
-numbers, strings, bytes, lists, tuples, sets, dicts; nothing else crosses), and the comparison with
-the expected value happens here. So:
+numbers, complex numbers, strings, bytes, lists, tuples, sets, dicts; nothing else crosses), and
+the comparison with the expected value happens here. So:
 
 - the hidden tests and expected values are never in the sandbox: the program cannot read them;
 - exiting early (``sys.exit(0)``, ``os._exit(0)``), even with status 0, leaves calls unanswered:
@@ -68,10 +68,16 @@ class Candidate:
         return message
 
     def __call__(self, *args: Any) -> Any:
+        return self.call(list(args))
+
+    def call(self, args: list[Any], reduce: str | None = None) -> Any:
+        """The program's answer to ``entry_point(*args)``; with ``reduce="not_none"``, whether it
+        answered something other than ``None`` (a bool answer comes back as it is)."""
         if self.ended:
             raise ProgramEnded(self.ended)
         try:
-            request = json.dumps({"call": self.entry_point, "args": encode(list(args))})
+            message = {"call": self.entry_point, "args": encode(list(args))}
+            request = json.dumps(message | ({"reduce": reduce} if reduce else {}))
         except Unencodable as error:  # a test of ours passed something we cannot send: our bug
             raise TypeError(f"cannot send the arguments of {self.entry_point}: {error}") from None
         if not self.channel.send(request):
@@ -116,6 +122,19 @@ class CheckFunction:
         # harness that name is the program's own function, so here it is the candidate too.
         namespace[self.entry_point] = candidate
         namespace["check"](candidate)
+
+
+class RecordAnswers:
+    """Not a test: calls a trusted program (a reference solution) on each of ``inputs`` and keeps its
+    answers, the expected values of a differential test (:func:`reference_answers`)."""
+
+    def __init__(self, entry_point: str, inputs: list[list[Any]], reduce: str | None = None):
+        self.entry_point, self.inputs, self.reduce = entry_point, inputs, reduce
+        self.answers: list[Any] = []
+
+    def run(self, candidate: Candidate) -> None:
+        for args in self.inputs:
+            self.answers.append(candidate.call(args, self.reduce))
 
 
 @dataclass
@@ -170,6 +189,30 @@ def check_one(
     return Verdict(verdict, problem or "", ran.stderr, ran.seconds)
 
 
+def reference_answers(
+    program: str,
+    entry_point: str,
+    inputs: list[list[Any]],
+    reduce: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Any]:
+    """What ``program`` answers to ``entry_point(*args)`` for each of ``inputs``, run in the sandbox
+    like any program (a dataset's reference solution is trusted to be right, not to be harmless). A
+    ``ValueError`` says why when it does not answer every input.
+
+    >>> reference_answers("def double(x):\\n    return 2 * x\\n", "double", [[1], [2.5], [(1, 2)]])
+    [2, 5.0, (1, 2, 1, 2)]
+    """
+    recorder = RecordAnswers(entry_point, inputs, reduce)
+    verdict = check_one(program, recorder, limits)
+    if not verdict.passed:
+        raise ValueError(
+            f"the reference solution of {entry_point} answered {len(recorder.answers)} of "
+            f"{len(inputs)} inputs ({verdict.verdict}: {verdict.detail})"
+        )
+    return recorder.answers
+
+
 def check_many(
     jobs: list[tuple[str | None, CallTests | CheckFunction]],
     *,
@@ -185,4 +228,12 @@ def check_many(
         return list(pool.map(lambda job: check_one(*job, limits=limits), jobs))
 
 
-__all__ = ["VERDICTS", "CallTests", "CheckFunction", "Verdict", "check_many", "check_one"]
+__all__ = [
+    "VERDICTS",
+    "CallTests",
+    "CheckFunction",
+    "Verdict",
+    "check_many",
+    "check_one",
+    "reference_answers",
+]

@@ -3,7 +3,8 @@
 :mod:`harness.sandbox.check` copies this file into the sandbox as ``program.py`` and the model's program
 as ``candidate.py``; never imported there with anything else (standard library only). It loads the
 candidate, says whether that worked, then answers calls: one JSON line in (``{"call": name,
-"args": [...]}``), one JSON line out (``{"value": ...}`` or ``{"raised": "Type: message"}``).
+"args": [...]}``, and ``"reduce": "not_none"`` where only whether the answer is ``None`` is checked),
+one JSON line out (``{"value": ...}`` or ``{"raised": "Type: message"}``).
 The tests and their expected values never come here: the checker sends inputs one call at a time and
 compares the answers itself. Whatever the candidate does to this process (patches builtins or this
 file's functions, exits, prints) it can only change what comes back, and what comes back is decoded
@@ -28,7 +29,8 @@ MAX_LINE = 1 << 20  # bytes of one answer; a longer one is a failed call
 
 
 class Unencodable(TypeError):
-    """A value that is not plain data (None, bool, int, float, str, bytes, list, tuple, set, dict)."""
+    """A value that is not plain data (None, bool, int, float, complex, str, bytes, list, tuple, set,
+    dict)."""
 
 
 def encode(value, depth: int = 0):
@@ -52,6 +54,8 @@ def encode(value, depth: int = 0):
         return {"dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
     if kind is bytes:
         return {"bytes": value.hex()}
+    if kind is complex:
+        return {"complex": [encode(value.real, depth + 1), encode(value.imag, depth + 1)]}
     raise Unencodable(f"returned a {kind.__name__}, which is not plain data")
 
 
@@ -82,6 +86,8 @@ def decode(data, depth: int = 0):
                 return set(items)
             if tag == "frozenset":
                 return frozenset(items)
+            if tag == "complex" and len(items) == 2 and all(type(x) in (int, float) for x in items):
+                return complex(*items)
             if tag == "dict" and all(type(pair) is list and len(pair) == 2 for pair in items):
                 return {key: value for key, value in items}
     raise ValueError(f"not an encoded value: {str(data)[:80]}")
@@ -137,6 +143,9 @@ def main() -> None:
             request = json.loads(line)
             function = namespace[request["call"]]
             value = function(*decode(request["args"]))
+            if request.get("reduce") == "not_none" and type(value) is not bool:
+                # Answers that are not plain data (a ``re.Match``) are checked for being there only.
+                value = value is not None
             reply({"value": encode(value)})
         except BaseException as error:
             reply({"raised": _error_text(error)})
