@@ -26,6 +26,8 @@ from tasks.math_benchmarks import BENCHMARKS as MATH_BENCHMARKS
 from tasks.math_words import MathWords
 from tasks.numina_math import NuminaMathCoT, NuminaMathCoTRandom
 from tasks.ultrafeedback import UltraFeedback
+from tasks.vision_benchmarks import BENCHMARKS as VISION_BENCHMARKS
+from tasks.vision_benchmarks import WeThink
 from tasks.visual_math import VisualMath
 
 TASKS: dict[str, type[Task]] = {
@@ -41,6 +43,8 @@ TASKS: dict[str, type[Task]] = {
     NuminaMathCoT.name: NuminaMathCoT,
     NuminaMathCoTRandom.name: NuminaMathCoTRandom,
     UltraFeedback.name: UltraFeedback,
+    **{benchmark.name: benchmark for benchmark in VISION_BENCHMARKS},
+    WeThink.name: WeThink,
 }
 
 

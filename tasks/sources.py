@@ -7,7 +7,8 @@ One way points every benchmark task at local copies: the ``HARNESS_DATA`` enviro
 names a folder, and the task ``math-500`` looks in it for ``math-500.jsonl`` (or ``.jsonl.gz``), ``math-500.json``,
 ``math-500.parquet`` or a folder ``math-500/`` (a ``huggingface-cli download --repo-type dataset
 <id> --local-dir $HARNESS_DATA/math-500`` snapshot, a ``save_to_disk`` folder, or a folder of data
-files), before it tries the hub (``datasets.load_dataset``, which also reads the hub cache, so an
+files; a folder with one data file at its top is read as that file, so pictures may sit beside
+it), before it tries the hub (``datasets.load_dataset``, which also reads the hub cache, so an
 ``HF_HUB_OFFLINE=1`` machine with a warm cache works). A task that finds neither says in one line
 where it looked and how to make a local copy.
 
@@ -81,6 +82,9 @@ def _read_folder(path: Path, source: Source):
     if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
         loaded = datasets.load_from_disk(str(path))
         return loaded[source.split] if isinstance(loaded, datasets.DatasetDict) else loaded
+    files = [f for f in sorted(path.iterdir()) if f.is_file() and f.name.endswith(FILE_SUFFIXES)]
+    if len(files) == 1:  # one data file beside other things (a training set's pictures): that file
+        return read_file(files[0])
     return datasets.load_dataset(str(path), source.config, split=source.split)
 
 
