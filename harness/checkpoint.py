@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import HPARAM_KEYS, TrainConfig, flag
+from harness.config import HPARAM_KEYS, LATER_DEFAULTS, TrainConfig, flag
 from harness.errors import ConfigError
 from harness.files import atomic_folder
 
@@ -44,6 +44,8 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 def check_resumable(trained: dict[str, Any], now: dict[str, Any], checkpoint: str | Path) -> None:
     """Raise :class:`ConfigError` unless ``now`` has every hyperparameter that ``trained`` (the
     checkpoint's configuration) had."""
+    # A checkpoint written before a setting existed was made at that setting's LATER_DEFAULTS value.
+    trained, now = LATER_DEFAULTS | trained, LATER_DEFAULTS | now
     changed = [key for key in HPARAM_KEYS if trained.get(key) != now.get(key)]
     if changed:
         what = ", ".join(f"{flag(key)} {trained.get(key)} (now {now.get(key)})" for key in changed)

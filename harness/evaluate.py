@@ -33,6 +33,7 @@ from harness.files import atomic_write_jsonl
 from harness.generate import generate
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
 from harness.stats import mean_and_stderr, pass_at_k
+from tasks.prompts import CHAT, check_applies, with_template
 
 PASS_AT = (1, 10)
 
@@ -46,11 +47,12 @@ def evaluate_split(
     limit: int | None,
     samples_path: Path | None,
     processor=None,
+    template: str = CHAT,
 ) -> dict[str, Any]:
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; nothing to evaluate")
-    conversations = [task.messages(e)["prompt"] for e in examples]
+    conversations = [with_template(task, e, template)["prompt"] for e in examples]
     if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
         raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
     completions = generate(model, tokenizer, conversations, sampling, processor)
@@ -127,16 +129,24 @@ def evaluate_task(
     device: str | None = None,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    template: str = CHAT,
 ) -> dict[str, dict[str, Any]]:
     """Scores per split (``{split: {role, value, stderr, n, samples_per_example}}``) of ``model`` (a
-    name for ``--model`` or a checkpoint folder) on the task's evaluation splits."""
+    name for ``--model`` or a checkpoint folder) on the task's evaluation splits, its questions put
+    to the model with the prompt ``template`` (:mod:`tasks.prompts`)."""
     task = tasks.get(task_name) if isinstance(task_name, str) else task_name
     for split in splits or task.eval_splits:
         task.split(split)  # an unknown split fails before the model is loaded
+    try:
+        check_applies(task, template)
+    except ValueError as error:
+        raise DataError(str(error)) from None
     chosen, amp_dtype = device_and_dtype(device)
     loaded = load_model(model, dtype=amp_dtype, device=chosen)
     tokenizer, processor = load_tokenizer_and_processor(model, min_pixels, max_pixels)
-    summary = evaluate_loaded(loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor)
+    summary = evaluate_loaded(
+        loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor, template
+    )
     del loaded
     if chosen.type == "cuda":
         torch.cuda.empty_cache()
@@ -152,6 +162,7 @@ def evaluate_loaded(
     sampling: Sampling | None = None,
     samples_dir: str | Path | None = None,
     processor=None,
+    template: str = CHAT,
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_task` for a model already in memory (training-time evaluation uses it).
     Sets the tokenizer to pad on the left, as generation needs."""
@@ -165,7 +176,9 @@ def evaluate_loaded(
     summary = {}
     for split in splits:
         path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
-        summary[split] = evaluate_split(model, tokenizer, task, split, sampling, limit, path, processor)
+        summary[split] = evaluate_split(
+            model, tokenizer, task, split, sampling, limit, path, processor, template
+        )
     return summary
 
 
@@ -185,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             device=config.device,
             min_pixels=config.min_pixels,
             max_pixels=config.max_pixels,
+            template=config.prompt_template,
         )
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -63,6 +63,7 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
         device=experiment.train.device,
         min_pixels=experiment.train.min_pixels,  # images are seen as in training
         max_pixels=experiment.train.max_pixels,
+        template=experiment.eval_template,
     )
     scores = evaluate(config.task, samples_dir)
     for name in ood_task_names(config):
@@ -100,6 +101,7 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     """How a method's scores are made; with the hyperparameters, what makes a record reusable."""
     spec = {
         "limit": experiment.config.eval_limit,
+        "prompt_template": experiment.eval_template,
         "sampling": asdict(experiment.sampling),
         "ood_tasks": ood_task_names(experiment.config),
         "prob_rows": experiment.config.prob_rows,
@@ -198,6 +200,13 @@ def run(experiment: Experiment) -> list[Path]:
     """Run every method and seed; returns the paths of the records written (or found finished)."""
     runs = replicates(experiment)
     check_existing([plan_method(seeded, method) for seeded, method in runs], experiment.config.redo)
+    if experiment.eval_template != experiment.train.prompt_template and any(m != "base" for _, m in runs):
+        print(
+            f"warning: the models are trained with the prompt template {experiment.train.prompt_template}"
+            f" and evaluated with {experiment.eval_template} (as the paper did: chat template in"
+            " training, qwen-boxed in evaluation); both are in every record",
+            file=sys.stderr,
+        )
     found = [run_method(seeded, method) for seeded, method in runs]
     return [path for path in found if path is not None]
 

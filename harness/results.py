@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import files
-from harness.config import DFT_VARIANTS, METHODS, OBJECTIVE_KEYS, REPLICATE_KEYS
+from harness.config import DFT_VARIANTS, LATER_DEFAULTS, METHODS, OBJECTIVE_KEYS, REPLICATE_KEYS
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 
@@ -258,17 +258,39 @@ def make_record(
         raise RecordError(f"unknown record keys {unknown}; optional keys: {', '.join(OPTIONAL_RECORD_KEYS)}")
     record |= {key: optional[key] for key in OPTIONAL_RECORD_KEYS if optional.get(key) is not None}
     _check_record(record)
-    return record
+    return with_later_defaults(record)
+
+
+def distinctive(hparams: dict[str, Any]) -> dict[str, Any]:
+    """``hparams`` less the later-added settings (:data:`harness.config.LATER_DEFAULTS`) at the
+    value every older record had: what the config id hashes and the pages show.
+
+    >>> distinctive({"lr": 1e-3, "prompt_template": "chat"}), distinctive({"prompt_template": "qwen-boxed"})
+    ({'lr': 0.001}, {'prompt_template': 'qwen-boxed'})
+    """
+    return {
+        key: value
+        for key, value in hparams.items()
+        if key not in LATER_DEFAULTS or LATER_DEFAULTS[key] != value
+    }
 
 
 def config_id(hparams: dict[str, Any]) -> str:
     """Short stable hash of ``hparams`` without the objective fields and the seed (key order does
-    not matter): the methods and the replicates of one configuration share it.
+    not matter): the methods and the replicates of one configuration share it. A setting added later
+    (:data:`harness.config.LATER_DEFAULTS`) counts only away from the value older records had.
 
     >>> config_id({"lr": 1e-5, "objective": "sft", "seed": 0}) == config_id({"objective": "dft", "lr": 1e-5, "seed": 1})
     True
+    >>> config_id({"lr": 1e-5}) == config_id({"lr": 1e-5, "prompt_template": "chat"}) != config_id(
+    ...     {"lr": 1e-5, "prompt_template": "qwen-boxed"})
+    True
     """
-    shared = {key: value for key, value in hparams.items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS}
+    shared = {
+        key: value
+        for key, value in distinctive(hparams).items()
+        if key not in OBJECTIVE_KEYS | REPLICATE_KEYS
+    }
     canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
 
@@ -360,14 +382,35 @@ def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changes
 
 
+def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with the settings added after it was written (:data:`LATER_DEFAULTS`) at the
+    values it was made with: in a trained record's ``hparams`` and in its ``evaluation``.
+
+    >>> with_later_defaults({"method": "sft", "hparams": {"lr": 1e-3}, "evaluation": {}})["hparams"]
+    {'lr': 0.001, 'prompt_template': 'chat'}
+    """
+    if record["method"] != "base":
+        record["hparams"] = {
+            **record["hparams"],
+            **{k: v for k, v in LATER_DEFAULTS.items() if k not in record["hparams"]},
+        }
+    if "evaluation" in record:
+        record["evaluation"] = {
+            **record["evaluation"],
+            **{k: v for k, v in LATER_DEFAULTS.items() if k not in record["evaluation"]},
+        }
+    return record
+
+
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The valid record at ``path``; a RecordError naming the file otherwise."""
+    """The valid record at ``path`` (:func:`with_later_defaults`); a RecordError naming the file
+    otherwise."""
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         _check_record(record)
     except ValueError as error:
         raise RecordError(f"{path}: malformed record: {' '.join(str(error).split())}") from error
-    return record
+    return with_later_defaults(record)
 
 
 def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
@@ -439,7 +482,7 @@ def conflict(path: str | os.PathLike[str], slot: dict[str, Any], evaluation: dic
     except RecordError as error:
         return str(error).removeprefix(f"{path}: ")
     normal = lambda value: json.loads(json.dumps(value))  # noqa: E731 - tuples vs lists, int vs float keys
-    planned = {**slot, "evaluation": evaluation}
+    planned = with_later_defaults({**slot, "evaluation": evaluation})
     found = {key: record.get(key) for key in planned}
     differs = []
     for key, value in normal(planned).items():
@@ -479,7 +522,7 @@ def load_records(
                 raise RecordError(f"{path}: malformed record: {reason}") from error
             skipped.append((path, f"malformed record: {reason}"))
             continue
-        records.append(record)
+        records.append(with_later_defaults(record))
     return records
 
 

@@ -203,7 +203,7 @@ def setup(config: TrainConfig) -> Run:
     resumed_from, state = checkpoint.load_state(config) if config.resume else (None, None)
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
-    rows, source = training_rows(config.task, config.train_data, config.train_limit)
+    rows, source = training_rows(config.task, config.train_data, config.train_limit, config.prompt_template)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
@@ -363,6 +363,7 @@ def evaluate_now(run: Run, step: int) -> None:
                     tasks.get(config.task),
                     limit=config.curve_limit,
                     processor=run.processor,
+                    template=config.prompt_template,  # the curve asks as training does
                 )
         finally:
             model.config.use_cache = was_caching

@@ -57,6 +57,13 @@ HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 OBJECTIVES = ("sft", "dft")
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
+# How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
+# templates of the paper's evaluation (their texts: tasks/prompts.py; a test keeps the two in step).
+PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
+# Settings added after records were first written, with the value every older record and checkpoint
+# was made with (the only one there was): filled in where one is read, and left out of the config id
+# at that value, so the records made before keep their identity and their reference comparisons.
+LATER_DEFAULTS = {"prompt_template": "chat"}
 # The embedded model a domain trains when --model is not given; every other domain: "tiny".
 DOMAIN_MODELS = {"vlm": "tiny-vl"}
 # The token-probability histogram (harness.token_probs): training rows read, bins over [0, 1].
@@ -166,6 +173,12 @@ class TrainConfig:
     task: str = setting("math-words", "task whose train split is used")
     train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
     train_limit: int | None = setting(None, "use only the first N training rows", check=at_least(1))
+    prompt_template: str = setting(
+        "chat",
+        "how the task's questions become prompt text in training: the backbone's chat template, or a "
+        "raw template of the paper's math evaluation",
+        choices=PROMPT_TEMPLATES,
+    )
     objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
     dft_min_weight: float = setting(
         0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor"
@@ -280,6 +293,12 @@ class EvalConfig:
     task: str = setting("math-words", "registered task name")
     limit: int | None = setting(None, "first N examples of each split", check=at_least(1))
     samples_dir: str | None = setting(None, "write per-sample JSONL here")
+    prompt_template: str = setting(
+        "chat",
+        "the backbone's chat template, or a raw template of the paper's math evaluation",
+        role=RUN,
+        choices=PROMPT_TEMPLATES,
+    )
     problem_file: str | None = setting(
         None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
     )
@@ -298,6 +317,7 @@ class TokenProbsConfig:
     model: str | None = like("model")
     task: str = like("task")
     train_data: str | None = like("train_data")
+    prompt_template: str = like("prompt_template")
     rows: int = setting(PROB_ROWS, "training rows read", check=at_least(1))
     bins: int = setting(PROB_BINS, "bins over [0, 1]", check=at_least(1))
     max_length: int = like("max_length")
@@ -351,6 +371,12 @@ class ExperimentConfig:
         "configuration there ('' = no comparison)",
     )
     eval_limit: int | None = setting(None, "evaluate the first N examples of each split", check=at_least(1))
+    eval_template: str | None = setting(
+        None,
+        "prompt template at evaluation (default: --prompt-template, the training one; the paper "
+        "trained with the chat template and evaluated with qwen-boxed and the like)",
+        choices=PROMPT_TEMPLATES,
+    )
     ood_tasks: str | None = setting(
         None,
         "comma-separated tasks also scored as out-of-domain splits "

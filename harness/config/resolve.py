@@ -49,6 +49,7 @@ from harness.config import (
 from harness.data.rows import read_rows
 from harness.errors import ConfigError
 from harness.models import resolve as resolve_model
+from tasks import prompts
 
 
 def default_model(task: str) -> str:
@@ -105,6 +106,11 @@ class Experiment:
     train: TrainConfig
     sampling: Sampling
 
+    @property
+    def eval_template(self) -> str:
+        """The prompt template evaluation asks with: ``--eval-template``, else the training one."""
+        return self.config.eval_template or self.train.prompt_template
+
 
 def check_task(name: str, flag_name: str = "--task", **options):
     """The registered task ``name`` (made with ``options``), or a one-line error naming the flag."""
@@ -124,6 +130,11 @@ def check_inputs(train: TrainConfig) -> None:
     the base included (its token-probability histogram reads the training rows)."""
     resolve_model(train.model)
     if train.train_data:
+        if train.prompt_template != "chat":
+            raise ConfigError(
+                f"--prompt-template {train.prompt_template} renders a task's questions; the rows of "
+                f"--train-data {train.train_data} are prompts already"
+            )
         read_rows(train.train_data)
 
 
@@ -177,11 +188,23 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
     train = resolve_train(train, config.nproc_per_node)
-    ood_task_names(config)
+    ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
     check_inputs(train)
-    return Experiment(config, train, sampling)
+    experiment = Experiment(config, train, sampling)
+    check_template(train.prompt_template, [train.task], "--prompt-template")
+    check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
+    return experiment
+
+
+def check_template(template: str, task_names: list[str], flag_name: str) -> None:
+    """A raw prompt template on a task it cannot render (not math) fails here, naming the flag."""
+    for name in task_names:
+        try:
+            prompts.check_applies(check_task(name), template)
+        except ValueError as error:
+            raise ConfigError(f"{flag_name}: {error}") from None
 
 
 def parse_experiment(argv: list[str] | None = None, description: str = "") -> Experiment:
@@ -207,6 +230,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = take(args, Sampling), take(args, EvalConfig)
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+    check_template(config.prompt_template, [config.task], "--prompt-template")
     check_task(config.task, **options)
     if config.model is None:
         config = replace(config, model=default_model(config.task))
@@ -272,6 +296,7 @@ def parse_token_probs(
         model=config.model,
         task=config.task,
         train_data=config.train_data,
+        prompt_template=config.prompt_template,
         max_length=config.max_length,
         device=config.device,
     )

@@ -52,7 +52,10 @@ class ImageError(DataError):
 
 
 def image_parts(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The image parts of a row's prompt, in order (completions may not hold images)."""
+    """The image parts of a row's prompt, in order (completions may not hold images; a plain-text
+    prompt has none)."""
+    if isinstance(row["prompt"], str):
+        return []
     return [
         part
         for message in row["prompt"]

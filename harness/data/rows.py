@@ -2,7 +2,9 @@
 
 A row is ``{"prompt": [messages], "completion": [messages]}`` (the conversational prompt/completion
 format of TRL and the Hub); a message's content is a string or a list of parts, images as
-``{"type": "image", "image": ...}``. Every problem is a :class:`harness.errors.DataError` naming the
+``{"type": "image", "image": ...}``. A row of two strings (TRL's standard prompt/completion format)
+is plain text, continued without a chat template: what a raw prompt template
+(:mod:`tasks.prompts`) makes. Every problem is a :class:`harness.errors.DataError` naming the
 file and the line or row.
 
 >>> check_row({"prompt": [{"role": "user", "content": "hi"}], "completion": []}, "rows.jsonl line 3")
@@ -19,6 +21,8 @@ from typing import Any
 
 import tasks
 from harness.errors import DataError
+from tasks import prompts
+from tasks.prompts import CHAT
 
 
 def check_row(row: Any, where: str) -> None:
@@ -27,6 +31,11 @@ def check_row(row: Any, where: str) -> None:
         raise DataError(
             f"{where}: expected an object with 'prompt' and 'completion', got {type(row).__name__}"
         )
+    if all(isinstance(row.get(field), str) for field in ("prompt", "completion")):
+        # Plain text (a raw prompt template's rows): the prompt is continued as it is.
+        if not row["completion"].strip():
+            raise DataError(f"{where}: 'completion' has no text, so there is nothing to train")
+        return
     for field in ("prompt", "completion"):
         if field not in row:
             raise DataError(f"{where}: missing field {field!r}")
@@ -126,21 +135,28 @@ def load_split(task, split: str, limit: int | None = None) -> list[dict[str, Any
 
 
 def training_rows(
-    task: str, train_data: str | None, train_limit: int | None
+    task: str, train_data: str | None, train_limit: int | None, template: str = CHAT
 ) -> tuple[list[dict[str, Any]], str]:
     """The training rows of a run and where they came from: the file ``train_data`` when given, else
-    the train split of ``task``; the first ``train_limit`` of them when given."""
+    the train split of ``task`` under the prompt ``template``; the first ``train_limit`` of them when
+    given."""
     if train_data:
+        if template != CHAT:
+            raise DataError(
+                f"--prompt-template {template} renders a task's questions; the rows of {train_data} "
+                "are prompts already"
+            )
         rows, source = read_rows(train_data), train_data
     else:
         try:
             registered = tasks.get(task)
             split = registered.train_split
+            prompts.check_applies(registered, template)
         except (KeyError, ValueError) as error:  # an unknown task, or one without a train split
             raise DataError(f"--task {task}: {error.args[0]}") from None
         examples = load_split(registered, split, train_limit)
         rows, source = (
-            [registered.messages(e) for e in examples],
+            [prompts.with_template(registered, e, template) for e in examples],
             f"task {task} split {registered.train_split}",
         )
     if train_limit is not None:

@@ -71,12 +71,19 @@ def encode(
 ) -> Encoded | None:
     """Tokenize one row with completion-only labels. Returns ``None`` when the overlong policy drops
     it (the caller counts); raises ``DataError`` under the ``error`` policy."""
-    prompt_text, completion_text = render(tokenizer, row)
-    # Prompt and completion are tokenized apart, so the prompt's tokens are exactly those that
-    # generation will see after add_generation_prompt.
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
     stop_ids = stop_token_ids(tokenizer) if stop_ids is None else stop_ids
+    if isinstance(row["prompt"], str):
+        # Plain text: the prompt with the tokenizer's own special tokens (a Llama base model's BOS),
+        # as generation gives it, and the completion ended by end-of-sequence, as TRL ends it.
+        prompt_ids = tokenizer(row["prompt"], add_special_tokens=True)["input_ids"]
+        completion_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    else:
+        prompt_text, completion_text = render(tokenizer, row)
+        # Prompt and completion are tokenized apart, so the prompt's tokens are exactly those that
+        # generation will see after add_generation_prompt.
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
     kept = completion_only(prompt_ids, completion_ids, max_length, overlong, stop_ids)
     return None if kept is None else Encoded(*kept)
 

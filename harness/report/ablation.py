@@ -35,7 +35,7 @@ from harness.report.domain import (
     step_panels,
     summary_score,
 )
-from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, backbone_slug, config_id, variant
+from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, backbone_slug, config_id, distinctive, variant
 
 GRID_KEYS = SWEEP_AXES
 SPLIT_KEYS = BATCH_SPLIT_KEYS  # may differ between the cells of one grid: not the update
@@ -126,7 +126,7 @@ def _page(
     batches = sorted({batch for cells in methods.values() for _, batch in cells})
     first = runs[0]["hparams"]
     varying = OBJECTIVE_KEYS | REPLICATE_KEYS | set(GRID_KEYS + SPLIT_KEYS)
-    fixed = {k: v for k, v in first.items() if k not in varying}
+    fixed = {k: v for k, v in distinctive(first).items() if k not in varying}
     seeds = sorted({len(replicates) for cells in methods.values() for replicates in cells.values()})
     lines = [
         f"# Ablation: `{task}` · `{backbone}` · grid `{gid}`",

@@ -33,6 +33,7 @@ from harness.results import (
     OBJECTIVE_KEYS,
     backbone_slug,
     config_id,
+    distinctive,
     environment,
     seed_of,
     variant,
@@ -393,7 +394,9 @@ def _settings(rows: Rows) -> list[str]:
     if not trained:
         return []
     first = next(iter(trained.values()))[0]["hparams"]
-    shared = {key: value for key, value in first.items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS}
+    shared = {
+        key: value for key, value in distinctive(first).items() if key not in OBJECTIVE_KEYS | REPLICATE_KEYS
+    }
     seeds = sorted({seed_of(r) for reps in trained.values() for r in reps}, key=lambda s: (s is None, s or 0))
     seeds_named = ", ".join(MISSING if seed is None else str(seed) for seed in seeds)
     lines = [
@@ -448,6 +451,9 @@ def _eval_note(rows: Rows, splits: list[str]) -> str:
     )
     if decodings:
         parts.append(" / ".join(decodings))
+    templates = sorted({r.get("evaluation", {}).get("prompt_template", "chat") for r in records})
+    if templates != ["chat"]:
+        parts.append("prompt template " + " / ".join(templates))
     return ", ".join(parts) + "."
 
 
