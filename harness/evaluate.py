@@ -17,7 +17,6 @@ for code the verdict and the tail of stderr).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +168,8 @@ def evaluate_loaded(
     splits = splits or task.eval_splits
     for split in splits:
         task.split(split)  # an unknown split fails before any generation
-    sampling = sampling or Sampling()
-    if sampling.max_new_tokens is None:
-        sampling = replace(sampling, max_new_tokens=task.max_new_tokens)
+    # Unset sampling fields take the task's own protocol (the paper's Average@16 for its math).
+    sampling = (sampling or Sampling()).resolved(task.protocol, budget=task.max_new_tokens)
     tokenizer.padding_side = "left"
     summary = {}
     for split in splits:

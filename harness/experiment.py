@@ -65,13 +65,19 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
         max_pixels=experiment.train.max_pixels,
         template=experiment.eval_template,
     )
-    scores = evaluate(config.task, samples_dir)
-    for name in ood_task_names(config):
-        other = evaluate(name, samples_dir / name)
-        for split, score in other.items():
-            scores[name if len(other) == 1 else f"{name}/{split}"] = score | {"role": "ood"}
+    scores, main = evaluate(config.task, samples_dir), tasks.get(config.task)
+    decoding = _decoding(experiment.sampling.resolved(main.protocol))
     for score in scores.values():
-        score["decoding"] = _decoding(experiment.sampling)
+        score["decoding"] = decoding
+        if main.title and len(scores) == 1:
+            score["title"] = main.title
+    for name in ood_task_names(config):
+        other, task = evaluate(name, samples_dir / name), tasks.get(name)
+        decoding = _decoding(experiment.sampling.resolved(task.protocol))
+        for split, score in other.items():
+            labels = {"title": task.title} if task.title and len(other) == 1 else {}
+            key = name if len(other) == 1 else f"{name}/{split}"
+            scores[key] = score | {"role": "ood", "decoding": decoding, **labels}
     return scores
 
 
@@ -79,6 +85,19 @@ def _decoding(sampling: Sampling) -> str:
     if sampling.greedy:
         return "greedy"
     return f"temperature={sampling.temperature}, top_p={sampling.top_p}"
+
+
+def sampling_of(experiment: Experiment) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """How the task is sampled (the flags given, the rest from its protocol), and each OOD task that
+    its own protocol samples otherwise. The generation budget stays unset where the flags leave it:
+    it is the task's own, part of the task."""
+
+    def resolved(name: str) -> dict[str, Any]:
+        return asdict(experiment.sampling.resolved(tasks.get(name).protocol))
+
+    main = resolved(experiment.config.task)
+    others = {name: resolved(name) for name in ood_task_names(experiment.config)}
+    return main, {name: spec for name, spec in others.items() if spec != main}
 
 
 def method_config(experiment: Experiment, method: str, run_dir: Path) -> TrainConfig:
@@ -99,13 +118,16 @@ def hparams_of(config: TrainConfig, world_size: int) -> dict[str, Any]:
 
 def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     """How a method's scores are made; with the hyperparameters, what makes a record reusable."""
+    sampling, ood_sampling = sampling_of(experiment)
     spec = {
         "limit": experiment.config.eval_limit,
         "prompt_template": experiment.eval_template,
-        "sampling": asdict(experiment.sampling),
+        "sampling": sampling,
         "ood_tasks": ood_task_names(experiment.config),
         "prob_rows": experiment.config.prob_rows,
     }
+    if ood_sampling:  # only where a benchmark's protocol differs: older records stay identical
+        spec["ood_sampling"] = ood_sampling
     if method == "base":
         return spec
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}

@@ -30,6 +30,7 @@ def generate(
     """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed).
     A vision-language backbone takes its ``processor``: image parts are loaded and resized as in
     training (:mod:`harness.data.images`) and each batch carries its images."""
+    sampling = sampling.resolved()  # what is still unset: greedy, one completion
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
     model.eval()

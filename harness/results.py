@@ -91,7 +91,8 @@ OPTIONAL_RECORD_KEYS = ("evaluation", "curve", "token_probs")
 SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
 # decoding: e.g. "greedy" or "temperature=0.6, top_p=0.95"; pass_at: {"1": 0.31, "10": 0.52}, unbiased
 # pass@k of tasks graded pass/fail; verdicts: {"passed": 12, "failed": 180, ...} of execution-graded tasks.
-OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts")
+# title: the benchmark's name as the paper's tables write it ("MATH500"), for its column.
+OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts", "title")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
 _SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
@@ -557,8 +558,9 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise RecordError(f"split {split!r}: {key} must be a positive integer, got {count!r}")
         checked[split] = {"role": entry["role"], "value": value, "stderr": stderr, **counts}
-        if "decoding" in entry:
-            checked[split]["decoding"] = str(entry["decoding"])
+        for key in ("decoding", "title"):
+            if key in entry:
+                checked[split][key] = str(entry[key])
         if "pass_at" in entry:
             pass_at = entry["pass_at"]
             if not isinstance(pass_at, dict) or not all(

@@ -41,6 +41,13 @@ class Task:
     domain: ClassVar[str]  # "math" | "code" | "vlm": which leaderboard the task lands on
     splits: ClassVar[tuple[Split, ...]]
     max_new_tokens: ClassVar[int] = 512  # generation budget that fits this task's completions
+    # The benchmark's own evaluation protocol, the sampling settings (temperature, top_p,
+    # num_samples, max_new_tokens) used where the command line leaves them unset; empty: greedy, one
+    # completion (pass@1 by greedy decoding, as code and most VLM benchmarks report).
+    protocol: ClassVar[dict[str, Any]] = {}
+    # The column name the paper's tables give the benchmark ("MATH500"); a leaderboard table whose
+    # columns are all such benchmarks reads like the paper's.
+    title: ClassVar[str | None] = None
     # Other registered tasks that the experiment also scores a model of this task on, as
     # out-of-domain splits (code-lists -> humaneval).
     ood_tasks: ClassVar[tuple[str, ...]] = ()

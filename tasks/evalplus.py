@@ -258,6 +258,7 @@ class HumanEvalPlus(EvalPlusTask):
     """HumanEval+; see the module docstring."""
 
     name = "humaneval-plus"
+    title = "HumanEval+"
     dataset = "humaneval"
     override_variable = "HUMANEVAL_OVERRIDE_PATH"
     source = Source("evalplus/humanevalplus", split="test")
@@ -271,6 +272,7 @@ class MBPPPlus(EvalPlusTask):
     """MBPP+; see the module docstring."""
 
     name = "mbpp-plus"
+    title = "MBPP+"
     dataset = "mbpp"
     override_variable = "MBPP_OVERRIDE_PATH"
     source = Source("evalplus/mbppplus", split="test")

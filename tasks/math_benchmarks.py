@@ -3,7 +3,9 @@ r"""The math benchmarks of the DFT paper's tables (and GSM8K), as evaluation tas
 Each is one ``test`` split, read from its local copy under ``$HARNESS_DATA`` or from the hub
 (:mod:`tasks.sources`), asked zero-shot with the paper's instruction ("Please reason step by step,
 and put your final answer within \boxed{}."), and graded as Math-Verify grades
-(:mod:`tasks.math_grading`), with a generation budget of 4,096 new tokens as in the paper.
+(:mod:`tasks.math_grading`), with the paper's protocol (``MathBenchmark.protocol``): 16 samples per
+problem at temperature 1.0, top_p 1, up to 4,096 new tokens, the score being the mean over the
+samples (Average@16). Flags given on the command line (``--temperature 0``) override it.
 
 =================  ======================================  ======  ==========================================
 task               source (hub id, subset, split)          rows    question -> gold answer
@@ -52,6 +54,8 @@ class MathBenchmark(MathAnswerTask, Task):
 
     domain = "math"
     max_new_tokens = 4096  # the paper's evaluation budget
+    # The paper's protocol: zero-shot, 16 samples at temperature 1.0, top_p 1 (Average@16).
+    protocol = {"temperature": 1.0, "top_p": 1.0, "num_samples": 16}
     source: ClassVar[Source]
     question_fields: ClassVar[tuple[str, ...]] = ("problem", "question")
     answer_fields: ClassVar[tuple[str, ...]] = ("answer",)
@@ -86,12 +90,14 @@ class MathBenchmark(MathAnswerTask, Task):
 
 
 class Math500(MathBenchmark):
+    title = "Math500"
     name = "math-500"
     source = Source("HuggingFaceH4/MATH-500", split="test")
     splits = (Split("test", "test", "500 MATH competition problems (Lightman et al. 2023's subset)"),)
 
 
 class MinervaMath(MathBenchmark):
+    title = "Minerva Math"
     name = "minerva-math"
     source = Source("math-ai/minervamath", split="test")
     splits = (Split("test", "test", "272 undergraduate science and maths problems (Minerva's OCW courses)"),)
@@ -107,6 +113,7 @@ class MinervaMath(MathBenchmark):
 
 
 class OlympiadBench(MathBenchmark):
+    title = "Olympiad Bench"
     name = "olympiadbench"
     source = Source("Hothan/OlympiadBench", config="OE_TO_maths_en_COMP", split="train")
     question_fields = ("question", "problem")
@@ -127,12 +134,14 @@ class OlympiadBench(MathBenchmark):
 
 
 class AIME24(MathBenchmark):
+    title = "AIME24"
     name = "aime24"
     source = Source("HuggingFaceH4/aime_2024", split="train")
     splits = (Split("test", "test", "the 30 problems of AIME 2024 I and II (integer answers 0-999)"),)
 
 
 class AMC23(MathBenchmark):
+    title = "AMC23"
     name = "amc23"
     source = Source("math-ai/amc23", split="test")
     question_fields = ("question", "problem")
@@ -140,6 +149,7 @@ class AMC23(MathBenchmark):
 
 
 class GSM8K(MathBenchmark):
+    title = "GSM8K"
     name = "gsm8k"
     source = Source("openai/gsm8k", config="main", split="test")
     question_fields = ("question",)

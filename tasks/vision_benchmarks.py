@@ -145,6 +145,7 @@ class VisionBenchmark(MathAnswerTask, Task):
 
 
 class MathVerse(VisionBenchmark):
+    title = "MathVerse"
     name = "mathverse"
     source = Source("AI4Math/MathVerse", config="testmini", split="testmini")
     splits = (
@@ -164,6 +165,7 @@ class MathVerse(VisionBenchmark):
 
 
 class MathVision(VisionBenchmark):
+    title = "MathVision"
     name = "mathvision"
     source = Source("MathLLMs/MathVision", split="test")
     splits = (Split("test", "test", "3,040 competition problems with pictures (MATH-Vision's test set)"),)
@@ -179,6 +181,7 @@ class MathVision(VisionBenchmark):
 
 
 class WeMath(VisionBenchmark):
+    title = "WeMath"
     name = "wemath"
     source = Source("We-Math/We-Math", split="testmini")
     image_fields = ("image_path", "image")
@@ -197,6 +200,7 @@ class WeMath(VisionBenchmark):
 
 
 class MathVista(VisionBenchmark):
+    title = "MathVista"
     name = "mathvista"
     source = Source("AI4Math/MathVista", split="testmini")
     splits = (Split("test", "test", "testmini: 1,000 questions over charts, plots, geometry and puzzles"),)

@@ -122,7 +122,7 @@ def test_split_batch_fits_the_micro_batch_and_names_impossible_splits():
     [
         ({"num_samples": 0}, "--num-samples"),
         ({"temperature": -0.5}, "--temperature"),
-        ({"num_samples": 4}, "--num-samples > 1 needs --temperature"),
+        ({"num_samples": 4, "temperature": 0.0}, "--num-samples > 1 needs --temperature"),
         ({"temperature": 1.0, "top_p": 0.0}, "--top-p"),
         ({"temperature": 1.0, "top_p": 1.5}, "--top-p"),
     ],
@@ -130,3 +130,20 @@ def test_split_batch_fits_the_micro_batch_and_names_impossible_splits():
 def test_bad_sampling_flags_name_the_flag(kwargs, flag):
     with pytest.raises(ConfigError, match=flag):
         Sampling(**kwargs)
+
+
+def test_unset_sampling_takes_the_tasks_protocol_and_flags_win():
+    import tasks
+
+    paper = tasks.get("math-500").protocol
+    assert Sampling().resolved(paper, budget=4096) == Sampling(
+        temperature=1.0, top_p=1.0, num_samples=16, max_new_tokens=4096
+    )
+    assert Sampling(temperature=0.6, top_p=0.95).resolved(paper).num_samples == 16
+    assert Sampling(num_samples=4).resolved(paper).temperature == 1.0
+    embedded = Sampling().resolved(tasks.get("math-words").protocol, budget=256)
+    assert (embedded.temperature, embedded.num_samples, embedded.max_new_tokens) == (0.0, 1, 256)
+    with pytest.raises(
+        ConfigError, match="--num-samples 4 needs --temperature > 0: the task's protocol is greedy"
+    ):
+        Sampling(num_samples=4).resolved(tasks.get("humaneval").protocol)

@@ -129,7 +129,7 @@ def test_evaluate_task_writes_one_samples_file_per_split(tmp_path):
     [
         (["--task", "math-word"], "did you mean 'math-words'"),
         (["--limit", "0"], "--limit must be >= 1"),
-        (["--num-samples", "3"], "--num-samples > 1 needs --temperature"),
+        (["--num-samples", "3"], "--num-samples 3 needs --temperature > 0: the task's protocol is greedy"),
         (["--model", "/no/such/folder"], "/no/such/folder"),
     ],
 )

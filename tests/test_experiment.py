@@ -213,3 +213,64 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
         rows = (Path(record["run_dir"]) / "samples" / "humaneval" / "test.jsonl").read_text().splitlines()
         assert {"verdict", "stderr", "extracted"} <= set(json.loads(rows[0]))
     assert "| humaneval (ood) |" in (tmp_path / "leaderboard" / "code.md").read_text().replace("`", "")
+
+
+def test_each_benchmark_is_sampled_by_its_own_protocol_unless_flags_say_otherwise():
+    from harness.experiment import evaluation_of
+
+    experiment = parse_experiment(["--ood-tasks", "math-500,humaneval"])
+    spec = evaluation_of(experiment, "sft")
+    assert spec["sampling"]["temperature"] == 0.0 and spec["sampling"]["num_samples"] == 1  # math-words
+    # math-500 keeps the paper's Average@16; humaneval is greedy like the task: not listed.
+    assert list(spec["ood_sampling"]) == ["math-500"]
+    assert spec["ood_sampling"]["math-500"] == {
+        "temperature": 1.0, "top_p": 1.0, "num_samples": 16, "max_new_tokens": None,
+        "gen_batch_size": 64, "sample_seed": 0,
+    }  # fmt: skip
+    forced = evaluation_of(parse_experiment(["--ood-tasks", "math-500", "--temperature", "0"]), "sft")
+    assert "ood_sampling" not in forced  # a flag given applies to every task
+    with pytest.raises(ConfigError, match="--num-samples 4 needs --temperature > 0"):
+        parse_experiment(["--num-samples", "4"])  # math-words is greedy: refused before any work
+    numina = evaluation_of(
+        parse_experiment(["--task", "numina-math-cot", "--eval-template", "qwen-boxed"]), "base"
+    )
+    assert set(numina["ood_sampling"]) == {"math-500", "minerva-math", "olympiadbench", "aime24", "amc23"}
+    assert numina["prompt_template"] == "qwen-boxed"
+
+
+@pytest.mark.slow
+def test_a_benchmark_is_scored_by_its_protocol_with_the_papers_prompt(tmp_path, data_dir):
+    """The base model on math-words with GSM8K (a local copy) as an OOD benchmark, asked with the
+    paper's qwen-boxed prompt: GSM8K gets its 16 samples at temperature 1.0, math-words stays greedy,
+    and the record and the page say so."""
+    from conftest import write_jsonl
+
+    from harness.experiment import main
+
+    rows = [
+        {"question": f"What is {k} + {k}?", "answer": f"{k} + {k} = {2 * k}\n#### {2 * k}"} for k in (2, 3)
+    ]
+    write_jsonl(data_dir / "gsm8k.jsonl", rows)
+    folders = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    argv = ["--methods", "base", "--ood-tasks", "gsm8k", "--eval-template", "qwen-boxed", "--eval-limit", "2",
+            "--max-new-tokens", "8", "--prob-rows", "0", "--leaderboard-dir", str(tmp_path / "boards"), *folders]  # fmt: skip
+    assert main(argv) == 0
+    (path,) = (tmp_path / "results").rglob("*.json")
+    record = json.loads(path.read_text())
+    gsm8k = record["scores"]["gsm8k"]
+    assert (gsm8k["samples_per_example"], gsm8k["decoding"], gsm8k["title"]) == (
+        16,
+        "temperature=1.0, top_p=1.0",
+        "GSM8K",
+    )
+    assert (
+        record["scores"]["test"]["decoding"] == "greedy"
+        and record["scores"]["test"]["samples_per_example"] == 1
+    )
+    assert record["evaluation"]["prompt_template"] == "qwen-boxed"
+    samples = [
+        json.loads(line) for line in (Path(record["run_dir"]) / "samples" / "gsm8k" / "test.jsonl").open()
+    ]
+    assert len(samples) == 32 and samples[0]["prompt"].startswith("<|im_start|>system\nYou are a helpful")
+    page = (tmp_path / "boards" / "math.md").read_text()
+    assert "prompt template qwen-boxed" in page

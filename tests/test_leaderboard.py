@@ -306,3 +306,41 @@ def test_pass_at_k_above_one_gets_its_own_table_and_only_when_recorded():
     assert "| SFT | 60.0 |" in page["code"] and "| DFT | – |" in page["code"]
     plain = render([record("sft", {"pass_at": {"1": 0.25}})])["code"]
     assert "pass@" not in plain
+
+
+def test_a_task_scored_only_on_benchmarks_reads_like_the_papers_table():
+    """NuminaMath-CoT trained, scored on the paper's five benchmarks (Average@16): one column per
+    benchmark under the paper's names, then their average."""
+    benchmarks = {"math-500": "Math500", "minerva-math": "Minerva Math", "olympiadbench": "Olympiad Bench",
+                  "aime24": "AIME24", "amc23": "AMC23"}  # fmt: skip
+
+    def record(method, values):
+        scores = {
+            name: {
+                "role": "ood",
+                "value": v,
+                "stderr": 0.01,
+                "n": 100,
+                "samples_per_example": 16,
+                "decoding": "temperature=1.0, top_p=1.0",
+                "title": title,
+            }  # fmt: skip
+            for (name, title), v in zip(benchmarks.items(), values)
+        }
+        hparams = {} if method == "base" else {**HPARAMS, "objective": method, "seed": 0}
+        return make_record(task="numina-math-cot", domain="math", backbone=BACKBONE, method=method,
+                           hparams=hparams, data={}, scores=scores, wall_time_s=1.0, run_dir=None)  # fmt: skip
+
+    page = render([record("base", [0.3, 0.1, 0.15, 0.0, 0.2]), record("sft", [0.5, 0.2, 0.2, 0.1, 0.3])])[
+        "math"
+    ]
+    (header,) = lines(page, "| model | seeds |")
+    assert header == "| model | seeds | Math500 | Minerva Math | Olympiad Bench | AIME24 | AMC23 | Avg. |"
+    (sft,) = lines(page, "| SFT |")
+    assert sft.split(" | ")[-1].startswith("**26.0 ±")  # (50 + 20 + 20 + 10 + 30) / 5
+    assert "16 samples per example, temperature=1.0, top_p=1.0." in page
+    # With an in-domain split beside them, the usual columns: names with their roles, "OOD mean".
+    assert (
+        "| gsm8k (test) | svamp (ood) | asdiv (ood) | OOD mean |"
+        in render([run("sft", 0.5, 0.3, 0.35)])["math"]
+    )

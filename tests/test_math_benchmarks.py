@@ -240,7 +240,10 @@ def test_no_data_says_where_it_looked_and_how_to_make_a_local_copy(data_dir, mon
         tasks.get("olympiadbench").load("test")
     message = str(raised.value)
     assert "\n" not in message
-    assert f"no olympiadbench.jsonl/.jsonl.gz/.json/.parquet or olympiadbench/ in $HARNESS_DATA={data_dir}" in message
+    assert (
+        f"no olympiadbench.jsonl/.jsonl.gz/.json/.parquet or olympiadbench/ in $HARNESS_DATA={data_dir}"
+        in message
+    )
     assert "Hothan/OlympiadBench (OE_TO_maths_en_COMP), split train could not be loaded (offline" in message
     assert (
         "huggingface-cli download --repo-type dataset Hothan/OlympiadBench --local-dir $HARNESS_DATA/olympiadbench"

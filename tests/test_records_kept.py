@@ -94,3 +94,23 @@ def test_records_are_reused_compared_refused_or_redone_never_silently_replaced(t
     assert f"[sft seed 0] --redo replaced {paths[0]}: " in err
     assert results.read_record(paths[0])["evaluation"]["limit"] == 2
     assert paths[1].read_bytes() == first[paths[1]]  # seed 1 was not asked for
+
+
+@pytest.mark.parametrize(
+    ("task", "extra"),
+    [("math-words", []), ("code-lists", ["--eval-limit", "100"]), ("visual-math", ["--eval-limit", "200"])],
+)
+def test_todays_default_run_is_the_committed_references_run(task, extra):
+    """Every setting added since the committed reference records were made (prompt templates, the
+    benchmarks' sampling protocols) leaves the default run as it was: same file (config id), same
+    configuration and evaluation, so ``nox -s train-*`` reuses and compares with those records."""
+    from harness.config.resolve import parse_experiment
+    from harness.experiment import plan_method, replicates
+
+    experiment = parse_experiment(["--task", task, "--seeds", "0", "1", "2", *extra])
+    root = Path(__file__).resolve().parents[1] / "results"
+    for seeded, method in replicates(experiment):
+        planned = plan_method(seeded, method)
+        reference = results.record_path(planned.slot, root)
+        assert reference.exists(), reference
+        assert results.conflict(reference, planned.slot, planned.evaluation) is None, reference

@@ -195,6 +195,8 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     experiment = Experiment(config, train, sampling)
     check_template(train.prompt_template, [train.task], "--prompt-template")
     check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
+    for name in [config.task, *ood_names]:  # the flags and each task's protocol must agree now
+        sampling.resolved(check_task(name).protocol)
     return experiment
 
 
@@ -235,6 +237,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     if config.model is None:
         config = replace(config, model=default_model(config.task))
     resolve_model(config.model)
+    sampling.resolved(check_task(config.task, **options).protocol)
     return config, sampling
 
 

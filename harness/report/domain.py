@@ -310,9 +310,22 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
                         f"split {name!r} of {task!r} is {splits[name]} in one record, {score['role']} in {method}"
                     )
     ood = [name for name, role in splits.items() if role == "ood"]
+    titles = {
+        name: score["title"]
+        for reps in rows.values()
+        for record in reps
+        for name, score in record["scores"].items()
+        if "title" in score
+    }
+    # Trained on one task, scored only on benchmarks (NuminaMath-CoT on MATH500, ...): the columns
+    # read like the paper's table, the benchmarks' names and their average.
+    paper_style = bool(ood) and all(role == "ood" for role in splits.values()) and set(titles) == set(splits)
 
     # scored[method][column]: the estimates that bolding and differences use; None when absent.
-    headers = [f"{_cell_text(name)} ({role})" for name, role in splits.items()]
+    headers = [
+        _cell_text(titles[name]) if paper_style else f"{_cell_text(name)} ({role})"
+        for name, role in splits.items()
+    ]
     scored: dict[str, list[Estimate | None]] = {}
     for method, replicates in rows.items():
         scored[method] = [replicate_score(replicates, split=name) for name in splits]
@@ -320,7 +333,7 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
             complete = all(n in r["scores"] for r in replicates for n in ood)
             scored[method].append(replicate_score(replicates, "ood") if complete else None)
     if ood:
-        headers.append("OOD mean")
+        headers.append("Avg." if paper_style else "OOD mean")
     cells = {method: [score_text(score) for score in row] for method, row in scored.items()}
 
     for column in range(len(headers)):
