@@ -36,7 +36,7 @@ import random
 from typing import Any, ClassVar
 
 from tasks.base import Split, Task
-from tasks.math_benchmarks import PAPER_MATH_BENCHMARKS
+from tasks.math_benchmarks import PAPER_MATH_BENCHMARKS, MathBenchmark
 from tasks.math_grading import MathAnswerTask, last_box
 from tasks.sources import Source, field, load_rows
 
@@ -70,6 +70,7 @@ class NuminaMathCoT(MathAnswerTask, Task):
     splits = (Split("train", "train", "the first 100,000 rows of NuminaMath-CoT's train split"),)
     ood_tasks = PAPER_MATH_BENCHMARKS
     max_new_tokens = 4096
+    protocol = MathBenchmark.protocol  # it is scored by its benchmarks, with theirs
     select = staticmethod(first_rows)
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:

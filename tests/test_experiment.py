@@ -234,7 +234,8 @@ def test_each_benchmark_is_sampled_by_its_own_protocol_unless_flags_say_otherwis
     numina = evaluation_of(
         parse_experiment(["--task", "numina-math-cot", "--eval-template", "qwen-boxed"]), "base"
     )
-    assert set(numina["ood_sampling"]) == {"math-500", "minerva-math", "olympiadbench", "aime24", "amc23"}
+    # A training task scored only on benchmarks is sampled by their protocol: nothing differs.
+    assert numina["sampling"]["num_samples"] == 16 and "ood_sampling" not in numina
     assert numina["prompt_template"] == "qwen-boxed"
 
 
@@ -274,3 +275,32 @@ def test_a_benchmark_is_scored_by_its_protocol_with_the_papers_prompt(tmp_path, 
     assert len(samples) == 32 and samples[0]["prompt"].startswith("<|im_start|>system\nYou are a helpful")
     page = (tmp_path / "boards" / "math.md").read_text()
     assert "prompt template qwen-boxed" in page
+
+
+@pytest.mark.slow
+def test_a_row_of_the_papers_math_table_end_to_end_on_the_tiny_model(tmp_path, data_dir):
+    """NuminaMath-CoT training rows and the five math benchmarks as local copies in their real
+    schemas: the experiment trains on the first, scores on the others by their protocol (here cut to
+    2 samples), and the page is the paper's table."""
+    from conftest import write_jsonl
+
+    from harness.experiment import main
+
+    write_jsonl(data_dir / "numina-math-cot.jsonl",
+                [{"source": "synthetic_math", "problem": f"What is {k} + 1?", "solution": f"$\\boxed{{{k + 1}}}$"}
+                 for k in range(8)])  # fmt: skip
+    question = {"problem": "What is 1 + 1?", "answer": "2"}
+    for name, row in {"math-500": question | {"unique_id": "test/x/1.json"}, "minerva-math": question,
+                      "aime24": question, "amc23": {"question": "What is 1 + 1?", "answer": 2.0},
+                      "olympiadbench": {"question": "1 + 1?", "final_answer": ["$2$"]}}.items():  # fmt: skip
+        write_jsonl(data_dir / f"{name}.jsonl", [row])
+    argv = ["--task", "numina-math-cot", "--steps", "1", "--batch-size", "4", "--eval-limit", "1",
+            "--num-samples", "2", "--max-new-tokens", "4", "--prob-rows", "0", "--no-progress",
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"),
+            "--leaderboard-dir", str(tmp_path / "boards")]  # fmt: skip
+    assert main(argv) == 0
+    page = (tmp_path / "boards" / "math.md").read_text()
+    assert "| model | seeds | Math500 | Minerva Math | Olympiad Bench | AIME24 | AMC23 | Avg. |" in page
+    for row in ("| base |", "| SFT |", "| DFT |", "| DFT − SFT |"):
+        assert row in page.replace("**", "")
+    assert "2 samples per example, temperature=1.0, top_p=1.0." in page

@@ -195,8 +195,9 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     experiment = Experiment(config, train, sampling)
     check_template(train.prompt_template, [train.task], "--prompt-template")
     check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
-    for name in [config.task, *ood_names]:  # the flags and each task's protocol must agree now
-        sampling.resolved(check_task(name).protocol)
+    for name in [config.task, *ood_names]:  # the flags and each evaluated task's protocol agree
+        if check_task(name).eval_splits:
+            sampling.resolved(check_task(name).protocol)
     return experiment
 
 
