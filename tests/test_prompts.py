@@ -142,3 +142,26 @@ def test_evaluation_asks_with_the_raw_template(tmp_path):
     samples = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     example = tasks.get("math-words").load("test", limit=1)[0]
     assert samples[0]["prompt"] == prompts.render("deepseek-math", example["question"])
+
+
+def test_a_template_mismatch_is_warned_about_once(monkeypatch, capsys, tmp_path):
+    from harness import experiment as module
+
+    ran = []
+    monkeypatch.setattr(module, "run_method", lambda seeded, method: ran.append(method))
+    argv = ["--eval-template", "qwen-boxed", "--seeds", "0", "1", "--results-dir", str(tmp_path)]
+    module.run(parse_experiment(argv))
+    err = capsys.readouterr().err
+    assert ran == ["base", "sft", "dft", "sft", "dft"]
+    assert (
+        err.count(
+            "warning: the models are trained with the prompt template chat and evaluated with qwen-boxed"
+        )
+        == 1
+    )
+    module.run(
+        parse_experiment(
+            ["--eval-template", "qwen-boxed", "--methods", "base", "--results-dir", str(tmp_path)]
+        )
+    )
+    assert "warning" not in capsys.readouterr().err  # nothing trained: nothing to mismatch
