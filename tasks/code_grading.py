@@ -44,6 +44,7 @@ class CodeTask(Task):
     its own sandbox, many at a time."""
 
     timeout_s: float = 5.0  # wall clock per program, tests included
+    memory_mb: int = Limits.memory_mb  # address space per program
 
     def program(self, example: dict[str, Any], completion: str) -> str | None:
         raise NotImplementedError
@@ -56,7 +57,8 @@ class CodeTask(Task):
 
     def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         jobs = [(self.program(example, completion), self.checker(example)) for example, completion in pairs]
-        verdicts = check_many(jobs, limits=Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s)))
+        limits = Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s), memory_mb=self.memory_mb)
+        verdicts = check_many(jobs, limits=limits)
         return [
             {"score": float(v.passed), "verdict": v.verdict, "stderr": v.stderr, "program": program}
             for (program, _), v in zip(jobs, verdicts)

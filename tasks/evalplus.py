@@ -9,8 +9,10 @@ github.com/evalplus/humanevalplus_release and mbppplus_release), one JSON row pe
 EvalPlus's own override variable names (``HUMANEVAL_OVERRIDE_PATH``, ``MBPP_OVERRIDE_PATH``, so a
 user's EvalPlus setup works unchanged), its local copy under ``$HARNESS_DATA``
 (``humaneval-plus.jsonl[.gz]``, ``mbpp-plus.jsonl[.gz]``), or the hub copy (``evalplus/humanevalplus``,
-``evalplus/mbppplus``). The hub copies are in HumanEval's original format: a row whose tests are a
-``check(candidate)`` function (no input lists) is graded by running that function, as HumanEval is.
+``evalplus/mbppplus``). The hub copies are in the original datasets' formats, their tests a script
+with the inputs and expected outputs written in (HumanEval's ``check(candidate)``; MBPP's top-level
+loop, wrapped into one): such a row is graded by running that function, as HumanEval is, without
+EvalPlus's special oracles.
 
 Grading, as EvalPlus's ``evaluate`` does it:
 
@@ -41,6 +43,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -182,12 +187,34 @@ def mbpp_inputs(task_id: str, inputs: list[list]) -> list[list]:
     return inputs if rebuild is None else [rebuild(args) for args in inputs]
 
 
+def original_mbpp(row: dict[str, Any], where: str, number: int) -> dict[str, Any]:
+    """A row of the hub's MBPP+ (``evalplus/mbppplus``: MBPP's original fields, ``code``, ``prompt``
+    the bare description, ``test_list``, and ``test`` a script that calls the function on every input)
+    in the release format: the prompt as EvalPlus writes it (the description and the first example
+    assertion in a docstring), and the script as a ``check(candidate)`` function."""
+    code = str(field(row, ("code",), "mbpp-plus", where, number))
+    tests = field(row, ("test_list",), "mbpp-plus", where, number)
+    defined = re.findall(r"^def (\w+)\s*\(", code, re.MULTILINE)
+    called = [name for name in defined if re.search(rf"\b{re.escape(name)}\s*\(", str(tests[0]))]
+    if not called:
+        raise ValueError(f"{where} row {number}: mbpp-plus's first test calls no function its code defines")
+    script = str(field(row, ("test",), "mbpp-plus", where, number))
+    return {
+        "task_id": f"Mbpp/{row.get('task_id', number)}",
+        "prompt": f'"""\n{str(row.get("prompt", "")).strip()}\n{tests[0]}\n"""\n',
+        "entry_point": called[0],
+        "canonical_solution": code,
+        "test": f"def check(candidate):\n    {called[0]} = candidate\n" + textwrap.indent(script, "    "),
+    }
+
+
 class EvalPlusTask(CodeTask):
     """One EvalPlus dataset; subclasses name it, its source and how a program is built."""
 
     domain = "code"
     max_new_tokens = 768
     timeout_s = 30.0  # a program answers up to ~1,000 inputs, some of them large, in one run
+    memory_mb = 4096  # EvalPlus's own default (4 GiB): its largest inputs need more than 1 GiB
     dataset: ClassVar[str]  # "humaneval" | "mbpp": which special oracles apply
     override_variable: ClassVar[str]
     source: ClassVar[Source]
@@ -211,6 +238,8 @@ class EvalPlusTask(CodeTask):
             raise ValueError(f"{where}: no rows for task {self.name}")
         examples = []
         for number, row in enumerate(rows[:limit], start=1):
+            if isinstance(row, dict) and "base_input" not in row and "test_list" in row:
+                row = original_mbpp(row, where, number)
             values = {name: str(field(row, (name,), self.name, where, number)) for name in FIELDS}
             if "base_input" in row:  # the release format: differential testing
                 inputs = [list(row.get("base_input") or []), list(row.get("plus_input") or [])]
@@ -237,21 +266,32 @@ class EvalPlusTask(CodeTask):
             "completion": [{"role": "assistant", "content": f"```python\n{solution}\n```"}],
         }
 
-    def checker(self, example: dict[str, Any]) -> PlusTests | CheckFunction:
-        if "test" in example:
-            return CheckFunction(example["entry_point"], example["prompt"] + "\n\n" + example["test"])
+    def _reference(self, example: dict[str, Any]) -> list[Any]:
+        """The reference solution's answers on every input of ``example`` (computed once)."""
         if example["id"] not in self._expected:
             reference = example["prompt"] + example["canonical_solution"]
             reduce = "not_none" if self.dataset == "mbpp" and example["entry_point"] in NOT_NONE else None
-            limits = Limits(timeout_s=120.0, cpu_s=120)  # trusted: only slow inputs could need it
+            limits = Limits(timeout_s=120.0, cpu_s=120, memory_mb=self.memory_mb)  # only slow inputs need it
             try:
                 self._expected[example["id"]] = reference_answers(
                     reference, example["entry_point"], example["inputs"], reduce, limits
                 )
             except ValueError as error:
                 raise ValueError(f"{self.name} {example['id']}: {error}") from None
-        cases = list(zip(example["inputs"], self._expected[example["id"]]))
+        return self._expected[example["id"]]
+
+    def checker(self, example: dict[str, Any]) -> PlusTests | CheckFunction:
+        if "test" in example:
+            return CheckFunction(example["entry_point"], example["prompt"] + "\n\n" + example["test"])
+        cases = list(zip(example["inputs"], self._reference(example)))
         return PlusTests(self.dataset, example["entry_point"], cases, example["atol"])
+
+    def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        # The references first, many sandboxes at a time (each mostly waits on its calls).
+        missing = {e["id"]: e for e, _ in pairs if "inputs" in e and e["id"] not in self._expected}
+        with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+            list(pool.map(self._reference, missing.values()))
+        return super().grade(pairs)
 
 
 class HumanEvalPlus(EvalPlusTask):

@@ -174,3 +174,21 @@ def test_bad_rows_and_missing_data_are_one_line(data_dir, monkeypatch):
     monkeypatch.setenv("MBPP_OVERRIDE_PATH", str(data_dir / "absent.jsonl"))
     with pytest.raises(DataError, match=r"absent.jsonl \(\$MBPP_OVERRIDE_PATH\): cannot read"):
         load_split(tasks.get("mbpp-plus"), "test")
+
+
+@pytest.mark.slow
+def test_the_hub_copy_of_mbpp_plus_in_mbpps_original_format(data_dir):
+    """Two real rows of ``evalplus/mbppplus`` (MBPP's original fields, the tests a script): turned
+    into EvalPlus's prompt and a check function, the reference passes and a wrong answer fails."""
+    (data_dir / "mbpp-plus.jsonl").write_text((DATA / "MbppPlus-OriginFmt-excerpt.jsonl").read_text())
+    task = tasks.get("mbpp-plus")
+    first, second = task.load("test")
+    assert (first["id"], first["entry_point"]) == ("Mbpp/3", "is_not_prime")
+    assert (
+        first["prompt"]
+        == '"""\nWrite a python function to identify non-prime numbers.\nassert is_not_prime(2) == False\n"""\n'
+    )
+    assert second["entry_point"] == "heap_queue_largest"
+    for example in (first, second):
+        assert grade(task, example, task.messages(example)["completion"][0]["content"])["score"] == 1.0
+    assert grade(task, first, fenced("def is_not_prime(n):\n    return n % 2 == 0\n"))["score"] == 0.0

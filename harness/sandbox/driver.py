@@ -25,7 +25,9 @@ import sys
 import traceback
 
 MAX_DEPTH = 50
-MAX_LINE = 1 << 20  # bytes of one answer; a longer one is a failed call
+# Bytes of one answer; a longer one is a failed call. Real answers can be large: HumanEval+'s
+# string_sequence(1000011) is 6.9 MB; the bound keeps a runaway program from filling the harness.
+MAX_LINE = 64 << 20
 
 
 class Unencodable(TypeError):
@@ -33,15 +35,38 @@ class Unencodable(TypeError):
     dict)."""
 
 
+# A subclass of a plain type crosses as that plain type, its content read through the plain type's
+# own methods (``dict.items(value)``), so an override can change what it says, never what it is:
+# a ``Counter`` or ``OrderedDict`` answer arrives as the dict it holds, a named tuple as a tuple, an
+# ``int`` subclass whose ``__eq__`` always says yes as its plain number.
+_PLAIN = {
+    int: int.__int__,
+    float: float.__float__,
+    str: str.__str__,
+    bytes: bytes.__bytes__,
+    list: lambda value: list(list.__iter__(value)),
+    tuple: lambda value: tuple(tuple.__iter__(value)),
+    set: lambda value: set(set.__iter__(value)),
+    frozenset: lambda value: frozenset(frozenset.__iter__(value)),
+    dict: lambda value: {k: v for k, v in dict.items(value)},
+}
+
+
 def encode(value, depth: int = 0):
-    """Plain data to JSON-ready data; exact types only, so a subclass with a forged ``__eq__`` fails."""
+    """Plain data to JSON-ready data; a subclass of a plain type as that type (``_PLAIN``), so a
+    forged ``__eq__`` never crosses."""
     if depth > MAX_DEPTH:
         raise Unencodable("nested too deeply")
     kind = type(value)
+    if kind not in _PLAIN and kind is not bool:
+        base = next((plain for plain in _PLAIN if isinstance(value, plain)), None)
+        if base is not None:
+            value, kind = _PLAIN[base](value), base
     if value is None or kind in (bool, str):
         return value
     if kind is int:
-        return value if abs(value) < 2**53 else {"int": str(value)}
+        # In hex: decimal conversion of an int over 4,300 digits raises (CVE-2020-10735), hex does not.
+        return value if abs(value) < 2**53 else {"int": hex(value)}
     if kind is float:
         return value if math.isfinite(value) else {"float": repr(value)}
     if kind is list:
@@ -73,7 +98,7 @@ def decode(data, depth: int = 0):
     if kind is dict and len(data) == 1:
         ((tag, inner),) = data.items()
         if tag == "int" and type(inner) is str:
-            return int(inner)
+            return int(inner, 16)
         if tag == "float" and inner in ("inf", "-inf", "nan"):
             return float(inner)
         if tag == "bytes" and type(inner) is str:
