@@ -55,10 +55,18 @@ class CodeTask(Task):
     def extract(self, completion: str) -> str:
         return extract_code(completion) or ""
 
+    def limits(self, example: dict[str, Any]) -> Limits:
+        """The sandbox's limits for a program of ``example``."""
+        return Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s), memory_mb=self.memory_mb)
+
     def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         jobs = [(self.program(example, completion), self.checker(example)) for example, completion in pairs]
-        limits = Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s), memory_mb=self.memory_mb)
-        verdicts = check_many(jobs, limits=limits)
+        limits = [self.limits(example) for example, _ in pairs]
+        verdicts: list = [None] * len(jobs)
+        for shared in dict.fromkeys(limits):  # one parallel batch per distinct limit, in first-seen order
+            chosen = [i for i, each in enumerate(limits) if each == shared]
+            for i, verdict in zip(chosen, check_many([jobs[i] for i in chosen], limits=shared)):
+                verdicts[i] = verdict
         return [
             {"score": float(v.passed), "verdict": v.verdict, "stderr": v.stderr, "program": program}
             for (program, _), v in zip(jobs, verdicts)

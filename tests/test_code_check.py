@@ -299,6 +299,11 @@ def test_many_programs_keep_their_order_and_a_hostile_one_does_not_stop_the_rest
     assert verdicts == ["passed"] * 3 + ["timeout", "failed", "failed", "passed"]
 
 
+NESTED: dict = {}
+for _ in range(30):
+    NESTED = {"k": NESTED}
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -307,6 +312,7 @@ def test_many_programs_keep_their_order_and_a_hostile_one_does_not_stop_the_rest
         0,
         -(2**70),
         pytest.param(10**5000, id="int-of-5001-digits"),  # over the 4,300-digit limit of str(int)
+        pytest.param(NESTED, id="dict-30-deep"),  # MBPP+ nests 27 deep
         1.5,
         2 - 3j,
         float("inf"),
@@ -355,3 +361,17 @@ def test_non_utf8_on_stderr_is_kept_with_replacement_characters():
     )
     ran = verdict(source)
     assert ran.verdict == "passed" and "bad \ufffd\ufffd bytes" in ran.stderr
+
+
+def test_reference_answers_whole_or_up_to_the_first_it_cannot_give():
+    from harness.sandbox.check import reference_answers
+
+    program = "def f(x):\n    if x == 3:\n        raise ValueError('too big')\n    return x * 2\n"
+    assert reference_answers(program, "f", [[1], [2]]) == [2, 4]
+    with pytest.raises(
+        ValueError, match=r"answered 2 of 4 inputs \(failed: CandidateRaised: ValueError: too big\)"
+    ):
+        reference_answers(program, "f", [[1], [2], [3], [4]])
+    assert reference_answers(program, "f", [[1], [2], [3], [4]], partial=True) == [2, 4]
+    with pytest.raises(ValueError, match="answered 0 of 1"):
+        reference_answers(program, "f", [[3]], partial=True)

@@ -24,7 +24,7 @@ import os
 import sys
 import traceback
 
-MAX_DEPTH = 50
+MAX_DEPTH = 200  # nesting levels; a dict level is two (MBPP+ nests dicts 27 deep), recursion allows 1,000
 # Bytes of one answer; a longer one is a failed call. Real answers can be large: HumanEval+'s
 # string_sequence(1000011) is 6.9 MB; the bound keeps a runaway program from filling the harness.
 MAX_LINE = 64 << 20
