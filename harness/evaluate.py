@@ -70,7 +70,10 @@ def score_split(
 ) -> dict[str, Any]:
     """Grade ``completions`` (``n`` per example) and summarize them; see the module docstring."""
     pairs = [(example, text) for example, samples in zip(examples, completions) for text in samples]
-    grades = iter(task.grade(pairs))
+    try:
+        grades = iter(task.grade(pairs))
+    except ValueError as error:  # the task's data cannot grade (a reference solution that fails)
+        raise DataError(f"task {task.name} split {split}: {error}") from None
     per_example, passed, rows = [], [], []
     verdicts: dict[str, int] = {}
     for example, prompt, samples in zip(examples, prompts, completions):

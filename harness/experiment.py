@@ -65,7 +65,9 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
         max_pixels=experiment.train.max_pixels,
         template=experiment.eval_template,
     )
-    scores, main = evaluate(config.task, samples_dir), tasks.get(config.task)
+    main = tasks.get(config.task)
+    # A training set scored only on its benchmarks (numina-math-cot) has nothing of its own to score.
+    scores = evaluate(config.task, samples_dir) if main.eval_splits else {}
     decoding = _decoding(experiment.sampling.resolved(main.protocol))
     for score in scores.values():
         score["decoding"] = decoding

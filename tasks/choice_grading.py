@@ -6,10 +6,11 @@ the text of the right option: MathVista). :func:`options_in` reads the options o
 ``{letter: text}``; :func:`chosen_letter` finds the letter a completion chose, trying in order:
 
 1. the last ``\boxed{}``: a letter (``B``, ``(B)``, ``B.``, ``B: 60°``) or the text of one option;
-2. the last "answer is (B)" / "Answer: B" / "correct option is B" statement (WeMath's own
-   extraction reads what follows "Answer");
+   a box that names no option is a ``wrong`` answer (nothing else is read);
+2. the last "answer is (B)" / "Answer: B" / "answer is $B$" statement (WeMath's own extraction
+   reads what follows "Answer"), else the last "correct option is B" / "choice B";
 3. a completion that is only a letter, or whose last line starts with one (``(C) 120``);
-4. the text of exactly one option at the end of the completion.
+4. the text of exactly one option ending the completion, as a whole token.
 
 No letter is the verdict ``no-answer`` (counted as wrong, and counted in the record); a letter that
 is not among the options is ``wrong``.
@@ -33,9 +34,11 @@ from tasks.math_grading import MathGrade, last_box
 LETTERS = string.ascii_uppercase
 # "A. text;B. text" (WeMath) / lines "A:40°", "(A) 40", "A. 40" (MathVerse, MathVista queries)
 _OPTION_LINE = re.compile(r"^\s*\(?([A-H])\s*[\):.：]\s*(.*?)\s*$", re.MULTILINE)
-# "answer is (B)", "**Answer:** B", "<Answer>: B", "correct option is C": the letter in capitals ("the answer is a
-# triangle" names no option).
-_ANSWER_STATEMENT = re.compile(r"(?i:answer|option|choice)(?:\s+(?i:is))?[\s*>:：]*\(?([A-H])\)?(?![\w'’])")
+# "answer is (B)", "**Answer:** B", "<Answer>: B", "answer is $B$"; then "correct option is C". The
+# letter in capitals ("the answer is a triangle" names no option).
+_STATED = r"(?:\s+(?i:is))?[\s*>:：$]*\(?([A-H])\)?\$?(?![\w'’])"
+_ANSWER_STATEMENT = re.compile(r"(?i:answer)" + _STATED)
+_OPTION_STATEMENT = re.compile(r"(?i:option|choice)" + _STATED)
 _LETTER_ONLY = re.compile(r"^\s*\(?\s*([A-H])\s*\)?\s*(?:[.:)]\s*.*)?$", re.DOTALL)
 
 
@@ -63,8 +66,10 @@ def options_in(text: str) -> dict[str, str]:
 
 
 def _normal(text: str) -> str:
+    """Text compared as an option's: no spaces, ``$``, braces or ``\\text``; a final period dropped,
+    decimal points kept (1.5 is not 15)."""
     text = re.sub(r"\\text\{([^{}]*)\}", r"\1", text)
-    return re.sub(r"[\s$\\{}.]+", "", text).lower()
+    return re.sub(r"[\s$\\{}]+", "", text).rstrip(".").lower()
 
 
 def _letter_of(candidate: str, options: dict[str, str]) -> str | None:
@@ -79,18 +84,25 @@ def _letter_of(candidate: str, options: dict[str, str]) -> str | None:
 
 
 def chosen_letter(completion: str, options: dict[str, str]) -> str | None:
-    """The letter ``completion`` chose among ``options``, or None; see the module docstring."""
+    """The letter ``completion`` chose among ``options``, or None; see the module docstring. A box is
+    the final answer: when it names no option, nothing else in the completion is read."""
     box = last_box(completion)
-    if box is not None and (letter := _letter_of(box, options)):
-        return letter
-    statements = _ANSWER_STATEMENT.findall(completion)
-    if statements:
-        return statements[-1]
+    if box is not None:
+        return _letter_of(box, options)
+    for statement in (_ANSWER_STATEMENT, _OPTION_STATEMENT):  # "answer is C, not option D": C
+        found = statement.findall(completion)
+        if found:
+            return found[-1]
     lines = [line for line in completion.strip().splitlines() if line.strip()]
     if lines and (letter := _letter_of(lines[-1].strip().strip("*"), options)):
         return letter
-    tail = _normal(completion[-200:])
-    ending = [letter for letter, text in options.items() if _normal(text) and tail.endswith(_normal(text))]
+    # An option's text ending the completion, as a whole token (160° does not end with the option 60°).
+    tail = completion.strip().rstrip(".!$ ")
+    ending = [
+        letter
+        for letter, text in options.items()
+        if text.strip() and re.search(rf"(?<![\w.]){re.escape(text.strip())}$", tail, re.IGNORECASE)
+    ]
     return ending[0] if len(ending) == 1 else None
 
 
@@ -99,7 +111,8 @@ def grade_choice(gold: str, completion: str, options: dict[str, str]) -> MathGra
     gold_letter = _letter_of(gold.strip(), options) or gold.strip()
     letter = chosen_letter(completion, options)
     if letter is None:
-        return MathGrade(0.0, "no-answer", None)
+        box = last_box(completion)  # a boxed answer that is no option is wrong, not missing
+        return MathGrade(0.0, "no-answer", None) if box is None else MathGrade(0.0, "wrong", box)
     return MathGrade(
         1.0 if letter == gold_letter else 0.0, "correct" if letter == gold_letter else "wrong", letter
     )

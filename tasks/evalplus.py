@@ -43,6 +43,7 @@ together, EvalPlus's "plus" number.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -56,6 +57,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.sandbox.check import CheckFunction, reference_answers
+from harness.sandbox.driver import MAX_LINE, encode
 from harness.sandbox.process import Limits
 from tasks.base import Split
 from tasks.code_grading import CodeTask, extract_code
@@ -98,9 +100,17 @@ class PlusTests:
     """Differential tests: ``entry_point(*args)`` must answer as the reference did for every case
     (``(args, expected)``), compared as EvalPlus compares (see the module docstring)."""
 
-    def __init__(self, dataset: str, entry_point: str, cases: list[tuple[list, Any]], atol: float):
+    def __init__(
+        self,
+        dataset: str,
+        entry_point: str,
+        cases: list[tuple[list, Any]],
+        atol: float,
+        max_answer_bytes: int = MAX_LINE,
+    ):
         self.dataset, self.entry_point, self.cases, self.atol = dataset, entry_point, cases, atol
         self.reduce = "not_none" if dataset == "mbpp" and entry_point in NOT_NONE else None
+        self.max_answer_bytes = max_answer_bytes  # the sandbox's bound on one answer
 
     def atol_for(self, expected: Any) -> float:
         return 1e-6 if self.atol == 0 and _is_floats(expected) else self.atol
@@ -226,12 +236,13 @@ class EvalPlusTask(CodeTask):
     def __init__(self):
         self._expected: dict[str, list[Any]] = {}
         self._seconds: dict[str, float] = {}  # how long the reference took on a problem's inputs
+        self._answer_bytes: dict[str, int] = {}  # the bound on one answer of a problem's programs
 
     def _rows(self) -> tuple[list[dict[str, Any]], str]:
         override = os.environ.get(self.override_variable)
         if override:
             try:
-                return read_file(Path(override)), override
+                return list(read_file(Path(override))), override
             except OSError as error:
                 raise ValueError(f"{override} (${self.override_variable}): cannot read ({error})") from None
         return load_rows(self.name, self.source)
@@ -285,6 +296,9 @@ class EvalPlusTask(CodeTask):
             except ValueError as error:
                 raise ValueError(f"{self.name} {example['id']}: {error}") from None
             self._seconds[example["id"]] = time.monotonic() - started
+            # A right answer may be large (6.9 MB); a program's may be up to twice the largest.
+            largest = max((len(json.dumps(encode(answer))) for answer in answers), default=0)
+            self._answer_bytes[example["id"]] = max(MAX_LINE, 2 * largest)
             if len(answers) < len(example["inputs"]):
                 # An extreme input whose answer cannot cross the sandbox (Mbpp/255's 1.7 million
                 # tuples of 77): graded on the inputs before it, and said so.
@@ -301,11 +315,14 @@ class EvalPlusTask(CodeTask):
         if "test" in example:
             return CheckFunction(example["entry_point"], example["prompt"] + "\n\n" + example["test"])
         cases = list(zip(example["inputs"], self._reference(example)))
-        return PlusTests(self.dataset, example["entry_point"], cases, example["atol"])
+        bound = self._answer_bytes[example["id"]]
+        return PlusTests(self.dataset, example["entry_point"], cases, example["atol"], bound)
 
     def limits(self, example: dict[str, Any]) -> Limits:
-        # As EvalPlus: a program may take 4 times the reference's time (here on all inputs at once).
-        timeout = max(self.timeout_s, 4 * self._seconds.get(example["id"], 0.0))
+        # As EvalPlus: a program may take 4 times the reference's time (here on all inputs at once),
+        # rounded up to whole multiples of the base limit, so programs share parallel batches.
+        needed = 4 * self._seconds.get(example["id"], 0.0)
+        timeout = self.timeout_s * max(1, math.ceil(needed / self.timeout_s))
         return Limits(timeout_s=timeout, cpu_s=math.ceil(timeout), memory_mb=self.memory_mb)
 
     def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:

@@ -209,7 +209,7 @@ def test_huge_output_fails_and_keeps_only_a_tail():
 
 @pytest.mark.slow
 def test_a_huge_answer_is_a_failure_not_a_hang():
-    ran = verdict("def add(a, b):\n    return 'x' * (80 << 20)", limits=Limits(timeout_s=20, cpu_s=20))
+    ran = verdict("def add(a, b):\n    return 'x' * (8 << 20)", limits=Limits(timeout_s=10, cpu_s=10))
     assert ran.verdict == "failed" and "not an answer" in ran.detail
 
 
@@ -375,3 +375,22 @@ def test_reference_answers_whole_or_up_to_the_first_it_cannot_give():
     assert reference_answers(program, "f", [[1], [2], [3], [4]], partial=True) == [2, 4]
     with pytest.raises(ValueError, match="answered 0 of 1"):
         reference_answers(program, "f", [[3]], partial=True)
+
+
+def test_an_answer_over_the_bound_fails_unless_the_tests_expect_large_answers():
+    big = "def add(a, b):\n    return 'x' * (2 << 20)\n"
+    expected = CallTests("add", [([1, 2], "x" * (2 << 20))])
+    assert "not an answer" in check_one(big, expected).detail  # the 1 MiB default
+    expected.max_answer_bytes = 4 << 20  # as HumanEval+'s tests say when their answers are large
+    assert check_one(big, expected).verdict == "passed"
+
+
+def test_nesting_counts_alike_on_both_sides():
+    deep: dict = {}
+    for _ in range(150):
+        deep = {"k": deep}
+    assert decode(encode(deep)) == deep
+    for _ in range(100):
+        deep = {"k": deep}
+    with pytest.raises(Exception, match="nested too deeply"):
+        encode(deep)

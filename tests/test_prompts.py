@@ -165,3 +165,15 @@ def test_a_template_mismatch_is_warned_about_once(monkeypatch, capsys, tmp_path)
         )
     )
     assert "warning" not in capsys.readouterr().err  # nothing trained: nothing to mismatch
+
+
+def test_plain_text_rows_need_a_text_backbone():
+    from harness.data.encode import encode_all
+    from harness.models import load_processor, load_tokenizer
+
+    rows, _ = training_rows("math-words", None, 1, "qwen-boxed")
+    processor = load_processor("tiny-vl")
+    with pytest.raises(
+        DataError, match="row 0: a plain-text row \\(a raw prompt template\\) needs a text backbone"
+    ):
+        encode_all(load_tokenizer("tiny-vl"), rows, 512, "truncate", "math-words", processor)

@@ -41,6 +41,9 @@ CHOICES = [
     ("I cannot determine it from the figure.", "C", None, 0.0),
     ("The answer is $\\boxed{F}$.", "C", "F", 0.0),  # a letter that is no option: wrong, not unparsed
     ("First I thought A, but the answer is $\\boxed{C}$.", "C", "C", 1.0),  # the box wins
+    ("The answer is C, not option D.", "C", "C", 1.0),  # an "answer is" statement over a mention
+    ("The answer is $C$.", "C", "C", 1.0),
+    ("So ∠BCD = 140°", "C", None, 0.0),  # ends with "40°" but not as a whole token
 ]
 
 
@@ -50,6 +53,14 @@ def test_multiple_choice_grading_table(completion, gold, letter, score):
     graded = grade_choice(gold, completion, OPTIONS)
     assert graded.score == score
     assert graded.verdict == ("no-answer" if letter is None else "correct" if score else "wrong")
+
+
+def test_a_boxed_answer_that_is_no_option_is_wrong_and_decimals_count():
+    numbers = {"A": "3", "B": "4", "C": "5", "D": "6"}
+    graded = grade_choice("C", "The sum is $\\boxed{15}$.", numbers)  # not "5" (C) by its last digit
+    assert (graded.score, graded.verdict, graded.answer) == (0.0, "wrong", "15")
+    decimals = {"A": "1.5", "B": "15"}
+    assert chosen_letter("\\boxed{15}", decimals) == "B" and chosen_letter("\\boxed{1.5}", decimals) == "A"
 
 
 def test_gold_as_option_text_and_semicolon_options():

@@ -46,6 +46,11 @@ def encode_all(
     for row, where in zip(rows, locations):
         check_row(row, where)
         try:
+            if processor is not None and isinstance(row["prompt"], str):
+                raise DataError(
+                    "a plain-text row (a raw prompt template) needs a text backbone; this one has a "
+                    "vision processor (use --prompt-template chat)"
+                )
             if processor is not None:
                 encoded = encode_with_images(processor, row, max_length, overlong, stop_ids, base_dir)
             elif has_images(row):

@@ -77,6 +77,8 @@ def encode(
         # as generation gives it, and the completion ended by end-of-sequence, as TRL ends it.
         prompt_ids = tokenizer(row["prompt"], add_special_tokens=True)["input_ids"]
         completion_ids = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        if tokenizer.eos_token_id is None:
+            raise DataError("a plain-text row needs the tokenizer's end-of-sequence token; it has none")
         completion_ids = completion_ids + [tokenizer.eos_token_id]
     else:
         prompt_text, completion_text = render(tokenizer, row)

@@ -51,13 +51,13 @@ class CandidateRaised(Exception):
 class Candidate:
     """Stands for the program's function in the tests: each call crosses into the sandbox."""
 
-    def __init__(self, channel: Channel, entry_point: str):
-        self.channel, self.entry_point = channel, entry_point
+    def __init__(self, channel: Channel, entry_point: str, max_answer_bytes: int = MAX_LINE):
+        self.channel, self.entry_point, self.max_answer_bytes = channel, entry_point, max_answer_bytes
         self.ended: str | None = None  # why the program stopped answering, once it did
         self.memory_error = False
 
     def receive(self) -> dict[str, Any]:
-        line = self.channel.receive(MAX_LINE)
+        line = self.channel.receive(self.max_answer_bytes)
         try:
             message = json.loads(line) if line is not None else None
         except ValueError:
@@ -128,6 +128,8 @@ class RecordAnswers:
     """Not a test: calls a trusted program (a reference solution) on each of ``inputs`` and keeps its
     answers, the expected values of a differential test (:func:`reference_answers`)."""
 
+    max_answer_bytes = 64 << 20  # a trusted reference's answers may be large (6.9 MB in HumanEval+)
+
     def __init__(self, entry_point: str, inputs: list[list[Any]], reduce: str | None = None):
         self.entry_point, self.inputs, self.reduce = entry_point, inputs, reduce
         self.answers: list[Any] = []
@@ -157,7 +159,8 @@ def check_one(
         return Verdict("failed", "no code in the completion", "", 0.0)
 
     def converse(channel: Channel) -> tuple[Candidate, str | None]:
-        candidate = Candidate(channel, tests.entry_point)
+        # Tests may expect larger answers than the default bound (their right answers are large).
+        candidate = Candidate(channel, tests.entry_point, getattr(tests, "max_answer_bytes", MAX_LINE))
         try:
             loaded = candidate.receive()
             if not loaded.get("loaded"):

@@ -24,10 +24,11 @@ import os
 import sys
 import traceback
 
-MAX_DEPTH = 200  # nesting levels; a dict level is two (MBPP+ nests dicts 27 deep), recursion allows 1,000
-# Bytes of one answer; a longer one is a failed call. Real answers can be large: HumanEval+'s
-# string_sequence(1000011) is 6.9 MB; the bound keeps a runaway program from filling the harness.
-MAX_LINE = 64 << 20
+MAX_DEPTH = 200  # nesting levels (MBPP+ nests dicts 27 deep); Python's recursion allows 1,000
+# Bytes of one answer; a longer one is a failed call, so a runaway program cannot fill the harness
+# (parsing 1 MiB of "[[],[],..." costs ~50 MB). Tests whose right answers are larger say so
+# (``max_answer_bytes``: HumanEval+'s string_sequence(1000011) is 6.9 MB).
+MAX_LINE = 1 << 20
 
 
 class Unencodable(TypeError):
@@ -103,6 +104,10 @@ def decode(data, depth: int = 0):
             return float(inner)
         if tag == "bytes" and type(inner) is str:
             return bytes.fromhex(inner)
+        if tag == "dict" and type(inner) is list:
+            # One level per dict, as encode counts it: the [key, value] pairs are not levels.
+            if all(type(pair) is list and len(pair) == 2 for pair in inner):
+                return {decode(k, depth + 1): decode(v, depth + 1) for k, v in inner}
         if type(inner) is list:
             items = [decode(item, depth + 1) for item in inner]
             if tag == "tuple":
@@ -113,8 +118,6 @@ def decode(data, depth: int = 0):
                 return frozenset(items)
             if tag == "complex" and len(items) == 2 and all(type(x) in (int, float) for x in items):
                 return complex(*items)
-            if tag == "dict" and all(type(pair) is list and len(pair) == 2 for pair in items):
-                return {key: value for key, value in items}
     raise ValueError(f"not an encoded value: {str(data)[:80]}")
 
 
