@@ -48,7 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from harness import files
-from harness.config import DFT_VARIANTS, LATER_DEFAULTS, METHODS, OBJECTIVE_KEYS, REPLICATE_KEYS
+from harness.config import (
+    DFT_VARIANTS,
+    LATER_DEFAULTS,
+    LATER_EVALUATION_DEFAULTS,
+    METHODS,
+    OBJECTIVE_KEYS,
+    REPLICATE_KEYS,
+)
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 
@@ -387,8 +394,9 @@ def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with the settings added after it was written (:data:`LATER_DEFAULTS`) at the
     values it was made with: in a trained record's ``hparams`` and in its ``evaluation``.
 
-    >>> with_later_defaults({"method": "sft", "hparams": {"lr": 1e-3}, "evaluation": {}})["hparams"]
-    {'lr': 0.001, 'prompt_template': 'chat'}
+    >>> record = with_later_defaults({"method": "sft", "hparams": {"lr": 1e-3}, "evaluation": {}})
+    >>> record["hparams"], record["evaluation"]
+    ({'lr': 0.001, 'prompt_template': 'chat', 'lora_rank': 0, 'lora_alpha': None}, {'prompt_template': 'chat'})
     """
     if record["method"] != "base":
         record["hparams"] = {
@@ -398,7 +406,7 @@ def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
     if "evaluation" in record:
         record["evaluation"] = {
             **record["evaluation"],
-            **{k: v for k, v in LATER_DEFAULTS.items() if k not in record["evaluation"]},
+            **{k: v for k, v in LATER_EVALUATION_DEFAULTS.items() if k not in record["evaluation"]},
         }
     return record
 

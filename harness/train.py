@@ -45,7 +45,7 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 import tasks
-from harness import checkpoint
+from harness import checkpoint, lora
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all
@@ -170,6 +170,7 @@ class Run:
     start_step: int = 0
     last_saved: Path | None = None
     writer: Any = None  # a TensorBoard SummaryWriter, main rank only
+    adapted: Any = None  # with --lora-rank: the peft model around ``model`` (saved, merged at the end)
     trained_tokens: int = 0
     train_seconds: float = 0.0
     started: float = field(default_factory=time.time)
@@ -212,12 +213,25 @@ def setup(config: TrainConfig) -> Run:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)
 
     torch.manual_seed(config.seed)
-    model = load_model(str(resumed_from) if resumed_from is not None else config.model, device=device)
+    adapted = None
+    if config.lora_rank:
+        # The backbone as it was, frozen; adapters fresh, or the checkpoint's (a LoRA checkpoint holds
+        # only them). The adapted module is the backbone itself: the fused loss reads it unchanged.
+        model = load_model(config.model, device=device)
+        adapted = (
+            lora.resumed_lora(model, resumed_from)
+            if resumed_from is not None
+            else lora.with_lora(model, config.lora_rank, config.lora_alpha)
+        )
+    else:
+        model = load_model(str(resumed_from) if resumed_from is not None else config.model, device=device)
     use_checkpointing = (
         config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
     )
     if use_checkpointing:
         model.gradient_checkpointing_enable()
+        if adapted is not None:  # frozen embeddings: checkpointed blocks need inputs that want grads
+            model.enable_input_require_grads()
     model.config.use_cache = False
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size)
     wrapped = (
@@ -235,7 +249,7 @@ def setup(config: TrainConfig) -> Run:
     run = Run(
         config, device, amp_dtype, ddp, tokenizer, processor, len(rows), examples, counts, output_dir,
         total_steps, accumulation, model, module, wrapped, optimizer, scheduler, start_step, resumed_from,
-        started=started,
+        started=started, adapted=adapted,
     )  # fmt: skip
     if ddp.main:
         checkpoint.truncate_log(run.log_path, start_step)
@@ -248,9 +262,11 @@ def setup(config: TrainConfig) -> Run:
 
 
 def _optimizer_and_schedule(model, config: TrainConfig, device: torch.device, total_steps: int):
-    """AdamW without weight decay on biases and norms (as HF Trainer), and the cosine schedule."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    """AdamW without weight decay on biases and norms (as HF Trainer), and the cosine schedule; only
+    the parameters that train (with LoRA: the adapters)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
@@ -386,7 +402,7 @@ def save_checkpoint(run: Run, step: int) -> None:
         checkpoint.save_checkpoint(
             run.output_dir,
             step,
-            run.model,
+            run.adapted or run.model,  # with LoRA: the adapters only
             run.processor or run.tokenizer,
             run.optimizer,
             run.scheduler,
@@ -402,7 +418,9 @@ def finish(run: Run) -> dict[str, Any]:
     config, ddp = run.config, run.ddp
     final = run.output_dir / "model"
     if ddp.main:
-        checkpoint.save_model(final, run.model, run.processor or run.tokenizer)
+        # With LoRA, the adapters merged into the backbone: an ordinary model folder.
+        model = lora.merged(run.adapted) if run.adapted is not None else run.model
+        checkpoint.save_model(final, model, run.processor or run.tokenizer)
         run.writer.close()
     summary = {
         "model_dir": str(final),

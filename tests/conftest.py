@@ -41,6 +41,7 @@ SLOW_DOCTESTS = {
     "harness.evaluate",
     "harness.generate",
     "harness.token_probs",
+    "harness.lora",
     "harness.data.images",
     "harness.sandbox.process",
     "harness.sandbox.check",

@@ -63,7 +63,8 @@ PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
 # Settings added after records were first written, with the value every older record and checkpoint
 # was made with (the only one there was): filled in where one is read, and left out of the config id
 # at that value, so the records made before keep their identity and their reference comparisons.
-LATER_DEFAULTS = {"prompt_template": "chat"}
+LATER_DEFAULTS = {"prompt_template": "chat", "lora_rank": 0, "lora_alpha": None}  # of hparams
+LATER_EVALUATION_DEFAULTS = {"prompt_template": "chat"}  # of a record's ``evaluation``
 # The embedded model a domain trains when --model is not given; every other domain: "tiny".
 DOMAIN_MODELS = {"vlm": "tiny-vl"}
 # The token-probability histogram (harness.token_probs): training rows read, bins over [0, 1].
@@ -219,6 +220,15 @@ class TrainConfig:
     )
     loss_chunk_size: int = setting(
         1024, "tokens per chunk of the fused LM-head loss; 0 = plain", check=at_least(0)
+    )
+    lora_rank: int = setting(
+        0,
+        "LoRA adapters of this rank on every linear layer of the language model, the backbone frozen "
+        "(0 = full fine-tuning; the paper's appendix: 8)",
+        check=at_least(0),
+    )
+    lora_alpha: float | None = setting(
+        None, "LoRA scaling alpha (default: 2 x --lora-rank; the paper's appendix: 16)", check=positive
     )
     gradient_checkpointing: bool | None = setting(None, "default: on for CUDA", role=RUN)
     seed: int = setting(0, "seed of the data order and initialization", check=at_least(0), replicate=True)

@@ -70,7 +70,12 @@ def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
         and config.min_pixels > config.max_pixels
     ):
         raise ConfigError(f"--min-pixels {config.min_pixels} exceeds --max-pixels {config.max_pixels}")
-    return replace(config, model=model, micro_batch_size=micro)
+    alpha = config.lora_alpha
+    if config.lora_rank == 0 and alpha is not None:
+        raise ConfigError(f"--lora-alpha {alpha} needs --lora-rank > 0 (LoRA is off at rank 0)")
+    if config.lora_rank and alpha is None:
+        alpha = 2.0 * config.lora_rank
+    return replace(config, model=model, micro_batch_size=micro, lora_alpha=alpha)
 
 
 def world_size() -> int:
