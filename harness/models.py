@@ -71,7 +71,12 @@ def _from_pretrained(loader, model: str, **kwargs):
         return loader.from_pretrained(source, **kwargs)
     except OSError as error:  # hub id not reachable offline, gated, or misspelled
         first_line = str(error).strip().splitlines()[0]
-        raise ModelNotFound(f"--model {model}: could not load it ({first_line})") from error
+        hint = (
+            f"; where there is network: huggingface-cli download {model} --local-dir DIR, then --model DIR"
+            if not Path(model).exists() and "/" in model and not model.startswith((".", "/"))
+            else ""
+        )
+        raise ModelNotFound(f"--model {model}: could not load it ({first_line}){hint}") from error
     except ValueError as error:  # a folder transformers cannot use this way (not a causal LM, ...)
         first_line = str(error).strip().splitlines()[0]
         raise ModelError(f"--model {model}: {first_line}") from error

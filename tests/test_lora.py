@@ -119,3 +119,21 @@ def test_lora_on_the_vision_backbone_trains(tmp_path):
         )
     )
     assert (Path(summary["model_dir"]) / "model.safetensors").exists()
+
+
+def test_a_hub_id_that_cannot_be_reached_says_how_to_point_at_a_local_copy(monkeypatch):
+    from harness.errors import HarnessError
+    from harness.models import load_tokenizer
+
+    import huggingface_hub
+
+    # As a machine without network, without its retries (read when huggingface_hub is imported).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HarnessError) as caught:
+        load_tokenizer("some-org/some-model-not-in-any-cache")
+    message = str(caught.value)
+    assert message.startswith("--model some-org/some-model-not-in-any-cache: could not load it")
+    assert message.endswith(
+        "huggingface-cli download some-org/some-model-not-in-any-cache --local-dir DIR, then --model DIR"
+    )
+    assert "\n" not in message
