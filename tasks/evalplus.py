@@ -62,7 +62,7 @@ from harness.sandbox.process import Limits
 from tasks.base import Split
 from tasks.code_grading import CodeTask, extract_code
 from tasks.humaneval import program_after_prompt
-from tasks.sources import Source, field, load_rows, read_file
+from tasks.sources import Source, field, load_rows, nonempty, read_file
 
 INSTRUCTION = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution")
@@ -242,7 +242,7 @@ class EvalPlusTask(CodeTask):
         override = os.environ.get(self.override_variable)
         if override:
             try:
-                return list(read_file(Path(override))), override
+                return nonempty(list(read_file(Path(override))), override, self.name), override
             except OSError as error:
                 raise ValueError(f"{override} (${self.override_variable}): cannot read ({error})") from None
         return load_rows(self.name, self.source)
@@ -250,8 +250,6 @@ class EvalPlusTask(CodeTask):
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.split(split)
         rows, where = self._rows()
-        if not rows:
-            raise ValueError(f"{where}: no rows for task {self.name}")
         examples = []
         for number, row in enumerate(rows[:limit], start=1):
             if isinstance(row, dict) and "base_input" not in row and "test_list" in row:

@@ -128,7 +128,8 @@ def load_rows(
     select: Select | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """``(rows, where they came from)`` for ``task_name``: its local copy, else the hub; only the rows
-    ``select`` picks when given (a training set's first 100,000 rows, or a seeded sample)."""
+    ``select`` picks when given (a training set's first 100,000 rows, or a seeded sample). No rows
+    at all is a ValueError naming where."""
     path = local_copy(task_name, environ)
     if path is not None:
         try:
@@ -139,7 +140,7 @@ def load_rows(
             raise ValueError(
                 f"{path}: cannot read {task_name} rows ({type(error).__name__}: {error})"
             ) from None
-        return _selected(rows, select), str(path)
+        return nonempty(_selected(rows, select), str(path), task_name), str(path)
     try:
         hub = _from_hub(source)
     except Exception as error:  # noqa: BLE001 - offline, missing, gated: all end in the same advice
@@ -155,7 +156,14 @@ def load_rows(
             f"where there is network: huggingface-cli download --repo-type dataset {source.hub_id} "
             f"--local-dir $HARNESS_DATA/{task_name}"
         ) from None
-    return _selected(hub, select), f"hub {source}"
+    return nonempty(_selected(hub, select), f"hub {source}", task_name), f"hub {source}"
+
+
+def nonempty(rows: list[dict[str, Any]], where: str, task_name: str) -> list[dict[str, Any]]:
+    """``rows``, or a ValueError naming ``where`` when there are none."""
+    if not rows:
+        raise ValueError(f"{where}: no rows for task {task_name}")
+    return rows
 
 
 def field(row: dict[str, Any], names: tuple[str, ...], task_name: str, where: str, number: int) -> Any:

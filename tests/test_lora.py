@@ -122,10 +122,10 @@ def test_lora_on_the_vision_backbone_trains(tmp_path):
 
 
 def test_a_hub_id_that_cannot_be_reached_says_how_to_point_at_a_local_copy(monkeypatch):
+    import huggingface_hub
+
     from harness.errors import HarnessError
     from harness.models import load_tokenizer
-
-    import huggingface_hub
 
     # As a machine without network, without its retries (read when huggingface_hub is imported).
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

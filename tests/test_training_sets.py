@@ -8,7 +8,7 @@ import pytest
 from conftest import write_jsonl
 
 import tasks
-from harness.data.rows import check_row, training_rows
+from harness.data.rows import check_row, load_split, training_rows
 from harness.errors import DataError
 from tasks import numina_math
 
@@ -166,3 +166,11 @@ def test_ultrafeedback_row_without_completions_is_named(data_dir):
         DataError, match=r"ultrafeedback.jsonl row 1: ultrafeedback needs the field 'completions'"
     ):
         training_rows("ultrafeedback", None, None)
+
+
+@pytest.mark.parametrize("name", ["numina-math-cot", "ultrafeedback", "math-500", "mathvista", "mbpp-plus"])
+def test_an_empty_local_copy_is_one_line_naming_it(data_dir, name):
+    (data_dir / f"{name}.jsonl").write_text("\n")
+    task = tasks.get(name)
+    with pytest.raises(DataError, match=rf"{name}.jsonl: no rows for task {name}$"):
+        load_split(task, task.train_split if task.eval_splits == [] else task.eval_splits[0])
