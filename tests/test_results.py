@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from harness import results
+from harness import environment, results
 from harness.results import config_id, load_records, make_record, write_record
 
 HPARAMS = {"lr": 1e-5, "batch_size": 8, "epochs": 1, "max_len": 1024, "seed": 0}
@@ -192,7 +192,7 @@ def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "_SOURCE_DIR", tmp_path)
     info = results.provenance()
     assert info["commit"] is None and info["dirty"] is False
-    assert set(info["packages"]) == set(results.PACKAGES) >= {"torch", "transformers", "math-verify"}
+    assert set(info["packages"]) == set(environment.PACKAGES) >= {"torch", "transformers", "math-verify"}
     assert info["lock"] is None  # no constraints.txt beside this copy of the code
     assert info["packages"]["torch"]  # installed in this environment
     assert info["device"] == "cpu" or "x " in info["device"]

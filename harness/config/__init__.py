@@ -51,6 +51,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError
+from harness.recipes import recipe
 
 HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 # The training objectives; each has its per-token weight in harness.losses.
@@ -398,7 +399,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-vlm": {"micro_batch_size": 4, "max_length": 4096, "max_pixels": 1024 * 28 * 28},
     # arXiv 2508.05629, code: UltraFeedback-style chat rows, one epoch, lr 5e-5, warmup 0.05, batch 16.
     "paper-code": {"batch_size": 16, "micro_batch_size": 4, "warmup_ratio": 0.05},
+    # A ~135M pretrained chat model (--model smollm2-135m) on a 2-core laptop: the paper's lr of 5e-5
+    # (the tiny model's 1e-3 wrecks a pretrained one: DFT's NLL jumped to 4.9 within 4 steps), one
+    # epoch over the first 96 rows in batches of 8. A step of SmolLM2-135M takes about 12 s on 2
+    # cores (about 70 trained tokens/s), so 12 steps per method; give --train-limit for more.
+    "laptop-pretrained": {"batch_size": 8, "max_length": 512, "train_limit": 96},
 }
+# The preset a packaged model gets when neither --preset nor a recipe names one.
+MODEL_PRESETS = {"smollm2-135m": "laptop-pretrained"}
 
 
 @dataclass
@@ -408,7 +416,15 @@ class ExperimentConfig:
     task: str = setting("math-words", "registered task to train and evaluate", per_cell=True)
     methods: str = setting("base,sft,dft", "comma-separated subset of " + ",".join(METHODS), per_cell=True)
     preset: str = setting(
-        "laptop", "hyperparameter preset (explicit flags win over it)", choices=tuple(PRESETS)
+        "laptop",
+        "hyperparameter preset (explicit flags win over it; default: the recipe's, else the packaged "
+        "model's, else laptop)",
+        choices=tuple(PRESETS),
+    )
+    recipe: str | None = setting(
+        None,
+        "a row of the DFT paper's tables: its backbone, data, hyperparameters and evaluation as "
+        "defaults (explicit flags win); python -m harness.recipes lists them",
     )
     name: str | None = setting(None, "run folder name under --runs-dir")
     seeds: list[int] | None = setting(
@@ -442,6 +458,13 @@ class ExperimentConfig:
         "(default: the task's own, e.g. humaneval for code-lists; '' for none)",
     )
     nproc_per_node: int = setting(1, "training processes (torchrun) on this node", check=at_least(1))
+    nnodes: int = setting(
+        1,
+        "nodes the training runs on: with more than one, each method is first trained by the torchrun "
+        "command that --dry-run prints, run on every node, and this command then evaluates and records "
+        "(the run folder on a file system all nodes share)",
+        check=at_least(1),
+    )
     prob_rows: int = setting(
         PROB_ROWS,
         "training rows whose target-token probabilities are histogrammed (0 = off)",
@@ -452,6 +475,11 @@ class ExperimentConfig:
         "run again and replace the records that exist for these configurations (printing which "
         "scores changed); without it a finished record is reused, one evaluated differently is an "
         "error, and a half-done training continues from its model or last checkpoint",
+    )
+
+    dry_run: bool = setting(
+        False,
+        "print the resolved configuration and the commands to run it on one node and on several",
     )
 
     def __post_init__(self) -> None:
@@ -469,6 +497,11 @@ class ExperimentConfig:
     @property
     def method_list(self) -> list[str]:
         return self.methods.split(",")
+
+    @property
+    def world_size(self) -> int:
+        """Training processes, all nodes together."""
+        return self.nnodes * self.nproc_per_node
 
 
 def axis(name: str) -> Any:
@@ -651,14 +684,20 @@ def take(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
 
 
 def preset_of(argv: list[str] | None, default: str = "laptop") -> dict[str, Any]:
-    """The ``--preset`` named in ``argv`` (read by a parser without -h, so that ``--help`` shows the
-    preset's values as defaults); explicit flags still win over it."""
+    """The defaults that ``argv`` asks for, read by a parser without -h (so that ``--help`` shows them):
+    the preset's values, then the recipe's (``--recipe``). The preset is ``--preset``, else the
+    recipe's, else the packaged model's (:data:`MODEL_PRESETS`), else ``default``; explicit flags
+    still win over all of it. A recipe's values include ``preset`` (the name)."""
     peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--preset", default=default)
-    name = peek.parse_known_args(argv)[0].preset
+    for name in ("--preset", "--recipe", "--model"):
+        peek.add_argument(name)
+    given = peek.parse_known_args(argv)[0]
+    chosen = recipe(given.recipe).values if given.recipe else {}
+    model = given.model or chosen.get("model")
+    name = given.preset or chosen.get("preset") or MODEL_PRESETS.get(model, default)
     if name not in PRESETS:
         raise ConfigError(f"--preset {name!r}: valid presets are {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return {**PRESETS[name], **chosen, "preset": name}
 
 
 def parse(cls: type[T], argv: list[str] | None = None, description: str = "", defaults=None) -> T:

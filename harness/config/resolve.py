@@ -132,8 +132,9 @@ def check_task(name: str, flag_name: str = "--task", **options):
 def check_inputs(train: TrainConfig) -> None:
     """A ``--model`` that is not there, or a ``--train-data`` file that is missing or has a malformed
     row (the error names the file line), fails here, before any method runs: every method needs both,
-    the base included (its token-probability histogram reads the training rows)."""
-    resolve_model(train.model)
+    the base included (its token-probability histogram reads the training rows). A GGUF backbone is
+    only checked here; it is converted when first loaded."""
+    resolve_model(train.model, convert=False)
     if train.train_data:
         if train.prompt_template != "chat":
             raise ConfigError(
@@ -167,11 +168,14 @@ def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *
     values. Per-method fields are the experiment's to set, the seed too (``--seeds`` lists them); a
     ``sweep`` also sets the task, the methods and the grid's axes itself."""
     add_arguments(
-        parser.add_argument_group("experiment"), ExperimentConfig, exclude=PER_CELL if sweep else ()
+        parser.add_argument_group("experiment"),
+        ExperimentConfig,
+        defaults=preset,
+        exclude=PER_CELL | {"dry_run"} if sweep else (),  # the sweep's own --dry-run prints its plan
     )
     owned = PER_METHOD | REPLICATE_KEYS | {"task"} | (set(SWEEP_AXES) if sweep else set())
     add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
-    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    add_arguments(parser.add_argument_group("sampling"), Sampling, defaults=preset)
     return parser
 
 
@@ -192,7 +196,7 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    train = resolve_train(train, config.nproc_per_node)
+    train = resolve_train(train, config.world_size)
     ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
@@ -242,7 +246,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     check_task(config.task, **options)
     if config.model is None:
         config = replace(config, model=default_model(config.task))
-    resolve_model(config.model)
+    resolve_model(config.model, convert=False)
     sampling.resolved(check_task(config.task, **options).protocol)
     return config, sampling
 
@@ -270,7 +274,8 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_arguments(parser.add_argument_group("the grid and how to run it"), SweepConfig)
+    recipe_task = {"task": preset["task"]} if "task" in preset else {}  # the axes stay the sweep's own
+    add_arguments(parser.add_argument_group("the grid and how to run it"), SweepConfig, defaults=recipe_task)
     experiment_parser(preset, parser, sweep=True)
     args = vars(parser.parse_args(argv))
     grid = take(args, SweepConfig)
@@ -286,9 +291,9 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
-    experiment = resolve_experiment(args, preset, task=task, methods="base")
+    experiment = resolve_experiment(args, preset, task=task, methods="base", dry_run=False)
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
-        split_batch(batch, max_micro, experiment.config.nproc_per_node)
+        split_batch(batch, max_micro, experiment.config.world_size)
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
 
 
