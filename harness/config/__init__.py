@@ -401,8 +401,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-code": {"batch_size": 16, "micro_batch_size": 4, "warmup_ratio": 0.05},
     # A ~135M pretrained chat model (--model smollm2-135m) on a 2-core laptop: the paper's lr of 5e-5
     # (the tiny model's 1e-3 wrecks a pretrained one: DFT's NLL jumped to 4.9 within 4 steps), one
-    # epoch over the first 96 rows in batches of 8. A step of SmolLM2-135M takes about 12 s on 2
-    # cores (about 70 trained tokens/s), so 12 steps per method; give --train-limit for more.
+    # epoch over the first 96 rows in batches of 8. A step of SmolLM2-135M took 12 s on 2 cores (36
+    # trained tokens/s), so 12 steps per method; give --train-limit for more.
     "laptop-pretrained": {"batch_size": 8, "max_length": 512, "train_limit": 96},
 }
 # The preset a packaged model gets when neither --preset nor a recipe names one.
