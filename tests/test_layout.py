@@ -38,6 +38,7 @@ PIPELINE = [
     "harness.data.encode",
     "harness.generate",
     "harness.evaluate",
+    "harness.lmeval",
     "harness.checkpoint",
     "harness.train",
     "harness.token_probs",

@@ -1,0 +1,108 @@
+"""Registry tasks exported as lm-eval task folders: the ``lm_eval`` command runs them offline, and its
+completions and scores equal the harness's own evaluation, example by example (math and code)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import tasks
+from harness import lmeval
+from harness.errors import ConfigError, DataError
+from harness.evaluate import evaluate_task
+from harness.models import EMBEDDED
+
+LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lm_eval_tasks")
+    for name in ("math-words", "code-lists"):
+        lmeval.export(name, out, limit=LIMIT)
+    return out
+
+
+def test_export_writes_one_task_per_split_with_the_backbones_stop_and_the_tasks_budget(exported):
+    folder = exported / "harness-math-words"
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    assert names == sorted(lmeval.task_name("math-words", s) for s in tasks.get("math-words").eval_splits)
+    config = (folder / "harness-math-words-test.yaml").read_text()
+    assert 'process_results": !function utils.process_results,' in config
+    assert '"until": [\n      "<|im_end|>"\n    ]' in config and '"max_gen_toks": 200' in config
+    rows = [json.loads(line) for line in (folder / "test.jsonl").read_text().splitlines()]
+    example = tasks.get("math-words").load("test", limit=1)[0]
+    assert len(rows) == LIMIT and rows[0] == {
+        "id": example["id"],
+        "split": "test",
+        "prompt": tasks.get("math-words").messages(example)["prompt"][0]["content"],
+    }
+
+
+@pytest.mark.slow  # the code task's grading runs the sandbox
+def test_the_exported_grading_is_the_tasks_own(exported):
+    for name in ("math-words", "code-lists"):
+        spec = importlib.util.spec_from_file_location(
+            f"utils_{name}", exported / f"harness-{name}" / "utils.py"
+        )
+        utils = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(utils)
+        task = tasks.get(name)
+        example = task.load("test", limit=1)[0]
+        right = task.messages(example)["completion"][0]["content"]
+        doc = {"id": example["id"], "split": "test"}
+        assert utils.process_results(doc, [right]) == {"acc": 1.0}
+        assert utils.process_results(doc, ["I do not know."]) == {"acc": 0.0}
+
+
+def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
+    with pytest.raises(DataError, match="--task visual-math: its prompts are not one text message"):
+        lmeval.export("visual-math", tmp_path)
+    with pytest.raises(ConfigError, match="did you mean 'math-words'"):
+        lmeval.export("math-word", tmp_path)
+    assert lmeval.main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
+
+
+@pytest.mark.slow
+def test_the_lm_eval_command_scores_exported_tasks_as_the_harness_does(exported, tmp_path, monkeypatch):
+    from lm_eval.__main__ import cli_evaluate  # the `lm_eval` console script, run in this process
+
+    names = [lmeval.task_name(t, "test") for t in ("math-words", "code-lists")]
+    argv = ["lm_eval", "--model", "hf", "--model_args", f"pretrained={EMBEDDED['tiny']},dtype=float32"]
+    argv += [
+        "--device",
+        "cpu",
+        "--batch_size",
+        "1",
+        "--include_path",
+        str(exported),
+        "--tasks",
+        ",".join(names),
+    ]
+    argv += [
+        "--apply_chat_template",
+        "--confirm_run_unsafe_code",
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    cli_evaluate()
+    for task_label, name in zip(("math-words", "code-lists"), names):
+        [samples_file] = tmp_path.rglob(f"samples_{name}_*.jsonl")
+        theirs = {s["doc"]["id"]: s for s in map(json.loads, samples_file.read_text().splitlines())}
+        ours = evaluate_task(
+            "tiny", task_label, splits=["test"], limit=LIMIT, samples_dir=tmp_path / task_label
+        )
+        rows = [json.loads(line) for line in (tmp_path / task_label / "test.jsonl").read_text().splitlines()]
+        assert len(theirs) == len(rows) == LIMIT
+        for row in rows:  # example by example: the same completion, graded to the same score
+            assert theirs[row["id"]]["resps"][0][0] == row["completion"], row["id"]
+            assert theirs[row["id"]]["acc"] == row["score"], row["id"]
+        [results_file] = tmp_path.rglob("results_*.json")
+        assert json.loads(results_file.read_text())["results"][name]["acc,none"] == ours["test"]["value"]
