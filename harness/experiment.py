@@ -50,6 +50,7 @@ from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, Trai
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
 from harness.errors import HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
+from harness.lmeval import evaluate_task_lm_eval
 from harness.models import backbone_name
 from harness.train import train
 
@@ -69,6 +70,15 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
         max_pixels=experiment.train.max_pixels,
         template=experiment.eval_template,
     )
+    if config.eval_backend == "lm-eval":  # checked in resolve: text tasks, chat template, greedy
+        evaluate = lambda name, folder: evaluate_task_lm_eval(  # noqa: E731
+            model,
+            name,
+            limit=config.eval_limit,
+            sampling=experiment.sampling,
+            samples_dir=folder,
+            device=experiment.train.device,
+        )
     main = tasks.get(config.task)
     # A training set scored only on its benchmarks (numina-math-cot) has nothing of its own to score.
     scores = evaluate(config.task, samples_dir) if main.eval_splits else {}
@@ -134,6 +144,8 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     }
     if ood_sampling:  # only where a benchmark's protocol differs: older records stay identical
         spec["ood_sampling"] = ood_sampling
+    if experiment.config.eval_backend != "harness":  # likewise: recorded only where it is not the default
+        spec["backend"] = experiment.config.eval_backend
     if method == "base":
         return spec
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}

@@ -1,17 +1,21 @@
 """Registry tasks exported as lm-eval task folders: the ``lm_eval`` command runs them offline, and its
-completions and scores equal the harness's own evaluation, example by example (math and code)."""
+completions and scores equal the harness's own evaluation, example by example; ``--eval-backend
+lm-eval`` makes the same record as the harness's backend (math through the command, code through the
+experiment)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 import tasks
-from harness import lmeval
+from harness import experiment, lmeval
+from harness.config.resolve import parse_experiment
 from harness.errors import ConfigError, DataError
 from harness.evaluate import evaluate_task
 from harness.models import EMBEDDED
@@ -71,7 +75,7 @@ def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
 def test_the_lm_eval_command_scores_exported_tasks_as_the_harness_does(exported, tmp_path, monkeypatch):
     from lm_eval.__main__ import cli_evaluate  # the `lm_eval` console script, run in this process
 
-    names = [lmeval.task_name(t, "test") for t in ("math-words", "code-lists")]
+    names = [lmeval.task_name("math-words", "test")]  # code goes through lm-eval in the backend test below
     argv = ["lm_eval", "--model", "hf", "--model_args", f"pretrained={EMBEDDED['tiny']},dtype=float32"]
     argv += [
         "--device",
@@ -93,7 +97,7 @@ def test_the_lm_eval_command_scores_exported_tasks_as_the_harness_does(exported,
     monkeypatch.setattr(sys, "argv", argv)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     cli_evaluate()
-    for task_label, name in zip(("math-words", "code-lists"), names):
+    for task_label, name in zip(["math-words"], names):
         [samples_file] = tmp_path.rglob(f"samples_{name}_*.jsonl")
         theirs = {s["doc"]["id"]: s for s in map(json.loads, samples_file.read_text().splitlines())}
         ours = evaluate_task(
@@ -106,3 +110,47 @@ def test_the_lm_eval_command_scores_exported_tasks_as_the_harness_does(exported,
             assert theirs[row["id"]]["acc"] == row["score"], row["id"]
         [results_file] = tmp_path.rglob("results_*.json")
         assert json.loads(results_file.read_text())["results"][name]["acc,none"] == ours["test"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["--task", "visual-math"], "task visual-math: it has pictures"),
+        (["--eval-template", "qwen-boxed"], "task math-words: it is asked with --eval-template qwen-boxed"),
+        (["--temperature", "0.7"], "task math-words: it is scored with 1 sample(s) at temperature 0.7"),
+        (["--ood-tasks", "math-500"], "task math-500: it is scored with 16 sample(s) at temperature 1.0"),
+    ],
+)
+def test_what_the_lm_eval_backend_cannot_score_is_refused_before_any_work(argv, why):
+    with pytest.raises(ConfigError, match="^" + re.escape(f"--eval-backend lm-eval cannot score {why}")):
+        parse_experiment(["--eval-backend", "lm-eval", *argv])
+
+
+@pytest.mark.slow
+def test_the_experiment_evaluates_through_lm_eval_into_the_same_record(tmp_path):
+    common = [
+        "--methods",
+        "base",
+        "--task",
+        "code-lists",
+        "--eval-limit",
+        "2",
+        "--ood-tasks",
+        "",
+        "--prob-rows",
+        "0",
+    ]
+    common += ["--runs-dir", str(tmp_path / "runs"), "--reference-dir", ""]
+    for backend in ("harness", "lm-eval"):
+        where = [
+            "--results-dir",
+            str(tmp_path / backend),
+            "--leaderboard-dir",
+            str(tmp_path / f"{backend}-boards"),
+        ]
+        assert experiment.main([*common, *where, "--eval-backend", backend, "--redo"]) == 0
+    [ours] = (tmp_path / "harness").rglob("base-*.json")
+    [theirs] = (tmp_path / "lm-eval").rglob("base-*.json")
+    ours, theirs = json.loads(ours.read_text()), json.loads(theirs.read_text())
+    assert theirs["evaluation"]["backend"] == "lm-eval" and "backend" not in ours["evaluation"]
+    assert theirs["scores"] == ours["scores"]  # value, stderr, n, pass@k, verdicts: all identical

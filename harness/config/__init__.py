@@ -60,6 +60,7 @@ METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated onl
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 # How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
 # templates of the paper's evaluation (their texts: tasks/prompts.py; a test keeps the two in step).
+EVAL_BACKENDS = ("harness", "lm-eval")
 PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
 # Settings added after records were first written, with the value every older record and checkpoint
 # was made with (the only one there was): filled in where one is read, and left out of the config id
@@ -451,6 +452,12 @@ class ExperimentConfig:
         "prompt template at evaluation (default: --prompt-template, the training one; the paper "
         "trained with the chat template and evaluated with qwen-boxed and the like)",
         choices=PROMPT_TEMPLATES,
+    )
+    eval_backend: str = setting(
+        "harness",
+        "what generates the completions that are scored: the harness, or lm-eval (lm_eval."
+        "simple_evaluate on the tasks exported by python -m harness.lmeval; greedy, text tasks)",
+        choices=EVAL_BACKENDS,
     )
     ood_tasks: str | None = setting(
         None,

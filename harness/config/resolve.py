@@ -205,9 +205,29 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     check_template(train.prompt_template, [train.task], "--prompt-template")
     check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
     for name in [config.task, *ood_names]:  # the flags and each evaluated task's protocol agree
-        if check_task(name).eval_splits:
-            sampling.resolved(check_task(name).protocol)
+        task = check_task(name)
+        if task.eval_splits:
+            spec = sampling.resolved(task.protocol, budget=task.max_new_tokens)
+            if config.eval_backend == "lm-eval":
+                check_lm_eval(task, spec, experiment.eval_template)
     return experiment
+
+
+def check_lm_eval(task, spec: Sampling, template: str) -> None:
+    """What the lm-eval backend can score: a text task, asked with the chat template, decoded
+    greedily once per prompt (the tasks ``python -m harness.lmeval`` exports)."""
+    why = None
+    if task.domain == "vlm":
+        why = "it has pictures, which the exported lm-eval tasks do not carry"
+    elif template != "chat":
+        why = f"it is asked with --eval-template {template}; lm-eval applies the chat template"
+    elif not spec.greedy or spec.num_samples != 1:
+        why = (
+            f"it is scored with {spec.num_samples} sample(s) at temperature {spec.temperature}; the "
+            "exported tasks decode greedily once per prompt (--temperature 0 --num-samples 1)"
+        )
+    if why:
+        raise ConfigError(f"--eval-backend lm-eval cannot score task {task.name}: {why}")
 
 
 def check_template(template: str, task_names: list[str], flag_name: str) -> None:
