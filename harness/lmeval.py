@@ -161,7 +161,9 @@ def evaluate_task_lm_eval(
         out = simple_evaluate(
             model=lm,
             tasks=list(names.values()),
-            task_manager=TaskManager(include_path=folder, include_defaults=False),  # lm-eval indexing its own tasks: 15 s
+            task_manager=TaskManager(
+                include_path=folder, include_defaults=False
+            ),  # lm-eval indexing its own tasks: 15 s
             apply_chat_template=True,
             log_samples=True,
             confirm_run_unsafe_code=True,  # the programs run in the harness's sandbox (utils.py)
