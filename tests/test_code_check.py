@@ -14,7 +14,7 @@ from harness.sandbox.driver import decode, encode
 from harness.sandbox.process import Limits
 from tests.test_sandbox import needs_namespaces, processes_left, refused
 
-QUICK = Limits(timeout_s=3, cpu_s=3)
+QUICK = Limits(timeout_s=2, cpu_s=2)  # long enough for any program that ends; a hang costs 2 s
 ADD = CallTests("add", [([1, 2], 3), ([20, 22], 42), ([-5, 5], 0)])
 
 

@@ -23,7 +23,7 @@ needs_pid_cap = pytest.mark.skipif(
     reason="this kernel has no per-namespace pid_max (Linux < 6.14): a fork bomb under load can fork "
     "thousands of processes before the sandbox's own count stops it, and outlast the run",
 )
-QUICK = Limits(timeout_s=3, cpu_s=3)
+QUICK = Limits(timeout_s=2, cpu_s=2)  # long enough for any program that ends; a hang costs 2 s
 
 
 def processes_running(marker: str) -> list[int]:
