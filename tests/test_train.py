@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import harness.train as train_module
 from harness.config import TrainConfig
+from harness.config.resolve import resolve_train
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, TrainingError
@@ -296,3 +297,13 @@ def test_eval_every_writes_a_curve_and_leaves_training_untouched(tmp_path, refer
     assert [x["loss"] for x in log(tmp_path / "curve")] == [x["loss"] for x in log(run_dir)]
     reference_weights, curve_weights = weights(run_dir), weights(tmp_path / "curve")
     assert all(torch.equal(reference_weights[k], curve_weights[k]) for k in reference_weights)
+
+
+def test_more_ranks_than_examples_is_one_line_before_any_work():
+    # A batch is at least one example per rank (resolve refuses a smaller one, naming the ranks), and
+    # at most the training examples: so four ranks over three examples stop here, naming both.
+    config = resolve_train(TrainConfig(batch_size=4, micro_batch_size=1), world_size=4)
+    with pytest.raises(ConfigError, match=r"^--batch-size 4 exceeds the 3 training examples$"):
+        train_module.step_schedule(config, 3, 4)
+    with pytest.raises(ConfigError, match="--batch-size 2 is smaller than the 4 ranks"):
+        resolve_train(TrainConfig(batch_size=2, micro_batch_size=1), world_size=4)
