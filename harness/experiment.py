@@ -48,7 +48,7 @@ from harness import environment, leaderboard, recipes, results, token_probs
 from harness.checkpoint import latest_checkpoint
 from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, to_flags
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
-from harness.errors import HarnessError, RecordError, TrainingError
+from harness.errors import ConfigError, HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
 from harness.lmeval import evaluate_task_lm_eval
 from harness.models import backbone_name
@@ -157,40 +157,39 @@ def _train(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dic
     packages installed now (its ``environment.json``, written by the trainer), so a record never
     describes an environment its model was not trained in. Without ``reuse`` (``--redo``), or after
     an upgrade, the folder's old training is cleared and the method trains from scratch. On several
-    nodes (``nnodes`` > 1) training is launched on every node by hand (:func:`multinode_command`):
-    a finished one is reused, anything else stops with the command to run."""
+    nodes (``nnodes`` > 1) training is launched on every node by hand (:func:`multinode_command`) and
+    its folder is never cleared from here: a finished one is reused (``--redo`` then replaces only the
+    record), anything else stops with the command to run."""
     run_dir = Path(config.output_dir)
     name = f"{config.objective} seed {config.seed}"
     trained_in = _read_json(run_dir / environment.FILE)
     world = nnodes * nproc
+    has_training = (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
+    if nnodes > 1:
+        if has_training and trained_in != environment.current():
+            raise TrainingError(
+                f"[{name}] {run_dir} was trained with other package versions; remove it, then train on "
+                f"every node: {multinode_command(config, nnodes, nproc)}"
+            )
+        summary = _finished(run_dir, config, world)
+        if summary is None:
+            resume = latest_checkpoint(run_dir) is not None
+            raise TrainingError(
+                f"[{name}] not trained yet: run on each of the {nnodes} nodes (a file system they share), "
+                f"then this command again: {multinode_command(config, nnodes, nproc, resume)}"
+            )
+        print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
+        return summary
     if run_dir.exists() and (not reuse or trained_in != environment.current()):
         why = "--redo" if not reuse else "it was trained with other package versions"
-        has_training = (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
-        if has_training and nnodes > 1:
-            raise TrainingError(
-                f"[{name}] {run_dir} cannot be used ({why}); remove it, then train on every node: "
-                + multinode_command(config, nnodes, nproc)
-            )
         if has_training:
             print(f"[{name}] clearing the earlier training in {run_dir}: {why}", file=sys.stderr)
         shutil.rmtree(run_dir)
-    summary_path = run_dir / "train_summary.json"
-    if summary_path.exists():
-        try:
-            summary = json.loads(summary_path.read_text())
-            done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
-        except (ValueError, TypeError, KeyError):  # cut short, or written by another version
-            summary, done = {}, None
-        if done == hparams_of(config, world) and Path(summary["model_dir"]).is_dir():
-            print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
-            return summary
-    resume = latest_checkpoint(run_dir) is not None
-    if nnodes > 1:
-        raise TrainingError(
-            f"[{name}] not trained yet: run on each of the {nnodes} nodes (a file system they share), "
-            f"then this command again: {multinode_command(config, nnodes, nproc, resume)}"
-        )
-    if resume:
+    summary = _finished(run_dir, config, world)
+    if summary is not None:
+        print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
+        return summary
+    if latest_checkpoint(run_dir) is not None:
         print(f"[{name}] continuing from {latest_checkpoint(run_dir)}", file=sys.stderr)
         config = replace(config, resume=True)
     if nproc == 1:
@@ -210,7 +209,20 @@ def _train(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dic
         raise TrainingError(
             f"torchrun training of {config.objective} failed with exit code {completed.returncode}"
         )
-    return json.loads((run_dir / "train_summary.json").read_text())
+    summary = _finished(run_dir, config, world)
+    if summary is None:  # the processes resolved the flags to another configuration: never recorded
+        raise TrainingError(f"[{name}] the torchrun training in {run_dir} is not the configuration planned")
+    return summary
+
+
+def _finished(run_dir: Path, config: TrainConfig, world: int) -> dict[str, Any] | None:
+    """The summary of a finished training of exactly ``config`` on ``world`` ranks in ``run_dir``."""
+    try:
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
+    except (OSError, ValueError, TypeError, KeyError):  # none, cut short, or written by another version
+        return None
+    return summary if done == hparams_of(config, world) and Path(summary["model_dir"]).is_dir() else None
 
 
 def multinode_command(config: TrainConfig, nnodes: int, nproc: int, resume: bool = False) -> str:
@@ -435,6 +447,26 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
 EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
 
 
+def _without(argv: list[str], *flags: str) -> list[str]:
+    """``argv`` less ``--dry-run`` (or an abbreviation argparse accepted) and ``flags`` with their
+    values (``--flag V`` or ``--flag=V``).
+
+    >>> _without(["--dry", "--nnodes", "2", "--lr=1e-4", "--nproc-per-node=8"], "--nnodes", "--nproc-per-node")
+    ['--lr=1e-4']
+    """
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("--dry"):
+            continue
+        elif arg in flags:
+            skip = True
+        elif arg.split("=", 1)[0] not in flags:
+            kept.append(arg)
+    return kept
+
+
 def describe(experiment: Experiment, argv: list[str]) -> str:
     """What ``--dry-run`` prints: the resolved configuration (experiment, hyperparameters, how each
     task is scored), what the paper reports for a recipe, and the commands that run it on one node
@@ -446,7 +478,7 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     True
     """
     config, train = experiment.config, experiment.train
-    rest = [arg for arg in argv if arg != "--dry-run"]
+    rest = _without(argv, "--nproc-per-node", "--nnodes")  # each command sets them itself
     lines = []
     if config.recipe:
         row = recipes.recipe(config.recipe)
@@ -469,19 +501,26 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
             lines.append(f"  {method}: {row.formatted(numbers)}")
     gpus = config.nproc_per_node if config.nproc_per_node > 1 else EXAMPLE_GPUS
     nodes = config.nnodes if config.nnodes > 1 else EXAMPLE_NODES
-    one_node = rest if config.nproc_per_node > 1 else [*rest, "--nproc-per-node", str(gpus)]
     lines.append(f"on one node ({gpus} GPUs):")
-    lines.append("  python -m harness.experiment " + shlex.join(one_node))
-    several = replace(config, nproc_per_node=gpus, nnodes=nodes)
-    spread = replace(experiment, config=several, train=resolve_train(train, several.world_size))
+    try:
+        resolve_train(train, gpus)  # the batch splits over the GPUs
+        lines.append("  python -m harness.experiment " + shlex.join([*rest, "--nproc-per-node", str(gpus)]))
+    except ConfigError as error:
+        lines.append(f"  not with these settings: {error}")
     lines.append(
         f"on {nodes} nodes of {gpus} GPUs (a file system they share; MASTER_ADDR set to one of them):"
     )
+    several = replace(config, nproc_per_node=gpus, nnodes=nodes)
+    try:
+        spread = replace(experiment, config=several, train=resolve_train(train, several.world_size))
+    except ConfigError as error:
+        lines.append(f"  not with these settings: {error}")
+        return "\n".join(lines)
     lines.append("  1. on every node, one training after the other:")
     for seeded, method in replicates(spread):
         if method != "base":
             lines.append("     " + multinode_command(plan_method(seeded, method).train, nodes, gpus))
-    flags = one_node if config.nnodes > 1 else [*one_node, "--nnodes", str(nodes)]
+    flags = [*rest, "--nproc-per-node", str(gpus), "--nnodes", str(nodes)]
     lines.append("  2. then on one node (evaluates the trained models and the base, and records them):")
     lines.append("     python -m harness.experiment " + shlex.join(flags))
     return "\n".join(lines)

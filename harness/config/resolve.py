@@ -86,7 +86,7 @@ def world_size() -> int:
 def parse_train(argv: list[str] | None = None, description: str = "") -> TrainConfig:
     """``python -m harness.train``'s command line, resolved (default preset: ``paper-math``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    preset = preset_of(argv, default="paper-math")
+    preset = preset_of(argv, default="paper-math", by_model=False)
     parser = Parser(prog="python -m harness.train", description=description)
     parser.add_argument(
         "--preset", default="paper-math", choices=tuple(PRESETS), help="hyperparameter preset"

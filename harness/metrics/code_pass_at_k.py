@@ -63,12 +63,8 @@ class CodePassAtK(evaluate.Metric):
         verdicts = iter(check_many(jobs, limits=limits))
         per_problem = [[next(verdicts).verdict for _ in candidates] for candidates in predictions]
         scores = {}
-        for each in k:
-            values = [
-                pass_at_k(len(found), found.count("passed"), each)
-                for found in per_problem
-                if len(found) >= each
-            ]
-            if values:  # pass@k needs at least k samples of a problem
+        for each in [k] if isinstance(k, int) else k:
+            if all(len(found) >= each for found in per_problem):  # pass@k needs k samples of every problem
+                values = [pass_at_k(len(found), found.count("passed"), each) for found in per_problem]
                 scores[f"pass@{each}"] = sum(values) / len(values)
         return {**scores, "verdicts": per_problem}
