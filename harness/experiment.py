@@ -59,26 +59,26 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
     """Scores on every evaluation split of the task, then on each OOD task: its splits become
     ``<task>`` (a one-split task such as humaneval) or ``<task>/<split>``, all with role ``ood``."""
     config = experiment.config
-    evaluate = lambda name, folder: evaluate_task(  # noqa: E731
-        model,
-        name,
-        limit=config.eval_limit,
-        sampling=experiment.sampling,
-        samples_dir=folder,
-        device=experiment.train.device,
-        min_pixels=experiment.train.min_pixels,  # images are seen as in training
-        max_pixels=experiment.train.max_pixels,
-        template=experiment.eval_template,
-    )
+    common = {"limit": config.eval_limit, "sampling": experiment.sampling, "device": experiment.train.device}
     if config.eval_backend == "lm-eval":  # checked in resolve: text tasks, chat template, greedy
-        evaluate = lambda name, folder: evaluate_task_lm_eval(  # noqa: E731
-            model,
-            name,
-            limit=config.eval_limit,
-            sampling=experiment.sampling,
-            samples_dir=folder,
-            device=experiment.train.device,
-        )
+
+        def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
+            return evaluate_task_lm_eval(model, name, samples_dir=folder, **common)
+
+    else:
+
+        def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
+            train = experiment.train  # images are seen as in training
+            return evaluate_task(
+                model,
+                name,
+                samples_dir=folder,
+                min_pixels=train.min_pixels,
+                max_pixels=train.max_pixels,
+                template=experiment.eval_template,
+                **common,
+            )
+
     main = tasks.get(config.task)
     # A training set scored only on its benchmarks (numina-math-cot) has nothing of its own to score.
     scores = evaluate(config.task, samples_dir) if main.eval_splits else {}
