@@ -31,7 +31,7 @@ import tasks
 from harness.config import Sampling
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
-from harness.errors import DataError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.evaluate import score_split
 from harness.files import atomic_write_text
 from harness.models import device_and_dtype, load_model, load_tokenizer, stop_token_ids
@@ -86,6 +86,8 @@ def export(
     stop strings of ``tokenizer`` or of ``model``'s, ``max_new_tokens`` or the task's budget);
     returns the YAML files written."""
     task = check_task(task_label)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
     if not task.eval_splits:
         raise DataError(f"--task {task.name}: it has no evaluation split to export")
     tokenizer = tokenizer or load_tokenizer(model or default_model(task.name))
@@ -98,6 +100,8 @@ def export(
             {"id": e["id"], "split": split, "prompt": prompt_text(task, e)}
             for e in task.load(split, limit=limit)
         ]
+        if not rows:  # lm-eval would fail later on an empty dataset, far from the cause
+            raise DataError(f"--task {task.name}: split {split} has no examples to export")
         data = folder / f"{split}.jsonl"
         atomic_write_text(data, "".join(json.dumps(row) + "\n" for row in rows))
         name = task_name(task.name, split)

@@ -69,6 +69,9 @@ def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'math-words'"):
         lmeval.export("math-word", tmp_path)
     assert lmeval.main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
+    with pytest.raises(ConfigError, match="^--limit must be >= 1, got 0$"):
+        lmeval.export("math-words", tmp_path, limit=0)
+    assert not (tmp_path / "harness-math-words").exists()  # refused before anything is written
 
 
 @pytest.mark.slow
