@@ -2,7 +2,9 @@
 
 ``checkpoint-N/`` is an ordinary Hugging Face model folder (weights, config, tokenizer or a VLM's
 processor) plus ``trainer_state.pt``: the optimizer, the scheduler, every random state, the step
-and the configuration the run was trained with. The data order is a function of the seed and the
+and the configuration the run was trained with. Under ``--sharding fsdp`` the weights and the
+optimizer are instead shards in ``checkpoint-N/sharded/`` (:mod:`harness.sharding`), which resume on
+any number of ranks. The data order is a function of the seed and the
 step, so it needs no saving. Folders are written beside their place and swapped in
 (:func:`harness.files.atomic_folder`): a crash never leaves half a checkpoint.
 
@@ -91,9 +93,32 @@ def save_checkpoint(
     return atomic_folder(output_dir / f"checkpoint-{step}", write)
 
 
+def finish_sharded_checkpoint(
+    folder: Path, step: int, model_config, saver, scheduler, config: TrainConfig
+) -> None:
+    """Complete ``checkpoint-<step>/`` after every rank wrote its shards of the model and optimizer into
+    it (:func:`harness.sharding.save_sharded`): the model's config, the tokenizer (or processor) and,
+    last, the trainer state, whose presence makes the folder a checkpoint (a crash before it leaves
+    none)."""
+    model_config.save_pretrained(folder)
+    saver.save_pretrained(folder)
+    state = {
+        "step": step,
+        "sharded": True,  # the weights and optimizer are in sharded/, not in this file
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "config": asdict(config),
+    }
+    staging = folder / (STATE_FILE + ".partial")
+    torch.save(state, staging)
+    staging.replace(folder / STATE_FILE)
+
+
 def restore(state: dict[str, Any], optimizer, scheduler) -> int:
-    """Put the optimizer, scheduler and random states back; returns the step to continue from."""
-    optimizer.load_state_dict(state["optimizer"])
+    """Put the optimizer (unless the checkpoint is sharded: :func:`harness.sharding.load_sharded` did),
+    scheduler and random states back; returns the step to continue from."""
+    if not state.get("sharded"):
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return state["step"]

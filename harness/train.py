@@ -7,7 +7,7 @@ optimizer step across all ranks and micro-batches; each rank runs micro-batches 
 ``--max-length`` tokens. The loss of a step is normalized by the trained tokens of the whole step,
 so how the batch is split does not change the update. On CUDA: bf16 autocast and gradient
 checkpointing; on CPU: fp32. Under ``torchrun`` it runs DistributedDataParallel (nccl on GPU, gloo
-on CPU). A vision-language backbone (Qwen2-VL, Qwen2.5-VL) trains in the same loop: rows go through
+on CPU), or with ``--sharding fsdp`` FSDP2 (:mod:`harness.sharding`). A vision-language backbone (Qwen2-VL, Qwen2.5-VL) trains in the same loop: rows go through
 its processor (:mod:`harness.data.images`), batches are padded rather than packed, and every weight,
 vision tower included, is trained.
 
@@ -30,6 +30,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -40,12 +41,11 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 import tasks
-from harness import checkpoint, environment, lora
+from harness import checkpoint, environment, lora, sharding
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all
@@ -58,7 +58,7 @@ from harness.models import device_and_dtype, has_plain_lm_head, load_model, load
 
 
 class CausalLMWithLoss(torch.nn.Module):
-    """The backbone and the objective in one module, so DDP wraps the whole loss computation."""
+    """The backbone and the objective in one module, so DDP or FSDP wraps the whole loss computation."""
 
     def __init__(self, model, objective: Objective, chunk_size: int):
         super().__init__()
@@ -164,13 +164,14 @@ class Run:
     accumulation: int
     model: Any
     module: CausalLMWithLoss
-    wrapped: torch.nn.Module  # the module, or DDP around it
+    wrapped: torch.nn.Module  # the module, or DDP around it (FSDP2 shards the module in place)
     optimizer: torch.optim.Optimizer
     scheduler: Any
     start_step: int = 0
     last_saved: Path | None = None
     writer: Any = None  # a TensorBoard SummaryWriter, main rank only
     adapted: Any = None  # with --lora-rank: the peft model around ``model`` (saved, merged at the end)
+    how: str = "none"  # none (one process), ddp or fsdp: harness.sharding.choose
     trained_tokens: int = 0
     train_seconds: float = 0.0
     started: float = field(default_factory=time.time)
@@ -196,16 +197,32 @@ def setup(config: TrainConfig) -> Run:
     # evaluation can outlast the default 10-minute collective timeout.
     ddp = init_distributed(device, timedelta(hours=3) if config.eval_every else None)
     config = resolve_train(config, ddp.world)
+    how = sharding.choose(config.sharding, ddp.world)
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
     objective = Objective(config.objective, config.dft_min_weight, config.dft_alpha)
     # A refused resume (no checkpoint, a changed hyperparameter) stops before anything is read or made.
     resumed_from, state = checkpoint.load_state(config) if config.resume else (None, None)
+    # A sharded checkpoint holds no model folder: the backbone loads as at the start, then the shards.
+    sharded_resume = state is not None and state.get("sharded", False)
+    if state is not None and how == "fsdp" and not sharded_resume:
+        raise ConfigError(
+            f"--resume: {resumed_from} is a whole-model (--sharding ddp) checkpoint; resume it with "
+            "--sharding ddp (a later --save-every checkpoint can then be resumed sharded)"
+        )
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
     rows, source = training_rows(config.task, config.train_data, config.train_limit, config.prompt_template)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
+    if how == "fsdp" and vision and any(not e.image_grid_thw.shape[0] for e in examples):
+        # A rank whose micro-batch has no image would skip the vision tower's gathers that the others
+        # wait in: FSDP would hang where DDP (find_unused_parameters) copes.
+        without = sum(not e.image_grid_thw.shape[0] for e in examples)
+        raise ConfigError(
+            f"--sharding fsdp: {without} of {len(examples)} training rows of {source} have no image; "
+            "a vision backbone trains sharded only on rows that all have one (use --sharding ddp)"
+        )
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
     if ddp.main:  # what trained this folder: a training is reused only by the same environment
@@ -216,42 +233,42 @@ def setup(config: TrainConfig) -> Run:
 
     torch.manual_seed(config.seed)
     adapted = None
+    # FSDP moves each rank's shards to the device; the whole model stays on the CPU until then.
+    load_device = torch.device("cpu") if how == "fsdp" else device
+    whole_checkpoint = resumed_from is not None and not sharded_resume
     if config.lora_rank:
         # The backbone as it was, frozen; adapters fresh, or the checkpoint's (a LoRA checkpoint holds
         # only them). The adapted module is the backbone itself: the fused loss reads it unchanged.
-        model = load_model(config.model, device=device)
+        model = load_model(config.model, device=load_device)
         adapted = (
             lora.resumed_lora(model, resumed_from)
-            if resumed_from is not None
+            if whole_checkpoint
             else lora.with_lora(model, config.lora_rank, config.lora_alpha)
         )
     else:
-        model = load_model(str(resumed_from) if resumed_from is not None else config.model, device=device)
+        model = load_model(str(resumed_from) if whole_checkpoint else config.model, device=load_device)
     use_checkpointing = (
         config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
     )
     if use_checkpointing:
-        model.gradient_checkpointing_enable()
+        # FSDP2's gather hooks need non-reentrant checkpointing; DDP keeps transformers' default.
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False} if how == "fsdp" else None
+        )
         if adapted is not None:  # frozen embeddings: checkpointed blocks need inputs that want grads
             model.enable_input_require_grads()
     model.config.use_cache = False
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size)
-    wrapped = (
-        DistributedDataParallel(
-            module,
-            device_ids=[device] if device.type == "cuda" else None,
-            find_unused_parameters=vision,  # a micro-batch without images leaves the vision tower idle
-        )
-        if ddp.world > 1
-        else module
-    )
-    optimizer, scheduler = _optimizer_and_schedule(model, config, device, total_steps)
+    wrapped = sharding.wrap(module, model, how, device, vision)
+    optimizer, scheduler = _optimizer_and_schedule(model, config, device, total_steps)  # of the shards
+    if sharded_resume:
+        sharding.load_sharded(resumed_from, module, optimizer)
     start_step = checkpoint.restore(state, optimizer, scheduler) if state is not None else 0
 
     run = Run(
         config, device, amp_dtype, ddp, tokenizer, processor, len(rows), examples, counts, output_dir,
         total_steps, accumulation, model, module, wrapped, optimizer, scheduler, start_step, resumed_from,
-        started=started, adapted=adapted,
+        started=started, adapted=adapted, how=how,
     )  # fmt: skip
     if ddp.main:
         checkpoint.truncate_log(run.log_path, start_step)
@@ -302,9 +319,10 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
             for k, v in collate(chunk, config.max_length, run.tokenizer.pad_token_id, config.packing).items()
         }
         sync = micro == run.accumulation - 1 or ddp.world == 1
-        context = run.wrapped.no_sync() if (ddp.world > 1 and not sync) else contextlib.nullcontext()
+        # FSDP reduce-scatters every micro-batch's gradients (holding whole ones would undo the sharding).
+        context = run.wrapped.no_sync() if (run.how == "ddp" and not sync) else contextlib.nullcontext()
         with context, run.autocast():
-            # DDP averages gradients over ranks, hence tokens / world: the sum over ranks is exact.
+            # DDP and FSDP average gradients over ranks, hence tokens / world: the sum over ranks is exact.
             loss = run.wrapped(**batch, num_trained_tokens=step_tokens / ddp.world, stats=stats)
         loss.backward()
         loss_sum += loss.detach() / ddp.world
@@ -326,7 +344,9 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         raise TrainingError(
             f"loss is {step_loss} at step {step + 1} (objective {config.objective}); stopped, {where}"
         )
-    grad_norm = _clip(run.model, config.max_grad_norm)
+    grad_norm = sharding.clip_grad_norm(
+        [p for p in run.model.parameters() if p.grad is not None], config.max_grad_norm
+    )
     run.optimizer.step()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
@@ -346,13 +366,6 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         "trained_tokens": int(totals[3].item()),
         "trained_tokens_per_s": totals[3].item() / seconds,
     }
-
-
-def _clip(model, max_norm: float) -> float:
-    params = [p for p in model.parameters() if p.grad is not None]
-    if max_norm > 0:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm).item()
-    return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item()
 
 
 def log_step(run: Run, record: dict[str, Any]) -> None:
@@ -400,7 +413,18 @@ def evaluate_now(run: Run, step: int) -> None:
 
 
 def save_checkpoint(run: Run, step: int) -> None:
-    if run.ddp.main:
+    if run.how == "fsdp":  # every rank writes its shards, then rank 0 completes the folder
+        folder = run.output_dir / f"checkpoint-{step}"
+        if run.ddp.main:
+            shutil.rmtree(folder, ignore_errors=True)  # an earlier attempt's leftovers
+        dist.barrier()
+        sharding.save_sharded(folder, run.module, run.optimizer)
+        dist.barrier()
+        if run.ddp.main:
+            checkpoint.finish_sharded_checkpoint(
+                folder, step, run.model.config, run.processor or run.tokenizer, run.scheduler, run.config
+            )
+    elif run.ddp.main:
         checkpoint.save_checkpoint(
             run.output_dir,
             step,
@@ -419,9 +443,13 @@ def finish(run: Run) -> dict[str, Any]:
     """Save ``model/`` and write ``train_summary.json``; returns the summary."""
     config, ddp = run.config, run.ddp
     final = run.output_dir / "model"
+    gathered = sharding.full_state_dict(run.module) if run.how == "fsdp" else None  # every rank helps
     if ddp.main:
         # With LoRA, the adapters merged into the backbone: an ordinary model folder.
-        model = lora.merged(run.adapted) if run.adapted is not None else run.model
+        if gathered is not None:
+            model = _consolidated(config, gathered)
+        else:
+            model = lora.merged(run.adapted) if run.adapted is not None else run.model
         checkpoint.save_model(final, model, run.processor or run.tokenizer)
         run.writer.close()
     summary = {
@@ -438,6 +466,7 @@ def finish(run: Run) -> dict[str, Any]:
         "gradient_accumulation": run.accumulation,
         "device": str(run.device),
         "fused_loss": run.module.fused,
+        "sharding": run.how,
         "packed": config.packing and run.processor is None,
         "config": asdict(config),
     }
@@ -448,6 +477,15 @@ def finish(run: Run) -> dict[str, Any]:
     if ddp.world > 1:
         dist.barrier()
     return summary
+
+
+def _consolidated(config: TrainConfig, weights: dict[str, torch.Tensor]):
+    """A whole CPU copy of an FSDP-trained model (LoRA merged) from its gathered ``weights``, the
+    state of :class:`CausalLMWithLoss` (so each name starts with ``model.``)."""
+    model = load_model(config.model)
+    adapted = lora.with_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else None
+    model.load_state_dict({name.removeprefix("model."): value for name, value in weights.items()})
+    return lora.merged(adapted) if adapted is not None else model
 
 
 def train(config: TrainConfig) -> dict[str, Any]:

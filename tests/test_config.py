@@ -41,7 +41,7 @@ def test_the_lists_are_derived_from_the_roles():
     # What a record keeps, what resume checks, what the config id leaves out, what a sweep varies:
     # one declaration per field decides all of them.
     run_only = {"output_dir", "gradient_checkpointing", "save_every", "resume", "device", "progress"}
-    run_only |= {"eval_every", "curve_limit"}
+    run_only |= {"eval_every", "curve_limit", "sharding"}
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     assert OBJECTIVE_KEYS == {"objective", "dft_min_weight", "dft_alpha"}
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}

@@ -40,6 +40,7 @@ PIPELINE = [
     "harness.evaluate",
     "harness.lmeval",
     "harness.checkpoint",
+    "harness.sharding",
     "harness.train",
     "harness.token_probs",
     "harness.results",
@@ -55,6 +56,7 @@ PIPELINE = [
 TRAINING_OR_DATA = (
     "harness.train",
     "harness.checkpoint",
+    "harness.sharding",
     "harness.losses",
     "harness.models",
     "harness.lora",

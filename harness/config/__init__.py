@@ -58,6 +58,7 @@ HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 OBJECTIVES = ("sft", "dft")
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
+SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
 # How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
 # templates of the paper's evaluation (their texts: tasks/prompts.py; a test keeps the two in step).
 EVAL_BACKENDS = ("harness", "lm-eval")
@@ -233,6 +234,13 @@ class TrainConfig:
         None, "LoRA scaling alpha (default: 2 x --lora-rank; the paper's appendix: 16)", check=positive
     )
     gradient_checkpointing: bool | None = setting(None, "default: on for CUDA", role=RUN)
+    sharding: str = setting(
+        "ddp",
+        "under torchrun: ddp (a whole model per rank) or fsdp (FSDP2: weights, gradients and optimizer "
+        "state sharded over the ranks, for a model that does not fit one device)",
+        role=RUN,
+        choices=SHARDING,
+    )
     seed: int = setting(0, "seed of the data order and initialization", check=at_least(0), replicate=True)
     save_every: int = setting(
         0, "save a checkpoint every N steps (0 = only at the end)", role=RUN, check=at_least(0)

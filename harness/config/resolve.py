@@ -70,6 +70,11 @@ def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
         and config.min_pixels > config.max_pixels
     ):
         raise ConfigError(f"--min-pixels {config.min_pixels} exceeds --max-pixels {config.max_pixels}")
+    if config.sharding == "fsdp" and world_size > 1 and config.eval_every:
+        raise ConfigError(
+            f"--eval-every {config.eval_every} needs the whole model on one rank; with --sharding fsdp "
+            "evaluate the saved model instead (python -m harness.evaluate --model <output-dir>/model)"
+        )
     alpha = config.lora_alpha
     if config.lora_rank == 0 and alpha is not None:
         raise ConfigError(f"--lora-alpha {alpha} needs --lora-rank > 0 (LoRA is off at rank 0)")

@@ -1,0 +1,168 @@
+"""FSDP2 (``--sharding fsdp``) on CPU: two gloo ranks give the single-process update, for full
+fine-tuning, LoRA and the vision-language backbone; a sharded checkpoint resumes on another number
+of ranks; what cannot run sharded is one line before any work."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import harness.train as train_module
+from harness.config import TrainConfig
+from harness.config.resolve import resolve_train
+from harness.errors import ConfigError
+from harness.models import load_model
+from harness.train import Distributed, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
+    # warmup 0: with one warmup step the first update would be zero and any comparison trivially true.
+    base = TrainConfig(
+        output_dir=str(tmp_path / name),
+        steps=2,
+        batch_size=8,
+        micro_batch_size=4,
+        train_limit=32,
+        lr=2e-3,
+        warmup_ratio=0.0,
+        objective="dft",
+        progress=False,
+        device="cpu",
+    )
+    return replace(base, **overrides)
+
+
+def torchrun_fsdp(tmp_path: Path, name: str, *flags: str) -> Path:
+    """Two gloo ranks training ``config(tmp_path, name)`` sharded, plus ``flags``."""
+    out = tmp_path / name
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "harness.train"]
+    command += ["--output-dir", str(out), "--steps", "2", "--batch-size", "8", "--micro-batch-size", "4"]
+    command += ["--train-limit", "32", "--lr", "2e-3", "--warmup-ratio", "0", "--objective", "dft"]
+    command += ["--no-progress", "--device", "cpu", "--sharding", "fsdp", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return out
+
+
+def steps(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def assert_same_run(a: Path, b: Path, atol: float = 1e-6) -> None:
+    """Same losses and gradient norms at every step and the same final weights (the model folders
+    are loaded, so a vision backbone's saved names need not match its module names)."""
+    for x, y in zip(steps(a), steps(b), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-5)
+        assert x["trained_tokens"] == y["trained_tokens"]
+    wa, wb = load_model(str(a / "model")).state_dict(), load_model(str(b / "model")).state_dict()
+    assert wa.keys() == wb.keys()
+    worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
+    assert worst <= atol, f"largest weight difference {worst}"
+
+
+@pytest.mark.slow
+def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(tmp_path):
+    single = tmp_path / "single"
+    train(config(tmp_path, "single"))
+    # Gradient checkpointing on: the non-reentrant kind FSDP needs, and it must not change the update.
+    sharded = torchrun_fsdp(tmp_path, "sharded", "--save-every", "1", "--gradient-checkpointing")
+    summary = json.loads((sharded / "train_summary.json").read_text())
+    assert (summary["sharding"], summary["world_size"], summary["fused_loss"]) == ("fsdp", 2, True)
+    assert_same_run(single, sharded)
+    trained = load_file(str(sharded / "model" / "model.safetensors"))
+    base = load_model("tiny").state_dict()
+    assert max((trained[k] - base[k]).abs().max().item() for k in trained) > 1e-4  # it did train
+
+    # The checkpoint after step 1: shards from each rank, no weights file, a trainer state without
+    # the optimizer (it is in the shards).
+    checkpoint = sharded / "checkpoint-1"
+    assert sorted(p.name for p in (checkpoint / "sharded").glob("*.distcp")) == [
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
+    assert not (checkpoint / "model.safetensors").exists()
+    assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["sharded"] is True
+
+    # Resumed by one process (another world size): the shards are re-assembled, the run ends the same.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "checkpoint-1").symlink_to(checkpoint, target_is_directory=True)
+    (resumed / "log.jsonl").write_text((sharded / "log.jsonl").read_text().splitlines()[0] + "\n")
+    summary = train(config(tmp_path, "resumed", resume=True))
+    assert (summary["resumed_from_step"], summary["sharding"]) == (1, "none")
+    assert_same_run(sharded, resumed)
+
+
+@pytest.mark.slow
+def test_lora_trains_sharded_as_on_one_process(tmp_path):
+    train(config(tmp_path, "single", lora_rank=4))
+    sharded = torchrun_fsdp(tmp_path, "sharded", "--lora-rank", "4")
+    assert_same_run(tmp_path / "single", sharded)  # the adapters, gathered and merged on rank 0
+    merged = load_file(str(sharded / "model" / "model.safetensors"))
+    assert not any("lora" in name for name in merged)
+
+
+@pytest.mark.slow
+def test_the_vision_language_backbone_trains_sharded_as_on_one_process(tmp_path):
+    train(config(tmp_path, "single", task="visual-math"))
+    sharded = torchrun_fsdp(tmp_path, "sharded", "--task", "visual-math")
+    assert_same_run(tmp_path / "single", sharded)
+
+
+def two_ranks(monkeypatch) -> None:
+    """The trainer believes it is one of two ranks (no process group: each test stops before one)."""
+    monkeypatch.setattr(train_module, "init_distributed", lambda *_: Distributed(0, 2, 0))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+
+
+@pytest.mark.slow
+def test_a_whole_model_checkpoint_is_not_resumed_sharded(tmp_path, monkeypatch):
+    train(config(tmp_path, "run", steps=2, save_every=1))
+    two_ranks(monkeypatch)
+    with pytest.raises(ConfigError, match=r"^--resume: .*checkpoint-1 is a whole-model \(--sharding ddp\)"):
+        train(config(tmp_path, "run", sharding="fsdp", resume=True))
+
+
+@pytest.mark.slow
+def test_images_missing_from_some_rows_is_one_line_under_fsdp(tmp_path, monkeypatch):
+    from tests.conftest import write_jsonl
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"What is {i} + 1?"}],
+            "completion": [{"role": "assistant", "content": str(i + 1)}],
+        }
+        for i in range(8)
+    ]
+    data = tmp_path / "text-only.jsonl"
+    write_jsonl(data, rows)
+    two_ranks(monkeypatch)
+    run = config(tmp_path, "vl", model="tiny-vl", train_data=str(data), sharding="fsdp")
+    with pytest.raises(
+        ConfigError, match=r"^--sharding fsdp: 8 of 8 training rows of .*text-only.jsonl have no image"
+    ):
+        train(run)
+    assert not (tmp_path / "vl").exists()  # stopped before anything was made
+
+
+def test_training_time_evaluation_needs_the_whole_model():
+    sharded = TrainConfig(batch_size=8, sharding="fsdp", eval_every=5)
+    with pytest.raises(ConfigError, match=r"^--eval-every 5 needs the whole model on one rank"):
+        resolve_train(sharded, world_size=2)
+    assert resolve_train(sharded, world_size=1).eval_every == 5  # one process shards nothing
+    assert resolve_train(replace(sharded, sharding="ddp"), world_size=2).eval_every == 5
+
+
+def test_an_unknown_sharding_is_one_line():
+    with pytest.raises(ConfigError, match=r"^--sharding must be one of ddp, fsdp, got 'zero3'$"):
+        TrainConfig(sharding="zero3")
