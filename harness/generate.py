@@ -36,25 +36,8 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     stop_ids = stop_token_ids(tokenizer)
-    prompts = list(conversations)  # images are loaded into a copy; the caller's list stays as it was
-    images: list[list] = [[] for _ in prompts]
-    if processor is not None:
-        for i, prompt in enumerate(prompts):
-            if not isinstance(prompt, str):
-                prompts[i], images[i] = resolved_conversation({"prompt": prompt, "completion": []}, processor)
-    template = processor or tokenizer
-    texts = [
-        c
-        if isinstance(c, str)
-        else template.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-        for c in prompts
-    ]
+    texts, encoded, images = rendered_prompts(tokenizer, conversations, processor)
     if processor is None:
-        # A rendered chat template already holds its special tokens; raw text gets the tokenizer's
-        # own (a Llama base model's BOS), as its pretraining text had.
-        encoded = [
-            tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, prompts)
-        ]
         lengths = [len(ids) for ids in encoded]
     else:
         lengths = [len(t) for t in texts]  # image tokens exist only once the processor expands them
@@ -91,10 +74,44 @@ def generate(
         )
         new_tokens = output[:, width:].tolist()
         for k, tokens in enumerate(new_tokens):
-            cut = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
-            text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-            results[chosen[k // sampling.num_samples]].append(text)
+            results[chosen[k // sampling.num_samples]].append(completion_text(tokenizer, tokens, stop_ids))
     return results
+
+
+def rendered_prompts(
+    tokenizer, conversations: list[list[dict] | str], processor=None
+) -> tuple[list[str], list[list[int]] | None, list[list]]:
+    """Each prompt as every generation backend sees it: the text (a conversation through the chat
+    template with the assistant header, a string as it is), its token ids (text backbones; None with
+    a ``processor``, which expands image tokens itself) and its images, loaded and resized as in
+    training."""
+    prompts = list(conversations)  # images are loaded into a copy; the caller's list stays as it was
+    images: list[list] = [[] for _ in prompts]
+    if processor is not None:
+        for i, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                prompts[i], images[i] = resolved_conversation({"prompt": prompt, "completion": []}, processor)
+    template = processor or tokenizer
+    texts = [
+        c
+        if isinstance(c, str)
+        else template.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        for c in prompts
+    ]
+    if processor is not None:
+        return texts, None, images
+    # A rendered chat template already holds its special tokens; raw text gets the tokenizer's own
+    # (a Llama base model's BOS), as its pretraining text had.
+    encoded = [
+        tokenizer(t, add_special_tokens=isinstance(c, str))["input_ids"] for t, c in zip(texts, prompts)
+    ]
+    return texts, encoded, images
+
+
+def completion_text(tokenizer, tokens: list[int], stop_ids: list[int]) -> str:
+    """The generated ``tokens`` up to the first stop token, decoded without special tokens."""
+    cut = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
+    return tokenizer.decode(tokens[:cut], skip_special_tokens=True)
 
 
 def _left_padded(encoded: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:

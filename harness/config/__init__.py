@@ -62,6 +62,7 @@ SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.shardin
 # How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
 # templates of the paper's evaluation (their texts: tasks/prompts.py; a test keeps the two in step).
 EVAL_BACKENDS = ("harness", "lm-eval")
+GENERATION_BACKENDS = ("hf", "vllm")  # what generates the harness's completions: harness.vllm_engine
 PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
 # Settings added after records were first written, with the value every older record and checkpoint
 # was made with (the only one there was): filled in where one is read, and left out of the config id
@@ -343,6 +344,22 @@ class Sampling:
         return self.temperature == 0
 
 
+def generation_backend() -> Any:
+    """``--generation-backend``: one declaration for every command that evaluates."""
+    return setting(
+        "hf",
+        "what generates the completions: Hugging Face generate, or vLLM (a GPU and vLLM installed; "
+        "nox -s eval-vllm makes an environment with it)",
+        role=RUN,
+        choices=GENERATION_BACKENDS,
+    )
+
+
+def tensor_parallel_size() -> Any:
+    """``--tensor-parallel-size``: vLLM's GPUs per model."""
+    return setting(1, "--generation-backend vllm: GPUs one model is split over", role=RUN, check=at_least(1))
+
+
 def like(name: str) -> Any:
     """A field of another command declared as :class:`TrainConfig`'s field ``name`` is: the same
     default, help and check (``--device`` means one thing in every command)."""
@@ -374,6 +391,8 @@ class EvalConfig:
     device: str | None = like("device")
     min_pixels: int | None = like("min_pixels")
     max_pixels: int | None = like("max_pixels")
+    generation_backend: str = generation_backend()
+    tensor_parallel_size: int = tensor_parallel_size()
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -467,6 +486,8 @@ class ExperimentConfig:
         "simple_evaluate on the tasks exported by python -m harness.lmeval; greedy, text tasks)",
         choices=EVAL_BACKENDS,
     )
+    generation_backend: str = generation_backend()
+    tensor_parallel_size: int = tensor_parallel_size()
     ood_tasks: str | None = setting(
         None,
         "comma-separated tasks also scored as out-of-domain splits "

@@ -20,10 +20,13 @@ harness.errors.ConfigError: --batch-size 6 does not split evenly over 4 ranks
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, replace
 from typing import Any
+
+import torch
 
 import tasks
 from harness.config import (
@@ -207,6 +210,12 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
         check_trainable(train)
     check_inputs(train)
     experiment = Experiment(config, train, sampling)
+    if config.eval_backend == "lm-eval" and config.generation_backend != "hf":
+        raise ConfigError(
+            "--eval-backend lm-eval generates with lm-eval's own Hugging Face model; give "
+            "--generation-backend vllm with --eval-backend harness"
+        )
+    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
     check_template(train.prompt_template, [train.task], "--prompt-template")
     check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
     for name in [config.task, *ood_names]:  # the flags and each evaluated task's protocol agree
@@ -216,6 +225,30 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
             if config.eval_backend == "lm-eval":
                 check_lm_eval(task, spec, experiment.eval_template)
     return experiment
+
+
+def check_generation_backend(backend: str, tensor_parallel_size: int) -> None:
+    """``--generation-backend vllm`` where vLLM or the GPUs are missing, or ``--tensor-parallel-size``
+    without it: one line saying what to do, before any model loads."""
+    if backend != "vllm":
+        if tensor_parallel_size != 1:
+            raise ConfigError(
+                f"--tensor-parallel-size {tensor_parallel_size} applies only to --generation-backend vllm"
+            )
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "--generation-backend vllm: vLLM is not installed here; pip install vllm in an environment "
+            "of its own (it pins its own torch), or run nox -s eval-vllm"
+        )
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "--generation-backend vllm needs a CUDA GPU and none is visible; use --generation-backend hf"
+        )
+    if torch.cuda.device_count() < tensor_parallel_size:
+        raise ConfigError(
+            f"--tensor-parallel-size {tensor_parallel_size} exceeds the {torch.cuda.device_count()} visible GPU(s)"
+        )
 
 
 def check_lm_eval(task, spec: Sampling, template: str) -> None:
@@ -273,6 +306,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
         config = replace(config, model=default_model(config.task))
     resolve_model(config.model, convert=False)
     sampling.resolved(check_task(config.task, **options).protocol)
+    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
     return config, sampling
 
 
