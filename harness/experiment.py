@@ -50,7 +50,6 @@ from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, Trai
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
 from harness.errors import ConfigError, HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
-from harness.lmeval import evaluate_task_lm_eval
 from harness.models import backbone_name
 from harness.train import train
 
@@ -59,27 +58,23 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
     """Scores on every evaluation split of the task, then on each OOD task: its splits become
     ``<task>`` (a one-split task such as humaneval) or ``<task>/<split>``, all with role ``ood``."""
     config = experiment.config
-    common = {"limit": config.eval_limit, "sampling": experiment.sampling, "device": experiment.train.device}
-    if config.eval_backend == "lm-eval":  # checked in resolve: text tasks, chat template, greedy
+    train = experiment.train  # images are seen as in training
 
-        def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
-            return evaluate_task_lm_eval(model, name, samples_dir=folder, **common)
-
-    else:
-
-        def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
-            train = experiment.train  # images are seen as in training
-            return evaluate_task(
-                model,
-                name,
-                samples_dir=folder,
-                min_pixels=train.min_pixels,
-                max_pixels=train.max_pixels,
-                template=experiment.eval_template,
-                generation_backend=config.generation_backend,
-                tensor_parallel_size=config.tensor_parallel_size,
-                **common,
-            )
+    def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
+        return evaluate_task(
+            model,
+            name,
+            limit=config.eval_limit,
+            sampling=experiment.sampling,
+            samples_dir=folder,
+            device=train.device,
+            min_pixels=train.min_pixels,
+            max_pixels=train.max_pixels,
+            template=experiment.eval_template,
+            generation_backend=config.generation_backend,
+            tensor_parallel_size=config.tensor_parallel_size,
+            eval_backend=config.eval_backend,  # lm-eval: checked in resolve (text tasks, chat, greedy)
+        )
 
     main = tasks.get(config.task)
     # A training set scored only on its benchmarks (numina-math-cot) has nothing of its own to score.

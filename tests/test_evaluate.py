@@ -10,8 +10,9 @@ import pytest
 
 import tasks
 from harness.config import Sampling
-from harness.evaluate import evaluate_split, evaluate_task, main, score_split
+from harness.evaluate import evaluate_split, evaluate_task, main
 from harness.models import load_model
+from harness.score import score_split
 from harness.stats import mean_and_stderr
 
 

@@ -18,6 +18,7 @@ from harness import experiment, lmeval
 from harness.config.resolve import parse_experiment
 from harness.errors import ConfigError, DataError
 from harness.evaluate import evaluate_task
+from harness.evaluate import main as evaluate_main
 from harness.models import EMBEDDED
 
 LIMIT = 4
@@ -161,3 +162,44 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
     assert (
         0 < sum(score["value"] for score in ours.values()) < len(ours)
     )  # some right, some wrong: it can tell
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "visual-math"], "--eval-backend lm-eval cannot score task visual-math: it has pictures"),
+        (
+            ["--prompt-template", "qwen-boxed"],
+            "--eval-backend lm-eval cannot score task math-words: it is asked with",
+        ),
+        (
+            ["--task", "humaneval", "--problem-file", "x.jsonl"],
+            "--problem-file applies only to --eval-backend harness",
+        ),
+        (["--task", "gsm9k"], "--task unknown task 'gsm9k'; did you mean 'gsm8k'?"),
+    ],
+)
+def test_harness_evaluate_refuses_what_lm_eval_cannot_score_in_one_line(argv, message, capsys):
+    assert evaluate_main(["--eval-backend", "lm-eval", *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: " + message), err
+
+
+@pytest.mark.slow
+def test_harness_evaluate_through_lm_eval_scores_code_as_the_harness_does(tmp_path, capsys):
+    base = ["--task", "code-lists", "--limit", "3"]
+    assert (
+        evaluate_main([*base, "--eval-backend", "lm-eval", "--samples-dir", str(tmp_path / "lm-eval")]) == 0
+    )
+    through_lm_eval = capsys.readouterr().out
+    assert evaluate_main([*base, "--samples-dir", str(tmp_path / "harness")]) == 0
+    assert capsys.readouterr().out == through_lm_eval  # the same table
+    for split in tasks.get("code-lists").eval_splits:  # example by example: program, verdict, score
+        theirs, ours = (
+            [
+                {k: row[k] for k in ("id", "completion", "extracted", "score", "verdict")}
+                for row in map(json.loads, (tmp_path / backend / f"{split}.jsonl").read_text().splitlines())
+            ]
+            for backend in ("lm-eval", "harness")
+        )
+        assert theirs == ours and len(ours) == 3

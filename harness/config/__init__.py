@@ -344,6 +344,17 @@ class Sampling:
         return self.temperature == 0
 
 
+def eval_backend() -> Any:
+    """``--eval-backend``: one declaration for every command that evaluates."""
+    return setting(
+        "harness",
+        "what runs the evaluation: the harness, or lm-eval (lm_eval.simple_evaluate on the tasks "
+        "exported by python -m harness.lmeval; greedy, text tasks); the harness grades both",
+        role=RUN,
+        choices=EVAL_BACKENDS,
+    )
+
+
 def generation_backend() -> Any:
     """``--generation-backend``: one declaration for every command that evaluates."""
     return setting(
@@ -391,6 +402,7 @@ class EvalConfig:
     device: str | None = like("device")
     min_pixels: int | None = like("min_pixels")
     max_pixels: int | None = like("max_pixels")
+    eval_backend: str = eval_backend()
     generation_backend: str = generation_backend()
     tensor_parallel_size: int = tensor_parallel_size()
 
@@ -480,12 +492,7 @@ class ExperimentConfig:
         "trained with the chat template and evaluated with qwen-boxed and the like)",
         choices=PROMPT_TEMPLATES,
     )
-    eval_backend: str = setting(
-        "harness",
-        "what generates the completions that are scored: the harness, or lm-eval (lm_eval."
-        "simple_evaluate on the tasks exported by python -m harness.lmeval; greedy, text tasks)",
-        choices=EVAL_BACKENDS,
-    )
+    eval_backend: str = eval_backend()
     generation_backend: str = generation_backend()
     tensor_parallel_size: int = tensor_parallel_size()
     ood_tasks: str | None = setting(

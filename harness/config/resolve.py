@@ -210,12 +210,7 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
         check_trainable(train)
     check_inputs(train)
     experiment = Experiment(config, train, sampling)
-    if config.eval_backend == "lm-eval" and config.generation_backend != "hf":
-        raise ConfigError(
-            "--eval-backend lm-eval generates with lm-eval's own Hugging Face model; give "
-            "--generation-backend vllm with --eval-backend harness"
-        )
-    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
+    check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
     check_template(train.prompt_template, [train.task], "--prompt-template")
     check_template(experiment.eval_template, [config.task, *ood_names], "--eval-template")
     for name in [config.task, *ood_names]:  # the flags and each evaluated task's protocol agree
@@ -225,6 +220,16 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
             if config.eval_backend == "lm-eval":
                 check_lm_eval(task, spec, experiment.eval_template)
     return experiment
+
+
+def check_backends(eval_backend: str, generation_backend: str, tensor_parallel_size: int) -> None:
+    """The backend flags of a command that evaluates, before any model loads."""
+    if eval_backend == "lm-eval" and generation_backend != "hf":
+        raise ConfigError(
+            "--eval-backend lm-eval generates with lm-eval's own Hugging Face model; give "
+            "--generation-backend vllm with --eval-backend harness"
+        )
+    check_generation_backend(generation_backend, tensor_parallel_size)
 
 
 def check_generation_backend(backend: str, tensor_parallel_size: int) -> None:
@@ -271,8 +276,9 @@ def check_lm_eval(task, spec: Sampling, template: str) -> None:
 def check_template(template: str, task_names: list[str], flag_name: str) -> None:
     """A raw prompt template on a task it cannot render (not math) fails here, naming the flag."""
     for name in task_names:
+        task = check_task(name)  # an unknown name is its own error (a ConfigError is a ValueError too)
         try:
-            prompts.check_applies(check_task(name), template)
+            prompts.check_applies(task, template)
         except ValueError as error:
             raise ConfigError(f"{flag_name}: {error}") from None
 
@@ -305,8 +311,15 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     if config.model is None:
         config = replace(config, model=default_model(config.task))
     resolve_model(config.model, convert=False)
-    sampling.resolved(check_task(config.task, **options).protocol)
-    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
+    task = check_task(config.task, **options)
+    spec = sampling.resolved(task.protocol, budget=task.max_new_tokens)
+    check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
+    if config.eval_backend == "lm-eval":
+        if options:
+            raise ConfigError(
+                "--problem-file applies only to --eval-backend harness (lm-eval exports the task's own)"
+            )
+        check_lm_eval(task, spec, config.prompt_template)
     return config, sampling
 
 
