@@ -166,3 +166,25 @@ def test_training_time_evaluation_needs_the_whole_model():
 def test_an_unknown_sharding_is_one_line():
     with pytest.raises(ConfigError, match=r"^--sharding must be one of ddp, fsdp, got 'zero3'$"):
         TrainConfig(sharding="zero3")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_two_gpus_shard_in_bf16_close_to_one_gpu(tmp_path):
+    # bf16 parameters in compute and fp32 reduction against one GPU's bf16 autocast: close, not equal.
+    train(config(tmp_path, "one-gpu", device="cuda"))
+    out = tmp_path / "two-gpus"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "harness.train"]
+    command += ["--output-dir", str(out), "--steps", "2", "--batch-size", "8", "--micro-batch-size", "4"]
+    command += ["--train-limit", "32", "--lr", "2e-3", "--warmup-ratio", "0", "--objective", "dft"]
+    command += ["--no-progress", "--device", "cuda", "--sharding", "fsdp"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for x, y in zip(steps(tmp_path / "one-gpu"), steps(out), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=2e-2)
+    # The weights: within 5e-2, as tests/test_train.py allows bf16 against fp32.
+    a, b = (
+        load_model(str(tmp_path / "one-gpu" / "model")).state_dict(),
+        load_model(str(out / "model")).state_dict(),
+    )
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 5e-2
