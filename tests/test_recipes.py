@@ -154,3 +154,12 @@ def test_dry_run_commands_set_the_layout_themselves(capsys):
     # a batch too small for the example layout says so instead of failing the whole dry run
     assert experiment.main(["--recipe", "code-qwen2.5-3b", "--batch-size", "8", "--dry-run"]) == 0
     assert "not with these settings: --batch-size 8 is smaller than the 16 ranks" in capsys.readouterr().out
+
+
+def test_the_7b_and_8b_rows_train_sharded_and_a_flag_still_wins():
+    for name in recipes.RECIPES:
+        run = parse_experiment(["--recipe", name, "--nproc-per-node", "8"])
+        big = any(size in run.train.model for size in ("-7B", "-7b", "-8B"))
+        assert run.train.sharding == ("fsdp" if big else "ddp"), name
+    run = parse_experiment(["--recipe", "math-qwen2.5-math-7b", "--nproc-per-node", "8", "--sharding", "ddp"])
+    assert run.train.sharding == "ddp"
