@@ -57,9 +57,12 @@ def steps(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-def assert_same_run(a: Path, b: Path, atol: float = 1e-6) -> None:
-    """Same losses and gradient norms at every step and the same final weights (the model folders
-    are loaded, so a vision backbone's saved names need not match its module names)."""
+def assert_same_run(a: Path, b: Path, atol: float = 2e-3) -> None:
+    """Same losses and gradient norms at every step (a mis-normalized or mis-reduced gradient is off
+    by a factor) and final weights within one step's size, the learning rate: Adam divides by
+    sqrt(v), so a weight whose gradient is ~1e-9 turns summation-order noise (another thread count,
+    a reduce over ranks) into a visible update (2e-4 seen; tests/test_train.py explains the same).
+    The model folders are loaded, so a vision backbone's saved names need not match its modules."""
     for x, y in zip(steps(a), steps(b), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
         assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-5)
