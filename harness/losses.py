@@ -136,6 +136,8 @@ class _FusedLinearLoss(torch.autograd.Function):
     Only per-token scalars (log-sum-exp and weight) are kept between forward and backward, so peak
     memory grows with ``chunk_size x vocab`` instead of ``tokens x vocab``. With ``w`` the detached
     weight, d(w * nll)/d logits = w * (softmax - onehot), which backward rebuilds chunk by chunk.
+    Every step on a chunk's logits is in place and the head's gradient is accumulated by ``addmm_``,
+    so the extra memory is one chunk of logits plus the head's gradient: its floor.
     """
 
     @staticmethod
@@ -148,9 +150,11 @@ class _FusedLinearLoss(torch.autograd.Function):
         for start in range(0, n, chunk_size):
             sl = slice(start, start + chunk_size)
             chunk_targets = targets[sl]
-            logits = (hidden[sl] @ w.T).float()
-            chunk_lse = torch.logsumexp(logits, dim=-1)
+            logits = (hidden[sl] @ w.T).float()  # no copy in fp32
             target_logit = logits.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
+            # log-sum-exp in place (torch.logsumexp would allocate a second chunk of logits)
+            top = logits.amax(dim=1, keepdim=True)
+            chunk_lse = logits.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
             mask = chunk_targets != IGNORE_INDEX
             nll = torch.where(mask, chunk_lse - target_logit, torch.zeros_like(chunk_lse))
             lse[sl] = chunk_lse
@@ -175,19 +179,30 @@ class _FusedLinearLoss(torch.autograd.Function):
             coeff = token_weight[sl] * scale
             if not bool((coeff != 0).any()):
                 continue  # a chunk of prompt or padding: no gradient, skip the matmuls
-            logits = (hidden[sl] @ w.T).float()
-            grad_logits = torch.exp(logits - lse[sl].unsqueeze(1))
+            grad_logits = (hidden[sl] @ w.T).float()
+            grad_logits.sub_(lse[sl].unsqueeze(1)).exp_()  # the softmax, in the logits' own memory
             rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
             grad_logits[rows, targets[sl].clamp(min=0)] -= 1.0
-            grad_logits *= coeff.unsqueeze(1)
-            grad_logits = grad_logits.to(hidden.dtype)
+            grad_logits.mul_(coeff.unsqueeze(1))
+            grad_logits = grad_logits.to(hidden.dtype)  # no copy in fp32
             if grad_hidden is not None:
-                grad_hidden[sl] = grad_logits @ w
+                torch.mm(grad_logits, w, out=grad_hidden[sl])
             if grad_weight is not None:
-                grad_weight += (grad_logits.T @ hidden[sl]).float()
+                _accumulate(grad_weight, grad_logits.T, hidden[sl])
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None
+
+
+def _accumulate(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+    """``total += a @ b`` into the fp32 ``total`` without a ``[V, H]`` temporary where the dtypes
+    allow (fp32 everywhere; bf16 on CUDA through ``out_dtype``); otherwise through one product."""
+    if a.dtype == total.dtype:
+        total.addmm_(a, b)
+    elif total.is_cuda:
+        torch.addmm(total, a, b, out_dtype=total.dtype, out=total)
+    else:
+        total += (a @ b).float()
 
 
 def fused_causal_lm_loss(
@@ -203,7 +218,8 @@ def fused_causal_lm_loss(
     """Same value and gradients as ``causal_lm_loss(hidden @ lm_head_weight.T, labels, objective)``.
 
     ``hidden [B, T, H]`` is the last hidden state (after the final norm), ``lm_head_weight [V, H]``
-    the output projection (no bias). Logits never exist for more than ``chunk_size`` tokens at once.
+    the output projection (no bias). Logits never exist for more than ``chunk_size`` tokens at once,
+    and only the trained tokens are projected: a prompt token's logits would be multiplied by zero.
     """
     objective = as_objective(objective)
     if chunk_size < 1:
@@ -212,12 +228,14 @@ def fused_causal_lm_loss(
     flat_hidden = hidden.reshape(-1, hidden.size(-1))
     normalizer = _normalizer(targets, num_trained_tokens)
     normalizer = float(normalizer.item() if isinstance(normalizer, torch.Tensor) else normalizer)
+    trained = (targets != IGNORE_INDEX).nonzero().squeeze(1)
+    if trained.numel() < targets.numel():  # the gradient of the gather is a scatter: a prompt row gets 0
+        flat_hidden, targets = flat_hidden.index_select(0, trained), targets.index_select(0, trained)
     loss, token_nll = _FusedLinearLoss.apply(
         flat_hidden, lm_head_weight, targets, objective, chunk_size, normalizer
     )
     if stats is not None:
         with torch.no_grad():
-            mask = targets != IGNORE_INDEX
-            probs = torch.exp(-token_nll) * mask
-            stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), int(mask.sum())))
+            probs = torch.exp(-token_nll)
+            stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), targets.numel()))
     return loss
