@@ -160,6 +160,7 @@ class _FusedLinearLoss(torch.autograd.Function):
             lse[sl] = chunk_lse
             token_nll[sl] = nll
             token_weight[sl] = objective.token_weights(nll) * mask
+            del logits  # else it lives on while the next chunk's product is made: two chunks at once
         ctx.save_for_backward(hidden, weight, targets, lse, token_weight)
         ctx.chunk_size = chunk_size
         ctx.normalizer = normalizer
@@ -189,6 +190,7 @@ class _FusedLinearLoss(torch.autograd.Function):
                 torch.mm(grad_logits, w, out=grad_hidden[sl])
             if grad_weight is not None:
                 _accumulate(grad_weight, grad_logits.T, hidden[sl])
+            del grad_logits  # as in forward: one chunk of logits at a time
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None

@@ -62,7 +62,7 @@ def inputs(tokens: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torc
     uniform amount up to 26 logits, which spreads the targets' probabilities over (0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     weight = torch.randn(VOCAB, HIDDEN, generator=generator).mul_(0.05)  # in place: no second copy
-    targets = targets_of(tokens, seed=seed)
+    targets = targets_of(tokens, VOCAB, seed)
     rows = weight[targets.clamp(min=0)]
     boost = torch.rand(tokens, 1, generator=generator) * 26.0
     hidden = torch.randn(tokens, HIDDEN, generator=generator) + boost * rows / rows.pow(2).sum(
