@@ -86,6 +86,7 @@ def bench_json() -> dict:
 def test_the_page_states_each_goal_and_each_missing_row():
     page = performance.render(bench_json())
     assert "peak extra memory is 1.05 GiB (goal at most 1.1 GiB: met), 4.0× less than TRL's" in page
+    assert "What any chunked loss must hold at once is 1.11 GiB: the head's fp32 gradient (0.51)" in page
     assert "its time is 0.83 × plain cross-entropy (goal at most 0.9 × plain cross-entropy: met)" in page
     assert "Ours / TRL: 2.00 × (goal at least 1.5 ×: met)" in page
     assert "Ours / lm-eval: **2.00×**, with the same score on every split" in page
