@@ -18,17 +18,17 @@ import sys
 import time
 from typing import Any
 
+import tasks
+from harness.config import Sampling
+from harness.evaluate import evaluate_loaded
+from harness.lmeval import evaluate_task_lm_eval
+from harness.models import load_model, load_tokenizer
+
 TASK, LIMIT, BATCH = "math-words", 64, 64
 IMPLEMENTATIONS = ("harness", "lm-eval")
 
 
 def measure(impl: str) -> dict[str, Any]:
-    import tasks
-    from harness.config import Sampling
-    from harness.evaluate import evaluate_loaded
-    from harness.lmeval import evaluate_task_lm_eval
-    from harness.models import load_model, load_tokenizer
-
     if impl == "harness":
         model, tokenizer = load_model("tiny"), load_tokenizer("tiny")
         started = time.perf_counter()

@@ -36,6 +36,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from harness.losses import fused_causal_lm_loss
+
 VOCAB, HIDDEN = 151_936, 896  # Qwen2.5-0.5B's LM head
 CHUNK = 1024  # our fused loss's default --loss-chunk-size
 IMPLEMENTATIONS = ("harness", "trl", "llamafactory", "official", "cross-entropy")
@@ -76,8 +78,6 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     mask = targets != IGNORE
     trained = mask.sum()
     if impl == "harness":
-        from harness.losses import fused_causal_lm_loss
-
         # Our loss takes labels aligned with the inputs (Hugging Face's convention) and shifts them.
         labels = torch.cat([torch.tensor([IGNORE]), targets[:-1]])
         return fused_causal_lm_loss(hidden[None], weight, labels[None], "dft", CHUNK)

@@ -17,14 +17,16 @@ import sys
 import tempfile
 from typing import Any
 
+from harness.config import TrainConfig
+from harness.data.rows import training_rows
+from harness.models import load_model, load_tokenizer
+from harness.train import train
+
 STEPS, BATCH, MAX_LENGTH, LR = 8, 32, 512, 1e-3  # 256 rows: one pass, the laptop preset's batch and lr
 IMPLEMENTATIONS = ("harness", "trl")
 
 
 def ours(folder: str) -> dict[str, Any]:
-    from harness.config import TrainConfig
-    from harness.train import train
-
     config = TrainConfig(
         output_dir=folder,
         model="tiny",
@@ -46,11 +48,8 @@ def ours(folder: str) -> dict[str, Any]:
 
 
 def trl(folder: str) -> dict[str, Any]:
-    from datasets import Dataset
+    from datasets import Dataset  # import cost, and TRL is installed only by nox -s bench
     from trl import SFTConfig, SFTTrainer
-
-    from harness.data.rows import training_rows
-    from harness.models import load_model, load_tokenizer
 
     rows, _ = training_rows("math-words", None, STEPS * BATCH, "chat")
     args = SFTConfig(
