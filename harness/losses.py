@@ -44,11 +44,22 @@ from harness.config import OBJECTIVES
 from harness.errors import ConfigError
 
 IGNORE_INDEX = -100
+# ProFit (arXiv 2601.09195) trains only tokens the model already gives more than this probability;
+# GFT's rectification (arXiv 2604.14258) weights by p only below it. Both papers' default: 0.1.
+PROB_THRESHOLD = 0.1
 
 
 @dataclass(frozen=True)
 class Objective:
-    """Which loss to train with; the one switch between SFT and DFT, plus the DFT variants."""
+    """Which loss to train with, and the DFT variants' settings. Each objective is a per-token weight
+    ``w_t`` of the token's cross-entropy, detached (p = the model's probability of the target):
+
+    - ``sft``: 1; ``dft`` (arXiv 2508.05629): sg(p);
+    - ``profit`` (arXiv 2601.09195): 1 where sg(p) > 0.1, else 0 (plain SFT on the tokens the model
+      already finds plausible);
+    - ``chord-phi`` (arXiv 2508.11408, CHORD's token weight phi): sg(p (1 - p)), largest at p = 1/2;
+    - ``gft`` (arXiv 2604.14258, its rectification): sg(p) where p < 0.1, else 1.
+    """
 
     name: str = "sft"
     dft_min_weight: float = 0.0
@@ -61,7 +72,7 @@ class Objective:
             raise ConfigError(f"--dft-min-weight must be in [0, 1], got {self.dft_min_weight}")
         if not 0.0 <= self.dft_alpha <= 1.0:
             raise ConfigError(f"--dft-alpha must be in [0, 1], got {self.dft_alpha}")
-        if self.name == "sft" and (self.dft_min_weight != 0.0 or self.dft_alpha != 1.0):
+        if self.name != "dft" and (self.dft_min_weight != 0.0 or self.dft_alpha != 1.0):
             raise ConfigError("--dft-min-weight and --dft-alpha only apply to objective 'dft'")
 
     def token_weights(self, token_nll: torch.Tensor) -> torch.Tensor:
@@ -69,6 +80,12 @@ class Objective:
         if self.name == "sft":
             return torch.ones_like(token_nll)
         weight = torch.exp(-token_nll.detach())  # p_t, from the CE at hand: no second softmax
+        if self.name == "profit":
+            return (weight > PROB_THRESHOLD).to(weight.dtype)
+        if self.name == "chord-phi":
+            return weight * (1.0 - weight)
+        if self.name == "gft":
+            return torch.where(weight < PROB_THRESHOLD, weight, torch.ones_like(weight))
         if self.dft_alpha != 1.0:
             weight = self.dft_alpha * weight + (1.0 - self.dft_alpha)
         if self.dft_min_weight > 0.0:

@@ -84,6 +84,8 @@ def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
         "--leaderboard-dir",
         str(tmp_path / "leaderboards"),
         "--no-progress",
+        "--methods",
+        "base,sft,dft,profit,chord-phi,gft",  # every objective, side by side
     ]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -93,13 +95,18 @@ def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
     for path in sorted((tmp_path / "results").rglob("*.json")):
         record = json.loads(path.read_text())
         records[record["method"]] = record
-    assert set(records) == {"base", "sft", "dft"}
-    sft, dft = records["sft"], records["dft"]
+    trained = ["sft", "dft", "profit", "chord-phi", "gft"]
+    assert set(records) == {"base", *trained}
+    sft = records["sft"]
     # Identical data, seed and hyperparameters: only the objective differs.
-    assert {k: v for k, v in sft["hparams"].items() if k != "objective"} == {
-        k: v for k, v in dft["hparams"].items() if k != "objective"
-    }
-    assert (sft["hparams"]["objective"], dft["hparams"]["objective"]) == ("sft", "dft")
+    for method in trained:
+        hparams = records[method]["hparams"]
+        assert hparams["objective"] == method
+        assert {k: v for k, v in hparams.items() if k != "objective"} == {
+            k: v for k, v in sft["hparams"].items() if k != "objective"
+        }
+    page = (tmp_path / "leaderboards" / "math.md").read_text().replace("**", "")
+    assert all(f"| {label} |" in page for label in ("ProFit", "CHORD-phi", "GFT")), page
     assert sft["hparams"]["steps"] == 2 and sft["data"]["train_examples"] == 64
     for record in records.values():
         assert list(record["scores"]) == MathWords().eval_splits

@@ -49,11 +49,47 @@ def test_weight_floor_and_mix_closed_forms():
     assert torch.equal(Objective("dft", dft_alpha=0.0).token_weights(nll), torch.ones(2))
 
 
+def test_the_newer_objectives_weights_closed_forms():
+    # p = 0.905, 0.5, 0.0498 and 0.00674: above and below the 0.1 threshold, and at phi's peak.
+    nll = torch.tensor([0.1, math.log(2), 3.0, 5.0])
+    p = torch.exp(-nll)
+    assert torch.equal(Objective("profit").token_weights(nll), torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    assert torch.allclose(Objective("chord-phi").token_weights(nll), p * (1 - p))
+    assert Objective("chord-phi").token_weights(nll)[1].item() == pytest.approx(0.25)  # its maximum
+    assert torch.allclose(Objective("gft").token_weights(nll), torch.tensor([1.0, 1.0, p[2], p[3]]))
+
+
+@pytest.mark.parametrize(
+    ("objective", "weight"),
+    [
+        ("profit", lambda p: float(p > 0.1)),
+        ("chord-phi", lambda p: p * (1 - p)),
+        ("gft", lambda p: p if p < 0.1 else 1.0),
+    ],
+)
+@pytest.mark.parametrize("target", [0, 1, 2])  # p = 0.84, 0.11, 0.04 under these logits
+def test_the_newer_objectives_value_and_gradient_on_one_token(objective, weight, target):
+    # One trained token: loss = w * (-log p), gradient = w * (softmax - onehot), w detached.
+    logits = torch.tensor([[[3.0, 0.9, 0.0], [0.0, 0.0, 0.0]]], requires_grad=True)
+    labels = torch.tensor([[IGNORE_INDEX, target]])
+    probs = torch.softmax(logits[0, 0].detach(), -1)
+    p, w = probs[target].item(), weight(probs[target].item())
+    loss = causal_lm_loss(logits, labels, objective)
+    loss.backward()
+    assert loss.item() == pytest.approx(-w * math.log(p), rel=1e-6, abs=1e-9)
+    expected = w * (probs - torch.nn.functional.one_hot(torch.tensor(target), 3).float())
+    assert torch.allclose(logits.grad[0, 0], expected, atol=1e-7)
+    assert torch.equal(logits.grad[0, 1], torch.zeros(3))
+
+
 def test_unknown_objective_lists_valid_ones():
-    with pytest.raises(ValueError, match="--objective 'grpo': valid objectives: sft, dft"):
+    with pytest.raises(
+        ValueError, match="--objective 'grpo': valid objectives: sft, dft, profit, chord-phi, gft"
+    ):
         causal_lm_loss(torch.zeros(1, 2, 2), torch.tensor([[0, 1]]), "grpo")
-    with pytest.raises(ValueError, match="only apply to objective 'dft'"):
-        Objective("sft", dft_min_weight=0.1)
+    for other in ("sft", "profit", "chord-phi", "gft"):  # never silently ignored
+        with pytest.raises(ValueError, match="only apply to objective 'dft'"):
+            Objective(other, dft_min_weight=0.1)
 
 
 def test_labels_are_shifted_and_ignored_positions_cost_nothing():
@@ -88,8 +124,11 @@ def test_global_token_normalization_makes_splits_add_up():
         Objective("dft"),
         Objective("dft", dft_min_weight=0.2),
         Objective("dft", dft_alpha=0.5),
+        Objective("profit"),
+        Objective("chord-phi"),
+        Objective("gft"),
     ],
-    ids=["sft", "dft", "dft-floor", "dft-mix"],
+    ids=["sft", "dft", "dft-floor", "dft-mix", "profit", "chord-phi", "gft"],
 )
 @pytest.mark.parametrize("chunk_size", [1, 5, 64])
 def test_fused_matches_plain_loss_and_gradients(objective, chunk_size):

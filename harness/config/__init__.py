@@ -55,7 +55,9 @@ from harness.recipes import recipe
 
 HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 # The training objectives; each has its per-token weight in harness.losses.
-OBJECTIVES = ("sft", "dft")
+# The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
+# unless --methods / --method name others.
+OBJECTIVES = ("sft", "dft", "profit", "chord-phi", "gft")
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
@@ -562,7 +564,7 @@ class SweepConfig:
 
     lr: list[float] | None = axis("lr")
     batch_size: list[int] | None = axis("batch_size")
-    method: list[str] = setting(list(OBJECTIVES), "methods trained in every cell", choices=OBJECTIVES)
+    method: list[str] = setting(["sft", "dft"], "methods trained in every cell", choices=OBJECTIVES)
     base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")

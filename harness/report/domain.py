@@ -41,7 +41,14 @@ from harness.results import (
 )
 from harness.stats import Estimate, mean_of_independent, over_seeds, significant_difference
 
-LABELS = {"base": "base", "sft": "SFT", "dft": "DFT"}
+LABELS = {
+    "base": "base",
+    "sft": "SFT",
+    "dft": "DFT",
+    "profit": "ProFit",
+    "chord-phi": "CHORD-phi",
+    "gft": "GFT",
+}
 MISSING = "–"
 SIGNIFICANCE_NOTE = (
     "Each score is the mean over the configuration's seeds ± a standard error that adds the evaluation"
