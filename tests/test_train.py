@@ -307,3 +307,15 @@ def test_more_ranks_than_examples_is_one_line_before_any_work():
         train_module.step_schedule(config, 3, 4)
     with pytest.raises(ConfigError, match="--batch-size 2 is smaller than the 4 ranks"):
         resolve_train(TrainConfig(batch_size=2, micro_batch_size=1), world_size=4)
+
+
+@pytest.mark.parametrize("objective", ["profit", "chord-phi", "gft"])
+def test_the_newer_objectives_train_and_log_their_own_loss(tmp_path, objective):
+    train(base_config(tmp_path, objective, objective=objective, steps=1))
+    [line] = log(tmp_path / objective)
+    # Each weight is at most 1 (chord-phi at most 1/4): the weighted loss stays under the plain NLL.
+    assert 0 < line["loss"] <= line["nll"] and line["grad_norm"] > 0
+    assert (
+        json.loads((tmp_path / objective / "train_summary.json").read_text())["config"]["objective"]
+        == objective
+    )
