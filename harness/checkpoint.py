@@ -35,6 +35,7 @@ from harness.errors import ConfigError
 from harness.files import atomic_folder
 
 STATE_FILE = "trainer_state.pt"
+SHARDED_FOLDER = "sharded"  # a sharded checkpoint's torch.distributed.checkpoint files (harness.sharding)
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
@@ -63,6 +64,11 @@ def load_state(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
         raise ConfigError(f"--resume: no checkpoint-*/{STATE_FILE} in {config.output_dir}")
     state = torch.load(checkpoint / STATE_FILE, weights_only=False)
     check_resumable(state["config"], asdict(config), checkpoint)
+    if state.get("sharded") and not (checkpoint / SHARDED_FOLDER / ".metadata").exists():
+        raise ConfigError(
+            f"--resume: {checkpoint} is a sharded checkpoint without its shards "
+            f"({SHARDED_FOLDER}/.metadata is missing); resume from an earlier checkpoint or start again"
+        )
     return checkpoint, state
 
 

@@ -41,9 +41,8 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.nn.parallel import DistributedDataParallel
 
+from harness.checkpoint import SHARDED_FOLDER
 from harness.errors import ConfigError
-
-SHARDED_FOLDER = "sharded"  # inside checkpoint-N/: the torch.distributed.checkpoint files
 
 
 def choose(sharding: str, world: int) -> str:

@@ -107,3 +107,25 @@ def test_a_peer_that_disagrees_is_listed_and_a_missed_goal_said():
     page = performance.render(bench)
     assert "2.00 GiB (goal at most 1.1 GiB: NOT met)" in page
     assert page.endswith("- generation: lm-eval scores {'test': 0.25}, ours {'test': 0.5}\n")
+
+
+def test_a_nan_from_a_peer_is_a_disagreement_not_a_match():
+    ours = {"loss": 1.0, "grad_projections": {"hidden": [1.0, -2.0], "weight": [0.5, 0.25]}}
+    assert loss.agreement(ours, copy.deepcopy(ours)) is None
+    nan_loss = copy.deepcopy(ours) | {"loss": float("nan")}
+    assert loss.agreement(ours, nan_loss) == "loss nan vs ours 1"
+    nan_grad = copy.deepcopy(ours)
+    nan_grad["grad_projections"]["weight"][1] = float("nan")
+    assert loss.agreement(ours, nan_grad) == "grad weight differs by nan of its size"
+
+
+def test_a_failed_measurement_or_a_missing_page_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert performance.main(["--out", str(tmp_path), "--render-only"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --render-only: no {tmp_path / 'performance.json'}; run without it to measure\n"
+    with pytest.raises(
+        performance.MeasurementFailed,
+        match=r"^harness.bench.loss --impl nope --tokens 8 failed: .*invalid choice",
+    ):
+        performance.child("harness.bench.loss", "--impl", "nope", "--tokens", "8")
+    assert list(tmp_path.iterdir()) == []

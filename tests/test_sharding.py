@@ -158,6 +158,21 @@ def test_images_missing_from_some_rows_is_one_line_under_fsdp(tmp_path, monkeypa
     assert not (tmp_path / "vl").exists()  # stopped before anything was made
 
 
+def test_a_sharded_checkpoint_without_its_shards_is_refused_in_one_line(tmp_path):
+    from dataclasses import asdict
+
+    from harness import checkpoint
+
+    run = config(tmp_path, "run", resume=True)
+    (tmp_path / "run" / "checkpoint-3").mkdir(parents=True)  # the shards' folder lost or never written
+    state = {"step": 3, "sharded": True, "config": asdict(resolve_train(run))}
+    torch.save(state, tmp_path / "run" / "checkpoint-3" / checkpoint.STATE_FILE)
+    with pytest.raises(
+        ConfigError, match=r"^--resume: .*checkpoint-3 is a sharded checkpoint without its shards"
+    ):
+        train(run)
+
+
 def test_training_time_evaluation_needs_the_whole_model():
     sharded = TrainConfig(batch_size=8, sharding="fsdp", eval_every=5)
     with pytest.raises(ConfigError, match=r"^--eval-every 5 needs the whole model on one rank"):

@@ -149,12 +149,14 @@ def agreement(ours: dict[str, Any], theirs: dict[str, Any], rel: float = 1e-3) -
     """None where ``theirs`` has our loss (to 5e-4 relative: full-logit fp32 cross-entropy was 1.05e-4
     off a float64 reference where ours and TRL's were 1e-6) and gradients (each projection to ``rel``
     of the largest), else what differs."""
-    if abs(ours["loss"] - theirs["loss"]) > 5e-4 * abs(ours["loss"]):
+    # Written as "not within": a NaN anywhere fails the check instead of slipping through a comparison.
+    if not abs(ours["loss"] - theirs["loss"]) <= 5e-4 * abs(ours["loss"]):
         return f"loss {theirs['loss']:.6g} vs ours {ours['loss']:.6g}"
     for name, mine in ours["grad_projections"].items():
         scale = max(abs(v) for v in mine)
-        worst = max(abs(a - b) for a, b in zip(mine, theirs["grad_projections"][name]))
-        if worst > rel * scale:
+        gaps = [abs(a - b) for a, b in zip(mine, theirs["grad_projections"][name], strict=True)]
+        if not all(gap <= rel * scale for gap in gaps):
+            worst = max(gaps, key=lambda gap: gap if gap == gap else float("inf"))  # NaN counts as worst
             return f"grad {name} differs by {worst / scale:.2e} of its size"
     return None
 

@@ -48,12 +48,17 @@ MISSING_GPU_ROWS = (
 )
 
 
+class MeasurementFailed(Exception):
+    """A measurement's process failed (a peer not installed, out of memory): its command and output."""
+
+
 def child(module: str, *args: str) -> dict[str, Any]:
     """One measurement in a fresh Python process (its memory and threads its own); its JSON line."""
     command = [sys.executable, "-m", module, *args]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[1:])} failed:\n{completed.stderr[-3000:]}")
+        last = (completed.stderr.strip().splitlines() or [f"exit code {completed.returncode}"])[-1]
+        raise MeasurementFailed(f"{' '.join(command[2:])} failed: {last}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -276,10 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     path = out / "performance.json"
+    if args.render_only and not path.exists():
+        print(f"error: --render-only: no {path}; run without it to measure", file=sys.stderr)
+        return 1
     bench = json.loads(path.read_text()) if path.exists() and (args.only or args.render_only) else {}
     if not args.render_only:
         for part in args.only or PARTS:
-            bench[part] = measure(part)
+            try:
+                bench[part] = measure(part)
+            except MeasurementFailed as error:  # nothing written: the page keeps its last full run
+                print(f"error: {error}", file=sys.stderr)
+                return 1
             origin = provenance()  # per part: --only re-measures some, the others keep their commit
             bench.setdefault("measured_at", {})[part] = {
                 key: origin[key] for key in ("commit", "dirty", "date")
