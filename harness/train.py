@@ -7,8 +7,8 @@ optimizer step across all ranks and micro-batches; each rank runs micro-batches 
 ``--max-length`` tokens. The loss of a step is normalized by the trained tokens of the whole step,
 so how the batch is split does not change the update. On CUDA: bf16 autocast and gradient
 checkpointing; on CPU: fp32. Under ``torchrun`` it runs DistributedDataParallel (nccl on GPU, gloo
-on CPU), or with ``--sharding fsdp`` FSDP2 (:mod:`harness.sharding`). A vision-language backbone (Qwen2-VL, Qwen2.5-VL) trains in the same loop: rows go through
-its processor (:mod:`harness.data.images`), batches are padded rather than packed, and every weight,
+on CPU), or with ``--sharding fsdp`` FSDP2 (:mod:`harness.sharding`). A vision-language backbone
+(Qwen2-VL, Qwen2.5-VL) trains in the same loop: rows go through its processor (:mod:`harness.data.images`), batches are padded rather than packed, and every weight,
 vision tower included, is trained.
 
 A run reads top to bottom: :func:`setup` (data, model, optimizer, resume), :func:`optimizer_step`

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import harness.train as train_module
-from harness.config import TrainConfig
+from harness.config import TrainConfig, to_flags
 from harness.config.resolve import resolve_train
 from harness.errors import ConfigError
 from harness.models import load_model
@@ -40,17 +40,23 @@ def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
     return replace(base, **overrides)
 
 
-def torchrun_fsdp(tmp_path: Path, name: str, *flags: str) -> Path:
-    """Two gloo ranks training ``config(tmp_path, name)`` sharded, plus ``flags``."""
-    out = tmp_path / name
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "harness.train"]
-    command += ["--output-dir", str(out), "--steps", "2", "--batch-size", "8", "--micro-batch-size", "4"]
-    command += ["--train-limit", "32", "--lr", "2e-3", "--warmup-ratio", "0", "--objective", "dft"]
-    command += ["--no-progress", "--device", "cpu", "--sharding", "fsdp", *flags]
+def torchrun_fsdp(tmp_path: Path, name: str, **overrides) -> Path:
+    """Two ranks (gloo on CPU, nccl on CUDA) training ``config(tmp_path, name, **overrides)`` sharded,
+    launched with the flags the experiment would give them (:func:`harness.config.to_flags`)."""
+    flags = to_flags(config(tmp_path, name, sharding="fsdp", **overrides))
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        "-m",
+        "harness.train",
+        *flags,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return out
+    return tmp_path / name
 
 
 def steps(run_dir: Path) -> list[dict]:
@@ -78,7 +84,7 @@ def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(tmp_
     single = tmp_path / "single"
     train(config(tmp_path, "single"))
     # Gradient checkpointing on: the non-reentrant kind FSDP needs, and it must not change the update.
-    sharded = torchrun_fsdp(tmp_path, "sharded", "--save-every", "1", "--gradient-checkpointing")
+    sharded = torchrun_fsdp(tmp_path, "sharded", save_every=1, gradient_checkpointing=True)
     summary = json.loads((sharded / "train_summary.json").read_text())
     assert (summary["sharding"], summary["world_size"], summary["fused_loss"]) == ("fsdp", 2, True)
     assert_same_run(single, sharded)
@@ -109,7 +115,7 @@ def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(tmp_
 @pytest.mark.slow
 def test_lora_trains_sharded_as_on_one_process(tmp_path):
     train(config(tmp_path, "single", lora_rank=4))
-    sharded = torchrun_fsdp(tmp_path, "sharded", "--lora-rank", "4")
+    sharded = torchrun_fsdp(tmp_path, "sharded", lora_rank=4)
     assert_same_run(tmp_path / "single", sharded)  # the adapters, gathered and merged on rank 0
     merged = load_file(str(sharded / "model" / "model.safetensors"))
     assert not any("lora" in name for name in merged)
@@ -118,7 +124,7 @@ def test_lora_trains_sharded_as_on_one_process(tmp_path):
 @pytest.mark.slow
 def test_the_vision_language_backbone_trains_sharded_as_on_one_process(tmp_path):
     train(config(tmp_path, "single", task="visual-math"))
-    sharded = torchrun_fsdp(tmp_path, "sharded", "--task", "visual-math")
+    sharded = torchrun_fsdp(tmp_path, "sharded", task="visual-math")
     assert_same_run(tmp_path / "single", sharded)
 
 
@@ -191,13 +197,7 @@ def test_an_unknown_sharding_is_one_line():
 def test_two_gpus_shard_in_bf16_close_to_one_gpu(tmp_path):
     # bf16 parameters in compute and fp32 reduction against one GPU's bf16 autocast: close, not equal.
     train(config(tmp_path, "one-gpu", device="cuda"))
-    out = tmp_path / "two-gpus"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "harness.train"]
-    command += ["--output-dir", str(out), "--steps", "2", "--batch-size", "8", "--micro-batch-size", "4"]
-    command += ["--train-limit", "32", "--lr", "2e-3", "--warmup-ratio", "0", "--objective", "dft"]
-    command += ["--no-progress", "--device", "cuda", "--sharding", "fsdp"]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = torchrun_fsdp(tmp_path, "two-gpus", device="cuda")
     for x, y in zip(steps(tmp_path / "one-gpu"), steps(out), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=2e-2)
     # The weights: within 5e-2, as tests/test_train.py allows bf16 against fp32.

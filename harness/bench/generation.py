@@ -3,22 +3,21 @@ backbone over the first examples of every math-words evaluation split, greedy, e
 the same batch of prompts per ``generate`` call, fp32 on the CPU, each in a fresh process. Both must
 produce the same scores (lm-eval's completions are graded by the same grader, :mod:`harness.score`).
 
-The time is the whole evaluation a user waits for, model load excluded: ours generates and grades; on
-lm-eval's side it exports the tasks, builds them (``TaskManager`` over the export only), generates
-through ``HFLM`` and grades.
+The time is the whole evaluation a user waits for: ours generates and grades (the model is loaded
+before the clock starts); on lm-eval's side it loads the model, exports the tasks, builds them
+(``TaskManager`` over the export only), generates through ``HFLM`` and grades.
 
 ``python -m harness.bench.generation --impl lm-eval`` prints one measurement as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from typing import Any
 
 import tasks
+from harness.bench import measurement_cli
 from harness.config import Sampling
 from harness.evaluate import evaluate_loaded
 from harness.lmeval import evaluate_task_lm_eval
@@ -49,13 +48,9 @@ def measure(impl: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.bench.generation", description=__doc__.split("\n\n")[0]
+    return measurement_cli(
+        "harness.bench.generation", __doc__.split("\n\n")[0], IMPLEMENTATIONS, measure, argv
     )
-    parser.add_argument("--impl", required=True, choices=IMPLEMENTATIONS)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.impl)))
-    return 0
 
 
 if __name__ == "__main__":

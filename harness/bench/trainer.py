@@ -11,12 +11,12 @@ trainer packs rows (its default); TRL pads them (its default, ``packing=False``)
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 from typing import Any
 
+from harness.bench import measurement_cli
 from harness.config import TrainConfig
 from harness.data.rows import training_rows
 from harness.models import load_model, load_tokenizer
@@ -92,13 +92,7 @@ def measure(impl: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.bench.trainer", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--impl", required=True, choices=IMPLEMENTATIONS)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.impl)))
-    return 0
+    return measurement_cli("harness.bench.trainer", __doc__.split("\n\n")[0], IMPLEMENTATIONS, measure, argv)
 
 
 if __name__ == "__main__":
