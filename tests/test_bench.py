@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
-from harness.bench import loss, performance
+from harness.bench import end_to_end, loss, performance
 
 
 @pytest.fixture
@@ -129,3 +131,58 @@ def test_a_failed_measurement_or_a_missing_page_is_one_line_and_writes_nothing(t
     ):
         performance.child("harness.bench.loss", "--impl", "nope", "--tokens", "8")
     assert list(tmp_path.iterdir()) == []
+
+
+def git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A one-commit git project, then an uncommitted edit in its working tree."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    (repo / "state.txt").write_text("committed\n")
+    git("init", "--quiet", cwd=repo)
+    git("add", "state.txt", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "one", cwd=repo)
+    (repo / "state.txt").write_text("uncommitted\n")
+    return repo
+
+
+@pytest.mark.slow
+def test_end_to_end_times_a_session_in_a_fresh_clone_of_the_commit(project):
+    commit, dirty = end_to_end.head(project)
+    assert len(commit) == 40 and dirty
+    # The session reads the clone's file: the commit's, not the working tree's.
+    script = (
+        "import pathlib; state = pathlib.Path('state.txt').read_text().strip();"
+        "print('training...'); print(f'[sft seed 0] matches the reference r.json: {state}');"
+        "print('[dft seed 0] differs from the reference r2.json: test 1.0 -> 2.0')"
+    )
+    run = end_to_end.time_session(project, commit, [sys.executable, "-c", script])
+    assert run["lines"] == [
+        "[sft seed 0] matches the reference r.json: committed",
+        "[dft seed 0] differs from the reference r2.json: test 1.0 -> 2.0",
+    ]
+    assert (run["matched"], run["differed"]) == (1, 1) and run["seconds"] > 0
+    with pytest.raises(end_to_end.SessionFailed, match=r"failed after \d+ s: out of memory$"):
+        failing = "import sys; print('loading'); print('out of memory'); sys.exit(3)"
+        end_to_end.time_session(project, commit, [sys.executable, "-c", failing])
+    with pytest.raises(end_to_end.SessionFailed, match=r"^git -C .* checkout --quiet 0{40} failed"):
+        end_to_end.time_session(project, "0" * 40, [sys.executable, "-c", "pass"])
+
+
+def test_the_end_to_end_section_replaces_its_not_measured_line():
+    bench = bench_json()
+    assert "- End to end: the wall time of each `nox -s train-*`" in performance.render(bench)
+    bench["end-to-end"] = {
+        "commit": "0123456789abcdef",
+        "uncommitted_changes_not_measured": True,
+        "smollm2_cached": False,
+        "runs": {"train-math": {"seconds": 461.4, "matched": 3, "differed": 0, "lines": []}},
+    }
+    page = performance.render(bench)
+    assert "- End to end:" not in page
+    assert "| `nox -s train-math` | 7 min 41 s | 3 | 0 |" in page
+    assert "the clones measured the commit without them" in page
