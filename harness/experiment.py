@@ -46,7 +46,7 @@ import transformers
 import tasks
 from harness import environment, leaderboard, recipes, results, token_probs
 from harness.checkpoint import latest_checkpoint
-from harness.config import DFT_VARIANTS, HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, to_flags
+from harness.config import HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, objective_defaults, to_flags
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
 from harness.errors import ConfigError, HarnessError, RecordError, TrainingError
 from harness.evaluate import evaluate_task
@@ -115,11 +115,10 @@ def sampling_of(experiment: Experiment) -> tuple[dict[str, Any], dict[str, dict[
 
 def method_config(experiment: Experiment, method: str, run_dir: Path) -> TrainConfig:
     """The training configuration of ``method``: only the objective fields differ between methods
-    (the DFT variants' settings are the paper's for every other method)."""
+    (a parameter that ``method`` does not read is at its default: ``--q`` is q-family's alone)."""
     objective = method if method in OBJECTIVES else experiment.train.objective  # the base trains nothing
     config = replace(experiment.train, objective=objective, output_dir=str(run_dir))
-    paper = {name: value for name, (_, value) in DFT_VARIANTS.items()}
-    return config if method == "dft" else replace(config, **paper)
+    return replace(config, **objective_defaults(objective))
 
 
 def hparams_of(config: TrainConfig, world_size: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The training objectives: plain SFT cross-entropy and Dynamic Fine-Tuning (DFT).
+"""The training objectives: plain SFT cross-entropy, Dynamic Fine-Tuning (DFT) and its rivals.
 
 DFT (arXiv 2508.05629) scales each target token's cross-entropy by that token's own probability,
 detached from the graph::
@@ -11,6 +11,11 @@ available and off by default, so the defaults reproduce the paper:
 
 - ``dft_min_weight`` (e.g. 0.1): ``w = max(p, floor)``, so EOS and rare tokens keep being learned.
 - ``dft_alpha`` in [0, 1]: ``w = alpha * p + (1 - alpha)``, a mix between DFT (1) and SFT (0).
+
+The newer objectives (:class:`Objective` lists them with their papers) are each a per-token weight
+of the cross-entropy's gradient, one of them (q-family) with its own loss value, and one (ASFT) with
+a KL term to the frozen starting model. Each parameter's default is its paper's, declared once in
+:class:`harness.config.TrainConfig`.
 
 Normalization: the loss is a *sum* over trained tokens divided by ``num_trained_tokens``. The
 trainer passes the number of trained tokens of the whole optimizer step (all micro-batches, all
@@ -26,6 +31,8 @@ Two public entry points:
 0.6931
 >>> round(causal_lm_loss(logits, labels, "dft").item(), 4)   # ln 2 / 2
 0.3466
+>>> round(causal_lm_loss(logits, labels, Objective("q-family", q=1.0)).item(), 4)   # 1 - p
+0.5
 >>> hidden, weight = torch.randn(1, 3, 4), torch.randn(2, 4)
 >>> plain = causal_lm_loss(hidden @ weight.T, labels, "dft")
 >>> fused = fused_causal_lm_loss(hidden, weight, labels, "dft", chunk_size=2)
@@ -35,62 +42,108 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
-from harness.config import OBJECTIVES
+from harness.config import OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig, flag
 from harness.errors import ConfigError
 
 IGNORE_INDEX = -100
-# ProFit (arXiv 2601.09195) trains only tokens the model already gives more than this probability;
-# GFT's rectification (arXiv 2604.14258) weights by p only below it. Both papers' default: 0.1.
-PROB_THRESHOLD = 0.1
+_DEFAULT = {name: default for name, (_, default, _) in OBJECTIVE_PARAMS.items()}
+_CHECK = {f.name: f.metadata["check"] for f in fields(TrainConfig) if f.name in OBJECTIVE_PARAMS}
 
 
 @dataclass(frozen=True)
 class Objective:
-    """Which loss to train with, and the DFT variants' settings. Each objective is a per-token weight
-    ``w_t`` of the token's cross-entropy, detached (p = the model's probability of the target):
+    """Which loss to train with, and its parameters. Each objective is a per-token weight ``w_t`` of
+    the token's cross-entropy gradient, detached (p = the model's probability of the target token,
+    tau = ``prob_threshold``):
 
-    - ``sft``: 1; ``dft`` (arXiv 2508.05629): sg(p);
-    - ``profit`` (arXiv 2601.09195): 1 where sg(p) > 0.1, else 0 (plain SFT on the tokens the model
+    - ``sft``: 1; ``dft`` (arXiv 2508.05629): sg(p), with the floor and mix variants above;
+    - ``q-family`` (arXiv 2510.00526, its ``GeneralFamily-q``): the loss (1 - p^q) / q, whose
+      gradient is p^q times the cross-entropy's: q -> 0 is SFT, q = 1 is DFT's gradient (the loss
+      1 - p), q = 10 the paper's -p^10 up to a constant;
+    - ``profit`` (arXiv 2601.09195): 1 where sg(p) > tau, else 0 (SFT on the tokens the model
       already finds plausible);
     - ``chord-phi`` (arXiv 2508.11408, CHORD's token weight phi): sg(p (1 - p)), largest at p = 1/2;
-    - ``gft`` (arXiv 2604.14258, its rectification): sg(p) where p < 0.1, else 1.
+    - ``gft`` (arXiv 2604.14258, its rectification): sg(p) where p < tau, else 1;
+    - ``eaft`` (arXiv 2601.02151): sg((H_K / ln K) ^ alpha), H_K the entropy of the softmax over the
+      K largest logits (K = ``eaft_top_k``; LLaMA-Factory's merge divides by 3.0, ln 20 rounded);
+    - ``asft`` (arXiv 2509.23753): DFT plus lambda x KL(start || model), the full-vocabulary KL from
+      the frozen starting model's next-token distribution at every trained token (as the authors'
+      LLaMA-Factory merge), summed with the cross-entropy and normalized the same way.
     """
 
     name: str = "sft"
-    dft_min_weight: float = 0.0
-    dft_alpha: float = 1.0
+    dft_min_weight: float = _DEFAULT["dft_min_weight"]
+    dft_alpha: float = _DEFAULT["dft_alpha"]
+    q: float = _DEFAULT["q"]
+    prob_threshold: float = _DEFAULT["prob_threshold"]
+    eaft_alpha: float = _DEFAULT["eaft_alpha"]
+    eaft_top_k: int = _DEFAULT["eaft_top_k"]
+    asft_lambda: float = _DEFAULT["asft_lambda"]
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
             raise ConfigError(f"--objective {self.name!r}: valid objectives: {', '.join(OBJECTIVES)}")
-        if not 0.0 <= self.dft_min_weight <= 1.0:
-            raise ConfigError(f"--dft-min-weight must be in [0, 1], got {self.dft_min_weight}")
-        if not 0.0 <= self.dft_alpha <= 1.0:
-            raise ConfigError(f"--dft-alpha must be in [0, 1], got {self.dft_alpha}")
-        if self.name != "dft" and (self.dft_min_weight != 0.0 or self.dft_alpha != 1.0):
-            raise ConfigError("--dft-min-weight and --dft-alpha only apply to objective 'dft'")
+        for param, (_, default, owners) in OBJECTIVE_PARAMS.items():
+            value = getattr(self, param)
+            problem = _CHECK[param](value)
+            if problem:
+                raise ConfigError(f"{flag(param)} {problem}")
+            if value != default and self.name not in owners:
+                raise ConfigError(
+                    f"{flag(param)} applies to objective {', '.join(owners)} only, not {self.name!r}"
+                )
 
-    def token_weights(self, token_nll: torch.Tensor) -> torch.Tensor:
-        """Per-token weights (detached) given per-token cross-entropy."""
+    @classmethod
+    def of(cls, config: TrainConfig) -> Objective:
+        """The objective a training configuration trains with."""
+        return cls(config.objective, **{param: getattr(config, param) for param in OBJECTIVE_PARAMS})
+
+    @property
+    def top_k(self) -> int | None:
+        """How many of each token's largest logits the weight reads (EAFT), else None."""
+        return self.eaft_top_k if self.name == "eaft" else None
+
+    @property
+    def kl_weight(self) -> float:
+        """lambda of the KL term to the frozen starting model (ASFT), else 0."""
+        return self.asft_lambda if self.name == "asft" else 0.0
+
+    def token_weights(self, token_nll: torch.Tensor, top_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token gradient weights (detached), given per-token cross-entropy and, for EAFT, each
+        token's :attr:`top_k` largest logits ``[N, K]``."""
         if self.name == "sft":
             return torch.ones_like(token_nll)
+        if self.name == "eaft":
+            log_probs = torch.log_softmax(top_logits.detach().float(), dim=-1)
+            entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+            return (entropy / math.log(top_logits.size(-1))).pow(self.eaft_alpha)
         weight = torch.exp(-token_nll.detach())  # p_t, from the CE at hand: no second softmax
+        if self.name == "q-family":
+            return weight.pow(self.q)
         if self.name == "profit":
-            return (weight > PROB_THRESHOLD).to(weight.dtype)
+            return (weight > self.prob_threshold).to(weight.dtype)
         if self.name == "chord-phi":
             return weight * (1.0 - weight)
         if self.name == "gft":
-            return torch.where(weight < PROB_THRESHOLD, weight, torch.ones_like(weight))
+            return torch.where(weight < self.prob_threshold, weight, torch.ones_like(weight))
         if self.dft_alpha != 1.0:
             weight = self.dft_alpha * weight + (1.0 - self.dft_alpha)
         if self.dft_min_weight > 0.0:
             weight = weight.clamp(min=self.dft_min_weight)
         return weight
+
+    def token_losses(self, token_nll: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Per-token loss values whose gradient is ``weights`` times the cross-entropy's: ``w * CE``,
+        except q-family's own (1 - p^q) / q (the same gradient, p^q, through autograd)."""
+        if self.name == "q-family":
+            return -torch.expm1(-self.q * token_nll) / self.q
+        return weights * token_nll
 
 
 def as_objective(objective: str | Objective) -> Objective:
@@ -124,14 +177,16 @@ def causal_lm_loss(
     *,
     num_trained_tokens: int | float | torch.Tensor | None = None,
     stats: list[LossStats] | None = None,
+    reference_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scalar SFT or DFT loss from ``logits [B, T, V]`` and ``labels [B, T]``.
+    """Scalar loss of ``objective`` from ``logits [B, T, V]`` and ``labels [B, T]``.
 
     ``labels`` follow the Hugging Face convention: aligned with ``input_ids`` (shifted inside) and
-    ``-100`` where nothing is trained. The result is the weighted token NLL summed over trained
-    tokens and divided by ``num_trained_tokens`` (default: their count here). Cross-entropy is
-    computed in float32 whatever the logits' dtype. When ``stats`` is a list, one ``LossStats``
-    (plain NLL and probability sums) is appended to it.
+    ``-100`` where nothing is trained. The result is the per-token loss summed over trained tokens
+    and divided by ``num_trained_tokens`` (default: their count here). Cross-entropy is computed in
+    float32 whatever the logits' dtype. ASFT needs ``reference_logits``, the frozen starting
+    model's on the same inputs. When ``stats`` is a list, one ``LossStats`` (plain NLL and
+    probability sums) is appended to it.
     """
     objective = as_objective(objective)
     targets = _shift(labels).reshape(-1)
@@ -139,12 +194,20 @@ def causal_lm_loss(
     token_nll = F.cross_entropy(flat, targets.clamp(min=0), reduction="none")
     mask = targets != IGNORE_INDEX
     token_nll = torch.where(mask, token_nll, torch.zeros_like(token_nll))
-    weights = objective.token_weights(token_nll) * mask
+    top = flat.detach().topk(objective.top_k, dim=-1).values if objective.top_k else None
+    weights = objective.token_weights(token_nll, top) * mask
     if stats is not None:
         with torch.no_grad():
             probs = torch.exp(-token_nll) * mask
             stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), int(mask.sum())))
-    return (weights * token_nll).sum() / _normalizer(targets, num_trained_tokens)
+    total = objective.token_losses(token_nll, weights).sum()
+    if objective.kl_weight:
+        if reference_logits is None:
+            raise ValueError(f"objective {objective.name!r} needs the starting model's reference_logits")
+        reference = torch.log_softmax(reference_logits.reshape(flat.shape).detach().float(), dim=-1)
+        token_kl = (reference.exp() * (reference - torch.log_softmax(flat, dim=-1))).sum(dim=-1)
+        total = total + objective.kl_weight * (token_kl * mask).sum()
+    return total / _normalizer(targets, num_trained_tokens)
 
 
 class _FusedLinearLoss(torch.autograd.Function):
@@ -155,53 +218,81 @@ class _FusedLinearLoss(torch.autograd.Function):
     weight, d(w * nll)/d logits = w * (softmax - onehot), which backward rebuilds chunk by chunk.
     Every step on a chunk's logits is in place and the head's gradient is accumulated by ``addmm_``,
     so the extra memory is one chunk of logits plus the head's gradient: its floor.
+
+    ASFT's KL(q || p) to the starting model's distribution q adds lambda * (softmax - q) to each
+    trained token's logit gradient; q is rebuilt per chunk from the starting model's hidden states
+    and head (``ref_hidden``, ``ref_weight``) and its saved log-sum-exp, so it costs more chunks of
+    logits while it is made, never a ``tokens x vocab`` tensor.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer):
+    def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer, ref_hidden, ref_weight):
         n = hidden.size(0)
-        lse = torch.zeros(n, dtype=torch.float32, device=hidden.device)
-        token_weight = torch.zeros(n, dtype=torch.float32, device=hidden.device)
-        token_nll = torch.zeros(n, dtype=torch.float32, device=hidden.device)
+        lse, token_weight, token_nll, token_kl, ref_lse = (
+            torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(5)
+        )
         w = weight.to(hidden.dtype)
+        kl = objective.kl_weight != 0.0
         for start in range(0, n, chunk_size):
             sl = slice(start, start + chunk_size)
             chunk_targets = targets[sl]
             logits = (hidden[sl] @ w.T).float()  # no copy in fp32
             target_logit = logits.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
-            # log-sum-exp in place (torch.logsumexp would allocate a second chunk of logits)
-            top = logits.amax(dim=1, keepdim=True)
-            chunk_lse = logits.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
+            top = logits.topk(objective.top_k, dim=1).values if objective.top_k else None
+            if kl:
+                # KL(q || p) = sum_v q (r - z) - lse(r) + lse(z), r the starting model's logits: the
+                # difference first, so a model still at its start gives exactly 0 (as sums of q r and
+                # q z it would be a cancellation of two large numbers, off by ~1e-6 in fp32).
+                reference = (ref_hidden[sl] @ ref_weight.to(ref_hidden.dtype).T).float()
+                difference = reference - logits
+                ref_lse[sl], q = _lse_(reference), reference.div_(reference.sum(dim=1, keepdim=True))
+                token_kl[sl] = (q * difference).sum(dim=1) - ref_lse[sl]
+                del reference, difference, q
+            chunk_lse = _lse_(logits)
             mask = chunk_targets != IGNORE_INDEX
             nll = torch.where(mask, chunk_lse - target_logit, torch.zeros_like(chunk_lse))
             lse[sl] = chunk_lse
             token_nll[sl] = nll
-            token_weight[sl] = objective.token_weights(nll) * mask
+            token_weight[sl] = objective.token_weights(nll, top) * mask
+            if kl:
+                token_kl[sl] = (token_kl[sl] + chunk_lse) * mask
             del logits  # else it lives on while the next chunk's product is made: two chunks at once
-        ctx.save_for_backward(hidden, weight, targets, lse, token_weight)
+        ctx.save_for_backward(hidden, weight, targets, lse, token_weight, ref_hidden, ref_weight, ref_lse)
         ctx.chunk_size = chunk_size
         ctx.normalizer = normalizer
+        ctx.kl_weight = objective.kl_weight
         ctx.mark_non_differentiable(token_nll)
-        loss = (token_weight * token_nll).sum() / normalizer
-        return loss, token_nll
+        total = objective.token_losses(token_nll, token_weight).sum()
+        if kl:
+            total = total + objective.kl_weight * token_kl.sum()
+        return total / normalizer, token_nll
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_token_nll):
-        hidden, weight, targets, lse, token_weight = ctx.saved_tensors
+        hidden, weight, targets, lse, token_weight, ref_hidden, ref_weight, ref_lse = ctx.saved_tensors
         w = weight.to(hidden.dtype)
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         scale = grad_loss.float() / ctx.normalizer
+        kl_scale = ctx.kl_weight * scale
         for start in range(0, hidden.size(0), ctx.chunk_size):
             sl = slice(start, start + ctx.chunk_size)
             coeff = token_weight[sl] * scale
-            if not bool((coeff != 0).any()):
+            if not ctx.kl_weight and not bool((coeff != 0).any()):
                 continue  # a chunk of prompt or padding: no gradient, skip the matmuls
             grad_logits = (hidden[sl] @ w.T).float()
             grad_logits.sub_(lse[sl].unsqueeze(1)).exp_()  # the softmax, in the logits' own memory
             rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
-            grad_logits[rows, targets[sl].clamp(min=0)] -= 1.0
-            grad_logits.mul_(coeff.unsqueeze(1))
+            chunk_targets = targets[sl].clamp(min=0)
+            if ctx.kl_weight:  # (w + lambda) softmax - w onehot - lambda q
+                grad_logits.mul_(coeff.unsqueeze(1) + kl_scale)
+                grad_logits[rows, chunk_targets] -= coeff
+                q = (ref_hidden[sl] @ ref_weight.to(ref_hidden.dtype).T).float()
+                grad_logits.sub_(q.sub_(ref_lse[sl].unsqueeze(1)).exp_().mul_(kl_scale))
+                del q
+            else:
+                grad_logits[rows, chunk_targets] -= 1.0
+                grad_logits.mul_(coeff.unsqueeze(1))
             grad_logits = grad_logits.to(hidden.dtype)  # no copy in fp32
             if grad_hidden is not None:
                 torch.mm(grad_logits, w, out=grad_hidden[sl])
@@ -210,7 +301,15 @@ class _FusedLinearLoss(torch.autograd.Function):
             del grad_logits  # as in forward: one chunk of logits at a time
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
-        return grad_hidden, grad_weight, None, None, None, None
+        return grad_hidden, grad_weight, None, None, None, None, None, None
+
+
+def _lse_(logits: torch.Tensor) -> torch.Tensor:
+    """Each row's log-sum-exp, computed in place: ``logits`` is left holding exp(logits - row max)
+    (``torch.logsumexp`` would allocate a second chunk). One function for the model and its
+    starting point, so equal logits give bit-equal results."""
+    top = logits.amax(dim=1, keepdim=True)
+    return logits.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
 
 
 def _accumulate(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -233,25 +332,41 @@ def fused_causal_lm_loss(
     *,
     num_trained_tokens: int | float | torch.Tensor | None = None,
     stats: list[LossStats] | None = None,
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Same value and gradients as ``causal_lm_loss(hidden @ lm_head_weight.T, labels, objective)``.
 
     ``hidden [B, T, H]`` is the last hidden state (after the final norm), ``lm_head_weight [V, H]``
     the output projection (no bias). Logits never exist for more than ``chunk_size`` tokens at once,
     and only the trained tokens are projected: a prompt token's logits would be multiplied by zero.
+    ASFT needs ``reference``: the frozen starting model's hidden states and head on the same inputs.
     """
     objective = as_objective(objective)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if objective.kl_weight and reference is None:
+        raise ValueError(f"objective {objective.name!r} needs the starting model's reference")
     targets = _shift(labels).reshape(-1)
     flat_hidden = hidden.reshape(-1, hidden.size(-1))
+    ref_hidden, ref_weight = reference if objective.kl_weight else (None, None)
+    if ref_hidden is not None:
+        ref_hidden = ref_hidden.detach().reshape(flat_hidden.shape)
     normalizer = _normalizer(targets, num_trained_tokens)
     normalizer = float(normalizer.item() if isinstance(normalizer, torch.Tensor) else normalizer)
     trained = (targets != IGNORE_INDEX).nonzero().squeeze(1)
     if trained.numel() < targets.numel():  # the gradient of the gather is a scatter: a prompt row gets 0
         flat_hidden, targets = flat_hidden.index_select(0, trained), targets.index_select(0, trained)
+        if ref_hidden is not None:
+            ref_hidden = ref_hidden.index_select(0, trained)
     loss, token_nll = _FusedLinearLoss.apply(
-        flat_hidden, lm_head_weight, targets, objective, chunk_size, normalizer
+        flat_hidden,
+        lm_head_weight,
+        targets,
+        objective,
+        chunk_size,
+        normalizer,
+        ref_hidden,
+        None if ref_weight is None else ref_weight.detach(),
     )
     if stats is not None:
         with torch.no_grad():

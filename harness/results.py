@@ -48,11 +48,11 @@ from typing import Any
 
 from harness import files
 from harness.config import (
-    DFT_VARIANTS,
     LATER_DEFAULTS,
     LATER_EVALUATION_DEFAULTS,
     METHODS,
     OBJECTIVE_KEYS,
+    OBJECTIVE_PARAMS,
     REPLICATE_KEYS,
 )
 from harness.environment import packages, version
@@ -222,7 +222,7 @@ def make_record(
     ...             scores={}, wall_time_s=0.0, run_dir=None)
     Traceback (most recent call last):
     ...
-    harness.errors.RecordError: unknown method 'grpo'; valid methods: base, sft, dft, profit, chord-phi, gft
+    harness.errors.RecordError: unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft
     """
     _check_method(method)
     record = {
@@ -286,17 +286,18 @@ def backbone_slug(backbone: str) -> str:
 
 
 def variant_settings(method: str, hparams: dict[str, Any]) -> list[tuple[str, float]]:
-    """The DFT follow-up settings of a run that differ from the paper's, as ``(short name, value)``.
+    """The parameters of a run's objective that differ from its paper's, as ``(short name, value)``
+    (a parameter the objective does not read is not its own, whatever its value).
 
-    >>> variant_settings("dft", {"dft_min_weight": 0.1, "dft_alpha": 1.0})
+    >>> variant_settings("dft", {"dft_min_weight": 0.1, "dft_alpha": 1.0, "q": 2.0})
     [('floor', 0.1)]
+    >>> variant_settings("q-family", {"q": 0.5}), variant_settings("sft", {"q": 0.5})
+    ([('q', 0.5)], [])
     """
-    if method != "dft":
-        return []
     return [
         (short, hparams[key])
-        for key, (short, paper) in DFT_VARIANTS.items()
-        if hparams.get(key, paper) != paper
+        for key, (short, paper, owners) in OBJECTIVE_PARAMS.items()
+        if method in owners and hparams.get(key, paper) != paper
     ]
 
 
@@ -305,8 +306,8 @@ def variant(method: str, hparams: dict[str, Any]) -> str:
 
     >>> variant("dft", {"dft_min_weight": 0.0, "dft_alpha": 1.0}), variant("sft", {})
     ('dft', 'sft')
-    >>> variant("dft", {"dft_min_weight": 0.1, "dft_alpha": 0.5})
-    'dft-floor0.1-alpha0.5'
+    >>> variant("dft", {"dft_min_weight": 0.1, "dft_alpha": 0.5}), variant("eaft", {"eaft_top_k": 5})
+    ('dft-floor0.1-alpha0.5', 'eaft-k5')
     """
     return "-".join([method, *(f"{short}{value:g}" for short, value in variant_settings(method, hparams))])
 
@@ -368,8 +369,9 @@ def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
     values it was made with: in a trained record's ``hparams`` and in its ``evaluation``.
 
     >>> record = with_later_defaults({"method": "sft", "hparams": {"lr": 1e-3}, "evaluation": {}})
-    >>> record["hparams"], record["evaluation"]
-    ({'lr': 0.001, 'prompt_template': 'chat', 'lora_rank': 0, 'lora_alpha': None}, {'prompt_template': 'chat'})
+    >>> hparams = record["hparams"]
+    >>> hparams["lr"], hparams["lora_rank"], hparams["q"], hparams["eaft_top_k"], record["evaluation"]
+    (0.001, 0, 10.0, 20, {'prompt_template': 'chat'})
     """
     if record["method"] != "base":
         record["hparams"] = {
@@ -594,7 +596,7 @@ def _check_record(record: Any) -> None:
         raise RecordError(f"a {method} record needs its training hyperparameters")
     if hparams.get("objective", method) != method:
         raise RecordError(f"method {method!r} but hparams say objective {hparams['objective']!r}")
-    for key in DFT_VARIANTS:
+    for key in OBJECTIVE_PARAMS:
         value = hparams.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecordError(f"hparams {key} must be a number, got {value!r}")

@@ -58,14 +58,33 @@ from harness.models import device_and_dtype, has_plain_lm_head, load_model, load
 
 
 class CausalLMWithLoss(torch.nn.Module):
-    """The backbone and the objective in one module, so DDP or FSDP wraps the whole loss computation."""
+    """The backbone and the objective in one module, so DDP or FSDP wraps the whole loss computation.
 
-    def __init__(self, model, objective: Objective, chunk_size: int):
+    An objective with a KL term to the starting model (ASFT) also needs that model's outputs on the
+    same inputs: ``reference`` is a frozen copy of it, or, under LoRA, the backbone itself with its
+    adapters switched off (``adapters.disable_adapter()``: no second copy). The copy is kept out of
+    the module tree, so it is never trained, wrapped, sharded nor saved."""
+
+    def __init__(self, model, objective: Objective, chunk_size: int, reference=None, adapters=None):
         super().__init__()
         self.model = model
         self.objective = objective
         self.fused = chunk_size > 0 and has_plain_lm_head(model)
         self.chunk_size = chunk_size
+        self._reference = (reference,)  # a tuple: not a submodule
+        self.adapters = (adapters,)
+
+    @torch.no_grad()
+    def _reference_outputs(self, inputs: dict):
+        """The starting model's last hidden states and head (fused), else its logits."""
+        reference, adapters = self._reference[0], self.adapters[0]
+        if reference is None:  # LoRA: the backbone with its adapters off is the starting model
+            reference = self.model
+        with adapters.disable_adapter() if reference is self.model else contextlib.nullcontext():
+            if self.fused:
+                hidden = reference.base_model(**inputs).last_hidden_state
+                return hidden, reference.get_output_embeddings().weight
+            return reference(**inputs).logits
 
     def forward(
         self,
@@ -84,6 +103,7 @@ class CausalLMWithLoss(torch.nn.Module):
             use_cache=False,
             **images,
         )
+        reference = self._reference_outputs(inputs) if self.objective.kl_weight else None
         if self.fused:
             # The base model (a decoder, or a VLM's vision tower + decoder) gives the hidden states.
             hidden = self.model.base_model(**inputs).last_hidden_state
@@ -96,10 +116,16 @@ class CausalLMWithLoss(torch.nn.Module):
                 self.chunk_size,
                 num_trained_tokens=num_trained_tokens,
                 stats=stats,
+                reference=reference,
             )
         logits = self.model(**inputs).logits
         return causal_lm_loss(
-            logits, labels, self.objective, num_trained_tokens=num_trained_tokens, stats=stats
+            logits,
+            labels,
+            self.objective,
+            num_trained_tokens=num_trained_tokens,
+            stats=stats,
+            reference_logits=reference,
         )
 
 
@@ -201,7 +227,7 @@ def setup(config: TrainConfig) -> Run:
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
-    objective = Objective(config.objective, config.dft_min_weight, config.dft_alpha)
+    objective = Objective.of(config)
     # A refused resume (no checkpoint, a changed hyperparameter) stops before anything is read or made.
     resumed_from, state = checkpoint.load_state(config) if config.resume else (None, None)
     # A sharded checkpoint holds no model folder: the backbone loads as at the start, then the shards.
@@ -258,7 +284,10 @@ def setup(config: TrainConfig) -> Run:
         if adapted is not None:  # frozen embeddings: checkpointed blocks need inputs that want grads
             model.enable_input_require_grads()
     model.config.use_cache = False
-    module = CausalLMWithLoss(model, objective, config.loss_chunk_size)
+    reference = None
+    if objective.kl_weight and adapted is None:  # the model as it starts, whatever checkpoint resumes
+        reference = load_model(config.model, device=load_device).eval().requires_grad_(False)
+    module = CausalLMWithLoss(model, objective, config.loss_chunk_size, reference, adapted)
     wrapped = sharding.wrap(module, model, how, device, vision)
     optimizer, scheduler = _optimizer_and_schedule(model, config, device, total_steps)  # of the shards
     if sharded_resume:

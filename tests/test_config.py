@@ -10,9 +10,10 @@ import pytest
 
 from harness import config as settings
 from harness.config import (
-    DFT_VARIANTS,
     HPARAM_KEYS,
+    LATER_DEFAULTS,
     OBJECTIVE_KEYS,
+    OBJECTIVE_PARAMS,
     PER_METHOD,
     PRESETS,
     SWEEP_AXES,
@@ -43,10 +44,21 @@ def test_the_lists_are_derived_from_the_roles():
     run_only = {"output_dir", "gradient_checkpointing", "save_every", "resume", "device", "progress"}
     run_only |= {"eval_every", "curve_limit", "sharding"}
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
-    assert OBJECTIVE_KEYS == {"objective", "dft_min_weight", "dft_alpha"}
+    params = {"dft_min_weight", "dft_alpha", "q", "prob_threshold", "eaft_alpha", "eaft_top_k", "asft_lambda"}
+    assert OBJECTIVE_KEYS == {"objective"} | params
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}
     assert settings.PER_CELL == {"task", "methods"} and settings.REPLICATE_KEYS == {"seed"}
-    assert DFT_VARIANTS == {"dft_min_weight": ("floor", 0.0), "dft_alpha": ("alpha", 1.0)}
+    assert OBJECTIVE_PARAMS["dft_min_weight"] == ("floor", 0.0, ("dft",))
+    assert OBJECTIVE_PARAMS["prob_threshold"] == ("tau", 0.1, ("profit", "gft"))
+    assert set(OBJECTIVE_PARAMS) == params
+    # Records made before a parameter existed were made at its default: read back, they get it.
+    assert {k: LATER_DEFAULTS[k] for k in params - {"dft_min_weight", "dft_alpha"}} == {
+        "q": 10.0,
+        "prob_threshold": 0.1,
+        "eaft_alpha": 1.0,
+        "eaft_top_k": 20,
+        "asft_lambda": 0.05,
+    }
     # The record's hparams keep TrainConfig's field order: it orders the leaderboard's columns.
     assert list(HPARAM_KEYS) == [f.name for f in fields(TrainConfig) if f.name in HPARAM_KEYS]
 

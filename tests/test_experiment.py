@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness import experiment
-from harness.config.resolve import ood_task_names, parse_experiment
+from harness.config import flag
+from harness.config.resolve import ood_task_names, parse_experiment, parse_sweep
 from harness.errors import ConfigError, HarnessError
 from tasks.math_words import MathWords
 
@@ -310,19 +311,44 @@ def test_a_row_of_the_papers_math_table_end_to_end_on_the_tiny_model(tmp_path, d
 
 def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective(tmp_path):
     # What the end-to-end test above checks for SFT and DFT, for every objective, without training.
-    from harness.config import OBJECTIVES
+    from harness.config import OBJECTIVE_PARAMS, OBJECTIVES
 
-    run = parse_experiment(["--methods", "base," + ",".join(OBJECTIVES), "--dft-min-weight", "0.1"])
+    given = {"dft_min_weight": 0.1, "q": 0.5, "prob_threshold": 0.2, "eaft_top_k": 5, "asft_lambda": 0.1}
+    flags = [arg for name, value in given.items() for arg in (flag(name), str(value))]
+    run = parse_experiment(["--methods", "base," + ",".join(OBJECTIVES), *flags])
     configs = {m: experiment.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():
         assert config.objective == method
-        # The DFT variant's floor goes to DFT alone; every other objective gets the paper's settings.
-        assert config.dft_min_weight == (0.1 if method == "dft" else 0.0)
-        same = {
-            k: v for k, v in asdict(config).items() if k not in ("objective", "output_dir", "dft_min_weight")
-        }
-        assert same == {
-            k: v
-            for k, v in asdict(configs["sft"]).items()
-            if k not in ("objective", "output_dir", "dft_min_weight")
-        }
+        # Each parameter goes to the objectives that read it; every other one gets the paper's value.
+        for name, (_, default, owners) in OBJECTIVE_PARAMS.items():
+            assert getattr(config, name) == (given.get(name, default) if method in owners else default)
+        mine = {"objective", "output_dir", *OBJECTIVE_PARAMS}
+        same = {k: v for k, v in asdict(config).items() if k not in mine}
+        assert same == {k: v for k, v in asdict(configs["sft"]).items() if k not in mine}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--q", "0.5"],
+            r"--q 0.5 applies to objective q-family only, and none is trained here \(sft, dft\)",
+        ),
+        (["--methods", "sft,eaft", "--dft-alpha", "0.5"], "--dft-alpha 0.5 applies to objective dft only"),
+        (["--methods", "gft", "--prob-threshold", "1.5"], r"--prob-threshold must be in \(0, 1\), got 1.5"),
+        (["--methods", "eaft", "--eaft-top-k", "1"], "--eaft-top-k must be >= 2, got 1"),
+        (["--methods", "asft", "--asft-lambda", "-1"], "--asft-lambda must be >= 0, got -1.0"),
+        (
+            ["--methods", "sft,asft", "--sharding", "fsdp", "--nproc-per-node", "2"],
+            "--objective asft with --sharding fsdp: its frozen starting model is not sharded",
+        ),
+    ],
+)
+def test_an_objective_parameter_nobody_reads_or_out_of_range_is_one_line(argv, message):
+    with pytest.raises(ValueError, match=f"^{message}"):
+        parse_experiment(argv)
+
+
+def test_a_sweep_refuses_a_parameter_its_methods_do_not_read():
+    with pytest.raises(ValueError, match="^--eaft-alpha 2 applies to objective eaft only"):
+        parse_sweep(["--lr", "1e-3", "--eaft-alpha", "2"])

@@ -82,14 +82,117 @@ def test_the_newer_objectives_value_and_gradient_on_one_token(objective, weight,
     assert torch.equal(logits.grad[0, 1], torch.zeros(3))
 
 
+def one_token(target: int):
+    """Logits of one trained token (p = 0.84, 0.11, 0.04 for targets 0, 1, 2), its labels, and its
+    softmax and one-hot target."""
+    logits = torch.tensor([[[3.0, 0.9, 0.0], [0.0, 0.0, 0.0]]], requires_grad=True)
+    probs = torch.softmax(logits[0, 0].detach(), -1)
+    onehot = torch.nn.functional.one_hot(torch.tensor(target), 3).float()
+    return logits, torch.tensor([[IGNORE_INDEX, target]]), probs, onehot
+
+
+@pytest.mark.parametrize("target", [0, 1, 2])
+@pytest.mark.parametrize("q", [0.5, 1.0, 10.0])
+def test_q_family_loss_and_gradient_on_one_token(q, target):
+    # loss (1 - p^q) / q; its gradient is p^q times the cross-entropy's: p^q (softmax - onehot).
+    logits, labels, probs, onehot = one_token(target)
+    p = probs[target].item()
+    loss = causal_lm_loss(logits, labels, Objective("q-family", q=q))
+    loss.backward()
+    assert loss.item() == pytest.approx((1 - p**q) / q, rel=1e-6)
+    assert torch.allclose(logits.grad[0, 0], p**q * (probs - onehot), atol=1e-7)
+
+
+def test_q_family_ends_are_sft_and_dft():
+    torch.manual_seed(4)
+    logits = torch.randn(2, 5, 9)
+    labels = torch.randint(0, 9, (2, 5))
+
+    def grad(objective):
+        z = logits.clone().requires_grad_(True)
+        causal_lm_loss(z, labels, objective).backward()
+        return z.grad
+
+    assert torch.allclose(grad(Objective("q-family", q=1.0)), grad("dft"), atol=1e-7)  # q = 1: DFT's
+    near_zero = Objective("q-family", q=1e-4)  # q -> 0: (1 - p^q) / q -> -log p, SFT
+    assert torch.allclose(grad(near_zero), grad("sft"), atol=1e-3)
+    sft_value = causal_lm_loss(logits, labels, "sft").item()
+    assert causal_lm_loss(logits, labels, near_zero).item() == pytest.approx(sft_value, rel=1e-3)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+@pytest.mark.parametrize("target", [0, 2])
+def test_eaft_weight_is_the_normalized_entropy_of_the_top_k_logits(alpha, target):
+    # K = 2 of the 3 logits (3.0 and 0.9): their softmax (0.891, 0.109) has entropy H = 0.345 nats,
+    # over ln 2; the weight is detached, so the gradient is w (softmax - onehot) over all 3 logits.
+    logits, labels, probs, onehot = one_token(target)
+    top = torch.softmax(torch.tensor([3.0, 0.9]), -1)
+    w = (-(top * top.log()).sum().item() / math.log(2)) ** alpha
+    loss = causal_lm_loss(logits, labels, Objective("eaft", eaft_top_k=2, eaft_alpha=alpha))
+    loss.backward()
+    assert loss.item() == pytest.approx(-w * math.log(probs[target].item()), rel=1e-6)
+    assert torch.allclose(logits.grad[0, 0], w * (probs - onehot), atol=1e-7)
+    # A flat top K is the most uncertain case: weight 1, plain SFT; a near-certain one is near 0.
+    flat = Objective("eaft", eaft_top_k=3).token_weights(torch.ones(1), torch.zeros(1, 3))
+    sure = Objective("eaft", eaft_top_k=3).token_weights(torch.ones(1), torch.tensor([[30.0, 0.0, 0.0]]))
+    assert flat.item() == pytest.approx(1.0) and sure.item() < 1e-10
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_asft_is_dft_plus_lambda_times_the_kl_to_the_starting_model(target):
+    # One token: loss p-weighted CE + lambda KL(q || p), gradient p (softmax - onehot) + lambda (softmax - q).
+    logits, labels, probs, onehot = one_token(target)
+    reference = torch.tensor([[[0.0, 1.0, 2.0], [5.0, 5.0, 5.0]]])  # the last position is not trained
+    q = torch.softmax(reference[0, 0], -1)
+    p = probs[target].item()
+    kl = (q * (q.log() - probs.log())).sum().item()
+    objective = Objective("asft", asft_lambda=0.3)
+    loss = causal_lm_loss(logits, labels, objective, reference_logits=reference)
+    loss.backward()
+    assert loss.item() == pytest.approx(-p * math.log(p) + 0.3 * kl, rel=1e-6)
+    assert torch.allclose(logits.grad[0, 0], p * (probs - onehot) + 0.3 * (probs - q), atol=1e-7)
+    # Where the model has not moved from its start, the KL and its gradient vanish: DFT exactly.
+    same = causal_lm_loss(logits.detach(), labels, objective, reference_logits=logits.detach())
+    assert same.item() == pytest.approx(causal_lm_loss(logits.detach(), labels, "dft").item(), abs=1e-7)
+    with pytest.raises(ValueError, match="needs the starting model's reference_logits"):
+        causal_lm_loss(logits, labels, objective)
+
+
+def test_the_threshold_is_a_parameter_of_profit_and_gft():
+    nll = torch.tensor([0.1, math.log(2), 3.0])  # p = 0.905, 0.5, 0.0498
+    p = torch.exp(-nll)
+    assert torch.equal(Objective("profit", prob_threshold=0.6).token_weights(nll), torch.tensor([1.0, 0, 0]))
+    gft = Objective("gft", prob_threshold=0.6).token_weights(nll)
+    assert torch.allclose(gft, torch.tensor([1.0, p[1], p[2]]))
+
+
 def test_unknown_objective_lists_valid_ones():
     with pytest.raises(
-        ValueError, match="--objective 'grpo': valid objectives: sft, dft, profit, chord-phi, gft"
+        ValueError,
+        match="--objective 'grpo': valid objectives: sft, dft, q-family, profit, chord-phi, gft, eaft, asft",
     ):
         causal_lm_loss(torch.zeros(1, 2, 2), torch.tensor([[0, 1]]), "grpo")
-    for other in ("sft", "profit", "chord-phi", "gft"):  # never silently ignored
-        with pytest.raises(ValueError, match="only apply to objective 'dft'"):
-            Objective(other, dft_min_weight=0.1)
+
+
+@pytest.mark.parametrize(
+    ("objective", "params", "message"),
+    [
+        ("sft", {"dft_min_weight": 0.1}, "--dft-min-weight applies to objective dft only, not 'sft'"),
+        ("profit", {"dft_alpha": 0.5}, "--dft-alpha applies to objective dft only, not 'profit'"),
+        ("dft", {"q": 2.0}, "--q applies to objective q-family only, not 'dft'"),
+        ("q-family", {"prob_threshold": 0.2}, "--prob-threshold applies to objective profit, gft only"),
+        ("asft", {"eaft_top_k": 5}, "--eaft-top-k applies to objective eaft only, not 'asft'"),
+        ("eaft", {"asft_lambda": 0.1}, "--asft-lambda applies to objective asft only, not 'eaft'"),
+        ("q-family", {"q": 0.0}, "--q must be a positive number, got 0.0"),
+        ("profit", {"prob_threshold": 1.0}, r"--prob-threshold must be in \(0, 1\), got 1.0"),
+        ("eaft", {"eaft_top_k": 1}, "--eaft-top-k must be >= 2, got 1"),
+        ("eaft", {"eaft_alpha": -1.0}, "--eaft-alpha must be >= 0, got -1.0"),
+        ("asft", {"asft_lambda": float("nan")}, "--asft-lambda must be >= 0, got nan"),
+    ],
+)
+def test_a_parameter_out_of_range_or_not_the_objectives_own_is_refused(objective, params, message):
+    with pytest.raises(ValueError, match=f"^{message}"):  # never silently ignored nor replaced
+        Objective(objective, **params)
 
 
 def test_labels_are_shifted_and_ignored_positions_cost_nothing():
@@ -124,11 +227,15 @@ def test_global_token_normalization_makes_splits_add_up():
         Objective("dft"),
         Objective("dft", dft_min_weight=0.2),
         Objective("dft", dft_alpha=0.5),
+        Objective("q-family"),
+        Objective("q-family", q=0.5),
         Objective("profit"),
         Objective("chord-phi"),
         Objective("gft"),
+        Objective("eaft", eaft_top_k=4),
+        Objective("asft", asft_lambda=0.5),
     ],
-    ids=["sft", "dft", "dft-floor", "dft-mix", "profit", "chord-phi", "gft"],
+    ids=["sft", "dft", "dft-floor", "dft-mix", "q10", "q0.5", "profit", "chord-phi", "gft", "eaft", "asft"],
 )
 @pytest.mark.parametrize("chunk_size", [1, 5, 64])
 def test_fused_matches_plain_loss_and_gradients(objective, chunk_size):
@@ -138,11 +245,14 @@ def test_fused_matches_plain_loss_and_gradients(objective, chunk_size):
     labels = torch.randint(0, 50, (3, 7))
     labels[:, :3] = IGNORE_INDEX
     labels[2, :] = IGNORE_INDEX  # a row with nothing to train
-    plain = causal_lm_loss(hidden @ weight.T, labels, objective)
+    ref_hidden, ref_weight = torch.randn(3, 7, 16), torch.randn(50, 16)  # ASFT's starting model
+    plain = causal_lm_loss(hidden @ weight.T, labels, objective, reference_logits=ref_hidden @ ref_weight.T)
     plain.backward()
     grads = hidden.grad.clone(), weight.grad.clone()
     hidden.grad = weight.grad = None
-    fused = fused_causal_lm_loss(hidden, weight, labels, objective, chunk_size=chunk_size)
+    fused = fused_causal_lm_loss(
+        hidden, weight, labels, objective, chunk_size=chunk_size, reference=(ref_hidden, ref_weight)
+    )
     fused.backward()
     assert torch.allclose(plain, fused, atol=1e-5)
     assert torch.allclose(grads[0], hidden.grad, atol=1e-5)

@@ -309,13 +309,42 @@ def test_more_ranks_than_examples_is_one_line_before_any_work():
         resolve_train(TrainConfig(batch_size=2, micro_batch_size=1), world_size=4)
 
 
-@pytest.mark.parametrize("objective", ["profit", "chord-phi", "gft"])
+@pytest.mark.parametrize("objective", ["q-family", "profit", "chord-phi", "gft", "eaft"])
 def test_the_newer_objectives_train_and_log_their_own_loss(tmp_path, objective):
     train(base_config(tmp_path, objective, objective=objective, steps=1))
     [line] = log(tmp_path / objective)
-    # Each weight is at most 1 (chord-phi at most 1/4): the weighted loss stays under the plain NLL.
+    # Each weight is at most 1 (chord-phi at most 1/4) and (1 - p^q) / q <= -log p: the objective's
+    # loss stays under the plain NLL.
     assert 0 < line["loss"] <= line["nll"] and line["grad_norm"] > 0
     assert (
         json.loads((tmp_path / objective / "train_summary.json").read_text())["config"]["objective"]
         == objective
     )
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_asft_starts_as_dft_and_then_pays_for_leaving_its_start(tmp_path, lora_rank):
+    # At the first step the model is its own starting point: the KL term and its gradient are 0, so
+    # ASFT's loss and gradient norm are DFT's. After one update they are not: the anchor pulls. Under
+    # LoRA the starting model is the backbone with its adapters off, not a second copy.
+    name = f"rank{lora_rank}"
+    dft = train(base_config(tmp_path, f"dft-{name}", lora_rank=lora_rank))
+    asft = train(
+        base_config(tmp_path, f"asft-{name}", objective="asft", asft_lambda=0.5, lora_rank=lora_rank)
+    )
+    first_dft, second_dft = log(tmp_path / f"dft-{name}")
+    first, second = log(tmp_path / f"asft-{name}")
+    assert first["loss"] == pytest.approx(first_dft["loss"], rel=1e-6)
+    assert first["grad_norm"] == pytest.approx(first_dft["grad_norm"], rel=1e-5)
+    assert second["loss"] > second_dft["loss"] * (1 + 1e-4)  # the same first update, then a KL > 0
+    assert asft["fused_loss"] and dft["fused_loss"]
+    saved = load_file(str(tmp_path / f"asft-{name}" / "model" / "model.safetensors"))
+    assert saved.keys() == load_file(str(tmp_path / f"dft-{name}" / "model" / "model.safetensors")).keys()
+
+
+def test_asft_and_eaft_train_the_vision_language_backbone(tmp_path):
+    for objective in ("asft", "eaft"):
+        config = base_config(tmp_path, objective, objective=objective, task="visual-math", steps=1)
+        train(replace(config, micro_batch_size=4))
+        [line] = log(tmp_path / objective)
+        assert line["loss"] > 0 and line["grad_norm"] > 0

@@ -54,10 +54,9 @@ from harness.errors import ConfigError
 from harness.recipes import recipe
 
 HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
-# The training objectives; each has its per-token weight in harness.losses.
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
 # unless --methods / --method name others.
-OBJECTIVES = ("sft", "dft", "profit", "chord-phi", "gft")
+OBJECTIVES = ("sft", "dft", "q-family", "profit", "chord-phi", "gft", "eaft", "asft")
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
@@ -116,6 +115,12 @@ def non_negative(value) -> str | None:
 def fraction(value) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         return f"must be in [0, 1], got {value!r}"
+    return None
+
+
+def open_fraction(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        return f"must be in (0, 1), got {value!r}"
     return None
 
 
@@ -187,11 +192,67 @@ class TrainConfig:
         choices=PROMPT_TEMPLATES,
     )
     objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
+    # Each objective's own parameters (harness.losses has the formulas): ``owners`` are the objectives
+    # that read one (any other refuses a value away from the default), ``short`` names a value away
+    # from the default in a variant's name (dft-floor0.1), the default is the paper's.
     dft_min_weight: float = setting(
-        0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor"
+        0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor", owners=("dft",)
     )
     dft_alpha: float = setting(
-        1.0, "w = alpha*p + (1-alpha); 1 = paper DFT", role=OBJECTIVE, check=fraction, short="alpha"
+        1.0,
+        "w = alpha*p + (1-alpha); 1 = paper DFT",
+        role=OBJECTIVE,
+        check=fraction,
+        short="alpha",
+        owners=("dft",),
+    )
+    q: float = setting(
+        10.0,
+        "q-family's exponent: per-token loss (1 - p^q)/q; q -> 0 is SFT, q = 1 has DFT's gradient, "
+        "10 is the paper's -p^10",
+        role=OBJECTIVE,
+        check=positive,
+        short="q",
+        owners=("q-family",),
+        later=True,
+    )
+    prob_threshold: float = setting(
+        0.1,
+        "tau on the target token's probability: ProFit trains only tokens above it, GFT weights by p "
+        "only below it (both papers: 0.1)",
+        role=OBJECTIVE,
+        check=open_fraction,
+        short="tau",
+        owners=("profit", "gft"),
+        later=True,
+    )
+    eaft_alpha: float = setting(
+        1.0,
+        "EAFT's exponent on the normalized top-K entropy (1 = the paper's and LLaMA-Factory's)",
+        role=OBJECTIVE,
+        check=non_negative,
+        short="ealpha",
+        owners=("eaft",),
+        later=True,
+    )
+    eaft_top_k: int = setting(
+        20,
+        "EAFT: the top K logits whose entropy stands for the token's (the paper: 20)",
+        role=OBJECTIVE,
+        check=at_least(2),
+        short="k",
+        owners=("eaft",),
+        later=True,
+    )
+    asft_lambda: float = setting(
+        0.05,
+        "ASFT: weight of the KL divergence to the frozen starting model, KL(start || model) over the "
+        "whole vocabulary at every trained token",
+        role=OBJECTIVE,
+        check=non_negative,
+        short="lambda",
+        owners=("asft",),
+        later=True,
     )
     lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)
     adam_beta1: float = setting(0.9, "AdamW beta1", check=beta)
@@ -600,10 +661,44 @@ REPLICATE_KEYS = frozenset(names(TrainConfig, replicate=True))  # left out of th
 BATCH_SPLIT_KEYS = (*names(TrainConfig, split=True), "world_size")
 PER_METHOD = frozenset(names(TrainConfig, per_method=True))
 PER_CELL = frozenset(names(ExperimentConfig, per_cell=True))
-# DFT's follow-up settings: (short name in a variant's name, the paper's value) by field.
-DFT_VARIANTS = {
-    f.name: (f.metadata["short"], f.default) for f in fields(TrainConfig) if "short" in f.metadata
+# The objectives' own parameters, by field: (short name in a variant's name, the paper's value,
+# the objectives that read it).
+OBJECTIVE_PARAMS = {
+    f.name: (f.metadata["short"], f.default, f.metadata["owners"])
+    for f in fields(TrainConfig)
+    if "owners" in f.metadata
 }
+# The parameters added after records were first written: every older record was made at the default.
+LATER_DEFAULTS |= {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("later")}
+
+
+def objective_defaults(objective: str) -> dict[str, Any]:
+    """The parameters ``objective`` does not read, at their defaults (what its record keeps).
+
+    >>> sorted(objective_defaults("dft"))[:3], "q" in objective_defaults("q-family")
+    (['asft_lambda', 'eaft_alpha', 'eaft_top_k'], False)
+    """
+    return {
+        name: default for name, (_, default, owners) in OBJECTIVE_PARAMS.items() if objective not in owners
+    }
+
+
+def check_objective_params(config: TrainConfig, objectives: list[str]) -> None:
+    """Refuse, naming the flag, a parameter set away from its default that none of ``objectives``
+    reads: it would be silently ignored.
+
+    >>> check_objective_params(TrainConfig(q=0.5), ["sft", "dft"])
+    Traceback (most recent call last):
+    ...
+    harness.errors.ConfigError: --q 0.5 applies to objective q-family only, and none is trained here (sft, dft)
+    """
+    for name, (_, default, owners) in OBJECTIVE_PARAMS.items():
+        value = getattr(config, name)
+        if value != default and not set(owners) & set(objectives):
+            raise ConfigError(
+                f"{flag(name)} {value:g} applies to objective {', '.join(owners)} only, and none is trained "
+                f"here ({', '.join(objectives)})"
+            )
 
 
 # --- the batch split -------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from harness.config import (
     TokenProbsConfig,
     TrainConfig,
     add_arguments,
+    check_objective_params,
     flag,
     preset_of,
     split_batch,
@@ -60,12 +61,16 @@ def default_model(task: str) -> str:
     return DOMAIN_MODELS.get(check_task(task).domain, "tiny")
 
 
-def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
+def resolve_train(
+    config: TrainConfig, world_size: int = 1, objectives: list[str] | None = None
+) -> TrainConfig:
     """The domain's defaults, the checks that need more than one field, and the derived micro-batch
     (the largest that fits ``--micro-batch-size`` and divides each rank's share). Idempotent: what
-    :func:`harness.train.train` runs on, whichever entry point made ``config``."""
+    :func:`harness.train.train` runs on, whichever entry point made ``config``. ``objectives``: what
+    will be trained with it (default: its own ``--objective``; the experiment's ``--methods``)."""
     model = config.model if config.model is not None else default_model(config.task)
     check_task(config.task)  # a typo fails here with "did you mean", whatever the model
+    check_objectives(config, objectives or [config.objective], world_size)
     micro, _ = split_batch(config.batch_size, config.micro_batch_size, world_size)
     if (
         config.min_pixels is not None
@@ -84,6 +89,17 @@ def resolve_train(config: TrainConfig, world_size: int = 1) -> TrainConfig:
     if config.lora_rank and alpha is None:
         alpha = 2.0 * config.lora_rank
     return replace(config, model=model, micro_batch_size=micro, lora_alpha=alpha)
+
+
+def check_objectives(config: TrainConfig, objectives: list[str], world_size: int) -> None:
+    """Each objective parameter given is read by one of ``objectives``, and each objective can run
+    the way ``config`` shards the model."""
+    check_objective_params(config, objectives)
+    if "asft" in objectives and config.sharding == "fsdp" and world_size > 1:
+        raise ConfigError(
+            "--objective asft with --sharding fsdp: its frozen starting model is not sharded (a whole "
+            "copy on every rank, which sharding exists to avoid); use --sharding ddp"
+        )
 
 
 def world_size() -> int:
@@ -204,7 +220,7 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    train = resolve_train(train, config.world_size)
+    train = resolve_train(train, config.world_size, [m for m in config.method_list if m != "base"])
     ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
@@ -364,6 +380,7 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
     experiment = resolve_experiment(args, preset, task=task, methods="base", dry_run=False)
+    check_objectives(experiment.train, grid.method, experiment.config.world_size)
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)

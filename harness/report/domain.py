@@ -45,9 +45,12 @@ LABELS = {
     "base": "base",
     "sft": "SFT",
     "dft": "DFT",
+    "q-family": "q-family",
     "profit": "ProFit",
     "chord-phi": "CHORD-phi",
     "gft": "GFT",
+    "eaft": "EAFT",
+    "asft": "ASFT",
 }
 MISSING = "–"
 SIGNIFICANCE_NOTE = (
