@@ -405,6 +405,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
             data = {
                 "train_rows": summary["rows"],
                 "train_examples": summary["examples"],
+                **({"noisy_rows": summary["noisy_rows"]} if summary.get("noisy_rows") else {}),
                 **{k: v for k, v in summary["overlong"].items() if k != "policy"},
                 "trained_tokens_per_s": round(summary["trained_tokens_per_s"] or 0.0, 1),
                 "gradient_accumulation": summary["gradient_accumulation"],

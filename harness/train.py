@@ -49,6 +49,7 @@ from harness import checkpoint, environment, lora, sharding
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all
+from harness.data.noise import with_noise
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
@@ -198,6 +199,7 @@ class Run:
     writer: Any = None  # a TensorBoard SummaryWriter, main rank only
     adapted: Any = None  # with --lora-rank: the peft model around ``model`` (saved, merged at the end)
     how: str = "none"  # none (one process), ddp or fsdp: harness.sharding.choose
+    noisy_rows: int = 0  # rows given a wrong final answer (--train-noise)
     trained_tokens: int = 0
     train_seconds: float = 0.0
     started: float = field(default_factory=time.time)
@@ -240,6 +242,7 @@ def setup(config: TrainConfig) -> Run:
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
     rows, source = training_rows(config.task, config.train_data, config.train_limit, config.prompt_template)
+    rows, corrupted = with_noise(rows, config.train_noise, config.seed, source)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     if how == "fsdp" and vision and any(not e.image_grid_thw.shape[0] for e in examples):
         # A rank whose micro-batch has no image would skip the vision tower's gathers that the others
@@ -297,7 +300,7 @@ def setup(config: TrainConfig) -> Run:
     run = Run(
         config, device, amp_dtype, ddp, tokenizer, processor, len(rows), examples, counts, output_dir,
         total_steps, accumulation, model, module, wrapped, optimizer, scheduler, start_step, resumed_from,
-        started=started, adapted=adapted, how=how,
+        started=started, adapted=adapted, how=how, noisy_rows=len(corrupted),
     )  # fmt: skip
     if ddp.main:
         checkpoint.truncate_log(run.log_path, start_step)
@@ -487,6 +490,7 @@ def finish(run: Run) -> dict[str, Any]:
         "resumed_from_step": run.start_step,
         "examples": len(run.examples),
         "rows": run.rows,
+        "noisy_rows": run.noisy_rows,
         "overlong": {"policy": config.overlong, **dict(run.overlong)},
         "trained_tokens_per_s": run.trained_tokens / run.train_seconds if run.train_seconds else None,
         "wall_time_s": time.time() - run.started,

@@ -124,7 +124,7 @@ def open_fraction(value) -> str | None:
     return None
 
 
-def beta(value) -> str | None:
+def below_one(value) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         return f"must be in [0, 1), got {value!r}"
     return None
@@ -185,6 +185,13 @@ class TrainConfig:
     task: str = setting("math-words", "task whose train split is used")
     train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
     train_limit: int | None = setting(None, "use only the first N training rows", check=at_least(1))
+    train_noise: float = setting(
+        0.0,
+        "give this fraction of the training rows a wrong final answer (another row's; which rows: "
+        "drawn from --seed): noisy demonstrations",
+        check=below_one,
+        later=True,
+    )
     prompt_template: str = setting(
         "chat",
         "how the task's questions become prompt text in training: the backbone's chat template, or a "
@@ -255,8 +262,8 @@ class TrainConfig:
         later=True,
     )
     lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)
-    adam_beta1: float = setting(0.9, "AdamW beta1", check=beta)
-    adam_beta2: float = setting(0.95, "AdamW beta2", check=beta)
+    adam_beta1: float = setting(0.9, "AdamW beta1", check=below_one)
+    adam_beta2: float = setting(0.95, "AdamW beta2", check=below_one)
     weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and norms)", check=non_negative)
     warmup_ratio: float = setting(0.1, "fraction of steps of linear warmup", check=fraction)
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0 = off)", check=non_negative)
