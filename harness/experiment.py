@@ -149,7 +149,7 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
 
 
-def _train(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dict[str, Any]:
+def train_or_reuse(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dict[str, Any]:
     """Train, or with ``reuse`` reuse a finished training of the same configuration in the run
     folder, or continue it from its last checkpoint; only when that folder was trained with the
     packages installed now (its ``environment.json``, written by the trainer), so a record never
@@ -400,7 +400,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
         data: dict[str, Any] = {}
         model, curve = experiment.train.model, None
         if method != "base":
-            summary = _train(train_config, config.nproc_per_node, not config.redo, config.nnodes)
+            summary = train_or_reuse(train_config, config.nproc_per_node, not config.redo, config.nnodes)
             model, curve = summary["model_dir"], summary.get("curve")
             data = {
                 "train_rows": summary["rows"],

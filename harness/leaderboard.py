@@ -40,7 +40,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes, atomic_write_text, file_lock
-from harness.report import ablation
+from harness.report import ablation, continuum
 from harness.report.domain import Page, Record, domain_pages
 from harness.report.index import OTHER_PAGES, index_page
 from harness.results import load_records
@@ -61,14 +61,17 @@ def render_all(
     records: Iterable[Record], *, source: str = "results", others: Sequence[str] = ()
 ) -> dict[str, str | bytes]:
     """Every file of the leaderboard folder, ``{relative path: markdown text or PNG bytes}``: the
-    index ``README.md``, ``<domain>.md``, ``ablation-*.md`` and ``plots/*.png``. ``others`` names
+    index ``README.md``, ``<domain>.md``, ``ablation-*.md``, ``continuum-*.md`` and ``plots/*.png``. ``others`` names
     pages of :data:`OTHER_PAGES` that exist, for the index to link."""
     records = list(records)
     source = source.rstrip("/") or "/"
     pages = {f"{domain}.md": page for domain, page in domain_pages(records, source).items()}
     ablations = ablation.pages(records, source)
-    pages |= ablations
-    pages["README.md"] = Page(index_page(records, source, sorted(pages), sorted(ablations), others))
+    maps = continuum.pages(records, source)
+    pages |= ablations | maps
+    pages["README.md"] = Page(
+        index_page(records, source, sorted(pages), sorted(ablations), others, sorted(maps))
+    )
     files: dict[str, str | bytes] = {}
     for name, page in sorted(pages.items()):
         files[name] = page.text
@@ -101,7 +104,7 @@ def write(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
                 written.append(atomic_write_bytes(path, content))
             else:
                 written.append(atomic_write_text(path, content))
-        stale = [*out.glob("ablation-*.md"), *(out / "plots").glob("*.png")]
+        stale = [*out.glob("ablation-*.md"), *out.glob("continuum-*.md"), *(out / "plots").glob("*.png")]
         for path in stale:
             if path.relative_to(out).as_posix() not in files:
                 path.unlink()

@@ -77,7 +77,12 @@ def backbone_name(model: str) -> str:
     path = Path(model).expanduser()
     if gguf.is_gguf(path):  # a file's name says little: two files of one name are two backbones
         return f"{path.name}-{gguf.digest(path)[:8]}"
-    return path.resolve().name if path.exists() else model
+    if not path.exists():
+        return model
+    path = path.resolve()
+    if path.name == "model" and path.parent.parent.name:  # a trained run's output folder (harness.train)
+        return f"{path.parent.parent.name}/{path.parent.name}"  # its run: runs/<experiment>/<run>/model
+    return path.name
 
 
 def _from_pretrained(loader, model: str, **kwargs):

@@ -101,8 +101,8 @@ def token_probability_histogram(
         raise ConfigError(f"rows must be >= 1, got {rows}")
     device, amp_dtype = device_and_dtype(config.device)
     tokenizer, processor = load_tokenizer_and_processor(model, config.min_pixels, config.max_pixels)
-    all_rows, source = training_rows(
-        config.task, config.train_data, config.train_limit, config.prompt_template
+    all_rows, source = training_rows(  # the rows as written: --train-noise's wrong answers are not read
+        config.task, config.train_data, config.train_limit, config.prompt_template, config.train_offset
     )
     chosen = all_rows[:rows]
     examples, _ = encode_all(tokenizer, chosen, config.max_length, config.overlong, source, processor)

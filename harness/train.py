@@ -241,7 +241,9 @@ def setup(config: TrainConfig) -> Run:
         )
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
-    rows, source = training_rows(config.task, config.train_data, config.train_limit, config.prompt_template)
+    rows, source = training_rows(
+        config.task, config.train_data, config.train_limit, config.prompt_template, config.train_offset
+    )
     rows, corrupted = with_noise(rows, config.train_noise, config.seed, source)
     examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
     if how == "fsdp" and vision and any(not e.image_grid_thw.shape[0] for e in examples):

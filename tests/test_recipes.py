@@ -125,7 +125,7 @@ def test_several_nodes_never_train_here_and_say_what_to_run(tmp_path):
     with pytest.raises(
         TrainingError, match=r"not trained yet: run on each of the 2 nodes .*torchrun --nnodes=2"
     ):
-        experiment._train(config, 1, True, nnodes=2)
+        experiment.train_or_reuse(config, 1, True, nnodes=2)
     assert not (tmp_path / "dft").exists()  # nothing trained or written here
 
 
@@ -137,7 +137,7 @@ def test_several_nodes_never_clear_a_folder_a_training_may_be_writing(tmp_path):
     (run_dir / environment.FILE).write_text(json.dumps({"python": "another"}))
     config = TrainConfig(output_dir=str(run_dir), model="tiny", batch_size=4)
     with pytest.raises(TrainingError, match="not trained yet"):
-        experiment._train(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
+        experiment.train_or_reuse(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
     assert (run_dir / environment.FILE).exists()
 
 

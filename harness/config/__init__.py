@@ -185,6 +185,12 @@ class TrainConfig:
     task: str = setting("math-words", "task whose train split is used")
     train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
     train_limit: int | None = setting(None, "use only the first N training rows", check=at_least(1))
+    train_offset: int = setting(
+        0,
+        "skip the first N training rows (a warm-up pool disjoint from a --train-limit run's rows)",
+        check=at_least(0),
+        later=True,
+    )
     train_noise: float = setting(
         0.0,
         "give this fraction of the training rows a wrong final answer (another row's; which rows: "
@@ -624,6 +630,29 @@ def axis(name: str) -> Any:
     assert f.metadata.get("axis"), f"{name} is not marked as a sweep axis"
     help_text = f"{f.metadata['help']}: one or more values, an axis of the grid (default: the preset's)"
     return setting(None, help_text, check=f.metadata["check"])
+
+
+@dataclass
+class ContinuumConfig:
+    """``python -m harness.continuum``: one training from a ladder of starting points of increasing
+    strength, and at several demonstration-noise rates (:mod:`harness.report.continuum` maps them)."""
+
+    warmup_rows: list[int] = setting(
+        [0, 64, 256],
+        "the prior-strength ladder: one starting point per K, the backbone after SFT on K rows of the "
+        "task that the mapped runs never see (the rows after their --train-limit); 0 is the backbone",
+        role=RUN,
+        check=at_least(0),
+    )
+    noise: list[float] = setting(
+        [0.0, 0.2, 0.4],
+        "--train-noise rates the methods train at, from the backbone itself",
+        role=RUN,
+        check=below_one,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from harness.config import (
     PRESETS,
     REPLICATE_KEYS,
     SWEEP_AXES,
+    ContinuumConfig,
     EvalConfig,
     ExperimentConfig,
     Parser,
@@ -50,7 +51,8 @@ from harness.config import (
     split_batch,
     take,
 )
-from harness.data.rows import read_rows
+from harness.data.noise import with_noise
+from harness.data.rows import read_rows, training_rows
 from harness.errors import ConfigError
 from harness.models import resolve as resolve_model
 from tasks import prompts
@@ -384,6 +386,59 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
+
+
+@dataclass
+class Continuum:
+    """What ``python -m harness.continuum`` runs: the ladder and noise rates, and the experiment every
+    point shares (its --model is the ladder's foot)."""
+
+    study: ContinuumConfig
+    experiment: Experiment
+
+
+def parse_continuum(argv: list[str] | None = None, description: str = "") -> Continuum:
+    """``python -m harness.continuum``'s command line, resolved: the experiment's flags, the ladder
+    and the noise rates, each checked before any run (the warm-up pool must exist past the mapped
+    runs' rows, every row must have an answer to corrupt, SFT must be trained: it is the baseline).
+
+    >>> parse_continuum(["--warmup-rows", "0", "64", "--methods", "sft,dft", "--train-limit", "5000"])
+    Traceback (most recent call last):
+    ...
+    harness.errors.ConfigError: --warmup-rows 64: the warm-up pool is the rows after --train-limit 5000, and task math-words split train has 2000
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    parser = Parser(prog="python -m harness.continuum", description=description)
+    add_arguments(parser.add_argument_group("the map"), ContinuumConfig)
+    experiment_parser(preset, parser)
+    args = vars(parser.parse_args(argv))
+    study = take(args, ContinuumConfig)
+    experiment = resolve_experiment(args, preset)
+    train = experiment.train
+    if "sft" not in experiment.config.method_list:
+        raise ConfigError("--methods: a map compares each objective with SFT, so it must include sft")
+    if train.train_noise:
+        raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
+    pool = max(study.warmup_rows)
+    if pool:
+        if train.train_limit is None:
+            raise ConfigError(
+                f"--warmup-rows {pool} needs --train-limit: the warm-up pool is the rows after the ones "
+                "the mapped runs train on"
+            )
+        rows, source = training_rows(train.task, train.train_data, None, train.prompt_template)
+        if train.train_offset + train.train_limit + pool > len(rows):
+            raise ConfigError(
+                f"--warmup-rows {pool}: the warm-up pool is the rows after --train-limit "
+                f"{train.train_limit}, and {source} has {len(rows)}"
+            )
+    if any(study.noise):
+        rows, source = training_rows(
+            train.task, train.train_data, train.train_limit, train.prompt_template, train.train_offset
+        )
+        with_noise(rows, max(study.noise), train.seed, source)  # each row has an answer to corrupt
+    return Continuum(study, experiment)
 
 
 def parse_token_probs(

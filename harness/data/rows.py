@@ -135,11 +135,11 @@ def load_split(task, split: str, limit: int | None = None) -> list[dict[str, Any
 
 
 def training_rows(
-    task: str, train_data: str | None, train_limit: int | None, template: str = CHAT
+    task: str, train_data: str | None, train_limit: int | None, template: str = CHAT, offset: int = 0
 ) -> tuple[list[dict[str, Any]], str]:
     """The training rows of a run and where they came from: the file ``train_data`` when given, else
-    the train split of ``task`` under the prompt ``template``; the first ``train_limit`` of them when
-    given."""
+    the train split of ``task`` under the prompt ``template``; past the first ``offset`` of them,
+    the next ``train_limit`` when given."""
     if train_data:
         if template != CHAT:
             raise DataError(
@@ -154,13 +154,14 @@ def training_rows(
             prompts.check_applies(registered, template)
         except (KeyError, ValueError) as error:  # an unknown task, or one without a train split
             raise DataError(f"--task {task}: {error.args[0]}") from None
-        examples = load_split(registered, split, train_limit)
+        examples = load_split(registered, split, None if train_limit is None else offset + train_limit)
         rows, source = (
             [prompts.with_template(registered, e, template) for e in examples],
             f"task {task} split {registered.train_split}",
         )
-    if train_limit is not None:
-        rows = rows[:train_limit]
+    if offset and offset >= len(rows):
+        raise DataError(f"--train-offset {offset}: {source} has only {len(rows)} rows")
+    rows = rows[offset : None if train_limit is None else offset + train_limit]
     if not rows:
         raise DataError(f"{source}: the training split is empty")
     return rows, source

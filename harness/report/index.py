@@ -28,7 +28,9 @@ OTHER_PAGES = {
 }
 
 
-def index_page(records: list[Record], source: str, pages: list[str], ablations: list[str], others) -> str:
+def index_page(
+    records: list[Record], source: str, pages: list[str], ablations: list[str], others, maps=()
+) -> str:
     lines = [
         "# Leaderboards: SFT vs DFT",
         "",
@@ -84,9 +86,14 @@ def index_page(records: list[Record], source: str, pages: list[str], ablations: 
         ]
     lines += ["", "## Pages", ""]
     lines += [
-        f"- [{name[:-3]}]({name}): base / SFT / DFT per split" for name in pages if name not in ablations
+        f"- [{name[:-3]}]({name}): base / SFT / DFT per split"
+        for name in pages
+        if name not in ablations and name not in maps
     ]
     lines += [f"- [{name[:-3]}]({name}): learning rate × batch size grid" for name in ablations]
+    lines += [
+        f"- [{name[:-3]}]({name}): each objective minus SFT against prior strength and noise" for name in maps
+    ]
     lines += [f"- [{name[:-3]}]({name}): {OTHER_PAGES[name]}" for name in others]
     lines += ["", *HOW_TO_READ]
     return "\n".join(lines) + "\n"
@@ -107,6 +114,9 @@ HOW_TO_READ = [
     " OOD column for generalization, the paper's claim.",
     "- An ablation page shows the same task trained at every learning rate × batch size (global"
     " batch) of a sweep, one grid per method and the DFT − SFT grid; ★ marks the best cell.",
+    "- A continuum page maps where each objective beats SFT: the same training from starting points"
+    " of increasing strength (the mean probability they give the training targets) and with a growing"
+    " fraction of wrong demonstrations (`--train-noise`), made by `python -m harness.continuum`.",
     "- Plots: accuracy against learning rate, accuracy against training step (runs made with"
     " `--eval-every`; greedy, on the first `--eval-limit` examples), and the histogram of the"
     " probabilities each model gives its training targets (the paper's Figure 2: SFT raises them"

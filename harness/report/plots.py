@@ -63,8 +63,9 @@ def accuracy_panels(
     title: str,
     log_x: bool = False,
     styles: Sequence[str] | None = None,
+    ylabel: str = "accuracy (%)",
 ) -> bytes:
-    """One panel per ``(panel title, series)``, accuracy in percent on the y axis."""
+    """One panel per ``(panel title, series)``, a fraction shown in percent on the y axis."""
     figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for axis, (name, series) in zip(axes[0], panels):
         _lines(axis, series, styles)
@@ -72,7 +73,7 @@ def accuracy_panels(
             axis.set_xscale("log")
         axis.set_title(name)
         axis.set_xlabel(xlabel)
-        axis.set_ylabel("accuracy (%)")
+        axis.set_ylabel(ylabel)
         axis.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()

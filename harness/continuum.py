@@ -1,0 +1,107 @@
+"""Where on the model-capability continuum each objective beats SFT: one command, one map.
+
+::
+
+    python -m harness.continuum --task math-words --methods sft,dft,q-family,asft --train-limit 1000
+    python -m harness.continuum ... --warmup-rows 0 64 256 --noise 0 0.2 0.4 --seeds 0 1 2
+
+Two axes, each a series of ordinary experiments (records in ``--results-dir``, reused when
+finished, like every run):
+
+- **prior strength**: a ladder of starting points made from the backbone (``--model``) by SFT on
+  ``K`` rows of the task for each ``K`` in ``--warmup-rows``: rows the mapped runs never train on
+  (the ``K`` after their ``--train-limit``). Each starting point's strength is the mean probability
+  it gives the mapped runs' training targets, measured by its base evaluation (``--prob-rows``).
+  Every method in ``--methods`` trains from each starting point with the same data and settings.
+- **demonstration noise**: every method trains from the backbone with ``--train-noise r`` for each
+  ``r`` in ``--noise``: a seeded fraction of the training rows gets another row's final answer.
+
+The map itself is a page of the leaderboard folder, ``continuum-<task>-<map id>.md``
+(:mod:`harness.report.continuum`), rendered from the records alone: each objective minus SFT,
+in-domain and out of domain, against strength and against noise.
+
+>>> from harness.config.resolve import parse_continuum
+>>> plan(parse_continuum(["--methods", "sft,dft", "--train-limit", "64", "--warmup-rows", "0", "32",
+...                       "--noise", "0", "0.25"]))
+[(0, 0.0, 'base,sft,dft'), (32, 0.0, 'base,sft,dft'), (0, 0.25, 'sft,dft')]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import transformers
+
+from harness import leaderboard
+from harness.config import objective_defaults
+from harness.config.resolve import Continuum, Experiment, parse_continuum
+from harness.errors import HarnessError
+from harness.experiment import run, run_root, train_or_reuse
+
+
+def plan(continuum: Continuum) -> list[tuple[int, float, str]]:
+    """``(warm-up rows, noise rate, methods)`` of every experiment of the map, in the order run: the
+    ladder from the backbone (0 rows, always a point) up, each with its base evaluation (the
+    strength), then the noise rates from the backbone."""
+    methods = [m for m in continuum.experiment.config.method_list if m != "base"]
+    rungs = sorted({0, *continuum.study.warmup_rows})
+    points = [(rows, 0.0, ",".join(["base", *methods])) for rows in rungs]
+    return points + [(0, rate, ",".join(methods)) for rate in sorted(set(continuum.study.noise)) if rate]
+
+
+def warm_up(experiment: Experiment, rows: int) -> str:
+    """The starting point after SFT on the ``rows`` training rows past the mapped runs' own (trained
+    once, then reused): its model folder."""
+    train = experiment.train
+    config = replace(
+        train,
+        objective="sft",
+        **objective_defaults("sft"),
+        train_offset=train.train_offset + train.train_limit,
+        train_limit=rows,
+        seed=experiment.config.seeds[0],
+        eval_every=0,
+        output_dir=str(run_root(experiment) / f"warmup-{rows}"),
+    )
+    print(f"== warm-up: SFT on {rows} rows past the first {config.train_offset}", file=sys.stderr)
+    summary = train_or_reuse(config, experiment.config.nproc_per_node, not experiment.config.redo)
+    return summary["model_dir"]
+
+
+def map_experiments(continuum: Continuum) -> list[Experiment]:
+    """The experiments of :func:`plan`, with each warm-up trained (or reused) on the way."""
+    shared = continuum.experiment
+    experiments = []
+    for rows, rate, methods in plan(continuum):
+        model = warm_up(shared, rows) if rows else shared.train.model
+        train = replace(shared.train, model=model, train_noise=rate)
+        experiments.append(replace(shared, train=train, config=replace(shared.config, methods=methods)))
+    return experiments
+
+
+def main(argv: list[str] | None = None) -> int:
+    transformers.utils.logging.disable_progress_bar()
+    started = time.time()
+    try:
+        continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
+        for experiment in map_experiments(continuum):
+            model, rate = experiment.train.model, experiment.train.train_noise
+            print(f"== from {model}, --train-noise {rate:g}: {experiment.config.methods}", file=sys.stderr)
+            run(experiment)
+        config = continuum.experiment.config
+        written = leaderboard.write(config.results_dir, config.leaderboard_dir)
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    maps = [path for path in written if Path(path).name.startswith(f"continuum-{config.task}-")]
+    print(f"continuum: {len(maps)} map page(s) in {(time.time() - started) / 60:.1f} min", file=sys.stderr)
+    for path in maps:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

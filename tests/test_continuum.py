@@ -1,0 +1,165 @@
+"""The continuum: its command line and plan, the warm-up ladder, and the map page rendered from
+records alone (differences, their standard errors, strength ordering, what the summary claims)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from harness import results
+from harness.config.resolve import parse_continuum
+from harness.continuum import map_experiments, plan, warm_up
+from harness.errors import ConfigError
+from harness.report import continuum
+from harness.results import make_record
+
+HPARAMS = {"lr": 1e-3, "batch_size": 8, "epochs": 1, "train_limit": 64}
+
+
+@pytest.fixture(autouse=True)
+def fixed_provenance(monkeypatch):
+    provenance = {"commit": "a" * 40, "dirty": False, "device": "cpu", "date": "2026-11-28T10:00:00+00:00"}
+    monkeypatch.setattr(results, "provenance", lambda: dict(provenance))
+
+
+def record(method, model, test, ood, *, noise=0.0, seed=0, mean_p=None):
+    hparams = {} if method == "base" else {**HPARAMS, "model": model, "objective": method, "seed": seed}
+    if noise:
+        hparams["train_noise"] = noise
+    scores = {
+        "test": {"role": "test", "value": test, "stderr": 0.05, "n": 100, "samples_per_example": 1},
+        "ood-x": {"role": "ood", "value": ood, "stderr": 0.04, "n": 100, "samples_per_example": 1},
+    }
+    made = make_record(task="math-words", domain="math", backbone=model, method=method, hparams=hparams,
+                       data={}, scores=scores, wall_time_s=1.0, run_dir=None)  # fmt: skip
+    if mean_p is not None:
+        made["token_probs"] = {
+            "edges": [0.0, 0.5, 1.0],
+            "counts": [1, 3],
+            "tokens": 4,
+            "rows": 1,
+            "mean": mean_p,
+        }
+    return made
+
+
+def the_map():
+    """Two starting points (the stronger one listed first) and one noise rate; DFT ahead from the
+    strong start, behind from the weak one."""
+    return [
+        record("base", "strong", 0.5, 0.4, mean_p=0.8),
+        record("base", "weak", 0.1, 0.1, mean_p=0.3),
+        record("sft", "strong", 0.6, 0.4),
+        record("dft", "strong", 0.7, 0.5),
+        record("sft", "weak", 0.4, 0.3),
+        record("dft", "weak", 0.2, 0.25),
+        record("sft", "weak", 0.3, 0.2, noise=0.4),
+        record("dft", "weak", 0.25, 0.2, noise=0.4),
+    ]
+
+
+def test_the_page_gives_each_objective_minus_sft_ordered_by_strength():
+    [(name, page)] = continuum.pages(the_map(), "results").items()
+    assert name == f"continuum-math-words-{continuum.map_id(the_map()[2]['hparams'])}.md"
+    text = page.text
+    se = 100 * math.hypot(0.05, 0.05)
+    weak = next(line for line in text.splitlines() if line.startswith("| `weak`"))
+    strong = next(line for line in text.splitlines() if line.startswith("| `strong`"))
+    assert text.index("| `weak`") < text.index("| `strong`")  # by strength, not by name or input order
+    assert weak == (
+        f"| `weak` | 0.300 | 10.0 ± 5.0 | 10.0 ± 4.0 | 40.0 ± 5.0 | 30.0 ± 4.0 | -20.0 ± {se:.1f} | -5.0 ± 5.7 |"
+    )
+    assert strong.endswith(f"| +10.0 ± {se:.1f} | +10.0 ± 5.7 |")
+    noise = [line for line in text.splitlines() if line.startswith(("| 0 |", "| 0.4 |"))]
+    assert noise == [
+        f"| 0 | 40.0 ± 5.0 | 30.0 ± 4.0 | -20.0 ± {se:.1f} | -5.0 ± 5.7 |",
+        f"| 0.4 | 30.0 ± 5.0 | 20.0 ± 4.0 | -5.0 ± {se:.1f} | +0.0 ± 5.7 |",
+    ]
+    assert (
+        "- DFT: in-domain along strength: above SFT at 1 of 2 points (seed variance unmeasured: none"
+        " significant)" in text
+    )
+    assert [path for path, _ in page.plots] == [
+        f"plots/{name[:-3]}-strength.png",
+        f"plots/{name[:-3]}-noise-1.png",
+    ]
+    assert page.plots[0][1]()[:4] == b"\x89PNG"
+
+
+def test_significance_is_claimed_only_where_seeds_measured_it():
+    seeded = [record("base", m, 0.1, 0.1, mean_p=p) for m, p in (("weak", 0.3), ("strong", 0.8))]
+    for seed, jitter in enumerate((0.0, 0.01, -0.01)):
+        for model, sft, dft in (("weak", 0.4, 0.41), ("strong", 0.3, 0.6)):
+            seeded += [
+                record("sft", model, sft + jitter, 0.3, seed=seed),
+                record("dft", model, dft + jitter, 0.3, seed=seed),
+            ]
+    text = next(iter(continuum.pages(seeded, "results").values())).text
+    assert (
+        "in-domain along strength: above SFT at 2 of 2 points, significantly above at 1, significantly below at 0"
+        in text
+    )
+    assert "| `strong` |" in text and "+30.0*" in text
+
+
+def test_no_map_without_two_points_and_sft():
+    one_point = [record("sft", "weak", 0.4, 0.3), record("dft", "weak", 0.2, 0.2)]
+    assert continuum.pages(one_point, "results") == {}
+    without_sft = [r for r in the_map() if r["method"] != "sft"]
+    assert continuum.pages(without_sft, "results") == {}
+    # Another learning rate is another map: points are never mixed across configurations.
+    other = [record("sft", "strong", 0.6, 0.4) | {"hparams": {**HPARAMS, "lr": 2e-3, "model": "strong",
+                                                               "objective": "sft", "seed": 0}}]  # fmt: skip
+    assert len(continuum.pages(the_map() + other, "results")) == 1
+
+
+def test_the_plan_and_its_bad_inputs():
+    study = parse_continuum(
+        ["--methods", "base,sft,dft", "--train-limit", "64", "--warmup-rows", "32", "--noise", "0.25"]
+    )
+    assert plan(study) == [(0, 0.0, "base,sft,dft"), (32, 0.0, "base,sft,dft"), (0, 0.25, "sft,dft")]
+    bad = [
+        (["--methods", "dft,asft"], "--methods: a map compares each objective with SFT"),
+        (["--warmup-rows", "64"], "--warmup-rows 64 needs --train-limit"),
+        (
+            ["--train-limit", "1990", "--warmup-rows", "64"],
+            "--warmup-rows 64: the warm-up pool is the rows after",
+        ),
+        (["--noise", "1"], r"--noise must be in \[0, 1\), got 1.0"),
+        (["--train-noise", "0.1"], "--train-noise: a map trains at each of --noise"),
+        (["--warmup-rows", "-1"], "--warmup-rows must be >= 0, got -1"),
+    ]
+    for argv, message in bad:
+        with pytest.raises(ConfigError, match=f"^{message}"):
+            parse_continuum(argv)
+
+
+@pytest.mark.slow
+def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path):
+    argv = ["--methods", "sft,dft", "--train-limit", "16", "--steps", "1", "--batch-size", "8",
+            "--warmup-rows", "8", "--noise", "0", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
+    study = parse_continuum(argv)
+    model = warm_up(study.experiment, 8)
+    summary = json.loads(
+        (
+            tmp_path / "runs" / "math-words-embedded--tiny-qwen2" / "warmup-8" / "train_summary.json"
+        ).read_text()
+    )
+    assert (summary["config"]["train_offset"], summary["config"]["train_limit"], summary["rows"]) == (
+        16,
+        8,
+        8,
+    )
+    assert summary["config"]["objective"] == "sft" and model.endswith("warmup-8/model")
+    experiments = map_experiments(study)  # the warm-up is reused, not trained again: the same summary
+    assert [e.train.model for e in experiments] == ["tiny", model]
+    assert (
+        json.loads(
+            (
+                tmp_path / "runs" / "math-words-embedded--tiny-qwen2" / "warmup-8" / "train_summary.json"
+            ).read_text()
+        )["wall_time_s"]
+        == summary["wall_time_s"]
+    )
