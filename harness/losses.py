@@ -74,7 +74,11 @@ class Objective:
       K largest logits (K = ``eaft_top_k``; LLaMA-Factory's merge divides by 3.0, ln 20 rounded);
     - ``asft`` (arXiv 2509.23753): DFT plus lambda x KL(start || model), the full-vocabulary KL from
       the frozen starting model's next-token distribution at every trained token (as the authors'
-      LLaMA-Factory merge), summed with the cross-entropy and normalized the same way.
+      LLaMA-Factory merge), summed with the cross-entropy and normalized the same way;
+    - ``psft`` (arXiv 2508.17784): PPO's clipped surrogate with every advantage 1, the loss
+      1 - min(r, clip(r, 1 - eps, 1 + eps)) with r = p / p_old, p_old the target's probability
+      under the model at the start of the PSFT batch (:attr:`psft_minibatches` optimizer steps): the
+      weight sg(r) where r < 1 + eps, else 0 (SFT's gradient at a batch's first step, where r = 1).
     """
 
     name: str = "sft"
@@ -85,6 +89,8 @@ class Objective:
     eaft_alpha: float = _DEFAULT["eaft_alpha"]
     eaft_top_k: int = _DEFAULT["eaft_top_k"]
     asft_lambda: float = _DEFAULT["asft_lambda"]
+    psft_clip: float = _DEFAULT["psft_clip"]
+    psft_minibatches: int = _DEFAULT["psft_minibatches"]
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
@@ -110,19 +116,32 @@ class Objective:
         return self.eaft_top_k if self.name == "eaft" else None
 
     @property
+    def needs_reference(self) -> bool:
+        """Whether the loss reads a second model's outputs: ASFT's starting model, PSFT's old policy."""
+        return self.name in ("asft", "psft")
+
+    @property
     def kl_weight(self) -> float:
         """lambda of the KL term to the frozen starting model (ASFT), else 0."""
         return self.asft_lambda if self.name == "asft" else 0.0
 
-    def token_weights(self, token_nll: torch.Tensor, top_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-token gradient weights (detached), given per-token cross-entropy and, for EAFT, each
-        token's :attr:`top_k` largest logits ``[N, K]``."""
+    def token_weights(
+        self,
+        token_nll: torch.Tensor,
+        top_logits: torch.Tensor | None = None,
+        old_nll: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Per-token gradient weights (detached), given per-token cross-entropy, for EAFT each token's
+        :attr:`top_k` largest logits ``[N, K]``, and for PSFT the old policy's cross-entropy."""
         if self.name == "sft":
             return torch.ones_like(token_nll)
         if self.name == "eaft":
             log_probs = torch.log_softmax(top_logits.detach().float(), dim=-1)
             entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
             return (entropy / math.log(top_logits.size(-1))).pow(self.eaft_alpha)
+        if self.name == "psft":
+            ratio = torch.exp(old_nll.detach() - token_nll.detach())  # p / p_old
+            return torch.where(ratio < 1.0 + self.psft_clip, ratio, torch.zeros_like(ratio))
         weight = torch.exp(-token_nll.detach())  # p_t, from the CE at hand: no second softmax
         if self.name == "q-family":
             return weight.pow(self.q)
@@ -138,11 +157,17 @@ class Objective:
             weight = weight.clamp(min=self.dft_min_weight)
         return weight
 
-    def token_losses(self, token_nll: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def token_losses(
+        self, token_nll: torch.Tensor, weights: torch.Tensor, old_nll: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Per-token loss values whose gradient is ``weights`` times the cross-entropy's: ``w * CE``,
-        except q-family's own (1 - p^q) / q (the same gradient, p^q, through autograd)."""
+        except q-family's own (1 - p^q) / q and PSFT's 1 - min(r, clip(r)) (the same gradients,
+        through autograd where ``token_nll`` carries one)."""
         if self.name == "q-family":
             return -torch.expm1(-self.q * token_nll) / self.q
+        if self.name == "psft":
+            ratio = torch.exp(old_nll.detach() - token_nll)
+            return 1.0 - torch.minimum(ratio, ratio.clamp(1.0 - self.psft_clip, 1.0 + self.psft_clip))
         return weights * token_nll
 
 
@@ -185,7 +210,7 @@ def causal_lm_loss(
     ``-100`` where nothing is trained. The result is the per-token loss summed over trained tokens
     and divided by ``num_trained_tokens`` (default: their count here). Cross-entropy is computed in
     float32 whatever the logits' dtype. ASFT needs ``reference_logits``, the frozen starting
-    model's on the same inputs. When ``stats`` is a list, one ``LossStats`` (plain NLL and
+    model's on the same inputs, PSFT the old policy's. When ``stats`` is a list, one ``LossStats`` (plain NLL and
     probability sums) is appended to it.
     """
     objective = as_objective(objective)
@@ -195,16 +220,19 @@ def causal_lm_loss(
     mask = targets != IGNORE_INDEX
     token_nll = torch.where(mask, token_nll, torch.zeros_like(token_nll))
     top = flat.detach().topk(objective.top_k, dim=-1).values if objective.top_k else None
-    weights = objective.token_weights(token_nll, top) * mask
+    old_nll = None
+    if objective.needs_reference:
+        if reference_logits is None:
+            raise ValueError(f"objective {objective.name!r} needs the reference model's reference_logits")
+        reference = torch.log_softmax(reference_logits.reshape(flat.shape).detach().float(), dim=-1)
+        old_nll = -reference.gather(1, targets.clamp(min=0).unsqueeze(1)).squeeze(1)
+    weights = objective.token_weights(token_nll, top, old_nll) * mask
     if stats is not None:
         with torch.no_grad():
             probs = torch.exp(-token_nll) * mask
             stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), int(mask.sum())))
-    total = objective.token_losses(token_nll, weights).sum()
+    total = (objective.token_losses(token_nll, weights, old_nll) * mask).sum()
     if objective.kl_weight:
-        if reference_logits is None:
-            raise ValueError(f"objective {objective.name!r} needs the starting model's reference_logits")
-        reference = torch.log_softmax(reference_logits.reshape(flat.shape).detach().float(), dim=-1)
         token_kl = (reference.exp() * (reference - torch.log_softmax(flat, dim=-1))).sum(dim=-1)
         total = total + objective.kl_weight * (token_kl * mask).sum()
     return total / _normalizer(targets, num_trained_tokens)
@@ -228,8 +256,8 @@ class _FusedLinearLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer, ref_hidden, ref_weight):
         n = hidden.size(0)
-        lse, token_weight, token_nll, token_kl, ref_lse = (
-            torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(5)
+        lse, token_weight, token_nll, token_value, token_kl, ref_lse = (
+            torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(6)
         )
         w = weight.to(hidden.dtype)
         kl = objective.kl_weight != 0.0
@@ -239,21 +267,28 @@ class _FusedLinearLoss(torch.autograd.Function):
             logits = (hidden[sl] @ w.T).float()  # no copy in fp32
             target_logit = logits.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
             top = logits.topk(objective.top_k, dim=1).values if objective.top_k else None
-            if kl:
-                # KL(q || p) = sum_v q (r - z) - lse(r) + lse(z), r the starting model's logits: the
-                # difference first, so a model still at its start gives exactly 0 (as sums of q r and
-                # q z it would be a cancellation of two large numbers, off by ~1e-6 in fp32).
+            old_nll = None
+            if objective.needs_reference:  # the other model's logits r for this chunk
                 reference = (ref_hidden[sl] @ ref_weight.to(ref_hidden.dtype).T).float()
-                difference = reference - logits
-                ref_lse[sl], q = _lse_(reference), reference.div_(reference.sum(dim=1, keepdim=True))
-                token_kl[sl] = (q * difference).sum(dim=1) - ref_lse[sl]
-                del reference, difference, q
+                ref_target = reference.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
+                # KL(q || p) = sum_v q (r - z) - lse(r) + lse(z): the difference first, so a model
+                # still at its start gives exactly 0 (as sums of q r and q z it would be a
+                # cancellation of two large numbers, off by ~1e-6 in fp32).
+                difference = reference - logits if kl else None
+                ref_lse[sl] = _lse_(reference)
+                old_nll = ref_lse[sl] - ref_target
+                if kl:
+                    q = reference.div_(reference.sum(dim=1, keepdim=True))
+                    token_kl[sl] = (q * difference).sum(dim=1) - ref_lse[sl]
+                    del q, difference
+                del reference
             chunk_lse = _lse_(logits)
             mask = chunk_targets != IGNORE_INDEX
             nll = torch.where(mask, chunk_lse - target_logit, torch.zeros_like(chunk_lse))
             lse[sl] = chunk_lse
             token_nll[sl] = nll
-            token_weight[sl] = objective.token_weights(nll, top) * mask
+            token_weight[sl] = objective.token_weights(nll, top, old_nll) * mask
+            token_value[sl] = objective.token_losses(nll, token_weight[sl], old_nll) * mask
             if kl:
                 token_kl[sl] = (token_kl[sl] + chunk_lse) * mask
             del logits  # else it lives on while the next chunk's product is made: two chunks at once
@@ -262,7 +297,7 @@ class _FusedLinearLoss(torch.autograd.Function):
         ctx.normalizer = normalizer
         ctx.kl_weight = objective.kl_weight
         ctx.mark_non_differentiable(token_nll)
-        total = objective.token_losses(token_nll, token_weight).sum()
+        total = token_value.sum()
         if kl:
             total = total + objective.kl_weight * token_kl.sum()
         return total / normalizer, token_nll
@@ -339,16 +374,17 @@ def fused_causal_lm_loss(
     ``hidden [B, T, H]`` is the last hidden state (after the final norm), ``lm_head_weight [V, H]``
     the output projection (no bias). Logits never exist for more than ``chunk_size`` tokens at once,
     and only the trained tokens are projected: a prompt token's logits would be multiplied by zero.
-    ASFT needs ``reference``: the frozen starting model's hidden states and head on the same inputs.
+    ASFT and PSFT need ``reference``: the other model's (the frozen starting model, the old policy)
+    hidden states and head on the same inputs.
     """
     objective = as_objective(objective)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if objective.kl_weight and reference is None:
-        raise ValueError(f"objective {objective.name!r} needs the starting model's reference")
+    if objective.needs_reference and reference is None:
+        raise ValueError(f"objective {objective.name!r} needs the reference model's outputs")
     targets = _shift(labels).reshape(-1)
     flat_hidden = hidden.reshape(-1, hidden.size(-1))
-    ref_hidden, ref_weight = reference if objective.kl_weight else (None, None)
+    ref_hidden, ref_weight = reference if objective.needs_reference else (None, None)
     if ref_hidden is not None:
         ref_hidden = ref_hidden.detach().reshape(flat_hidden.shape)
     normalizer = _normalizer(targets, num_trained_tokens)

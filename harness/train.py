@@ -27,6 +27,7 @@ TensorBoard events in ``tb/``, ``checkpoint-N/`` and the final model in ``model/
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -61,10 +62,10 @@ from harness.models import device_and_dtype, has_plain_lm_head, load_model, load
 class CausalLMWithLoss(torch.nn.Module):
     """The backbone and the objective in one module, so DDP or FSDP wraps the whole loss computation.
 
-    An objective with a KL term to the starting model (ASFT) also needs that model's outputs on the
-    same inputs: ``reference`` is a frozen copy of it, or, under LoRA, the backbone itself with its
-    adapters switched off (``adapters.disable_adapter()``: no second copy). The copy is kept out of
-    the module tree, so it is never trained, wrapped, sharded nor saved."""
+    An objective that reads a second model's outputs on the same inputs (ASFT: the starting model;
+    PSFT: the old policy) gets it as ``reference``, a frozen copy, or for ASFT under LoRA the
+    backbone itself with its adapters switched off (``adapters.disable_adapter()``: no second copy).
+    The copy is kept out of the module tree, so it is never trained, wrapped, sharded nor saved."""
 
     def __init__(self, model, objective: Objective, chunk_size: int, reference=None, adapters=None):
         super().__init__()
@@ -74,6 +75,11 @@ class CausalLMWithLoss(torch.nn.Module):
         self.chunk_size = chunk_size
         self._reference = (reference,)  # a tuple: not a submodule
         self.adapters = (adapters,)
+
+    @property
+    def reference(self):
+        """The other model the objective reads (ASFT's start, PSFT's old policy), else None."""
+        return self._reference[0]
 
     @torch.no_grad()
     def _reference_outputs(self, inputs: dict):
@@ -104,7 +110,7 @@ class CausalLMWithLoss(torch.nn.Module):
             use_cache=False,
             **images,
         )
-        reference = self._reference_outputs(inputs) if self.objective.kl_weight else None
+        reference = self._reference_outputs(inputs) if self.objective.needs_reference else None
         if self.fused:
             # The base model (a decoder, or a VLM's vision tower + decoder) gives the hidden states.
             hidden = self.model.base_model(**inputs).last_hidden_state
@@ -290,8 +296,10 @@ def setup(config: TrainConfig) -> Run:
             model.enable_input_require_grads()
     model.config.use_cache = False
     reference = None
-    if objective.kl_weight and adapted is None:  # the model as it starts, whatever checkpoint resumes
+    if objective.name == "asft" and adapted is None:  # the model as it starts, whatever checkpoint resumes
         reference = load_model(config.model, device=load_device).eval().requires_grad_(False)
+    elif objective.name == "psft":  # the old policy: a copy, refreshed at each PSFT batch (optimizer_step)
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size, reference, adapted)
     wrapped = sharding.wrap(module, model, how, device, vision)
     optimizer, scheduler = _optimizer_and_schedule(model, config, device, total_steps)  # of the shards
@@ -337,6 +345,10 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
     the step's log line (loss, plain NLL, mean target probability, grad norm, lr, tokens)."""
     config, ddp, examples = run.config, run.ddp, run.examples
     step_started = time.time()
+    objective = run.module.objective
+    if objective.name == "psft" and (step % objective.psft_minibatches == 0 or step == run.start_step):
+        # A PSFT batch starts: the old policy is the model as it is now (a resumed run takes it afresh).
+        run.module.reference.load_state_dict(run.model.state_dict())
     indices = step_indices(step, len(examples), config.batch_size, config.seed)
     # Every rank knows the whole step, so the normalizer needs no communication.
     step_tokens = sum(examples[i].trained_tokens for i in indices)

@@ -45,6 +45,7 @@ def test_the_lists_are_derived_from_the_roles():
     run_only |= {"eval_every", "curve_limit", "sharding"}
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     params = {"dft_min_weight", "dft_alpha", "q", "prob_threshold", "eaft_alpha", "eaft_top_k", "asft_lambda"}
+    params |= {"psft_clip", "psft_minibatches"}
     assert OBJECTIVE_KEYS == {"objective"} | params
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}
     assert settings.PER_CELL == {"task", "methods"} and settings.REPLICATE_KEYS == {"seed"}
@@ -58,6 +59,8 @@ def test_the_lists_are_derived_from_the_roles():
         "eaft_alpha": 1.0,
         "eaft_top_k": 20,
         "asft_lambda": 0.05,
+        "psft_clip": 0.2,
+        "psft_minibatches": 8,
     }
     # The record's hparams keep TrainConfig's field order: it orders the leaderboard's columns.
     assert list(HPARAM_KEYS) == [f.name for f in fields(TrainConfig) if f.name in HPARAM_KEYS]

@@ -342,6 +342,7 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
             ["--methods", "sft,asft", "--sharding", "fsdp", "--nproc-per-node", "2"],
             "--objective asft with --sharding fsdp: its frozen starting model is not sharded",
         ),
+        (["--methods", "psft", "--lora-rank", "4"], "--objective psft with --lora-rank: its old policy"),
     ],
 )
 def test_an_objective_parameter_nobody_reads_or_out_of_range_is_one_line(argv, message):

@@ -154,8 +154,27 @@ def test_asft_is_dft_plus_lambda_times_the_kl_to_the_starting_model(target):
     # Where the model has not moved from its start, the KL and its gradient vanish: DFT exactly.
     same = causal_lm_loss(logits.detach(), labels, objective, reference_logits=logits.detach())
     assert same.item() == pytest.approx(causal_lm_loss(logits.detach(), labels, "dft").item(), abs=1e-7)
-    with pytest.raises(ValueError, match="needs the starting model's reference_logits"):
+    with pytest.raises(ValueError, match="needs the reference model.s reference_logits"):
         causal_lm_loss(logits, labels, objective)
+
+
+@pytest.mark.parametrize("old", [[3.0, 0.9, 0.0], [1.0, 1.5, 0.0], [3.6, 0.0, 0.0], [2.0, 0.9, 0.0]])
+def test_psft_is_the_clipped_ratio_to_the_old_policy_on_one_token(old):
+    # r = p / p_old; loss 1 - min(r, clip(r, 0.8, 1.2)); gradient r (softmax - onehot) while r < 1.2,
+    # else 0 (clipped: no push past the trust region). The old logits give r = 1, r > 1.2 (twice)
+    # and r < 0.8 for target 0.
+    logits, labels, probs, onehot = one_token(0)
+    reference = torch.tensor([[old, [0.0, 0.0, 0.0]]])
+    r = probs[0].item() / torch.softmax(torch.tensor(old), -1)[0].item()
+    loss = causal_lm_loss(logits, labels, Objective("psft", psft_clip=0.2), reference_logits=reference)
+    loss.backward()
+    assert loss.item() == pytest.approx(1 - min(r, min(max(r, 0.8), 1.2)), abs=1e-6)
+    weight = r if r < 1.2 else 0.0
+    assert torch.allclose(logits.grad[0, 0], weight * (probs - onehot), atol=1e-6)
+    if old == [3.0, 0.9, 0.0]:  # the batch's first step: the old policy is the model, SFT's gradient
+        sft = logits.detach().clone().requires_grad_(True)
+        causal_lm_loss(sft, labels, "sft").backward()
+        assert loss.item() == 0.0 and torch.allclose(logits.grad, sft.grad, atol=1e-7)
 
 
 def test_the_threshold_is_a_parameter_of_profit_and_gft():
@@ -169,7 +188,7 @@ def test_the_threshold_is_a_parameter_of_profit_and_gft():
 def test_unknown_objective_lists_valid_ones():
     with pytest.raises(
         ValueError,
-        match="--objective 'grpo': valid objectives: sft, dft, q-family, profit, chord-phi, gft, eaft, asft",
+        match="--objective 'grpo': valid objectives: sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft",
     ):
         causal_lm_loss(torch.zeros(1, 2, 2), torch.tensor([[0, 1]]), "grpo")
 
@@ -188,6 +207,9 @@ def test_unknown_objective_lists_valid_ones():
         ("eaft", {"eaft_top_k": 1}, "--eaft-top-k must be >= 2, got 1"),
         ("eaft", {"eaft_alpha": -1.0}, "--eaft-alpha must be >= 0, got -1.0"),
         ("asft", {"asft_lambda": float("nan")}, "--asft-lambda must be >= 0, got nan"),
+        ("psft", {"psft_clip": 0.0}, r"--psft-clip must be in \(0, 1\), got 0.0"),
+        ("psft", {"psft_minibatches": 0}, "--psft-minibatches must be >= 1, got 0"),
+        ("sft", {"psft_clip": 0.3}, "--psft-clip applies to objective psft only, not 'sft'"),
     ],
 )
 def test_a_parameter_out_of_range_or_not_the_objectives_own_is_refused(objective, params, message):
@@ -234,8 +256,22 @@ def test_global_token_normalization_makes_splits_add_up():
         Objective("gft"),
         Objective("eaft", eaft_top_k=4),
         Objective("asft", asft_lambda=0.5),
+        Objective("psft", psft_clip=0.1),
     ],
-    ids=["sft", "dft", "dft-floor", "dft-mix", "q10", "q0.5", "profit", "chord-phi", "gft", "eaft", "asft"],
+    ids=[
+        "sft",
+        "dft",
+        "dft-floor",
+        "dft-mix",
+        "q10",
+        "q0.5",
+        "profit",
+        "chord-phi",
+        "gft",
+        "eaft",
+        "asft",
+        "psft",
+    ],
 )
 @pytest.mark.parametrize("chunk_size", [1, 5, 64])
 def test_fused_matches_plain_loss_and_gradients(objective, chunk_size):

@@ -107,7 +107,7 @@ def test_config_id_is_stable_across_processes():
 def test_bad_method_names_the_valid_ones():
     with pytest.raises(
         ValueError,
-        match="unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft",
+        match="unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft",
     ):
         record("grpo", hparams=dict(HPARAMS))
 

@@ -348,3 +348,15 @@ def test_asft_and_eaft_train_the_vision_language_backbone(tmp_path):
         train(replace(config, micro_batch_size=4))
         [line] = log(tmp_path / objective)
         assert line["loss"] > 0 and line["grad_norm"] > 0
+
+
+def test_psft_takes_sft_steps_at_each_batch_start_and_clipped_ones_between(tmp_path):
+    # psft_minibatches 2: steps 1 and 3 start a PSFT batch, where the old policy is the model itself
+    # (r = 1 exactly: loss 0, SFT's gradient); step 2 reads the policy of step 1's start (r != 1).
+    sft = train(base_config(tmp_path, "sft", objective="sft", steps=3))
+    psft = train(base_config(tmp_path, "psft", objective="psft", psft_minibatches=2, steps=3))
+    sft_steps, psft_steps = log(tmp_path / "sft"), log(tmp_path / "psft")
+    assert [line["loss"] for line in psft_steps][0::2] == [0.0, 0.0]
+    assert psft_steps[1]["loss"] != 0.0
+    assert psft_steps[0]["grad_norm"] == pytest.approx(sft_steps[0]["grad_norm"], rel=1e-5)
+    assert psft["fused_loss"] and sft["fused_loss"]

@@ -56,7 +56,7 @@ from harness.recipes import recipe
 HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
 # unless --methods / --method name others.
-OBJECTIVES = ("sft", "dft", "q-family", "profit", "chord-phi", "gft", "eaft", "asft")
+OBJECTIVES = ("sft", "dft", "q-family", "profit", "chord-phi", "gft", "eaft", "asft", "psft")
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
@@ -265,6 +265,25 @@ class TrainConfig:
         check=non_negative,
         short="lambda",
         owners=("asft",),
+        later=True,
+    )
+    psft_clip: float = setting(
+        0.2,
+        "PSFT: epsilon of the clipped ratio p / p_old, clipped to [1 - eps, 1 + eps] (PPO's 0.2)",
+        role=OBJECTIVE,
+        check=open_fraction,
+        short="eps",
+        owners=("psft",),
+        later=True,
+    )
+    psft_minibatches: int = setting(
+        8,
+        "PSFT: optimizer steps (of --batch-size rows each) per PSFT batch, the old policy being the "
+        "model at the start of each batch (the paper: batches of 256 rows in mini-batches of 32: 8)",
+        role=OBJECTIVE,
+        check=at_least(1),
+        short="mb",
+        owners=("psft",),
         later=True,
     )
     lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)

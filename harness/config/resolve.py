@@ -97,10 +97,16 @@ def check_objectives(config: TrainConfig, objectives: list[str], world_size: int
     """Each objective parameter given is read by one of ``objectives``, and each objective can run
     the way ``config`` shards the model."""
     check_objective_params(config, objectives)
-    if "asft" in objectives and config.sharding == "fsdp" and world_size > 1:
+    for name, what in (("asft", "frozen starting model"), ("psft", "old policy")):
+        if name in objectives and config.sharding == "fsdp" and world_size > 1:
+            raise ConfigError(
+                f"--objective {name} with --sharding fsdp: its {what} is not sharded (a whole copy on "
+                "every rank, which sharding exists to avoid); use --sharding ddp"
+            )
+    if "psft" in objectives and config.lora_rank:
         raise ConfigError(
-            "--objective asft with --sharding fsdp: its frozen starting model is not sharded (a whole "
-            "copy on every rank, which sharding exists to avoid); use --sharding ddp"
+            "--objective psft with --lora-rank: its old policy would be a second copy of the adapted "
+            "model, which is not supported yet; train PSFT without LoRA"
         )
 
 
