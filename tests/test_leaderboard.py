@@ -344,3 +344,11 @@ def test_a_task_scored_only_on_benchmarks_reads_like_the_papers_table():
         "| gsm8k (test) | svamp (ood) | asdiv (ood) | OOD mean |"
         in render([run("sft", 0.5, 0.3, 0.35)])["math"]
     )
+
+
+def test_the_headline_never_picks_a_run_on_wrong_answers(trio):
+    from harness.report.index import index_page
+
+    noisy = run("dft", 0.95, 0.9, 0.9, hparams={**HPARAMS, "objective": "dft", "train_noise": 0.4})
+    [row] = lines(index_page([*trio, noisy], "results", [], [], []), "| [math](math.md)")
+    assert "| 1 | 1 | 50.0 ± 3.5 | 60.0 ± 3.5 |" in row  # the clean DFT (60), not the noisy one (95)
