@@ -39,7 +39,8 @@ from harness import leaderboard
 from harness.config import objective_defaults
 from harness.config.resolve import Continuum, Experiment, parse_continuum
 from harness.errors import HarnessError
-from harness.experiment import run, run_root, train_or_reuse
+from harness.experiment import hparams_of, run, run_root, train_or_reuse
+from harness.results import config_id
 
 
 def plan(continuum: Continuum) -> list[tuple[int, float, str]]:
@@ -64,7 +65,11 @@ def warm_up(experiment: Experiment, rows: int) -> str:
         train_limit=rows,
         seed=experiment.config.seeds[0],
         eval_every=0,
-        output_dir=str(run_root(experiment) / f"warmup-{rows}"),
+    )
+    # Named by its whole configuration: another map's warm-up of K rows (another --train-limit, lr...)
+    # is another starting point, never the same folder retrained or mistaken for this one.
+    config = replace(
+        config, output_dir=str(run_root(experiment) / f"warmup-{rows}-{config_id(hparams_of(config, 1))}")
     )
     print(f"== warm-up: SFT on {rows} rows past the first {config.train_offset}", file=sys.stderr)
     summary = train_or_reuse(config, experiment.config.nproc_per_node, not experiment.config.redo)

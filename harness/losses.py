@@ -219,7 +219,7 @@ def causal_lm_loss(
     token_nll = F.cross_entropy(flat, targets.clamp(min=0), reduction="none")
     mask = targets != IGNORE_INDEX
     token_nll = torch.where(mask, token_nll, torch.zeros_like(token_nll))
-    top = flat.detach().topk(objective.top_k, dim=-1).values if objective.top_k else None
+    top = flat.detach().topk(min(objective.top_k, flat.size(-1)), dim=-1).values if objective.top_k else None
     old_nll = None
     if objective.needs_reference:
         if reference_logits is None:
@@ -253,7 +253,10 @@ class _FusedLinearLoss(torch.autograd.Function):
     logits while it is made, never a ``tokens x vocab`` tensor.
     """
 
+    # Backward rebuilds each chunk's logits: under CUDA autocast it must do so in the forward's
+    # precision, or the softmax it rebuilds would not match the forward's log-sum-exp.
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer, ref_hidden, ref_weight):
         n = hidden.size(0)
         lse, token_weight, token_nll, token_value, token_kl, ref_lse = (
@@ -266,7 +269,7 @@ class _FusedLinearLoss(torch.autograd.Function):
             chunk_targets = targets[sl]
             logits = (hidden[sl] @ w.T).float()  # no copy in fp32
             target_logit = logits.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
-            top = logits.topk(objective.top_k, dim=1).values if objective.top_k else None
+            top = logits.topk(min(objective.top_k, logits.size(1)), dim=1).values if objective.top_k else None
             old_nll = None
             if objective.needs_reference:  # the other model's logits r for this chunk
                 reference = (ref_hidden[sl] @ ref_weight.to(ref_hidden.dtype).T).float()
@@ -303,6 +306,7 @@ class _FusedLinearLoss(torch.autograd.Function):
         return total / normalizer, token_nll
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss, _grad_token_nll):
         hidden, weight, targets, lse, token_weight, ref_hidden, ref_weight, ref_lse = ctx.saved_tensors
         w = weight.to(hidden.dtype)

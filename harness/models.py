@@ -80,8 +80,9 @@ def backbone_name(model: str) -> str:
     if not path.exists():
         return model
     path = path.resolve()
-    if path.name == "model" and path.parent.parent.name:  # a trained run's output folder (harness.train)
-        return f"{path.parent.parent.name}/{path.parent.name}"  # its run: runs/<experiment>/<run>/model
+    if path.name == "model" and (path.parent / "train_summary.json").exists():
+        # A run's output folder (harness.train): named by its run, runs/<experiment>/<run>/model.
+        return f"{path.parent.parent.name}/{path.parent.name}"
     return path.name
 
 

@@ -12,6 +12,7 @@ from harness import results
 from harness.config.resolve import parse_continuum
 from harness.continuum import map_experiments, plan, warm_up
 from harness.errors import ConfigError
+from harness.models import backbone_name
 from harness.report import continuum
 from harness.results import make_record
 
@@ -104,6 +105,18 @@ def test_significance_is_claimed_only_where_seeds_measured_it():
     assert "| `strong` |" in text and "+30.0*" in text
 
 
+def test_two_variants_of_one_objective_are_two_lines_never_pooled_as_seeds():
+    records = the_map() + [
+        record("q-family", m, t, o)
+        | {"hparams": {**HPARAMS, "model": m, "objective": "q-family", "seed": 0, "q": q}}
+        for m, t, o, q in (("weak", 0.5, 0.3, 0.5), ("strong", 0.5, 0.3, 0.5), ("weak", 0.1, 0.1, 10.0))
+    ]
+    text = next(iter(continuum.pages(records, "results").values())).text
+    assert "q-family (q 0.5) − SFT in-domain" in text and "q-family − SFT in-domain" in text
+    header = next(line for line in text.splitlines() if line.startswith("| starting point"))
+    assert header.index("DFT −") < header.index("q-family (q 0.5) −")  # in the order of the objectives
+
+
 def test_no_map_without_two_points_and_sft():
     one_point = [record("sft", "weak", 0.4, 0.3), record("dft", "weak", 0.2, 0.2)]
     assert continuum.pages(one_point, "results") == {}
@@ -142,24 +155,13 @@ def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path):
             "--warmup-rows", "8", "--noise", "0", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
     study = parse_continuum(argv)
     model = warm_up(study.experiment, 8)
-    summary = json.loads(
-        (
-            tmp_path / "runs" / "math-words-embedded--tiny-qwen2" / "warmup-8" / "train_summary.json"
-        ).read_text()
-    )
-    assert (summary["config"]["train_offset"], summary["config"]["train_limit"], summary["rows"]) == (
-        16,
-        8,
-        8,
-    )
-    assert summary["config"]["objective"] == "sft" and model.endswith("warmup-8/model")
+    [folder] = (tmp_path / "runs" / "math-words-embedded--tiny-qwen2").glob("warmup-8-*")
+    summary = json.loads((folder / "train_summary.json").read_text())
+    config = summary["config"]
+    assert (config["train_offset"], config["train_limit"], summary["rows"]) == (16, 8, 8)
+    assert summary["config"]["objective"] == "sft" and model == str(folder / "model")
+    # Named by the run (not "model"), and by the warm-up's configuration: another map's is another.
+    assert backbone_name(model) == f"math-words-embedded--tiny-qwen2/{folder.name}"
     experiments = map_experiments(study)  # the warm-up is reused, not trained again: the same summary
     assert [e.train.model for e in experiments] == ["tiny", model]
-    assert (
-        json.loads(
-            (
-                tmp_path / "runs" / "math-words-embedded--tiny-qwen2" / "warmup-8" / "train_summary.json"
-            ).read_text()
-        )["wall_time_s"]
-        == summary["wall_time_s"]
-    )
+    assert json.loads((folder / "train_summary.json").read_text())["wall_time_s"] == summary["wall_time_s"]

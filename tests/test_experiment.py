@@ -350,6 +350,18 @@ def test_an_objective_parameter_nobody_reads_or_out_of_range_is_one_line(argv, m
         parse_experiment(argv)
 
 
-def test_a_sweep_refuses_a_parameter_its_methods_do_not_read():
+def test_a_sweep_refuses_a_parameter_its_methods_do_not_read_and_takes_one_they_do():
     with pytest.raises(ValueError, match="^--eaft-alpha 2 applies to objective eaft only"):
         parse_sweep(["--lr", "1e-3", "--eaft-alpha", "2"])
+    sweep = parse_sweep(["--lr", "1e-3", "--method", "sft", "dft", "--dft-min-weight", "0.1"])
+    assert sweep.experiment.train.dft_min_weight == 0.1
+    with pytest.raises(
+        ValueError, match="^--q 2 applies to objective q-family only, and none is trained here \\(none\\)"
+    ):
+        parse_experiment(["--methods", "base", "--q", "2"])
+
+
+def test_psft_checkpoints_fall_where_a_psft_batch_starts():
+    with pytest.raises(ValueError, match="^--save-every 5 with --objective psft: a checkpoint must fall"):
+        parse_experiment(["--methods", "sft,psft", "--save-every", "5"])
+    parse_experiment(["--methods", "sft,psft", "--save-every", "16"])  # 2 PSFT batches of 8 steps

@@ -352,3 +352,11 @@ def test_the_headline_never_picks_a_run_on_wrong_answers(trio):
     noisy = run("dft", 0.95, 0.9, 0.9, hparams={**HPARAMS, "objective": "dft", "train_noise": 0.4})
     [row] = lines(index_page([*trio, noisy], "results", [], [], []), "| [math](math.md)")
     assert "| 1 | 1 | 50.0 ± 3.5 | 60.0 ± 3.5 |" in row  # the clean DFT (60), not the noisy one (95)
+
+
+def test_the_data_line_says_which_rows_and_how_many_were_wrong():
+    hparams = {**HPARAMS, "objective": "sft", "train_offset": 100, "train_limit": 50, "train_noise": 0.2}
+    page = render([run("sft", 0.5, 0.3, 0.3, hparams=hparams)])["math"]
+    assert (
+        "the `math-words` train split (rows 101-150), 0.2 of them with a wrong answer (--train-noise)" in page
+    )

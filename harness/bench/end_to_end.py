@@ -76,7 +76,7 @@ def head(repo: Path) -> tuple[str, bool]:
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     status = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        ["git", "-C", str(repo), "status", "--porcelain"],  # a new file not committed is not cloned
         capture_output=True,
         text=True,
         check=True,

@@ -752,7 +752,7 @@ def check_objective_params(config: TrainConfig, objectives: list[str]) -> None:
         if value != default and not set(owners) & set(objectives):
             raise ConfigError(
                 f"{flag(name)} {value:g} applies to objective {', '.join(owners)} only, and none is trained "
-                f"here ({', '.join(objectives)})"
+                f"here ({', '.join(objectives) or 'none'})"
             )
 
 

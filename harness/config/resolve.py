@@ -72,7 +72,7 @@ def resolve_train(
     will be trained with it (default: its own ``--objective``; the experiment's ``--methods``)."""
     model = config.model if config.model is not None else default_model(config.task)
     check_task(config.task)  # a typo fails here with "did you mean", whatever the model
-    check_objectives(config, objectives or [config.objective], world_size)
+    check_objectives(config, [config.objective] if objectives is None else objectives, world_size)
     micro, _ = split_batch(config.batch_size, config.micro_batch_size, world_size)
     if (
         config.min_pixels is not None
@@ -103,6 +103,12 @@ def check_objectives(config: TrainConfig, objectives: list[str], world_size: int
                 f"--objective {name} with --sharding fsdp: its {what} is not sharded (a whole copy on "
                 "every rank, which sharding exists to avoid); use --sharding ddp"
             )
+    if "psft" in objectives and config.save_every % config.psft_minibatches:
+        raise ConfigError(
+            f"--save-every {config.save_every} with --objective psft: a checkpoint must fall where a "
+            f"PSFT batch starts (a multiple of --psft-minibatches {config.psft_minibatches}), or a "
+            "resumed run would take its old policy mid-batch"
+        )
     if "psft" in objectives and config.lora_rank:
         raise ConfigError(
             "--objective psft with --lora-rank: its old policy would be a second copy of the adapted "
@@ -211,7 +217,9 @@ def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *
     return parser
 
 
-def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) -> Experiment:
+def resolve_experiment(
+    args: dict[str, Any], preset: dict[str, Any], objectives: list[str] | None = None, **fixed
+) -> Experiment:
     """An :class:`Experiment` from parsed flags: per-method fields keep their defaults, the sweep's
     axes (absent from ``args``) take the preset's values, ``--seeds`` defaults to the preset's seed
     (the training configuration holds the first), training-time evaluation sees what the final one
@@ -228,7 +236,8 @@ def resolve_experiment(args: dict[str, Any], preset: dict[str, Any], **fixed) ->
     train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    train = resolve_train(train, config.world_size, [m for m in config.method_list if m != "base"])
+    trained = [m for m in config.method_list if m != "base"] if objectives is None else objectives
+    train = resolve_train(train, config.world_size, trained)
     ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
@@ -387,8 +396,9 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
-    experiment = resolve_experiment(args, preset, task=task, methods="base", dry_run=False)
-    check_objectives(experiment.train, grid.method, experiment.config.world_size)
+    experiment = resolve_experiment(
+        args, preset, objectives=list(grid.method), task=task, methods="base", dry_run=False
+    )
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)

@@ -92,7 +92,8 @@ def with_noise(
     those rows. Every row must have a final answer (checked before any is changed)."""
     if rate == 0.0:
         return rows, []
-    answers = [final_answer(row, f"{source} row {i + 1}") for i, row in enumerate(rows)]
+    where = getattr(rows, "locations", None) or [f"{source} row {i + 1}" for i in range(len(rows))]
+    answers = [final_answer(row, at) for row, at in zip(rows, where)]
     rng = random.Random(f"train-noise-{seed}")
     chosen = sorted(rng.sample(range(len(rows)), round(rate * len(rows))))
     order = list(range(len(rows)))

@@ -26,7 +26,6 @@ from typing import Any
 
 from harness.config import BATCH_SPLIT_KEYS, METHODS
 from harness.report.domain import (
-    LABELS,
     MISSING,
     UNMEASURED_NOTE,
     Page,
@@ -34,9 +33,10 @@ from harness.report.domain import (
     difference_text,
     pairs_text,
     replicate_score,
+    row_label,
     score_text,
 )
-from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, config_id, distinctive
+from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, config_id, distinctive, variant
 from harness.stats import Estimate, significant_difference
 
 AXES = ("model", "train_noise")  # what varies along a map
@@ -71,7 +71,7 @@ def pages(records: list[Record], source: str) -> dict[str, Page]:
     out = {}
     for (task, mid), found in sorted(maps.items()):
         runs = comparable_groups(found)[0][1]  # one environment and evaluation per page
-        points = {_point(r) for r in runs if r["method"] == "sft"}
+        points = {_point(r) for r in runs if variant(r["method"], r["hparams"]) == "sft"}
         if len(points) < 2 or len({r["method"] for r in runs}) < 2:
             continue
         name = f"continuum-{task}-{mid}"
@@ -86,11 +86,20 @@ def strength(base: Record | None) -> float | None:
 
 
 def _cells(runs: list[Record]) -> dict[str, dict[Point, list[Record]]]:
-    """``{method: {point: replicates}}`` in the order of METHODS."""
+    """``{variant: {point: replicates}}`` in the order of METHODS (``dft`` and ``dft-floor0.1`` are
+    two lines, never pooled as seeds of one)."""
     cells: dict[str, dict[Point, list[Record]]] = defaultdict(lambda: defaultdict(list))
+    method_of: dict[str, str] = {}
     for record in sorted(runs, key=lambda r: r["hparams"].get("seed", -1)):
-        cells[record["method"]][_point(record)].append(record)
-    return {m: cells[m] for m in sorted(cells, key=lambda m: (METHODS.index(m) if m in METHODS else 99, m))}
+        key = variant(record["method"], record["hparams"])
+        cells[key][_point(record)].append(record)
+        method_of[key] = record["method"]
+    rank = {key: METHODS.index(m) if m in METHODS else len(METHODS) for key, m in method_of.items()}
+    return {key: cells[key] for key in sorted(cells, key=lambda key: (rank[key], key))}
+
+
+def _label(cells, key: str) -> str:
+    return row_label(next(iter(cells[key].values()))[0])
 
 
 def _difference(cells, method: str, point: Point, role: str) -> tuple[Estimate, Estimate] | None:
@@ -203,7 +212,7 @@ def _table(cells, others: list[str], points: list[Point], *columns) -> list[str]
     """One row per point: the ``columns`` (title, text of a point), SFT's scores, each objective
     minus SFT."""
     header = [title for title, _ in columns] + [f"SFT {role}" for _, role in ROLES]
-    header += [f"{LABELS.get(m, m)} − SFT {role}" for m in others for _, role in ROLES]
+    header += [f"{_label(cells, m)} − SFT {role}" for m in others for _, role in ROLES]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for point in points:
         row = [text(point) for _, text in columns]
@@ -234,7 +243,7 @@ def _figure(name, task, cells, others, points, xs, suffix, xlabel):
                 for ours, sft in [pair]
             ]
             if line:
-                series.append((LABELS.get(method, method), sorted(line)))
+                series.append((_label(cells, method), sorted(line)))
         if series:
             panels.append((f"{title}: objective − SFT", series))
     title = f"{task}: each objective minus SFT against {suffix.split('-')[0]}"
@@ -270,5 +279,5 @@ def _summary(cells, others: list[str], clean: list[Point], noisy_models: list[st
                     verdict += f", significantly above at {wins}, significantly below at {losses}"
                 parts.append(f"{label} along {axis}: {verdict}")
         if parts:
-            lines.append(f"- {LABELS.get(method, method)}: " + "; ".join(parts) + ".")
+            lines.append(f"- {_label(cells, method)}: " + "; ".join(parts) + ".")
     return lines or ["- No objective besides SFT has a point to compare."]

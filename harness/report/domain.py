@@ -523,8 +523,14 @@ def _data_source(records: list[Record]) -> str:
             if hparams.get("train_data")
             else f"the `{record['task']}` train split"
         )
+        offset = hparams.get("train_offset") or 0
         if hparams.get("train_limit"):
-            where += f" (first {hparams['train_limit']} rows)"
+            first, last = offset + 1, offset + hparams["train_limit"]
+            where += f" (rows {first}-{last})" if offset else f" (first {hparams['train_limit']} rows)"
+        elif offset:
+            where += f" (past the first {offset} rows)"
+        if hparams.get("train_noise"):
+            where += f", {hparams['train_noise']:g} of them with a wrong answer (--train-noise)"
         if "train_examples" in record["data"]:
             where += f", {record['data']['train_examples']} examples"
         sources.add(where)
