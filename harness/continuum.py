@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import transformers
 
 from harness import leaderboard
-from harness.config import objective_defaults
+from harness.config import TrainConfig, objective_defaults
 from harness.config.resolve import Continuum, Experiment, parse_continuum
 from harness.errors import HarnessError
-from harness.experiment import hparams_of, run, run_root, train_or_reuse
+from harness.experiment import hparams_of, plan_method, replicates, run, run_root, status, train_or_reuse
 from harness.results import config_id
 
 
@@ -53,9 +54,9 @@ def plan(continuum: Continuum) -> list[tuple[int, float, str]]:
     return points + [(0, rate, ",".join(methods)) for rate in sorted(set(continuum.study.noise)) if rate]
 
 
-def warm_up(experiment: Experiment, rows: int) -> str:
-    """The starting point after SFT on the ``rows`` training rows past the mapped runs' own (trained
-    once, then reused): its model folder."""
+def warmup_config(experiment: Experiment, rows: int) -> TrainConfig:
+    """The training of the starting point after SFT on the ``rows`` training rows past the mapped
+    runs' own, in its own run folder."""
     train = experiment.train
     config = replace(
         train,
@@ -68,9 +69,14 @@ def warm_up(experiment: Experiment, rows: int) -> str:
     )
     # Named by its whole configuration: another map's warm-up of K rows (another --train-limit, lr...)
     # is another starting point, never the same folder retrained or mistaken for this one.
-    config = replace(
-        config, output_dir=str(run_root(experiment) / f"warmup-{rows}-{config_id(hparams_of(config, 1))}")
-    )
+    folder = run_root(experiment) / f"warmup-{rows}-{config_id(hparams_of(config, 1))}"
+    return replace(config, output_dir=str(folder))
+
+
+def warm_up(experiment: Experiment, rows: int) -> str:
+    """The starting point after SFT on ``rows`` rows (:func:`warmup_config`; trained once, then
+    reused): its model folder."""
+    config = warmup_config(experiment, rows)
     print(f"== warm-up: SFT on {rows} rows past the first {config.train_offset}", file=sys.stderr)
     summary = train_or_reuse(config, experiment.config.nproc_per_node, not experiment.config.redo)
     return summary["model_dir"]
@@ -87,11 +93,43 @@ def map_experiments(continuum: Continuum) -> list[Experiment]:
     return experiments
 
 
+def describe(continuum: Continuum) -> str:
+    """What ``--dry-run`` prints: every point of the map with its starting point, noise rate and
+    methods, and the state of each of its runs (``done``, ``todo``...); nothing is trained. The runs
+    from a warm-up not trained yet are all to do."""
+    shared = continuum.experiment
+    lines, counts = [], Counter()
+    for rows, rate, methods in plan(continuum):
+        train = replace(shared.train, train_noise=rate)
+        start = f"the backbone {shared.train.model}"
+        if rows:
+            warmup = warmup_config(shared, rows)
+            summary = Path(warmup.output_dir) / "train_summary.json"
+            state = "trained" if summary.exists() else "to train"
+            start = f"a warm-up on {rows} rows ({state}: {warmup.output_dir})"
+            train = replace(train, model=str(Path(warmup.output_dir) / "model"))
+        experiment = replace(shared, train=train, config=replace(shared.config, methods=methods))
+        states = [
+            "todo" if rows and state == "to train" else status(plan_method(seeded, method))
+            for seeded, method in replicates(experiment)
+        ]
+        counts.update(states)
+        tally = ", ".join(f"{n} {s}" for s, n in sorted(Counter(states).items()))
+        lines.append(f"from {start}, --train-noise {rate:g}: {methods} ({tally})")
+    seeds = " ".join(str(s) for s in shared.config.seeds)
+    total = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    lines.append(f"seeds {seeds}; runs: {total}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     started = time.time()
     try:
         continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
+        if continuum.experiment.config.dry_run:
+            print(describe(continuum))
+            return 0
         for experiment in map_experiments(continuum):
             model, rate = experiment.train.model, experiment.train.train_noise
             print(f"== from {model}, --train-noise {rate:g}: {experiment.config.methods}", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 
 from harness import results
 from harness.config.resolve import parse_continuum
-from harness.continuum import map_experiments, plan, warm_up
+from harness.continuum import main, map_experiments, plan, warm_up
 from harness.errors import ConfigError
 from harness.models import backbone_name
 from harness.report import continuum
@@ -78,9 +78,9 @@ def test_the_page_gives_each_objective_minus_sft_ordered_by_strength():
         f"| 0 | 40.0 ± 5.0 | 30.0 ± 4.0 | -20.0 ± {se:.1f} | -5.0 ± 5.7 |",
         f"| 0.4 | 30.0 ± 5.0 | 20.0 ± 4.0 | -5.0 ± {se:.1f} | +0.0 ± 5.7 |",
     ]
+    assert "Above SFT at one point or more: DFT (significant points in brackets where seeds" in text
     assert (
-        "- DFT: in-domain along strength: above SFT at 1 of 2 points (seed variance unmeasured: none"
-        " significant)" in text
+        "| DFT | 1 of 2 (seeds unmeasured) | 1 of 2 (seeds unmeasured) | 0 of 2 (seeds unmeasured) |" in text
     )
     assert [path for path, _ in page.plots] == [
         f"plots/{name[:-3]}-strength.png",
@@ -99,9 +99,10 @@ def test_significance_is_claimed_only_where_seeds_measured_it():
             ]
     text = next(iter(continuum.pages(seeded, "results").values())).text
     assert (
-        "in-domain along strength: above SFT at 2 of 2 points, significantly above at 1, significantly below at 0"
+        "| DFT | 2 of 2 (significantly: 1 above, 0 below) | 0 of 2 (significantly: 0 above, 0 below) |"
         in text
     )
+    assert "Above SFT at one point or more: DFT (1 significantly)" in text
     assert "| `strong` |" in text and "+30.0*" in text
 
 
@@ -147,6 +148,22 @@ def test_the_plan_and_its_bad_inputs():
     for argv, message in bad:
         with pytest.raises(ConfigError, match=f"^{message}"):
             parse_continuum(argv)
+
+
+def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
+    argv = ["--methods", "sft,dft", "--train-limit", "64", "--warmup-rows", "32", "--noise", "0.25",
+            "--seeds", "0", "1", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"),
+            "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "from the backbone tiny, --train-noise 0: base,sft,dft (5 todo)"
+    assert lines[1].startswith("from a warm-up on 32 rows (to train: ")
+    assert lines[1].endswith("--train-noise 0: base,sft,dft (5 todo)")
+    assert lines[2:] == [
+        "from the backbone tiny, --train-noise 0.25: sft,dft (4 todo)",
+        "seeds 0 1; runs: 14 todo",
+    ]
+    assert list(tmp_path.iterdir()) == []  # no warm-up, no record, no folder
 
 
 @pytest.mark.slow

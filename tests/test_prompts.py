@@ -59,6 +59,12 @@ def test_training_rows_under_a_raw_template_are_plain_text(tokenizer):
     assert all(label == IGNORE_INDEX for label in encoded.labels[: len(prompt_ids)])
     # The chat template is what it always was.
     assert training_rows("math-words", None, 2)[0] == training_rows("math-words", None, 2, "chat")[0]
+    assert training_rows("math-words", None, 2, offset=1)[0][0] == training_rows("math-words", None, 2)[0][1]
+    with pytest.raises(
+        DataError,
+        match="^--train-offset 1990 --train-limit 20: task math-words split train has only 10 rows past",
+    ):
+        training_rows("math-words", None, 20, offset=1990)
 
 
 def test_a_raw_template_applies_to_math_tasks_only(tmp_path):

@@ -161,6 +161,12 @@ def training_rows(
         )
     if offset and offset >= len(rows):
         raise DataError(f"--train-offset {offset}: {source} has only {len(rows)} rows")
+    if offset and train_limit is not None and offset + train_limit > len(rows):
+        # Past an offset the rows are a pool kept apart (a warm-up's): fewer than asked is an error.
+        raise DataError(
+            f"--train-offset {offset} --train-limit {train_limit}: {source} has only "
+            f"{len(rows) - offset} rows past the offset"
+        )
     rows = rows[offset : None if train_limit is None else offset + train_limit]
     if not rows:
         raise DataError(f"{source}: the training split is empty")

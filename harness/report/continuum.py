@@ -252,32 +252,41 @@ def _figure(name, task, cells, others, points, xs, suffix, xlabel):
 
 
 def _summary(cells, others: list[str], clean: list[Point], noisy_models: list[str]) -> list[str]:
-    """One line per objective: at how many points it is above SFT, and significantly so."""
-    lines = []
+    """A sentence naming the objectives above SFT anywhere (or none), then a table: per objective and
+    axis, at how many points it is above SFT, and significantly so where seeds measured it."""
     groups = ([("strength", clean)] if len(clean) >= 2 else []) + [
         (f"noise from `{_short(m)}`", sorted(p for p in cells["sft"] if p[0] == m)) for m in noisy_models
     ]
+    columns = [(axis, points, role, label) for axis, points in groups for role, label in ROLES]
+    rows, ahead = [], []
     for method in others:
-        parts = []
-        for axis, points in groups:
-            for role, label in ROLES:
-                pairs = [pair for p in points if (pair := _difference(cells, method, p, role)) is not None]
-                if not pairs:
-                    continue
-                above = sum(ours.value > sft.value for ours, sft in pairs)
-                significant = [significant_difference(ours, sft) for ours, sft in pairs]
-                verdict = f"above SFT at {above} of {len(pairs)} points"
-                if any(s is None for s in significant):
-                    verdict += " (seed variance unmeasured: none significant)"
-                else:
-                    wins = sum(
-                        bool(s) and ours.value > sft.value for s, (ours, sft) in zip(significant, pairs)
-                    )
-                    losses = sum(
-                        bool(s) and ours.value < sft.value for s, (ours, sft) in zip(significant, pairs)
-                    )
-                    verdict += f", significantly above at {wins}, significantly below at {losses}"
-                parts.append(f"{label} along {axis}: {verdict}")
-        if parts:
-            lines.append(f"- {_label(cells, method)}: " + "; ".join(parts) + ".")
-    return lines or ["- No objective besides SFT has a point to compare."]
+        row, above_any, wins_any, measured = [], 0, 0, True
+        for _, points, role, _ in columns:
+            pairs = [pair for p in points if (pair := _difference(cells, method, p, role)) is not None]
+            if not pairs:
+                row.append(MISSING)
+                continue
+            above = sum(ours.value > sft.value for ours, sft in pairs)
+            above_any += above
+            significant = [significant_difference(ours, sft) for ours, sft in pairs]
+            if any(s is None for s in significant):
+                row.append(f"{above} of {len(pairs)} (seeds unmeasured)")
+                measured = False
+                continue
+            wins = sum(bool(s) and o.value > t.value for s, (o, t) in zip(significant, pairs))
+            losses = sum(bool(s) and o.value < t.value for s, (o, t) in zip(significant, pairs))
+            wins_any += wins
+            row.append(f"{above} of {len(pairs)} (significantly: {wins} above, {losses} below)")
+        if above_any:
+            name = _label(cells, method)
+            ahead.append(f"{name} ({wins_any} significantly)" if measured else name)
+        rows.append("| " + " | ".join([_label(cells, method), *row]) + " |")
+    if not rows:
+        return ["No objective besides SFT has a point to compare."]
+    if not ahead:
+        headline = "**No objective is above SFT at any point of this map**, in-domain or out of domain."
+    else:
+        headline = f"Above SFT at one point or more: {', '.join(ahead)} (significant points in brackets where seeds measured them)."
+    header = ["objective", *[f"{label} along {axis}" for axis, _, _, label in columns]]
+    table = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns), *rows]
+    return [headline, "", "Points where the objective is above SFT, of the points it has:", "", *table]

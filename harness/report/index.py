@@ -87,7 +87,7 @@ def index_page(
         ]
     lines += ["", "## Pages", ""]
     lines += [
-        f"- [{name[:-3]}]({name}): base / SFT / DFT per split"
+        f"- [{name[:-3]}]({name}): base, SFT, DFT and the other objectives per split"
         for name in pages
         if name not in ablations and name not in maps
     ]
@@ -111,8 +111,9 @@ HOW_TO_READ = [
     " share it, and so do its seeds). The `seeds` column says how many training runs a row averages;"
     " the base row is the backbone before any training. Records of one configuration made with"
     " different package versions get a table each, labelled, and are never averaged together.",
-    "- `DFT − SFT` rows are differences in percentage points; positive means DFT is better. Read the"
-    " OOD column for generalization, the paper's claim.",
+    "- `DFT − SFT` rows (and `q-family − SFT`, ... for each other objective) are differences in"
+    " percentage points; positive means the objective is better. Read the OOD column for"
+    " generalization, the paper's claim.",
     "- An ablation page shows the same task trained at every learning rate × batch size (global"
     " batch) of a sweep, one grid per method and the DFT − SFT grid; ★ marks the best cell.",
     "- A continuum page maps where each objective beats SFT: the same training from starting points"
