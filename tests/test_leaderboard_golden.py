@@ -221,3 +221,18 @@ def test_records_without_a_numeric_learning_rate_and_batch_size_are_in_no_grid(r
     ]
     files = leaderboard.render_all([records[0], *odd])
     assert not [name for name in files if name.startswith("ablation-")] and "math.md" in files
+
+
+def test_every_objective_has_its_own_difference_grid_after_dfts(records):
+    from harness.report import ablation
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(results, "provenance", lambda: dict(ORIGIN))
+        q = [cell("q-family", lr, batch, 0.50, 0.03, seed) for lr in (1e-3, 2e-3) for batch in (16, 32)
+             for seed in (0, 1)]  # fmt: skip
+    [page] = ablation.pages([*q, *records], "results").values()
+    headings = [line for line in page.text.splitlines() if line.startswith("### ")]
+    assert headings[:5] == ["### SFT", "### DFT", "### q-family", "### DFT − SFT (percentage points)",
+                            "### q-family − SFT (percentage points)"]  # fmt: skip
+    # SFT's cells are 60/62, 68.5/70.5, 55/57, 64/66 over the seeds; q-family's 50 in each.
+    assert "| 0.001 | -11.0* | -19.5* |" in page.text and "| 0.002 | -6.0 ★ | -15.0* |" in page.text

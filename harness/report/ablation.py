@@ -1,11 +1,12 @@
-"""Ablation pages: learning rate x batch size grids per method, and the DFT − SFT grid.
+"""Ablation pages: learning rate x batch size grids per method, and each objective's − SFT grid.
 
 Runs of one task and backbone whose hyperparameters differ only in the learning rate and the
 (global) batch size form a grid; the micro-batch and the number of ranks may differ too, since they
 do not change the update (the loss is normalized per optimizer step). A grid with at least two cells
 gets ``ablation-<task>-<backbone>-<grid id>.md``: for the in-domain score (the mean of the test
-splits) and for the out-of-domain mean, one table per method with the best cell starred, and the
-DFT − SFT table with the significant differences starred and the cell where DFT gains most starred;
+splits) and for the out-of-domain mean, one table per method with the best cell starred, and for
+each objective trained beside SFT (DFT first) its − SFT table, with the significant differences
+starred and the cell where the objective gains most starred;
 then the figures: accuracy against learning rate for each batch size, accuracy against step when
 the runs kept curves, and the token-probability histograms of the base model and of each method's
 best cell. Like every page, a pure function of the records.
@@ -20,7 +21,7 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.config import BATCH_SPLIT_KEYS, METHODS, SWEEP_AXES
+from harness.config import BATCH_SPLIT_KEYS, SWEEP_AXES
 from harness.report.domain import (
     UNMEASURED_NOTE,
     Page,
@@ -31,6 +32,7 @@ from harness.report.domain import (
     replicate_label,
     replicate_score,
     row_label,
+    row_order,
     score_text,
     step_panels,
     summary_score,
@@ -110,8 +112,8 @@ def _methods(runs: list[Record]) -> dict[str, Cells]:
         key: {cell: configs[min(configs)] for cell, configs in cells.items()}
         for key, cells in grouped.items()
     }
-    order = lambda key: (METHODS.index(key) if key in METHODS else len(METHODS), key)  # noqa: E731
-    return {key: methods[key] for key in sorted(methods, key=order)}
+    method_of = {key: next(iter(cells.values()))[0]["method"] for key, cells in methods.items()}
+    return {key: methods[key] for key in sorted(methods, key=lambda key: row_order(key, method_of[key]))}
 
 
 def _label(cells: Cells) -> str:
@@ -137,7 +139,8 @@ def _page(
         f"Learning rate (rows) × global batch size (columns), {len(lrs)} × {len(batches)} cells for"
         f" {', '.join(_label(c) for c in methods.values())}. Scores are percentages, the mean over each"
         " cell's seeds ± a standard error holding the evaluation and the seed-to-seed variance; ★ marks"
-        " the best cell of a table (in a DFT − SFT table: where DFT gains most); `*` marks a significant"
+        " the best cell of a table (in an objective − SFT table, DFT − SFT and the others: where the"
+        " objective gains most); `*` marks a significant"
         " difference (two-sided Welch t-test at 5% over the seeds). – is a cell not run.",
         "",
         f"Fixed hyperparameters: {pairs_text(fixed)}; seeds per cell: {' to '.join(map(str, sorted({seeds[0], seeds[-1]})))}.",
@@ -162,7 +165,7 @@ def _page(
             lines += ["", grouped_provenance_note(backbone, [r for reps in cells.values() for r in reps])]
         if "sft" in methods:
             for key, cells in methods.items():
-                if key == "sft" or not key.startswith("dft"):
+                if key == "sft":
                     continue
                 label = _label(cells)
                 pairs = {

@@ -284,7 +284,7 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, str, Rows
             b,
             cid,
             label,
-            {k: rows[k] for k in sorted(rows, key=lambda k: _row_order(k, rows[k][0]["method"]))},
+            {k: rows[k] for k in sorted(rows, key=lambda k: row_order(k, rows[k][0]["method"]))},
         )
         for t, b, cid, _, label, rows in ordered
     ]
@@ -304,7 +304,7 @@ def _replicates(task: str, backbone: str, runs: list[Record]) -> Rows:
     return dict(rows)
 
 
-def _row_order(key: str, method: str) -> tuple[int, bool, str]:
+def row_order(key: str, method: str) -> tuple[int, bool, str]:
     """In the order of METHODS (base, SFT, DFT, then the other objectives), each objective's variants
     right after it, by name."""
     return (METHODS.index(method) if method in METHODS else len(METHODS), key != method, key)
