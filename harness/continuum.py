@@ -28,6 +28,7 @@ in-domain and out of domain, against strength and against noise.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import Counter
@@ -96,21 +97,24 @@ def map_experiments(continuum: Continuum) -> list[Experiment]:
 def describe(continuum: Continuum) -> str:
     """What ``--dry-run`` prints: every point of the map with its starting point, noise rate and
     methods, and the state of each of its runs (``done``, ``todo``...); nothing is trained. The runs
-    from a warm-up not trained yet are all to do."""
+    from a warm-up not trained yet, and every run under ``--redo``, are to do."""
     shared = continuum.experiment
     lines, counts = [], Counter()
     for rows, rate, methods in plan(continuum):
         train = replace(shared.train, train_noise=rate)
         start = f"the backbone {shared.train.model}"
+        trained = True
         if rows:
             warmup = warmup_config(shared, rows)
             summary = Path(warmup.output_dir) / "train_summary.json"
-            state = "trained" if summary.exists() else "to train"
-            start = f"a warm-up on {rows} rows ({state}: {warmup.output_dir})"
-            train = replace(train, model=str(Path(warmup.output_dir) / "model"))
+            trained = summary.exists() and not shared.config.redo
+            start = f"a warm-up on {rows} rows ({'trained' if trained else 'to train'}: {warmup.output_dir})"
+            # The model folder as the warm-up's training recorded it, as a real run reuses it.
+            model = json.loads(summary.read_text())["model_dir"] if trained else warmup.output_dir + "/model"
+            train = replace(train, model=model)
         experiment = replace(shared, train=train, config=replace(shared.config, methods=methods))
         states = [
-            "todo" if rows and state == "to train" else status(plan_method(seeded, method))
+            status(plan_method(seeded, method)) if trained and not shared.config.redo else "todo"
             for seeded, method in replicates(experiment)
         ]
         counts.update(states)

@@ -4,10 +4,12 @@ writes the folder; the pages and figures themselves are the report wing, :mod:`h
 ``leaderboards/README.md`` is the index: for each domain and task, DFT − SFT in-domain and
 out-of-domain, each method at its best configuration, and links to every page. One page per domain
 (``leaderboards/math.md``), one table per task, backbone and configuration: the untouched base
-model, SFT and DFT on every evaluation split with standard errors, the mean over the
-out-of-distribution splits and, when both were trained, DFT − SFT in percentage points with the
-significant differences starred. A DFT follow-up variant of the same configuration (a weight floor,
-an SFT mix) is a row of its own, ``DFT (floor 0.1)``, with its own difference row. Runs that differ
+model, SFT, DFT and every other objective trained on every evaluation split with standard errors,
+the mean over the out-of-distribution splits and, for each objective trained beside SFT, its
+difference from SFT in percentage points with the significant differences starred. A DFT follow-up
+variant of the same configuration (a weight floor, an SFT mix) is a row of its own,
+``DFT (floor 0.1)``, with its own difference row. Maps of where each objective beats SFT get a
+continuum page (:mod:`harness.report.continuum`). Runs that differ
 only in learning rate and batch size also get an ablation page (:mod:`harness.report.ablation`). Figures
 (:mod:`harness.report.plots`) go to ``leaderboards/plots/``: token-probability histograms and
 accuracy-versus-step curves under the tables whose records hold them.

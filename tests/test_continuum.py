@@ -123,6 +123,11 @@ def test_no_map_without_two_points_and_sft():
     assert continuum.pages(one_point, "results") == {}
     without_sft = [r for r in the_map() if r["method"] != "sft"]
     assert continuum.pages(without_sft, "results") == {}
+    # Two points, but on no axis (one clean start, one noisy start): nothing is claimed either way.
+    apart = [record(m, "strong", 0.6, 0.4) for m in ("sft", "dft")]
+    apart += [record(m, "weak", 0.3, 0.2, noise=0.4) for m in ("sft", "dft")]
+    text = next(iter(continuum.pages(apart, "results").values())).text
+    assert "No objective besides SFT has a point to compare." in text and "above SFT at any" not in text
     # Another learning rate is another map: points are never mixed across configurations.
     other = [record("sft", "strong", 0.6, 0.4) | {"hparams": {**HPARAMS, "lr": 2e-3, "model": "strong",
                                                                "objective": "sft", "seed": 0}}]  # fmt: skip

@@ -187,7 +187,8 @@ class TrainConfig:
     train_limit: int | None = setting(None, "use only the first N training rows", check=at_least(1))
     train_offset: int = setting(
         0,
-        "skip the first N training rows (a warm-up pool disjoint from a --train-limit run's rows)",
+        "skip the first N training rows (a warm-up pool disjoint from a --train-limit run's rows); "
+        "with an offset, fewer than --train-limit rows left is an error, not a smaller run",
         check=at_least(0),
         later=True,
     )

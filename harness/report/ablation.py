@@ -98,7 +98,7 @@ Cells = dict[tuple[float, int], list[Record]]  # (lr, batch) -> the records of i
 
 
 def _methods(runs: list[Record]) -> dict[str, Cells]:
-    """``{variant: {(lr, batch): replicates}}``, SFT first, then DFT, then DFT variants by name. Two
+    """``{variant: {(lr, batch): replicates}}`` in the order of :func:`row_order`. Two
     configurations of one cell (split differently over ranks) keep the one with the smaller
     configuration id."""
     grouped: dict[str, dict[tuple[float, int], dict[str, list[Record]]]] = defaultdict(

@@ -9,8 +9,8 @@ training targets' tokens, read from its base record's token-probability histogra
 the points are ordered by it. For each point and objective the page gives the objective minus SFT,
 in-domain (mean of the test splits) and out of domain (mean of the OOD splits), in percentage
 points, over the seeds with a standard error; `*` marks a significant difference where the seed
-variance was measured. Then one line per objective against strength and against noise, and a
-summary of what the map shows, computed from the same numbers. Like every page, a pure function of
+variance was measured. Then plots with one line per objective against strength and against
+noise, and a summary of what the map shows, computed from the same numbers. Like every page, a pure function of
 the records.
 
 >>> pages([], "results")
@@ -277,6 +277,8 @@ def _summary(cells, others: list[str], clean: list[Point], noisy_models: list[st
             losses = sum(bool(s) and o.value < t.value for s, (o, t) in zip(significant, pairs))
             wins_any += wins
             row.append(f"{above} of {len(pairs)} (significantly: {wins} above, {losses} below)")
+        if all(cell == MISSING for cell in row):
+            continue  # no point where both it and SFT trained
         if above_any:
             name = _label(cells, method)
             ahead.append(f"{name} ({wins_any} significantly)" if measured else name)

@@ -1,7 +1,7 @@
 """Domain pages (``leaderboards/<domain>.md``) and the table pieces the other pages share.
 
-One page per domain, one table per task, backbone and configuration: the untouched base model, SFT
-and DFT on every evaluation split, each the mean over the configuration's seeds with a standard
+One page per domain, one table per task, backbone and configuration: the untouched base model, SFT,
+DFT and every other objective trained on every evaluation split, each the mean over the configuration's seeds with a standard
 error that holds both the evaluation and the seed-to-seed variance (:func:`harness.stats.over_seeds`),
 the mean over the out-of-distribution splits and, for each objective trained beside SFT (DFT, its
 variants, q-family, ...), its difference from SFT in percentage points with the significant ones starred (:func:`harness.stats.significant_difference`; none
@@ -304,10 +304,10 @@ def _replicates(task: str, backbone: str, runs: list[Record]) -> Rows:
     return dict(rows)
 
 
-def row_order(key: str, method: str) -> tuple[int, bool, str]:
-    """In the order of METHODS (base, SFT, DFT, then the other objectives), each objective's variants
-    right after it, by name."""
-    return (METHODS.index(method) if method in METHODS else len(METHODS), key != method, key)
+def row_order(key: str, method: str) -> tuple[int, str, bool, str]:
+    """In the order of METHODS (base, SFT, DFT, then the other objectives; one added later by name),
+    each objective's variants right after it, by name."""
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method, key != method, key)
 
 
 def row_label(record: Record) -> str:

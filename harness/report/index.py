@@ -115,7 +115,8 @@ HOW_TO_READ = [
     " percentage points; positive means the objective is better. Read the OOD column for"
     " generalization, the paper's claim.",
     "- An ablation page shows the same task trained at every learning rate × batch size (global"
-    " batch) of a sweep, one grid per method and the DFT − SFT grid; ★ marks the best cell.",
+    " batch) of a sweep, one grid per method and one objective − SFT grid per objective (DFT − SFT"
+    " first); ★ marks the best cell.",
     "- A continuum page maps where each objective beats SFT: the same training from starting points"
     " of increasing strength (the mean probability they give the training targets) and with a growing"
     " fraction of wrong demonstrations (`--train-noise`), made by `python -m harness.continuum`.",
