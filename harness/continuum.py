@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    maps = [path for path in written if Path(path).name.startswith(f"continuum-{config.task}-")]
+    maps = [
+        p for p in written if Path(p).name.startswith(f"continuum-{config.task}-") and Path(p).suffix == ".md"
+    ]
     print(f"continuum: {len(maps)} map page(s) in {(time.time() - started) / 60:.1f} min", file=sys.stderr)
     for path in maps:
         print(path)

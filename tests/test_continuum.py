@@ -78,7 +78,7 @@ def test_the_page_gives_each_objective_minus_sft_ordered_by_strength():
         f"| 0 | 40.0 ± 5.0 | 30.0 ± 4.0 | -20.0 ± {se:.1f} | -5.0 ± 5.7 |",
         f"| 0.4 | 30.0 ± 5.0 | 20.0 ± 4.0 | -5.0 ± {se:.1f} | +0.0 ± 5.7 |",
     ]
-    assert "Above SFT at one point or more: DFT (significant points in brackets where seeds" in text
+    assert "Above SFT somewhere: DFT at 2 of 8 points. With one seed at some points" in text
     assert (
         "| DFT | 1 of 2 (seeds unmeasured) | 1 of 2 (seeds unmeasured) | 0 of 2 (seeds unmeasured) |" in text
     )
@@ -102,7 +102,7 @@ def test_significance_is_claimed_only_where_seeds_measured_it():
         "| DFT | 2 of 2 (significantly: 1 above, 0 below) | 0 of 2 (significantly: 0 above, 0 below) |"
         in text
     )
-    assert "Above SFT at one point or more: DFT (1 significantly)" in text
+    assert "Above SFT somewhere: DFT at 2 of 4 points, 1 significantly.\n" in text
     assert "| `strong` |" in text and "+30.0*" in text
 
 

@@ -258,16 +258,16 @@ def _summary(cells, others: list[str], clean: list[Point], noisy_models: list[st
         (f"noise from `{_short(m)}`", sorted(p for p in cells["sft"] if p[0] == m)) for m in noisy_models
     ]
     columns = [(axis, points, role, label) for axis, points in groups for role, label in ROLES]
-    rows, ahead = [], []
+    rows, ahead, all_measured = [], [], True
     for method in others:
-        row, above_any, wins_any, measured = [], 0, 0, True
+        row, above_any, wins_any, compared, measured = [], 0, 0, 0, True
         for _, points, role, _ in columns:
             pairs = [pair for p in points if (pair := _difference(cells, method, p, role)) is not None]
             if not pairs:
                 row.append(MISSING)
                 continue
             above = sum(ours.value > sft.value for ours, sft in pairs)
-            above_any += above
+            above_any, compared = above_any + above, compared + len(pairs)
             significant = [significant_difference(ours, sft) for ours, sft in pairs]
             if any(s is None for s in significant):
                 row.append(f"{above} of {len(pairs)} (seeds unmeasured)")
@@ -279,16 +279,21 @@ def _summary(cells, others: list[str], clean: list[Point], noisy_models: list[st
             row.append(f"{above} of {len(pairs)} (significantly: {wins} above, {losses} below)")
         if all(cell == MISSING for cell in row):
             continue  # no point where both it and SFT trained
+        all_measured = all_measured and measured
         if above_any:
-            name = _label(cells, method)
-            ahead.append(f"{name} ({wins_any} significantly)" if measured else name)
+            where = f"{_label(cells, method)} at {above_any} of {compared} points"
+            ahead.append(f"{where}, {wins_any or 'none'} significantly" if measured else where)
         rows.append("| " + " | ".join([_label(cells, method), *row]) + " |")
     if not rows:
         return ["No objective besides SFT has a point to compare."]
     if not ahead:
         headline = "**No objective is above SFT at any point of this map**, in-domain or out of domain."
     else:
-        headline = f"Above SFT at one point or more: {', '.join(ahead)} (significant points in brackets where seeds measured them)."
+        headline = f"Above SFT somewhere: {'; '.join(ahead)}."
+    if not all_measured:
+        headline += (
+            " With one seed at some points, the seed variance there is unmeasured: nothing is significant."
+        )
     header = ["objective", *[f"{label} along {axis}" for axis, _, _, label in columns]]
     table = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(columns), *rows]
     return [headline, "", "Points where the objective is above SFT, of the points it has:", "", *table]
