@@ -28,7 +28,6 @@ in-domain and out of domain, against strength and against noise.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import Counter
@@ -41,7 +40,16 @@ from harness import leaderboard
 from harness.config import TrainConfig, objective_defaults
 from harness.config.resolve import Continuum, Experiment, parse_continuum
 from harness.errors import HarnessError
-from harness.experiment import hparams_of, plan_method, replicates, run, run_root, status, train_or_reuse
+from harness.experiment import (
+    hparams_of,
+    plan_method,
+    read_json,
+    replicates,
+    run,
+    run_root,
+    status,
+    train_or_reuse,
+)
 from harness.results import config_id
 
 
@@ -106,12 +114,11 @@ def describe(continuum: Continuum) -> str:
         trained = True
         if rows:
             warmup = warmup_config(shared, rows)
-            summary = Path(warmup.output_dir) / "train_summary.json"
-            trained = summary.exists() and not shared.config.redo
+            summary = read_json(Path(warmup.output_dir) / "train_summary.json")
+            trained = isinstance(summary, dict) and "model_dir" in summary and not shared.config.redo
             start = f"a warm-up on {rows} rows ({'trained' if trained else 'to train'}: {warmup.output_dir})"
             # The model folder as the warm-up's training recorded it, as a real run reuses it.
-            model = json.loads(summary.read_text())["model_dir"] if trained else warmup.output_dir + "/model"
-            train = replace(train, model=model)
+            train = replace(train, model=summary["model_dir"] if trained else warmup.output_dir + "/model")
         experiment = replace(shared, train=train, config=replace(shared.config, methods=methods))
         states = [
             status(plan_method(seeded, method)) if trained and not shared.config.redo else "todo"

@@ -160,7 +160,7 @@ def train_or_reuse(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1
     record), anything else stops with the command to run."""
     run_dir = Path(config.output_dir)
     name = f"{config.objective} seed {config.seed}"
-    trained_in = _read_json(run_dir / environment.FILE)
+    trained_in = read_json(run_dir / environment.FILE)
     world = nnodes * nproc
     has_training = (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
     if nnodes > 1:
@@ -547,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON at ``path``, or None when it is missing or unreadable (a half-written file)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from harness import results
 from harness.config.resolve import parse_continuum
-from harness.continuum import main, map_experiments, plan, warm_up
+from harness.continuum import main, map_experiments, plan, warm_up, warmup_config
 from harness.errors import ConfigError
 from harness.models import backbone_name
 from harness.report import continuum
@@ -169,6 +170,12 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
         "seeds 0 1; runs: 14 todo",
     ]
     assert list(tmp_path.iterdir()) == []  # no warm-up, no record, no folder
+    # A half-written warm-up (its summary cut short) is still to train, not a traceback.
+    folder = Path(warmup_config(parse_continuum(argv).experiment, 32).output_dir)
+    folder.mkdir(parents=True)
+    (folder / "train_summary.json").write_text('{"model_dir": ')
+    assert main(argv) == 0
+    assert "from a warm-up on 32 rows (to train: " in capsys.readouterr().out
 
 
 @pytest.mark.slow

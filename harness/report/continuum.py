@@ -24,7 +24,7 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.config import BATCH_SPLIT_KEYS, METHODS
+from harness.config import BATCH_SPLIT_KEYS
 from harness.report.domain import (
     MISSING,
     UNMEASURED_NOTE,
@@ -34,6 +34,7 @@ from harness.report.domain import (
     pairs_text,
     replicate_score,
     row_label,
+    row_order,
     score_text,
 )
 from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, config_id, distinctive, variant
@@ -86,7 +87,7 @@ def strength(base: Record | None) -> float | None:
 
 
 def _cells(runs: list[Record]) -> dict[str, dict[Point, list[Record]]]:
-    """``{variant: {point: replicates}}`` in the order of METHODS (``dft`` and ``dft-floor0.1`` are
+    """``{variant: {point: replicates}}`` in the order of :func:`row_order` (``dft`` and ``dft-floor0.1`` are
     two lines, never pooled as seeds of one)."""
     cells: dict[str, dict[Point, list[Record]]] = defaultdict(lambda: defaultdict(list))
     method_of: dict[str, str] = {}
@@ -94,8 +95,7 @@ def _cells(runs: list[Record]) -> dict[str, dict[Point, list[Record]]]:
         key = variant(record["method"], record["hparams"])
         cells[key][_point(record)].append(record)
         method_of[key] = record["method"]
-    rank = {key: METHODS.index(m) if m in METHODS else len(METHODS) for key, m in method_of.items()}
-    return {key: cells[key] for key in sorted(cells, key=lambda key: (rank[key], key))}
+    return {key: cells[key] for key in sorted(cells, key=lambda key: row_order(key, method_of[key]))}
 
 
 def _label(cells, key: str) -> str:

@@ -1,11 +1,12 @@
 """Domain pages (``leaderboards/<domain>.md``) and the table pieces the other pages share.
 
 One page per domain, one table per task, backbone and configuration: the untouched base model, SFT,
-DFT and every other objective trained on every evaluation split, each the mean over the configuration's seeds with a standard
-error that holds both the evaluation and the seed-to-seed variance (:func:`harness.stats.over_seeds`),
-the mean over the out-of-distribution splits and, for each objective trained beside SFT (DFT, its
-variants, q-family, ...), its difference from SFT in percentage points with the significant ones starred (:func:`harness.stats.significant_difference`; none
-while the training variance is unmeasured). Records of one configuration made with different
+DFT and every other objective trained, on every evaluation split, each the mean over the
+configuration's seeds with a standard error that holds both the evaluation and the seed-to-seed
+variance (:func:`harness.stats.over_seeds`), the mean over the out-of-distribution splits and, for
+each objective trained beside SFT (DFT, its variants, q-family, ...), its difference from SFT in
+percentage points with the significant ones starred (:func:`harness.stats.significant_difference`;
+none while the training variance is unmeasured). Records of one configuration made with different
 package versions, or evaluated differently, are not averaged together: each group gets a table of
 its own, labelled (:func:`comparable_groups`). A DFT follow-up variant of the same configuration is a row of its
 own, ``DFT (floor 0.1)``, with its own difference row. Figures (:mod:`harness.report.plots`):
