@@ -50,20 +50,26 @@ def install(session: nox.Session, *packages: str) -> None:
 # pytest on a 2-core CI machine against 6 min 35 s with the bytecode written once. An empty value
 # turns the variable off for the test run only.
 WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+# Pinned CPU numerics (harness/numerics.py) for every session whose numbers are compared with, or
+# become, the reference: set here whatever the shell says, so HARNESS_NUMERICS=native exported for
+# speed elsewhere cannot make a demo differ from the reference or a pinned test fail.
+PINNED = {"HARNESS_NUMERICS": "pinned"}
 
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (what CI runs); arguments after -- go to pytest."""
     install(session, "-e", ".[test]")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(name="tests-quick", python=PYTHON)
 def tests_quick(session: nox.Session) -> None:
     """The quick tier: every test not marked slow (no subprocess, sweep, sandbox timeout or model load)."""
     install(session, "-e", ".[test]")
-    session.run("python", "-m", "pytest", "-m", "not slow", *(session.posargs or ["-q"]), env=WRITE_BYTECODE)
+    session.run(
+        "python", "-m", "pytest", "-m", "not slow", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED
+    )
 
 
 @nox.session(python=PYTHON)
@@ -87,7 +93,7 @@ def experiment(session: nox.Session, task: str) -> None:
     args = session.posargs or []
     given = {arg.split("=", 1)[0] for arg in args}
     defaults = [] if given & {"--model", "--eval-limit"} else EMBEDDED[task]
-    session.run("python", "-m", "harness.experiment", "--task", task, *defaults, *args)
+    session.run("python", "-m", "harness.experiment", "--task", task, *defaults, *args, env=PINNED)
 
 
 @nox.session(name="train-math", python=PYTHON)
@@ -128,7 +134,7 @@ def train_smollm2(session: nox.Session) -> None:
         "--eval-limit",
         "8",
     ]
-    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs)
+    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs, env=PINNED)
 
 
 # vLLM pins its own torch (0.33.0: torch 2.14.0, transformers < 5.21), so it cannot join the locked
@@ -171,7 +177,16 @@ def reference(session: nox.Session) -> None:
             "runs/reference",
         ]
         session.run(
-            "python", "-m", "harness.experiment", "--task", task, *seeds, *where, *extra, *session.posargs
+            "python",
+            "-m",
+            "harness.experiment",
+            "--task",
+            task,
+            *seeds,
+            *where,
+            *extra,
+            *session.posargs,
+            env=PINNED,
         )
 
 

@@ -164,9 +164,9 @@ def train_or_reuse(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1
     world = nnodes * nproc
     has_training = (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
     if nnodes > 1:
-        if has_training and trained_in != environment.current():
+        if has_training and trained_in != environment.current(config.device):
             raise TrainingError(
-                f"[{name}] {run_dir} was trained with other package versions; remove it, then train on "
+                f"[{name}] {run_dir} was trained in another environment (packages or numerics); remove it, then train on "
                 f"every node: {multinode_command(config, nnodes, nproc)}"
             )
         summary = _finished(run_dir, config, world)
@@ -178,8 +178,8 @@ def train_or_reuse(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1
             )
         print(f"[{name}] reusing the finished training in {run_dir}", file=sys.stderr)
         return summary
-    if run_dir.exists() and (not reuse or trained_in != environment.current()):
-        why = "--redo" if not reuse else "it was trained with other package versions"
+    if run_dir.exists() and (not reuse or trained_in != environment.current(config.device)):
+        why = "--redo" if not reuse else "it was trained in another environment (packages or numerics)"
         if has_training:
             print(f"[{name}] clearing the earlier training in {run_dir}: {why}", file=sys.stderr)
         shutil.rmtree(run_dir)
@@ -426,6 +426,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
             scores=scores,
             wall_time_s=time.time() - started,
             run_dir=str(run_dir),
+            device=experiment.train.device,
             evaluation=evaluation,
             curve=curve,
             token_probs=histogram,

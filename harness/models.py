@@ -31,7 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from harness import gguf
+from harness import gguf, numerics
 from harness.errors import ConfigError, ModelError, ModelNotFound
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -122,6 +122,7 @@ def is_vision(model: str) -> bool:
 def load_model(
     model: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> PreTrainedModel:
+    numerics.pin_torch()  # before the first forward pass: torch's own flags of the pinned mode
     loader = AutoModelForImageTextToText if is_vision(model) else AutoModelForCausalLM
     loaded = _from_pretrained(loader, model, dtype=dtype)
     return loaded.to(device)

@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import files
+from harness import files, numerics
 from harness.config import (
     LATER_DEFAULTS,
     LATER_EVALUATION_DEFAULTS,
@@ -92,15 +92,18 @@ LOCK_NAME = "constraints.txt"  # the locked environment (nox -s lock), beside th
 OUTPUT_FOLDERS = ("results", "leaderboards", "runs")
 
 
-def provenance() -> dict[str, Any]:
-    """Where and with what a run happened: commit, package versions, Python, platform, device, date.
+def provenance(device: str | None = None) -> dict[str, Any]:
+    """Where and with what a run happened: commit, package versions, Python, platform, the device
+    it computed on (``device``, as ``--device`` says; default CUDA when available), the machine
+    (:func:`harness.numerics.host`: CPU model and level, threads, GPUs) and how it computed
+    (:func:`harness.numerics.state`: pinned or native, ATen's level, the libraries' settings), date.
 
     ``dirty`` says whether the code had uncommitted changes (the output folders do not count);
     ``lock`` whether the installed packages are exactly those of ``constraints.txt``
     (:func:`lock_state`).
 
     >>> sorted(provenance())
-    ['commit', 'date', 'device', 'dirty', 'lock', 'packages', 'platform', 'python']
+    ['commit', 'date', 'device', 'dirty', 'host', 'lock', 'numerics', 'packages', 'platform', 'python']
     """
     commit, dirty = _git_state(_SOURCE_DIR)
     return {
@@ -110,7 +113,9 @@ def provenance() -> dict[str, Any]:
         "lock": lock_state(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": _device(),
+        "device": _device(device),
+        "host": numerics.host(),
+        "numerics": numerics.state(device),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -192,13 +197,11 @@ def lock_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | N
     return {"sha256": digest, "differs": differs}
 
 
-def _device() -> str:
-    try:
-        import torch  # imported here: reading records must not need torch
-    except ImportError:
+def _device(device: str | None = None) -> str:
+    if numerics.device_kind(device) == "cpu":
         return "cpu"
-    if not torch.cuda.is_available():
-        return "cpu"
+    import torch  # imported here: reading records must not need torch
+
     return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
 
 
@@ -213,10 +216,12 @@ def make_record(
     scores: dict[str, dict[str, Any]],
     wall_time_s: float,
     run_dir: str | None,
+    device: str | None = None,
     **optional: Any,
 ) -> dict[str, Any]:
-    """Build and validate the record of one run; :func:`provenance` is taken now. ``optional`` takes
-    the keys of ``OPTIONAL_RECORD_KEYS`` (a ``None`` value is left out).
+    """Build and validate the record of one run; :func:`provenance` is taken now, for ``device``
+    (the run's ``--device``). ``optional`` takes the keys of ``OPTIONAL_RECORD_KEYS`` (a ``None``
+    value is left out).
 
     >>> make_record(task="t", domain="math", backbone="m", method="grpo", hparams={}, data={},
     ...             scores={}, wall_time_s=0.0, run_dir=None)
@@ -236,7 +241,7 @@ def make_record(
         "scores": _check_scores(scores),
         "wall_time_s": float(wall_time_s),
         "run_dir": None if run_dir is None else str(run_dir),
-        "provenance": provenance(),
+        "provenance": provenance(device),
     }
     unknown = sorted(set(optional) - set(OPTIONAL_RECORD_KEYS))
     if unknown:
@@ -332,15 +337,21 @@ def seed_of(record: dict[str, Any]) -> int | None:
 
 def environment(record: dict[str, Any]) -> dict[str, Any]:
     """What of a record's provenance can change its scores without changing its configuration: the
-    versions of :data:`PACKAGES` (less the harness's own: the commit says that) and Python."""
+    versions of :data:`PACKAGES` (less the harness's own: the commit says that), Python, and how it
+    computed (:func:`harness.numerics.key`: ``pinned AVX2``, ``native AVX512 on AMD EPYC``, ``cuda
+    NVIDIA H200``; None for a record made before hosts were recorded).
+
+    >>> environment({"provenance": {"python": "3.11", "packages": {"torch": "2.14.1", "harness": "0.1"},
+    ...     "numerics": {"mode": "pinned", "device": "cpu", "capability": "AVX2"}, "host": {}}})
+    {'python': '3.11', 'torch': '2.14.1', 'numerics': 'pinned AVX2'}
+    """
     origin = record["provenance"]
     packages = {k: v for k, v in (origin.get("packages") or {}).items() if k != "harness"}
-    return {"python": origin.get("python"), **packages}
-
-
-def current_environment() -> dict[str, Any]:
-    """:func:`environment` of a record made now."""
-    return environment({"provenance": {"python": platform.python_version(), "packages": packages()}})
+    return {
+        "python": origin.get("python"),
+        **packages,
+        "numerics": numerics.key(origin.get("numerics"), origin.get("host")),
+    }
 
 
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

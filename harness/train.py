@@ -263,7 +263,9 @@ def setup(config: TrainConfig) -> Run:
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # only once the data is known to be good
     if ddp.main:  # what trained this folder: a training is reused only by the same environment
-        atomic_write_text(output_dir / environment.FILE, json.dumps(environment.current(), indent=2))
+        atomic_write_text(
+            output_dir / environment.FILE, json.dumps(environment.current(config.device), indent=2)
+        )
     total_steps, accumulation = step_schedule(config, len(examples), ddp.world)
     if ddp.main and counts:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)

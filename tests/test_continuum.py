@@ -23,7 +23,7 @@ HPARAMS = {"lr": 1e-3, "batch_size": 8, "epochs": 1, "train_limit": 64}
 @pytest.fixture(autouse=True)
 def fixed_provenance(monkeypatch):
     provenance = {"commit": "a" * 40, "dirty": False, "device": "cpu", "date": "2026-11-28T10:00:00+00:00"}
-    monkeypatch.setattr(results, "provenance", lambda: dict(provenance))
+    monkeypatch.setattr(results, "provenance", lambda device=None: dict(provenance))
 
 
 def record(method, model, test, ood, *, noise=0.0, seed=0, mean_p=None):

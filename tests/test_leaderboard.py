@@ -20,7 +20,7 @@ def fixed_provenance(monkeypatch):
         "device": "1x NVIDIA H100",
         "date": "2026-11-23T10:00:00+00:00",
     }
-    monkeypatch.setattr(results, "provenance", lambda: dict(provenance))
+    monkeypatch.setattr(results, "provenance", lambda device=None: dict(provenance))
 
 
 def run(

@@ -97,7 +97,7 @@ def cell(method: str, lr: float, batch: int, test: float, ood: float, seed: int 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(results, "provenance", lambda: dict(ORIGIN))
+        patch.setattr(results, "provenance", lambda device=None: dict(ORIGIN))
         return _records()
 
 
@@ -227,7 +227,7 @@ def test_every_objective_has_its_own_difference_grid_after_dfts(records):
     from harness.report import ablation
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(results, "provenance", lambda: dict(ORIGIN))
+        patch.setattr(results, "provenance", lambda device=None: dict(ORIGIN))
         q = [cell("q-family", lr, batch, 0.50, 0.03, seed) for lr in (1e-3, 2e-3) for batch in (16, 32)
              for seed in (0, 1)]  # fmt: skip
     [page] = ablation.pages([*q, *records], "results").values()

@@ -17,7 +17,7 @@ FIXED_PROVENANCE = {"commit": "0" * 40, "dirty": False, "packages": {}, "python"
 @pytest.fixture(autouse=True)
 def fixed_provenance(monkeypatch):
     """No git or torch per record: these tests are about the record, provenance has its own."""
-    monkeypatch.setattr(results, "provenance", lambda: dict(FIXED_PROVENANCE))
+    monkeypatch.setattr(results, "provenance", lambda device=None: dict(FIXED_PROVENANCE))
 
 
 def score(value=0.415, role="test", **extra):
