@@ -117,8 +117,8 @@ def describe(continuum: Continuum) -> str:
             summary = read_json(Path(warmup.output_dir) / "train_summary.json")
             trained = isinstance(summary, dict) and "model_dir" in summary and not shared.config.redo
             start = f"a warm-up on {rows} rows ({'trained' if trained else 'to train'}: {warmup.output_dir})"
-            # The model folder as the warm-up's training recorded it, as a real run reuses it.
-            train = replace(train, model=summary["model_dir"] if trained else warmup.output_dir + "/model")
+            # Where a real run finds it: the model folder inside the warm-up's folder.
+            train = replace(train, model=str(Path(warmup.output_dir) / "model"))
         experiment = replace(shared, train=train, config=replace(shared.config, methods=methods))
         states = [
             status(plan_method(seeded, method)) if trained and not shared.config.redo else "todo"

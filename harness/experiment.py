@@ -123,9 +123,39 @@ def method_config(experiment: Experiment, method: str, run_dir: Path) -> TrainCo
 
 def hparams_of(config: TrainConfig, world_size: int) -> dict[str, Any]:
     """What a record keeps of a training configuration: every hyperparameter (its role in
-    :mod:`harness.config`), and the number of ranks."""
+    :mod:`harness.config`), and the number of ranks. The starting model is named by what it is
+    (:func:`model_identity`), not by the folder it sits in."""
     values = asdict(config)
-    return {key: values[key] for key in HPARAM_KEYS} | {"world_size": world_size}
+    hparams = {key: values[key] for key in HPARAM_KEYS} | {"world_size": world_size}
+    return hparams | {"model": model_identity(config.model)}
+
+
+def model_identity(model: str | None) -> str | None:
+    """``model`` as a record's ``hparams.model`` names it: as given (``tiny``, a hub id, a folder),
+    except a model trained by the harness (a run's ``model`` folder beside its ``train_summary.json``,
+    such as a continuum warm-up), which is named by its own start and training, recursively:
+    ``tiny + sft on 64 rows (4fea2465, seed 0)``. So the same trained start has one name whatever
+    the runs folder is called or where the command runs from, and another training is another name.
+
+    >>> model_identity("tiny"), model_identity("runs/not-trained-yet/model")
+    ('tiny', 'runs/not-trained-yet/model')
+    """
+    if model is None:
+        return None
+    folder = Path(model).expanduser()
+    summary = read_json(folder.parent / "train_summary.json") if folder.name == "model" else None
+    try:
+        trained = TrainConfig(**summary["config"])
+        hparams = hparams_of(trained, summary["world_size"])
+        rows = summary["rows"]
+    except (
+        TypeError,
+        KeyError,
+        ValueError,
+    ):  # not a run's folder, not trained yet, or written by another version
+        return model
+    name = results.variant(trained.objective, hparams)
+    return f"{hparams['model']} + {name} on {rows} rows ({results.config_id(hparams)}, seed {trained.seed})"
 
 
 def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
@@ -220,7 +250,10 @@ def _finished(run_dir: Path, config: TrainConfig, world: int) -> dict[str, Any] 
         done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
     except (OSError, ValueError, TypeError, KeyError):  # none, cut short, or written by another version
         return None
-    return summary if done == hparams_of(config, world) and Path(summary["model_dir"]).is_dir() else None
+    model = run_dir / "model"  # where the trainer puts it: the summary's path is as its run spelled it
+    return (
+        summary | {"model_dir": str(model)} if done == hparams_of(config, world) and model.is_dir() else None
+    )
 
 
 def multinode_command(config: TrainConfig, nnodes: int, nproc: int, resume: bool = False) -> str:
@@ -296,8 +329,11 @@ def run(experiment: Experiment) -> list[Path]:
 
 def compare_with_reference(paths: list[Path], config) -> list[str]:
     """One line per record made: whether its scores equal those of the reference record of the same
-    run in ``config.reference_dir`` (the committed results), and if not, which scores and which
-    package versions differ. Nothing when there is no reference folder or it is the results folder."""
+    run in ``config.reference_dir`` (the committed results), and if not, which scores differ, each
+    against the reference's seed-to-seed spread (:func:`harness.results.spread_changes`), and what
+    is known to differ (:func:`harness.results.environment_differences`: the CPU's numerics or the
+    GPU, packages), or that nothing known does, with the commits. Nothing when there is no reference
+    folder or it is the results folder."""
     if not config.reference_dir or Path(config.reference_dir).resolve() == Path(config.results_dir).resolve():
         return []
     lines = []
@@ -316,17 +352,43 @@ def compare_with_reference(paths: list[Path], config) -> list[str]:
             lines.append(f"[{name}] the reference {reference} was made differently ({why}): not compared")
             continue
         theirs_record = results.read_record(reference)  # valid: conflict() read it above
-        changes = results.score_changes(theirs_record, record)
-        if not changes:
+        if not results.score_changes(theirs_record, record):
             lines.append(f"[{name}] matches the reference {reference}: every score is identical")
             continue
-        ours, theirs = results.environment(record), results.environment(theirs_record)
-        versions = [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
+        changes = results.spread_changes(theirs_record, record, _reference_seeds(reference))
+        differs = results.environment_differences(theirs_record, record)
+        known = f"what differs: {', '.join(differs)}" if differs else _nothing_known(theirs_record, record)
         lines.append(
-            f"[{name}] differs from the reference {reference}: {'; '.join(changes)} (reference -> yours)"
-            + (f"; environment differs: {', '.join(versions)}" if versions else "; same package versions")
+            f"[{name}] differs from the reference {reference}: {'; '.join(changes)} (reference -> yours); "
+            + known
         )
     return lines
+
+
+def _reference_seeds(reference: Path) -> list[dict[str, Any]]:
+    """The records of every seed of the reference's configuration beside it (itself included)."""
+    stem = reference.stem.rsplit("-seed", 1)[0]
+    found = []
+    for path in sorted(reference.parent.glob(f"{stem}-seed*.json")):
+        try:
+            found.append(results.read_record(path))
+        except RecordError:  # a malformed neighbour says nothing about the spread
+            continue
+    return found
+
+
+def _nothing_known(reference: dict[str, Any], yours: dict[str, Any]) -> str:
+    """The line's end when the packages and the numerics agree: the code is what is left to say."""
+    key = results.environment(yours)["numerics"]
+    theirs, ours = reference["provenance"], yours["provenance"]
+    code = (
+        f"the code differs (commit {str(theirs.get('commit'))[:7]} -> {str(ours.get('commit'))[:7]})"
+        if theirs.get("commit") != ours.get("commit")
+        else "the same commit"
+    )
+    if ours.get("dirty") or theirs.get("dirty"):
+        code += ", with uncommitted changes"
+    return f"nothing known differs (same packages, numerics {key}); {code}"
 
 
 @dataclass

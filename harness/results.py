@@ -375,6 +375,61 @@ def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return changes
 
 
+def spread_changes(
+    reference: dict[str, Any], yours: dict[str, Any], seeds: list[dict[str, Any]]
+) -> list[str]:
+    """:func:`score_changes` from ``reference`` to ``yours``, each said against the reference's
+    seed-to-seed spread: the range of that split's score over ``seeds`` (the reference's records of
+    the same configuration, one per seed). A difference no larger than that range is one the
+    reference's own seeds show; a larger one is not. A base record, or a configuration of one seed,
+    has no spread to say.
+
+    >>> ref = {"method": "sft", "scores": {"test": {"value": 0.69}, "ood": {"value": 0.10}}}
+    >>> seeds = [ref, {"scores": {"test": {"value": 0.65}, "ood": {"value": 0.10}}},
+    ...          {"scores": {"test": {"value": 0.70}, "ood": {"value": 0.11}}}]
+    >>> spread_changes(ref, {"scores": {"test": {"value": 0.71}, "ood": {"value": 0.14}}}, seeds)
+    ['test 69.0 -> 71.0 (+2.0: within the 5.0 between the reference\'s 3 seeds)', 'ood 10.0 -> 14.0 (+4.0: beyond the 1.0 between the reference\'s 3 seeds)']
+    """
+    lines = []
+    for change in score_changes(reference, yours):
+        split = change.split(" ", 1)[0]
+        values = [100 * s["scores"][split]["value"] for s in seeds if split in s["scores"]]
+        if split not in reference["scores"] or split not in yours["scores"]:
+            lines.append(change)
+            continue
+        delta = 100 * (yours["scores"][split]["value"] - reference["scores"][split]["value"])
+        if reference["method"] == "base":
+            note = "the base trains nothing: no seed spread"
+        elif len(values) < 2:
+            note = "one reference seed: no spread to compare with"
+        else:
+            width = max(values) - min(values)
+            where = "within" if abs(delta) <= width + 1e-9 else "beyond"
+            note = f"{where} the {width:.1f} between the reference's {len(values)} seeds"
+        lines.append(f"{change} ({delta:+.1f}: {note})")
+    return lines
+
+
+def environment_differences(reference: dict[str, Any], yours: dict[str, Any]) -> list[str]:
+    """What is known to differ between the runs of two records: the numerics (CPU level and mode,
+    the GPU: :func:`harness.numerics.describe_difference`), then each package and Python.
+
+    >>> def made(torch, numerics):
+    ...     return {"provenance": {"packages": {"torch": torch}, "python": "3.11", "host": {},
+    ...             "numerics": {"mode": numerics, "device": "cpu", "capability": "AVX2"}}}
+    >>> environment_differences(made("2.14.1", "pinned"), made("2.14.0", "pinned"))
+    ['torch 2.14.1 -> 2.14.0']
+    >>> environment_differences(made("2.14.1", "native"), made("2.14.1", "pinned"))
+    ['numerics native AVX2 on None -> pinned AVX2']
+    """
+    theirs, ours = environment(reference), environment(yours)
+    found = []
+    numbers = numerics.describe_difference(theirs.pop("numerics"), ours.pop("numerics"))
+    if numbers:
+        found.append(numbers)
+    return found + [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
+
+
 def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with the settings added after it was written (:data:`LATER_DEFAULTS`) at the
     values it was made with: in a trained record's ``hparams`` and in its ``evaluation``.

@@ -13,6 +13,7 @@ from harness import results
 from harness.config.resolve import parse_continuum
 from harness.continuum import main, map_experiments, plan, warm_up, warmup_config
 from harness.errors import ConfigError
+from harness.experiment import plan_method, replicates
 from harness.models import backbone_name
 from harness.report import continuum
 from harness.results import make_record
@@ -179,9 +180,10 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path):
-    argv = ["--methods", "sft,dft", "--train-limit", "16", "--steps", "1", "--batch-size", "8",
-            "--warmup-rows", "8", "--noise", "0", "--runs-dir", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
+def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path, monkeypatch):
+    shared = ["--methods", "sft,dft", "--train-limit", "16", "--steps", "1", "--batch-size", "8",
+              "--warmup-rows", "8", "--noise", "0", "--results-dir", str(tmp_path / "results"), "--no-progress"]  # fmt: skip
+    argv = [*shared, "--runs-dir", str(tmp_path / "runs")]
     study = parse_continuum(argv)
     model = warm_up(study.experiment, 8)
     [folder] = (tmp_path / "runs" / "math-words-embedded--tiny-qwen2").glob("warmup-8-*")
@@ -194,3 +196,15 @@ def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path):
     experiments = map_experiments(study)  # the warm-up is reused, not trained again: the same summary
     assert [e.train.model for e in experiments] == ["tiny", model]
     assert json.loads((folder / "train_summary.json").read_text())["wall_time_s"] == summary["wall_time_s"]
+
+    # Its runs are keyed by what the start is, not where it sits: the runs folder spelled otherwise
+    # (relative, from another working directory) plans the same records with the same hyperparameters.
+    def planned(experiment):
+        return [(p.record, p.slot) for p in (plan_method(s, m) for s, m in replicates(experiment))]
+
+    monkeypatch.chdir(tmp_path)
+    elsewhere = map_experiments(parse_continuum([*shared, "--runs-dir", "runs"]))
+    assert elsewhere[1].train.model == "runs/math-words-embedded--tiny-qwen2/" + folder.name + "/model"
+    assert planned(elsewhere[1]) == planned(experiments[1])
+    warmup_id = folder.name.rsplit("-", 1)[1]
+    assert planned(experiments[1])[1][1]["hparams"]["model"] == f"tiny + sft on 8 rows ({warmup_id}, seed 0)"

@@ -72,15 +72,32 @@ def test_records_are_reused_compared_refused_or_redone_never_silently_replaced(t
     record = json.loads(changed.read_text())
     record["scores"]["test"]["value"] = 0.5
     record["provenance"]["packages"]["transformers"] = "0.0.1"
+    record["provenance"]["numerics"] |= {"mode": "native", "capability": "AVX512"}
+    record["provenance"]["host"]["cpu"] = "Intel Xeon"
     changed.write_text(json.dumps(record))
     assert run(tmp_path, TINY, made, "--seeds", "0", "1", reference=reference) == 0
     captured = capsys.readouterr()
     assert captured.err.count("finished before, reused") == 2
     assert {path: path.read_bytes() for path in paths} == first
     assert "[sft seed 0] matches the reference" in captured.out
-    ours = 100 * results.read_record(paths[1])["scores"]["test"]["value"]
-    assert f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f}" in captured.out
-    assert "environment differs: transformers 0.0.1 -> " in captured.out
+    ours, seed0 = (100 * results.read_record(p)["scores"]["test"]["value"] for p in (paths[1], paths[0]))
+    # Each difference against the reference's seed-to-seed spread: here its seeds 0 and 1 (50.0).
+    spread, key = abs(seed0 - 50.0), results.environment(results.read_record(paths[1]))["numerics"]
+    where = "within" if abs(ours - 50.0) <= spread else "beyond"
+    assert (
+        f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f} ({ours - 50.0:+.1f}:"
+        f" {where} the {spread:.1f} between the reference's 2 seeds) (reference -> yours); what differs:"
+        f" numerics native AVX512 on Intel Xeon -> {key}, transformers 0.0.1 -> "
+    ) in captured.out, captured.out
+
+    # Only a score differs: nothing known in the environment, so the line says so, and the commits.
+    record = json.loads(changed.read_text())
+    record["provenance"] = json.loads((made / paths[1].relative_to(made)).read_text())["provenance"]
+    changed.write_text(json.dumps(record))
+    assert run(tmp_path, TINY, made, "--seeds", "1", reference=reference) == 0
+    out = capsys.readouterr().out
+    assert "what differs" not in out
+    assert f"; nothing known differs (same packages, numerics {key}); the same commit" in out, out
 
     # Evaluated otherwise: stopped before any work, nothing touched.
     assert run(tmp_path, TINY, made, "--seeds", "0", "1", "--eval-limit", "2") == 1

@@ -199,7 +199,10 @@ def _strength_text(value: float | None) -> str:
 
 
 def _short(model: str) -> str:
-    """A starting model's name without the folder it sits in (``runs/x/warmup-64/model``: ``warmup-64``)."""
+    """A starting model's name without the folder it sits in (``runs/x/warmup-64/model``: ``warmup-64``);
+    a trained start named by its training (``tiny + sft on 64 rows (4fea2465, seed 0)``) as it is."""
+    if " + " in model:
+        return model
     parts = model.rstrip("/").split("/")
     return parts[-2] if len(parts) > 1 and parts[-1] == "model" else parts[-1]
 
