@@ -65,6 +65,7 @@ _LEVELS = {
 # What ATen needs of a CPU for each of its levels (cpuinfo's checks, as /proc/cpuinfo spells them).
 _AVX512_FLAGS = {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
 _AVX2_FLAGS = {"avx2", "fma"}
+NOT_RECORDED = "not recorded"  # the numerics of a record made before hosts were recorded
 
 
 class NumericsError(ConfigError):
@@ -237,12 +238,16 @@ def state(device: str | None = None) -> dict[str, Any]:
     }
 
 
-def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str | None:
+def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str:
     """What moves a run's bits, in a few words: on a GPU its name; on a CPU pinned, the pinned level
     (and the architecture off x86-64); native, the level and the CPU model (MKL and oneDNN pick by
-    vendor and cache sizes too). None for a record made before hosts were recorded."""
+    vendor and cache sizes too). ``not recorded`` for a record made before hosts were recorded.
+
+    >>> key(None, None)
+    'not recorded'
+    """
     if not numerics:
-        return None
+        return NOT_RECORDED
     machine = machine or {}
     if numerics.get("device") == "cuda":
         return f"cuda {(machine.get('gpu') or {}).get('name')}"
@@ -253,21 +258,21 @@ def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str 
     return f"native {numerics.get('capability')} on {machine.get('cpu')}{where}"
 
 
-def current_key(device: str | None = None) -> str | None:
+def current_key(device: str | None = None) -> str:
     """:func:`key` of this process computing on ``device``."""
     return key(state(device), host())
 
 
-def describe_difference(reference: str | None, yours: str | None) -> str | None:
+def describe_difference(reference: str, yours: str) -> str | None:
     """The difference of two :func:`key` values in words, or None when they agree.
 
     >>> describe_difference("native AVX512 on AMD EPYC", "pinned AVX2")
     'numerics native AVX512 on AMD EPYC -> pinned AVX2'
-    >>> describe_difference(None, "pinned AVX2")
+    >>> describe_difference("not recorded", "pinned AVX2")
     'numerics not recorded -> pinned AVX2'
     >>> describe_difference("pinned AVX2", "pinned AVX2") is None
     True
     """
     if reference == yours:
         return None
-    return f"numerics {reference or 'not recorded'} -> {yours or 'not recorded'}"
+    return f"numerics {reference} -> {yours}"

@@ -339,7 +339,7 @@ def environment(record: dict[str, Any]) -> dict[str, Any]:
     """What of a record's provenance can change its scores without changing its configuration: the
     versions of :data:`PACKAGES` (less the harness's own: the commit says that), Python, and how it
     computed (:func:`harness.numerics.key`: ``pinned AVX2``, ``native AVX512 on AMD EPYC``, ``cuda
-    NVIDIA H200``; None for a record made before hosts were recorded).
+    NVIDIA H200``; ``not recorded`` for a record made before hosts were recorded).
 
     >>> environment({"provenance": {"python": "3.11", "packages": {"torch": "2.14.1", "harness": "0.1"},
     ...     "numerics": {"mode": "pinned", "device": "cpu", "capability": "AVX2"}, "host": {}}})
@@ -387,8 +387,10 @@ def spread_changes(
     >>> ref = {"method": "sft", "scores": {"test": {"value": 0.69}, "ood": {"value": 0.10}}}
     >>> seeds = [ref, {"scores": {"test": {"value": 0.65}, "ood": {"value": 0.10}}},
     ...          {"scores": {"test": {"value": 0.70}, "ood": {"value": 0.11}}}]
-    >>> spread_changes(ref, {"scores": {"test": {"value": 0.71}, "ood": {"value": 0.14}}}, seeds)
-    ['test 69.0 -> 71.0 (+2.0: within the 5.0 between the reference\'s 3 seeds)', 'ood 10.0 -> 14.0 (+4.0: beyond the 1.0 between the reference\'s 3 seeds)']
+    >>> for line in spread_changes(ref, {"scores": {"test": {"value": 0.71}, "ood": {"value": 0.14}}}, seeds):
+    ...     print(line)
+    test 69.0 -> 71.0 (+2.0: within the 5.0 between the reference's 3 seeds)
+    ood 10.0 -> 14.0 (+4.0: beyond the 1.0 between the reference's 3 seeds)
     """
     lines = []
     for change in score_changes(reference, yours):

@@ -146,6 +146,31 @@ def test_mixed_environments_are_shown_apart_not_averaged():
     ]
 
 
+def test_records_that_differ_only_by_host_are_shown_apart_and_say_how_they_computed():
+    def on(record, mode, capability, cpu):
+        numerics = {"mode": mode, "device": "cpu", "capability": capability}
+        record["provenance"] |= {
+            "device": "cpu",
+            "host": {"cpu": cpu, "arch": "x86_64"},
+            "numerics": numerics,
+        }
+        return record
+
+    records = [
+        *(on(r, "pinned", "AVX2", "AMD EPYC") for r in seeded("sft", [0.50, 0.52])),
+        on(run("sft", 0.90, 0.3, 0.3, seed=2), "native", "AVX512", "Intel Xeon"),
+        # pinned on another CPU model computes the same bits: the same group as the AMD seeds
+        on(run("dft", 0.60, 0.3, 0.3, seed=0), "pinned", "AVX2", "Intel Xeon"),
+    ]
+    page = render(records)["math"]
+    assert lines(page, "## ") == [
+        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · numerics pinned AVX2",
+        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · numerics native AVX512 on Intel Xeon",
+    ]
+    assert "SFT seed 2: commit `abcdef0123`, 2026-11-23, cpu, Intel Xeon, native AVX512, 13.5 min" in page
+    assert "DFT seed 0: commit `abcdef0123`, 2026-11-23, cpu, Intel Xeon, pinned AVX2, 13.5 min" in page
+
+
 def test_two_records_of_one_seed_are_refused():
     with pytest.raises(ValueError, match="two sft records .* same config and seed 0"):
         render([run("sft", 0.5, 0.3, 0.3), run("sft", 0.6, 0.3, 0.3)])

@@ -564,7 +564,24 @@ def _origin(record: Record) -> str:
             + ", ".join(f"{name} {version}" for name, version in sorted(lock["differs"].items()))
             + ")"
         )
-    return f"{commit_text}, {date}, {origin.get('device') or 'device unknown'}"
+    return f"{commit_text}, {date}, {origin.get('device') or 'device unknown'}{_host_text(origin)}"
+
+
+def _host_text(origin: dict[str, Any]) -> str:
+    """How a record computed, after its device: ``, AMD EPYC, pinned AVX2`` on a CPU, the driver on
+    a GPU; nothing for a record made before hosts were recorded.
+
+    >>> _host_text({"host": {"cpu": "AMD EPYC"}, "numerics": {"mode": "pinned", "device": "cpu",
+    ...             "capability": "AVX2"}})
+    ', AMD EPYC, pinned AVX2'
+    """
+    machine, numbers = origin.get("host") or {}, origin.get("numerics")
+    if not numbers:
+        return ""
+    if numbers.get("device") == "cuda":
+        driver = (machine.get("gpu") or {}).get("driver")
+        return f", driver {driver}" if driver else ""
+    return f", {machine.get('cpu') or 'CPU unknown'}, {numbers.get('mode')} {numbers.get('capability')}"
 
 
 def pairs_text(mapping: dict[str, Any]) -> str:
