@@ -148,11 +148,7 @@ def model_identity(model: str | None) -> str | None:
         trained = TrainConfig(**summary["config"])
         hparams = hparams_of(trained, summary["world_size"])
         rows = summary["rows"]
-    except (
-        TypeError,
-        KeyError,
-        ValueError,
-    ):  # not a run's folder, not trained yet, or written by another version
+    except (TypeError, KeyError, ValueError):  # not a run's folder, not trained yet, or another version's
         return model
     name = results.variant(trained.objective, hparams)
     return f"{hparams['model']} + {name} on {rows} rows ({results.config_id(hparams)}, seed {trained.seed})"
