@@ -12,8 +12,8 @@ before torch is imported (``harness/__init__.py`` calls :func:`pin_before_torch`
   CPU that has it, and GEMMs whose bits do not depend on the thread count;
 - ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's JIT level, should anything still reach it;
 - and once torch is loaded (:func:`pin_torch`, from :func:`harness.models.load_model`), torch's
-  oneDNN and NNPACK paths off: convolutions take ATen's own kernels over MKL's GEMM, whose blocking
-  does not depend on the CPU's cache sizes (oneDNN's does).
+  oneDNN and NNPACK paths off: convolutions take ATen's own kernels over MKL's GEMM, whose results
+  ``MKL_CBWR`` fixes (oneDNN's JIT also blocks by the CPU's cache sizes, which no variable pins).
 
 Measured on an AMD EPYC with AVX-512 (12 steps of SFT on the embedded tiny models, weight hashes):
 ATen's three levels give three models natively; pinned, the text model is the same whatever
