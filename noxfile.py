@@ -51,7 +51,8 @@ def install(session: nox.Session, *packages: str) -> None:
 # turns the variable off for the test run only.
 WRITE_BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
 # Pinned CPU numerics (harness/numerics.py) for every session whose numbers are compared with, or
-# become, the reference: set here whatever the shell says, so HARNESS_NUMERICS=native exported for
+# become, the reference or a committed asset (and the sweep, whose grids the pages compare): set here
+# whatever the shell says, so HARNESS_NUMERICS=native exported for
 # speed elsewhere cannot make a demo differ from the reference or a pinned test fail.
 PINNED = {"HARNESS_NUMERICS": "pinned"}
 
@@ -209,15 +210,15 @@ def bench(session: nox.Session) -> None:
 def build_base(session: nox.Session) -> None:
     """Regenerate harness/assets/tiny-qwen2 and, around it, the tiny VLM tiny-qwen2-vl (deterministic)."""
     install(session)
-    session.run("python", "-m", "harness.build.base", *session.posargs)
-    session.run("python", "-m", "harness.build.vlm")
+    session.run("python", "-m", "harness.build.base", *session.posargs, env=PINNED)
+    session.run("python", "-m", "harness.build.vlm", env=PINNED)
 
 
 @nox.session(python=PYTHON)
 def ablate(session: nox.Session) -> None:
     """A learning rate x batch size x method sweep (python -m harness.ablate; --help lists the flags)."""
     install(session)
-    session.run("python", "-m", "harness.ablate", *session.posargs)
+    session.run("python", "-m", "harness.ablate", *session.posargs, env=PINNED)
 
 
 @nox.session(python=PYTHON)

@@ -3,7 +3,7 @@
 A record keeps them in its provenance; a training folder keeps them in ``environment.json``, written
 by the trainer when it starts, so a finished or half-done training is reused only by the same
 environment (a training launched by hand on several nodes included). The environment also names
-how the numbers were computed (:func:`harness.numerics.key`: ``pinned AVX2``, ``cuda NVIDIA H200``):
+how the numbers were computed (:func:`harness.numerics.key`: ``pinned AVX2 on AMD``, ``cuda NVIDIA H200``):
 a model trained natively on an AVX-512 host is not the model a pinned run would train.
 
 >>> sorted(current()) == sorted({"python", "numerics", *PACKAGES} - {"harness"})

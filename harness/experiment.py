@@ -121,16 +121,16 @@ def method_config(experiment: Experiment, method: str, run_dir: Path) -> TrainCo
     return replace(config, **objective_defaults(objective))
 
 
-def hparams_of(config: TrainConfig, world_size: int) -> dict[str, Any]:
+def hparams_of(config: TrainConfig, world_size: int, _seen: frozenset[str] = frozenset()) -> dict[str, Any]:
     """What a record keeps of a training configuration: every hyperparameter (its role in
     :mod:`harness.config`), and the number of ranks. The starting model is named by what it is
     (:func:`model_identity`), not by the folder it sits in."""
     values = asdict(config)
     hparams = {key: values[key] for key in HPARAM_KEYS} | {"world_size": world_size}
-    return hparams | {"model": model_identity(config.model)}
+    return hparams | {"model": model_identity(config.model, _seen)}
 
 
-def model_identity(model: str | None) -> str | None:
+def model_identity(model: str | None, _seen: frozenset[str] = frozenset()) -> str | None:
     """``model`` as a record's ``hparams.model`` names it: as given (``tiny``, a hub id, a folder),
     except a model trained by the harness (a run's ``model`` folder beside its ``train_summary.json``,
     such as a continuum warm-up), which is named by its own start and training, recursively:
@@ -144,9 +144,12 @@ def model_identity(model: str | None) -> str | None:
         return None
     folder = Path(model).expanduser()
     summary = read_json(folder.parent / "train_summary.json") if folder.name == "model" else None
+    here = str(folder.resolve())
+    if here in _seen:  # a loop of run folders, each retrained from the other since: named by its path
+        return model
     try:
         trained = TrainConfig(**summary["config"])
-        hparams = hparams_of(trained, summary["world_size"])
+        hparams = hparams_of(trained, summary["world_size"], _seen | {here})
         rows = summary["rows"]
     except (TypeError, KeyError, ValueError):  # not a run's folder, not trained yet, or another version's
         return model

@@ -8,8 +8,10 @@ numerics set every one of them to a level that every x86-64 host of the last dec
 before torch is imported (``harness/__init__.py`` calls :func:`pin_before_torch`):
 
 - ``ATEN_CPU_CAPABILITY=avx2``: ATen's vectorized kernels (softmax, exp, reductions, attention);
-- ``MKL_CBWR=AVX2,STRICT``: MKL's conditional numerical reproducibility, the AVX2 code path on any
-  CPU that has it, and GEMMs whose bits do not depend on the thread count;
+- ``MKL_CBWR=AVX2,STRICT``: MKL's conditional numerical reproducibility, documented as one AVX2
+  code path on every Intel CPU that has AVX2 (on other vendors MKL takes its automatic branch, so a
+  record's numerics name the vendor: see :func:`key`), and GEMMs whose bits do not depend on the
+  thread count;
 - ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's JIT level, should anything still reach it;
 - and once torch is loaded (:func:`pin_torch`, from :func:`harness.models.load_model`), torch's
   oneDNN and NNPACK paths off: convolutions take ATen's own kernels over MKL's GEMM, whose results
@@ -19,6 +21,8 @@ Measured on an AMD EPYC with AVX-512 (12 steps of SFT on the embedded tiny model
 ATen's three levels give three models natively; pinned, the text model is the same whatever
 ``ATEN_CPU_CAPABILITY``, ``MKL_ENABLE_INSTRUCTIONS`` or ``OMP_NUM_THREADS`` (1 to 16) the host would
 use, and the vision model the same whatever ``ONEDNN_MAX_CPU_ISA`` (``tests/test_numerics.py``).
+``MKL_CBWR=COMPATIBLE``, the one branch MKL documents as equal across vendors, changed the bits and
+cost 40% more training time there (35 s against 23 to 25 s for the 12 steps).
 
 ``HARNESS_NUMERICS`` chooses: ``pinned`` (the default: every record is a reproduction on any
 x86-64 host with AVX2) or ``native`` (each library's fastest path for this CPU, and the variables
@@ -27,11 +31,11 @@ whatever the shell says. A CUDA run is not pinned by this: its record names the 
 different GPUs are replicates, not reproductions.
 
 A record keeps :func:`host` and :func:`state` in its provenance; :func:`key` reduces them to what
-moves the bits (``pinned AVX2``, ``native AVX512 on AMD EPYC``, ``cuda NVIDIA H200``), which the
+moves the bits (``pinned AVX2 on AMD``, ``native AVX512 on AMD EPYC``, ``cuda NVIDIA H200``), which the
 pages group by and the reference comparison names.
 
->>> key({"mode": "pinned", "device": "cpu", "capability": "AVX2"}, {"arch": "x86_64"})
-'pinned AVX2'
+>>> key({"mode": "pinned", "device": "cpu", "capability": "AVX2"}, {"arch": "x86_64", "vendor": "AuthenticAMD"})
+'pinned AVX2 on AMD'
 >>> key({"mode": "native", "device": "cpu", "capability": "AVX512"}, {"arch": "x86_64", "cpu": "AMD EPYC"})
 'native AVX512 on AMD EPYC'
 >>> key({"mode": "pinned", "device": "cuda"}, {"gpu": {"name": "NVIDIA H200"}})
@@ -193,6 +197,7 @@ def host() -> dict[str, Any]:
         }
     return {
         "cpu": _cpuinfo().get("model name") or platform.processor() or None,
+        "vendor": _cpuinfo().get("vendor_id"),
         "arch": platform.machine(),
         "isa": host_level(),
         "threads": torch.get_num_threads(),
@@ -240,11 +245,16 @@ def state(device: str | None = None) -> dict[str, Any]:
 
 def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str:
     """What moves a run's bits, in a few words: on a GPU its name; on a CPU pinned, the pinned level
-    (and the architecture off x86-64); native, the level and the CPU model (MKL and oneDNN pick by
-    vendor and cache sizes too). ``not recorded`` for a record made before hosts were recorded.
+    and the CPU's vendor (MKL documents ``MKL_CBWR=AVX2`` as one result on every Intel CPU with AVX2,
+    but on other vendors it takes its automatic branch: an AMD and an Intel host are not claimed
+    equal until a run shows it), and the architecture off x86-64; native, the level and the CPU
+    model (MKL and oneDNN pick by vendor and cache sizes too). ``not recorded`` for a record made
+    before hosts were recorded.
 
     >>> key(None, None)
     'not recorded'
+    >>> key({"mode": "pinned", "device": "cpu", "capability": "AVX2"}, {"cpu": "Intel(R) Xeon(R) Gold 6338"})
+    'pinned AVX2 on Intel'
     """
     if not numerics:
         return NOT_RECORDED
@@ -254,8 +264,26 @@ def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str:
     arch = machine.get("arch") or "x86_64"
     where = "" if arch.lower() in ("x86_64", "amd64") else f" ({arch})"
     if numerics.get("mode") == "pinned":
-        return f"pinned {numerics.get('capability')}{where}"
+        vendor = cpu_vendor(machine)
+        return f"pinned {numerics.get('capability')}" + (f" on {vendor}" if vendor else "") + where
     return f"native {numerics.get('capability')} on {machine.get('cpu')}{where}"
+
+
+_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}
+
+
+def cpu_vendor(machine: dict[str, Any]) -> str | None:
+    """``AMD``, ``Intel``, another vendor's own id, or None: from the recorded vendor id, else (a
+    record made before vendors were recorded) from the CPU's model name.
+
+    >>> cpu_vendor({"vendor": "AuthenticAMD"}), cpu_vendor({"cpu": "AMD EPYC"}), cpu_vendor({"cpu": "?"})
+    ('AMD', 'AMD', None)
+    """
+    vendor = machine.get("vendor")
+    if vendor:
+        return _VENDORS.get(vendor, vendor)
+    name = str(machine.get("cpu") or "")
+    return next((short for short in ("AMD", "Intel") if short in name), None)
 
 
 def current_key(device: str | None = None) -> str:
@@ -266,11 +294,11 @@ def current_key(device: str | None = None) -> str:
 def describe_difference(reference: str, yours: str) -> str | None:
     """The difference of two :func:`key` values in words, or None when they agree.
 
-    >>> describe_difference("native AVX512 on AMD EPYC", "pinned AVX2")
-    'numerics native AVX512 on AMD EPYC -> pinned AVX2'
-    >>> describe_difference("not recorded", "pinned AVX2")
-    'numerics not recorded -> pinned AVX2'
-    >>> describe_difference("pinned AVX2", "pinned AVX2") is None
+    >>> describe_difference("native AVX512 on AMD EPYC", "pinned AVX2 on AMD")
+    'numerics native AVX512 on AMD EPYC -> pinned AVX2 on AMD'
+    >>> describe_difference("not recorded", "pinned AVX2 on AMD")
+    'numerics not recorded -> pinned AVX2 on AMD'
+    >>> describe_difference("pinned AVX2 on AMD", "pinned AVX2 on AMD") is None
     True
     """
     if reference == yours:

@@ -338,7 +338,7 @@ def seed_of(record: dict[str, Any]) -> int | None:
 def environment(record: dict[str, Any]) -> dict[str, Any]:
     """What of a record's provenance can change its scores without changing its configuration: the
     versions of :data:`PACKAGES` (less the harness's own: the commit says that), Python, and how it
-    computed (:func:`harness.numerics.key`: ``pinned AVX2``, ``native AVX512 on AMD EPYC``, ``cuda
+    computed (:func:`harness.numerics.key`: ``pinned AVX2 on AMD``, ``native AVX512 on AMD EPYC``, ``cuda
     NVIDIA H200``; ``not recorded`` for a record made before hosts were recorded).
 
     >>> environment({"provenance": {"python": "3.11", "packages": {"torch": "2.14.1", "harness": "0.1"},
@@ -429,7 +429,8 @@ def environment_differences(reference: dict[str, Any], yours: dict[str, Any]) ->
     numbers = numerics.describe_difference(theirs.pop("numerics"), ours.pop("numerics"))
     if numbers:
         found.append(numbers)
-    return found + [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
+    names = dict.fromkeys([*theirs, *ours])  # a package only one of them had is a difference too
+    return found + [f"{k} {theirs.get(k)} -> {ours.get(k)}" for k in names if theirs.get(k) != ours.get(k)]
 
 
 def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:

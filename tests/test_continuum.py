@@ -208,3 +208,19 @@ def test_a_warm_up_trains_on_the_rows_after_the_mapped_ones_once(tmp_path, monke
     assert planned(elsewhere[1]) == planned(experiments[1])
     warmup_id = folder.name.rsplit("-", 1)[1]
     assert planned(experiments[1])[1][1]["hparams"]["model"] == f"tiny + sft on 8 rows ({warmup_id}, seed 0)"
+
+
+def test_a_loop_of_trained_starts_is_named_by_its_path_not_recursed_forever(tmp_path):
+    from dataclasses import asdict
+
+    from harness.config import TrainConfig
+    from harness.experiment import model_identity
+
+    a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    for folder, start in ((a, b), (b, a)):  # each retrained from the other since: a loop
+        folder.mkdir(parents=True)
+        summary = {"config": asdict(TrainConfig(model=str(start))), "world_size": 1, "rows": 8}
+        (folder.parent / "train_summary.json").write_text(json.dumps(summary))
+    name = model_identity(str(a))
+    # a, named by b's training, named by the path of a where the loop closes
+    assert name.startswith(f"{a} + sft on 8 rows (") and name.count(" + sft on 8 rows (") == 2

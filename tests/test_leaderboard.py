@@ -159,16 +159,20 @@ def test_records_that_differ_only_by_host_are_shown_apart_and_say_how_they_compu
     records = [
         *(on(r, "pinned", "AVX2", "AMD EPYC") for r in seeded("sft", [0.50, 0.52])),
         on(run("sft", 0.90, 0.3, 0.3, seed=2), "native", "AVX512", "Intel Xeon"),
-        # pinned on another CPU model computes the same bits: the same group as the AMD seeds
-        on(run("dft", 0.60, 0.3, 0.3, seed=0), "pinned", "AVX2", "Intel Xeon"),
+        # pinned on another CPU model of the same vendor: the same group as the first AMD seeds
+        on(run("dft", 0.60, 0.3, 0.3, seed=0), "pinned", "AVX2", "AMD EPYC 7B13"),
+        # pinned on another vendor: not claimed equal (MKL's AVX2 branch is documented for Intel only)
+        on(run("dft", 0.70, 0.3, 0.3, seed=1), "pinned", "AVX2", "Intel(R) Xeon(R) Gold 6338"),
     ]
     page = render(records)["math"]
+    heading = f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · numerics"
     assert lines(page, "## ") == [
-        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · numerics pinned AVX2",
-        f"## `math-words` · `{BACKBONE}` · config `{config_id(HPARAMS)}` · numerics native AVX512 on Intel Xeon",
+        f"{heading} pinned AVX2 on AMD",
+        f"{heading} native AVX512 on Intel Xeon",
+        f"{heading} pinned AVX2 on Intel",
     ]
     assert "SFT seed 2: commit `abcdef0123`, 2026-11-23, cpu, Intel Xeon, native AVX512, 13.5 min" in page
-    assert "DFT seed 0: commit `abcdef0123`, 2026-11-23, cpu, Intel Xeon, pinned AVX2, 13.5 min" in page
+    assert "DFT seed 0: commit `abcdef0123`, 2026-11-23, cpu, AMD EPYC 7B13, pinned AVX2, 13.5 min" in page
 
 
 def test_two_records_of_one_seed_are_refused():

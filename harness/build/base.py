@@ -31,6 +31,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QWEN2_PRETOKENIZE_REGEX
 
+from harness import numerics
 from harness.build import corpus
 from harness.config import parse as parse_flags
 from harness.evaluate import evaluate_task
@@ -197,7 +198,9 @@ def task_accuracy(model_dir: str, task: str, limit: int = 200) -> dict[str, floa
 
 @contextmanager
 def deterministic(threads: int):
-    """Same thread count and deterministic kernels: same floating-point sums, same bytes."""
+    """Same thread count, deterministic kernels and the run's numerics (pinned by default: torch's
+    oneDNN path off too, :func:`harness.numerics.pin_torch`): same floating-point sums, same bytes."""
+    numerics.pin_torch()
     before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
