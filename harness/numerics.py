@@ -251,14 +251,14 @@ def key(numerics: dict[str, Any] | None, machine: dict[str, Any] | None) -> str:
     model (MKL and oneDNN pick by vendor and cache sizes too). ``not recorded`` for a record made
     before hosts were recorded.
 
-    >>> key(None, None)
-    'not recorded'
+    >>> key(None, None), key("pinned", None)
+    ('not recorded', 'not recorded')
     >>> key({"mode": "pinned", "device": "cpu", "capability": "AVX2"}, {"cpu": "Intel(R) Xeon(R) Gold 6338"})
     'pinned AVX2 on Intel'
     """
-    if not numerics:
+    if not isinstance(numerics, dict) or not numerics:  # absent, or a hand-edited record's junk
         return NOT_RECORDED
-    machine = machine or {}
+    machine = machine if isinstance(machine, dict) else {}
     if numerics.get("device") == "cuda":
         return f"cuda {(machine.get('gpu') or {}).get('name')}"
     arch = machine.get("arch") or "x86_64"
@@ -279,7 +279,7 @@ def cpu_vendor(machine: dict[str, Any]) -> str | None:
     >>> cpu_vendor({"vendor": "AuthenticAMD"}), cpu_vendor({"cpu": "AMD EPYC"}), cpu_vendor({"cpu": "?"})
     ('AMD', 'AMD', None)
     """
-    vendor = machine.get("vendor")
+    vendor = machine.get("vendor")  # machine: a dict (key() checked)
     if vendor:
         return _VENDORS.get(vendor, vendor)
     name = str(machine.get("cpu") or "")

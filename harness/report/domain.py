@@ -575,9 +575,10 @@ def _host_text(origin: dict[str, Any]) -> str:
     ...             "capability": "AVX2"}})
     ', AMD EPYC, pinned AVX2'
     """
-    machine, numbers = origin.get("host") or {}, origin.get("numerics")
-    if not numbers:
+    machine, numbers = origin.get("host"), origin.get("numerics")
+    if not isinstance(numbers, dict) or not numbers:
         return ""
+    machine = machine if isinstance(machine, dict) else {}
     if numbers.get("device") == "cuda":
         driver = (machine.get("gpu") or {}).get("driver")
         return f", driver {driver}" if driver else ""
