@@ -48,6 +48,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from harness import kernels
 from harness.config import OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig, flag
 from harness.errors import ConfigError
 
@@ -177,11 +178,13 @@ def as_objective(objective: str | Objective) -> Objective:
 
 @dataclass
 class LossStats:
-    """Detached sums over the trained tokens of one call, for logging."""
+    """Detached sums over the trained tokens of one call, for logging. The sums stay tensors on the
+    loss's device, so a GPU is not made to wait for the host at every micro-batch: the trainer reads
+    them once per optimizer step."""
 
-    nll_sum: float
-    prob_sum: float
-    tokens: int
+    nll_sum: torch.Tensor
+    prob_sum: torch.Tensor
+    tokens: int | torch.Tensor
 
 
 def _shift(labels: torch.Tensor) -> torch.Tensor:
@@ -230,7 +233,7 @@ def causal_lm_loss(
     if stats is not None:
         with torch.no_grad():
             probs = torch.exp(-token_nll) * mask
-            stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), int(mask.sum())))
+            stats.append(LossStats(token_nll.sum(), probs.sum(), mask.sum()))
     total = (objective.token_losses(token_nll, weights, old_nll) * mask).sum()
     if objective.kl_weight:
         token_kl = (reference.exp() * (reference - torch.log_softmax(flat, dim=-1))).sum(dim=-1)
@@ -262,12 +265,13 @@ class _FusedLinearLoss(torch.autograd.Function):
         lse, token_weight, token_nll, token_value, token_kl, ref_lse = (
             torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(6)
         )
-        w = weight.to(hidden.dtype)
+        dtype = compute_dtype(hidden)
+        w = weight.to(dtype)  # once, not once per chunk as autocast would
         kl = objective.kl_weight != 0.0
         for start in range(0, n, chunk_size):
             sl = slice(start, start + chunk_size)
             chunk_targets = targets[sl]
-            logits = (hidden[sl] @ w.T).float()  # no copy in fp32
+            logits = (hidden[sl].to(dtype) @ w.T).float()  # no copy in fp32
             target_logit = logits.gather(1, chunk_targets.clamp(min=0).unsqueeze(1)).squeeze(1)
             top = logits.topk(min(objective.top_k, logits.size(1)), dim=1).values if objective.top_k else None
             old_nll = None
@@ -309,7 +313,8 @@ class _FusedLinearLoss(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, grad_loss, _grad_token_nll):
         hidden, weight, targets, lse, token_weight, ref_hidden, ref_weight, ref_lse = ctx.saved_tensors
-        w = weight.to(hidden.dtype)
+        dtype = compute_dtype(hidden)  # bf16 under CUDA autocast: the products below run in it
+        w = weight.to(dtype)
         grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         scale = grad_loss.float() / ctx.normalizer
@@ -317,9 +322,12 @@ class _FusedLinearLoss(torch.autograd.Function):
         for start in range(0, hidden.size(0), ctx.chunk_size):
             sl = slice(start, start + ctx.chunk_size)
             coeff = token_weight[sl] * scale
-            if not ctx.kl_weight and not bool((coeff != 0).any()):
-                continue  # a chunk of prompt or padding: no gradient, skip the matmuls
-            grad_logits = (hidden[sl] @ w.T).float()
+            # A chunk whose tokens all weigh 0 (PROFIT, PSFT) needs no products; asking costs a GPU a
+            # synchronization per chunk, so only the CPU asks.
+            if not ctx.kl_weight and not hidden.is_cuda and not bool((coeff != 0).any()):
+                continue
+            chunk_hidden = hidden[sl].to(dtype)
+            grad_logits = (chunk_hidden @ w.T).float()
             grad_logits.sub_(lse[sl].unsqueeze(1)).exp_()  # the softmax, in the logits' own memory
             rows = torch.arange(grad_logits.size(0), device=grad_logits.device)
             chunk_targets = targets[sl].clamp(min=0)
@@ -332,15 +340,82 @@ class _FusedLinearLoss(torch.autograd.Function):
             else:
                 grad_logits[rows, chunk_targets] -= 1.0
                 grad_logits.mul_(coeff.unsqueeze(1))
-            grad_logits = grad_logits.to(hidden.dtype)  # no copy in fp32
+            grad_logits = grad_logits.to(dtype)  # no copy in fp32
             if grad_hidden is not None:
-                torch.mm(grad_logits, w, out=grad_hidden[sl])
+                if dtype == hidden.dtype:
+                    torch.mm(grad_logits, w, out=grad_hidden[sl])
+                else:  # bf16 product, fp32 accumulation inside it, stored in the hidden states' dtype
+                    grad_hidden[sl] = grad_logits @ w
             if grad_weight is not None:
-                _accumulate(grad_weight, grad_logits.T, hidden[sl])
+                _accumulate(grad_weight, grad_logits.T, chunk_hidden)
             del grad_logits  # as in forward: one chunk of logits at a time
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None, None, None, None
+
+
+class _KernelLinearLoss(torch.autograd.Function):
+    """The fused loss where Triton runs (:mod:`harness.kernels`): the same value and gradients as
+    :class:`_FusedLinearLoss` for an objective that is a per-token weight of the cross-entropy
+    (not EAFT's top-k, ASFT's or PSFT's second model), with three products per chunk instead of four.
+
+    The weight is detached and known once a row's log-sum-exp is, so the gradient of a chunk is made
+    in forward, right after its logits (as Liger's fused linear cross-entropy does): no chunk is
+    projected twice, and backward only scales the two gradients by the loss's incoming gradient.
+    The products run in the autocast dtype (bf16) with fp32 accumulation; the softmax statistics
+    and the weights are fp32."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer):
+        n = hidden.size(0)
+        dtype = compute_dtype(hidden)
+        w = weight.to(dtype)
+        want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if want_hidden else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want_weight else None
+        token_nll = torch.empty(n, dtype=torch.float32, device=hidden.device)
+        token_value = torch.empty_like(token_nll)
+        for start in range(0, n, chunk_size):
+            sl = slice(start, start + chunk_size)
+            chunk_hidden, chunk_targets = hidden[sl].to(dtype), targets[sl]
+            logits = chunk_hidden @ w.T
+            lse, target_logit = kernels.row_stats(logits, chunk_targets)
+            mask = chunk_targets != IGNORE_INDEX
+            nll = torch.where(mask, lse - target_logit, torch.zeros_like(lse))
+            weights = objective.token_weights(nll) * mask
+            token_nll[sl] = nll
+            token_value[sl] = objective.token_losses(nll, weights) * mask
+            if want_hidden or want_weight:
+                grad_logits = kernels.weighted_softmax_grad_(logits, chunk_targets, lse, weights / normalizer)
+                if want_hidden:
+                    grad_hidden[sl] = grad_logits @ w
+                if want_weight:
+                    _accumulate(grad_weight, grad_logits.T, chunk_hidden)
+            del logits  # one chunk of logits at a time
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        ctx.weight_dtype = weight.dtype
+        ctx.mark_non_differentiable(token_nll)
+        return token_value.sum() / normalizer, token_nll
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_token_nll):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        # In place: the saved gradients are this call's own and are freed after it. A graph kept for
+        # a second backward would scale them twice; autograd's version counter refuses that one.
+        if grad_hidden is not None:
+            grad_hidden.mul_(grad_loss)
+        if grad_weight is not None:
+            grad_weight = grad_weight.mul_(grad_loss).to(ctx.weight_dtype)
+        return grad_hidden, grad_weight, None, None, None, None
+
+
+def compute_dtype(hidden: torch.Tensor) -> torch.dtype:
+    """The dtype the LM head's products run in: CUDA autocast's (bf16) where it is on, else the
+    hidden states' own (fp32 on a CPU, which keeps the CPU's numbers as they were)."""
+    if hidden.is_cuda and torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return hidden.dtype
 
 
 def _lse_(logits: torch.Tensor) -> torch.Tensor:
@@ -372,6 +447,7 @@ def fused_causal_lm_loss(
     num_trained_tokens: int | float | torch.Tensor | None = None,
     stats: list[LossStats] | None = None,
     reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    trained_positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Same value and gradients as ``causal_lm_loss(hidden @ lm_head_weight.T, labels, objective)``.
 
@@ -379,7 +455,10 @@ def fused_causal_lm_loss(
     the output projection (no bias). Logits never exist for more than ``chunk_size`` tokens at once,
     and only the trained tokens are projected: a prompt token's logits would be multiplied by zero.
     ASFT and PSFT need ``reference``: the other model's (the frozen starting model, the old policy)
-    hidden states and head on the same inputs.
+    hidden states and head on the same inputs. ``trained_positions``, the flat indices of the
+    trained targets (:func:`trained_positions_of` the labels), spares a GPU the synchronization of
+    finding them itself. Where Triton runs (CUDA) an objective that is a per-token weight of the
+    cross-entropy goes through :mod:`harness.kernels`; otherwise, and on a CPU, through torch.
     """
     objective = as_objective(objective)
     if chunk_size < 1:
@@ -391,25 +470,49 @@ def fused_causal_lm_loss(
     ref_hidden, ref_weight = reference if objective.needs_reference else (None, None)
     if ref_hidden is not None:
         ref_hidden = ref_hidden.detach().reshape(flat_hidden.shape)
-    normalizer = _normalizer(targets, num_trained_tokens)
+    if trained_positions is None:
+        trained_positions = trained_positions_of(labels)
+    trained_positions = trained_positions.to(targets.device, non_blocking=True)
+    trained = trained_positions.numel()
+    normalizer = max(trained, 1) if num_trained_tokens is None else num_trained_tokens
     normalizer = float(normalizer.item() if isinstance(normalizer, torch.Tensor) else normalizer)
-    trained = (targets != IGNORE_INDEX).nonzero().squeeze(1)
-    if trained.numel() < targets.numel():  # the gradient of the gather is a scatter: a prompt row gets 0
-        flat_hidden, targets = flat_hidden.index_select(0, trained), targets.index_select(0, trained)
+    if trained < targets.numel():  # the gradient of the gather is a scatter: a prompt row gets 0
+        flat_hidden = flat_hidden.index_select(0, trained_positions)
+        targets = targets.index_select(0, trained_positions)
         if ref_hidden is not None:
-            ref_hidden = ref_hidden.index_select(0, trained)
-    loss, token_nll = _FusedLinearLoss.apply(
-        flat_hidden,
-        lm_head_weight,
-        targets,
-        objective,
-        chunk_size,
-        normalizer,
-        ref_hidden,
-        None if ref_weight is None else ref_weight.detach(),
-    )
+            ref_hidden = ref_hidden.index_select(0, trained_positions)
+    if uses_kernels(objective, hidden.device):
+        loss, token_nll = _KernelLinearLoss.apply(
+            flat_hidden, lm_head_weight, targets, objective, chunk_size, normalizer
+        )
+    else:
+        loss, token_nll = _FusedLinearLoss.apply(
+            flat_hidden,
+            lm_head_weight,
+            targets,
+            objective,
+            chunk_size,
+            normalizer,
+            ref_hidden,
+            None if ref_weight is None else ref_weight.detach(),
+        )
     if stats is not None:
         with torch.no_grad():
-            probs = torch.exp(-token_nll)
-            stats.append(LossStats(token_nll.sum().item(), probs.sum().item(), targets.numel()))
+            stats.append(LossStats(token_nll.sum(), torch.exp(-token_nll).sum(), trained))
     return loss
+
+
+def trained_positions_of(labels: torch.Tensor) -> torch.Tensor:
+    """The flat indices of the targets that are trained (the next token's label is not ``-100``).
+
+    >>> trained_positions_of(torch.tensor([[-100, -100, 5, 6]])).tolist()  # targets of positions 1, 2
+    [1, 2]
+    """
+    return (_shift(labels).reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+
+
+def uses_kernels(objective: str | Objective, device: torch.device) -> bool:
+    """Whether the fused loss of ``objective`` on ``device`` runs the Triton kernels: where they run,
+    for every objective that is a per-token weight of the cross-entropy alone."""
+    objective = as_objective(objective)
+    return kernels.available(device) and objective.top_k is None and not objective.needs_reference

@@ -55,7 +55,7 @@ from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
 from harness.files import atomic_write_text
-from harness.losses import LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
+from harness.losses import LossStats, Objective, causal_lm_loss, fused_causal_lm_loss, trained_positions_of
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
 
 
@@ -101,6 +101,7 @@ class CausalLMWithLoss(torch.nn.Module):
         attention_mask=None,
         num_trained_tokens=None,
         stats=None,
+        trained_positions=None,
         **images,  # pixel_values, image_grid_thw, mm_token_type_ids for vision-language backbones
     ):
         inputs = dict(
@@ -124,6 +125,7 @@ class CausalLMWithLoss(torch.nn.Module):
                 num_trained_tokens=num_trained_tokens,
                 stats=stats,
                 reference=reference,
+                trained_positions=trained_positions,
             )
         logits = self.model(**inputs).logits
         return causal_lm_loss(
@@ -334,7 +336,9 @@ def _optimizer_and_schedule(model, config: TrainConfig, device: torch.device, to
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr,
         betas=(config.adam_beta1, config.adam_beta2),
-        foreach=device.type == "cuda",
+        # One fused kernel for the whole update on a GPU; the CPU keeps its single-tensor loop (the
+        # pinned references were trained with it, and its bits are what they record).
+        fused=device.type == "cuda",
     )
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps
@@ -362,10 +366,10 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         chunk = [
             examples[i] for i in mine[micro * config.micro_batch_size : (micro + 1) * config.micro_batch_size]
         ]
-        batch = {
-            k: v.to(run.device)
-            for k, v in collate(chunk, config.max_length, run.tokenizer.pad_token_id, config.packing).items()
-        }
+        batch = collate(chunk, config.max_length, run.tokenizer.pad_token_id, config.packing)
+        # Found where the labels were made, so the loss never asks the device which tokens train.
+        batch["trained_positions"] = trained_positions_of(batch["labels"])
+        batch = {k: _to_device(v, run.device) for k, v in batch.items()}
         sync = micro == run.accumulation - 1 or ddp.world == 1
         # FSDP reduce-scatters every micro-batch's gradients (holding whole ones would undo the sharding).
         context = run.wrapped.no_sync() if (run.how == "ddp" and not sync) else contextlib.nullcontext()
@@ -374,13 +378,15 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
             loss = run.wrapped(**batch, num_trained_tokens=step_tokens / ddp.world, stats=stats)
         loss.backward()
         loss_sum += loss.detach() / ddp.world
+    # The step's scalars come to the host together, once: the only wait on the device per step.
+    fields = [
+        torch.as_tensor(v, device=run.device).float()
+        for s in stats
+        for v in (s.nll_sum, s.prob_sum, s.tokens)
+    ]
+    loss_value, *sums = torch.stack([loss_sum.float(), *fields]).tolist()
     totals = torch.tensor(
-        [
-            loss_sum.item(),
-            sum(s.nll_sum for s in stats),
-            sum(s.prob_sum for s in stats),
-            sum(s.tokens for s in stats),
-        ],
+        [loss_value, sum(sums[0::3]), sum(sums[1::3]), sum(int(tokens) for tokens in sums[2::3])],
         dtype=torch.float64,
         device=run.device,
     )
@@ -414,6 +420,14 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         "trained_tokens": int(totals[3].item()),
         "trained_tokens_per_s": totals[3].item() / seconds,
     }
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch tensor on ``device``; to a GPU from pinned memory without waiting (a copy from pageable
+    memory would make the host wait for the device's queue)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def log_step(run: Run, record: dict[str, Any]) -> None:

@@ -305,8 +305,8 @@ def test_fused_respects_external_normalizer_and_reports_stats():
     fused = fused_causal_lm_loss(hidden, weight, labels, "dft", 3, num_trained_tokens=100, stats=fused_stats)
     assert torch.allclose(plain, fused, atol=1e-6)
     assert plain_stats[0].tokens == fused_stats[0].tokens == 8  # 2 rows x 4 shifted targets
-    assert plain_stats[0].nll_sum == pytest.approx(fused_stats[0].nll_sum, rel=1e-5)
-    assert plain_stats[0].prob_sum == pytest.approx(fused_stats[0].prob_sum, rel=1e-5)
+    assert plain_stats[0].nll_sum.item() == pytest.approx(fused_stats[0].nll_sum.item(), rel=1e-5)
+    assert plain_stats[0].prob_sum.item() == pytest.approx(fused_stats[0].prob_sum.item(), rel=1e-5)
 
 
 def test_fused_never_keeps_tokens_by_vocab_tensors_for_backward():
