@@ -23,8 +23,10 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
 
 import torch
 
@@ -47,10 +49,43 @@ def _triton_problem() -> str | None:
 
 
 def available(device: torch.device) -> bool:
-    """Whether the kernels can run on ``device``: CUDA with Triton, or any device under the interpreter."""
+    """Whether the kernels run on ``device``: CUDA (or a CPU under the interpreter) where Triton
+    imports and the kernels compile for it. A device they do not compile for is said once, in one
+    line on stderr, and the loss runs through torch there."""
     if _triton_problem() is not None:
         return False
-    return device.type == "cuda" or (interpreted() and device.type == "cpu")
+    if not (device.type == "cuda" or (interpreted() and device.type == "cpu")):
+        return False
+    problem = compile_problem(str(device))
+    if problem is not None:
+        _warn_once(problem)
+    return problem is None
+
+
+@functools.cache
+def compile_problem(device: str) -> str | None:
+    """None where both kernels compile and run on ``device`` (tried once on a few logits), else the
+    one line that says why not."""
+    try:
+        logits = torch.zeros(2, 8, device=device)
+        targets = torch.tensor([1, -100], device=device)
+        lse, _ = row_stats(logits, targets)
+        weighted_softmax_grad_(logits, targets, lse, torch.ones(2, device=device))
+    except Exception as error:  # a compiler's error: any type, often many lines
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        name = device
+        with contextlib.suppress(Exception):  # a device too broken to name is named by its index
+            name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+        return (
+            f"harness: the fused loss's Triton kernels do not compile for {name} ({first[:200]}); "
+            "the loss runs through torch on it"
+        )
+    return None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 @functools.cache

@@ -515,4 +515,4 @@ def uses_kernels(objective: str | Objective, device: torch.device) -> bool:
     """Whether the fused loss of ``objective`` on ``device`` runs the Triton kernels: where they run,
     for every objective that is a per-token weight of the cross-entropy alone."""
     objective = as_objective(objective)
-    return kernels.available(device) and objective.top_k is None and not objective.needs_reference
+    return objective.top_k is None and not objective.needs_reference and kernels.available(device)

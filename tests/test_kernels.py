@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness import kernels
-from harness.losses import Objective, uses_kernels
+from harness.losses import Objective, fused_causal_lm_loss, uses_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(kernels._triton_problem() is not None, reason="Triton is not installed")
@@ -144,3 +144,28 @@ def test_a_training_step_through_the_kernels_matches_the_torch_path():
     assert result["loss"] < 1e-6 and result["head"] < 1e-5
     # The kernels' gradients are made in forward and scaled in place: a second backward is refused.
     assert "modified by an inplace operation" in result["twice"][0] and result["twice"][1] == "allowed"
+
+
+def test_kernels_that_do_not_compile_are_one_line_and_the_loss_runs_through_torch(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("PTX .version 9.9 does not support .target sm_61\nmore compiler output")
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # a device the kernels would otherwise run on
+    monkeypatch.setattr(kernels, "_kernels", broken)
+    kernels.compile_problem.cache_clear()
+    kernels._warn_once.cache_clear()
+    try:
+        assert not uses_kernels("dft", torch.device("cpu"))
+        assert not kernels.available(torch.device("cpu"))  # said once, not at every call
+        hidden, weight = torch.randn(1, 4, 8, requires_grad=True), torch.randn(11, 8)
+        loss = fused_causal_lm_loss(hidden, weight, torch.tensor([[-100, 1, 2, 3]]), "dft")
+        loss.backward()
+        assert torch.isfinite(hidden.grad).all()
+    finally:
+        kernels.compile_problem.cache_clear()
+        kernels._warn_once.cache_clear()
+    err = capsys.readouterr().err
+    assert err == (
+        "harness: the fused loss's Triton kernels do not compile for cpu (PTX .version 9.9 does not "
+        "support .target sm_61); the loss runs through torch on it\n"
+    )
