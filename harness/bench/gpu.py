@@ -43,6 +43,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+import tasks
+from harness.config import Sampling, TrainConfig
+from harness.data.rows import training_rows
+from harness.evaluate import evaluate_loaded
+from harness.lmeval import evaluate_task_lm_eval
+from harness.losses import fused_causal_lm_loss
+from harness.models import device_and_dtype, load_model, load_tokenizer, resolve
+from harness.train import train
+from harness.vllm_engine import Engine
+
 HEADS = {"Qwen2.5-0.5B": (151_936, 896), "Qwen2.5-7B": (152_064, 3_584)}  # (vocabulary, hidden)
 LOSS_TOKENS = (8_192, 32_768)
 LOSS_IMPLEMENTATIONS = ("harness", "trl", "liger", "cut-cross-entropy", "cross-entropy")
@@ -134,8 +144,6 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     mask = targets != IGNORE
     trained = mask.sum()
     if impl == "harness":
-        from harness.losses import fused_causal_lm_loss
-
         labels = torch.cat([targets.new_tensor([IGNORE]), targets[:-1]])  # aligned with the inputs
         return fused_causal_lm_loss(hidden[None], weight, labels[None], "dft", 1024)
     if impl == "trl":
@@ -240,9 +248,6 @@ def make_backbone(shape: str, folder: Path, rows_path: Path, rows: int) -> int:
     prompt, twenty completions joined) in ``rows_path``; returns the parameter count."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from harness.data.rows import training_rows
-    from harness.models import resolve
-
     config = Qwen2Config(
         vocab_size=HEADS["Qwen2.5-0.5B"][0],
         num_key_value_heads=2,
@@ -299,8 +304,6 @@ def measure_trainer(
 
 
 def _ours(folder: str, rows: str, out: str, device: str, steps: int) -> tuple[list[float], list[int]]:
-    from harness.config import TrainConfig
-    from harness.train import train
 
     config = TrainConfig(
         output_dir=out,
@@ -391,24 +394,16 @@ def measure_generation(impl: str, folder: str, device: str = "cuda", limit: int 
     inside, as a user waits for it)."""
     if missing_peer(impl):
         return {"impl": impl, "missing": missing_peer(impl)}
-    import tasks
-    from harness.config import Sampling
-    from harness.evaluate import evaluate_loaded
-    from harness.models import load_model, load_tokenizer
-
     task = tasks.get("math-words")
     if impl == "harness":
-        model, tokenizer = load_model(folder, dtype=torch.bfloat16, device=device), load_tokenizer(folder)
+        chosen, dtype = device_and_dtype(device)  # as lm-eval's side loads it
+        model, tokenizer = load_model(folder, dtype=dtype, device=chosen), load_tokenizer(folder)
         started = time.perf_counter()
         scores = evaluate_loaded(model, tokenizer, task, limit=limit, sampling=Sampling(gen_batch_size=64))
     elif impl == "lm-eval":
-        from harness.lmeval import evaluate_task_lm_eval
-
         started = time.perf_counter()
         scores = evaluate_task_lm_eval(folder, "math-words", limit=limit, batch_size=64, device=device)
     else:
-        from harness.vllm_engine import Engine
-
         with Engine(folder) as engine:
             started = time.perf_counter()
             scores = evaluate_loaded(engine, load_tokenizer(folder), task, limit=limit)
