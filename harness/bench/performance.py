@@ -32,7 +32,7 @@ from typing import Any
 from harness.bench import code_execution, end_to_end, generation, gpu, loss, trainer
 from harness.environment import version
 from harness.files import atomic_write_text
-from harness.numerics import host
+from harness.numerics import host, mode
 from harness.results import provenance
 
 PARTS = ("loss", "trainer", "generation", "code-execution")  # what a plain run measures
@@ -232,7 +232,8 @@ def trainer_section(runs: dict[str, Any]) -> list[str]:
         f"The embedded tiny backbone, DFT, {ours['steps']} steps of {ours['batch_size']} math-words rows"
         " (each row once), lr 1e-3 with cosine decay, max length 512, fp32 on the CPU, each in a fresh"
         " process; the loop only (model loading and tokenizing excluded on both sides). Ours packs"
-        " rows, TRL pads them (each side's default). Trained tokens are each side's own count of"
+        " rows, TRL pads them (each side's default); TRL's default bf16 autocast is turned off, so both"
+        " sides run fp32. Trained tokens are each side's own count of"
         " completion tokens (TRL also trains the newline after the end-of-turn token).",
         "",
         "| trainer | trained tokens | loop time (s) | trained tokens / s |",
@@ -280,9 +281,11 @@ def render(bench: dict[str, Any]) -> str:
     origin = bench.get("provenance")  # absent where only a GPU run wrote the JSON
     if origin:
         versions = ", ".join(f"{name} {v}" for name, v in bench["versions"].items())
+        cpu = f" ({origin['cpu']})" if origin.get("cpu") else ""
+        numerics = f", {origin['numerics']} numerics" if origin.get("numerics") else ""
         lines += [
-            f"Machine: {origin['cpus']} CPUs, {origin['platform']}, Python {origin['python']}; {versions};"
-            f" commit `{(origin['commit'] or 'unknown')[:10]}`{' (dirty)' if origin['dirty'] else ''},"
+            f"Machine: {origin['cpus']} CPUs{cpu}, {origin['platform']}, Python {origin['python']}{numerics};"
+            f" {versions}; commit `{(origin['commit'] or 'unknown')[:10]}`{' (dirty)' if origin['dirty'] else ''},"
             f" {origin['date']}.",
             "",
         ]
@@ -381,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         } | {
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
+            # The CPU model and numerics: what a figure depends on beyond the code (a CPU with or
+            # without native bf16 moved a peer's time 4.7x once, when its loop ran in bf16).
+            "cpu": host()["cpu"],
+            "numerics": mode(),
         }
         bench["versions"] = {name: version(name.replace("_", "-")) or "not installed" for name in PEERS}
         atomic_write_text(path, json.dumps(bench, indent=2) + "\n")

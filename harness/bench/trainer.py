@@ -4,7 +4,11 @@ schedule and maximum length, fp32 on the CPU, each in a fresh process.
 
 Both sides count only the loop: ours the optimizer steps (``train_summary.json``), TRL its
 ``train_runtime`` (its dataloader included); model loading and tokenizing are outside on both. Our
-trainer packs rows (its default); TRL pads them (its default, ``packing=False``).
+trainer packs rows (its default); TRL pads them (its default, ``packing=False``). TRL's
+``SFTConfig`` defaults to bf16 autocast, on a CPU too: it is turned off here, so both sides run fp32.
+Left on, TRL's time measured the CPU's bf16 support rather than TRL (6.2 s on this Zen 4 with
+native bf16 through oneDNN, 29.1 s on the host that made an earlier page, 103 s with torch's oneDNN
+off as pinned numerics turn it off: ATen's reference bf16 GEMM).
 
 ``python -m harness.bench.trainer --impl harness`` prints one measurement as JSON.
 """
@@ -69,6 +73,8 @@ def trl(folder: str) -> dict[str, Any]:
         save_strategy="no",
         report_to=[],
         use_cpu=True,
+        bf16=False,  # TRL defaults to bf16 autocast, on a CPU too: fp32 like ours
+        fp16=False,
         seed=0,
         disable_tqdm=True,
     )
