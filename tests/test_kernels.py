@@ -169,3 +169,28 @@ def test_kernels_that_do_not_compile_are_one_line_and_the_loss_runs_through_torc
         "harness: the fused loss's Triton kernels do not compile for cpu (PTX .version 9.9 does not "
         "support .target sm_61); the loss runs through torch on it\n"
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("objective", ["sft", "dft", "q-family"])
+def test_on_cuda_the_kernels_give_the_torch_paths_loss_and_gradients(objective, monkeypatch):
+    # fp32 on the GPU: the kernels against the torch path to fp32 round-off; under bf16 autocast
+    # both paths run their products in bf16, so they agree to bf16's noise.
+    torch.manual_seed(0)
+    hidden = (torch.randn(2, 300, 64, device="cuda") * 0.5).requires_grad_()
+    weight = (torch.randn(5000, 64, device="cuda") * 0.3).requires_grad_()
+    labels = torch.randint(0, 5000, (2, 300), device="cuda")
+    labels[:, :100] = -100
+    for autocast, tolerance in ((False, 1e-4), (True, 3e-2)):
+        results = []
+        for use in (True, False):
+            monkeypatch.setattr(kernels, "available", lambda device, use=use: use)
+            hidden.grad = weight.grad = None
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                loss = fused_causal_lm_loss(hidden, weight, labels, objective, chunk_size=128)
+            loss.backward()
+            results.append((loss.item(), hidden.grad.clone(), weight.grad.clone()))
+        (a, ha, wa), (b, hb, wb) = results
+        assert abs(a - b) <= tolerance * abs(b)
+        for x, y in ((ha, hb), (wa, wb)):
+            assert (x - y).abs().max() <= tolerance * y.abs().max()
