@@ -175,8 +175,28 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 
 def device_and_dtype(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """CUDA with bf16 autocast when available, else CPU in fp32 (the paper trains in bf16)."""
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """CUDA with bf16 autocast when available, else CPU in fp32 (the paper trains in bf16). A
+    ``--device`` this machine does not have is one line, before anything is read or written.
+
+    >>> device_and_dtype("cpu")
+    (device(type='cpu'), torch.float32)
+    """
+    try:
+        chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as error:
+        raise ConfigError(f"--device {device}: not a device ({error}); use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {device}: no CUDA device is visible (torch {torch.__version__}, CUDA "
+                f"{torch.version.cuda}); use --device cpu"
+            )
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    elif chosen.type != "cpu":
+        raise ConfigError(f"--device {device}: the harness runs on cpu or cuda")
     return chosen, (torch.bfloat16 if chosen.type == "cuda" else torch.float32)
 
 

@@ -23,9 +23,10 @@ from harness.config import (
     split_batch,
     to_flags,
 )
-from harness.config.resolve import parse_sweep, parse_train, resolve_train
+from harness.config.resolve import parse_evaluate, parse_experiment, parse_sweep, parse_train, resolve_train
 from harness.errors import ConfigError
 from harness.results import config_id
+from harness.train import train
 
 
 def test_every_field_declares_a_known_role_and_help():
@@ -162,3 +163,21 @@ def test_unset_sampling_takes_the_tasks_protocol_and_flags_win():
         ConfigError, match="--num-samples 4 needs --temperature > 0: the task's protocol is greedy"
     ):
         Sampling(num_samples=4).resolved(tasks.get("humaneval").protocol)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda", r"^--device cuda: no CUDA device is visible \(torch .*\); use --device cpu$"),
+        ("cuda:x", r"^--device cuda:x: not a device \(.*\); use cpu, cuda or cuda:N$"),
+        ("mps", r"^--device mps: the harness runs on cpu or cuda$"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(device, message, monkeypatch, tmp_path):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(ConfigError, match=message):
+        train(settings.TrainConfig(device=device, output_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
+    for parse in (parse_experiment, parse_evaluate):
+        with pytest.raises(ConfigError, match=message):
+            parse(["--task", "math-words", "--device", device])

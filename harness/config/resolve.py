@@ -54,6 +54,7 @@ from harness.config import (
 from harness.data.noise import with_noise
 from harness.data.rows import read_rows, training_rows
 from harness.errors import ConfigError
+from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
 from tasks import prompts
 
@@ -242,6 +243,7 @@ def resolve_experiment(
     if set(config.method_list) - {"base"}:
         check_trainable(train)
     check_inputs(train)
+    device_and_dtype(train.device)  # a device this machine lacks: one line before any model loads
     experiment = Experiment(config, train, sampling)
     check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
     check_template(train.prompt_template, [train.task], "--prompt-template")
@@ -341,6 +343,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
     check_template(config.prompt_template, [config.task], "--prompt-template")
     check_task(config.task, **options)
+    device_and_dtype(config.device)
     if config.model is None:
         config = replace(config, model=default_model(config.task))
     resolve_model(config.model, convert=False)
