@@ -431,10 +431,17 @@ def _accumulate(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
     allow (fp32 everywhere; bf16 on CUDA through ``out_dtype``); otherwise through one product."""
     if a.dtype == total.dtype:
         total.addmm_(a, b)
-    elif total.is_cuda:
-        torch.addmm(total, a, b, out_dtype=total.dtype, out=total)
-    else:
-        total += (a @ b).float()
+        return
+    if total.is_cuda and _OUT_DTYPE_WORKS.get(total.device, True):
+        try:
+            torch.addmm(total, a, b, out_dtype=total.dtype, out=total)
+            return
+        except RuntimeError:  # a GPU or build without the fp32-output bf16 GEMM: once, then the product
+            _OUT_DTYPE_WORKS[total.device] = False
+    total += (a @ b).float()
+
+
+_OUT_DTYPE_WORKS: dict[torch.device, bool] = {}
 
 
 def fused_causal_lm_loss(
