@@ -360,3 +360,14 @@ def test_psft_takes_sft_steps_at_each_batch_start_and_clipped_ones_between(tmp_p
     assert psft_steps[1]["loss"] != 0.0
     assert psft_steps[0]["grad_norm"] == pytest.approx(sft_steps[0]["grad_norm"], rel=1e-5)
     assert psft["fused_loss"] and sft["fused_loss"]
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_updates_to_round_off(tmp_path, reference):
+    # --compile fuses each decoder layer's kernels: the last bits move (as on another device), the
+    # updates do not. A backbone without decoder layers is refused in one line.
+    run_dir, _ = reference
+    train(base_config(tmp_path, "compiled", compile=True))
+    assert_same_updates(run_dir, tmp_path / "compiled", lr=2e-3)
+    with pytest.raises(ConfigError, match=r"^--compile: Linear has no list of decoder layers to compile$"):
+        train_module._compile_layers(torch.nn.Linear(2, 2))

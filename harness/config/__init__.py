@@ -331,6 +331,12 @@ class TrainConfig:
         None, "LoRA scaling alpha (default: 2 x --lora-rank; the paper's appendix: 16)", check=positive
     )
     gradient_checkpointing: bool | None = setting(None, "default: on for CUDA", role=RUN)
+    compile: bool = setting(
+        False,
+        "torch.compile each decoder layer (regional: one compile serves every layer); faster steps on "
+        "a GPU after a first slow one, last bits of the numbers like another device's",
+        role=RUN,
+    )
     sharding: str = setting(
         "ddp",
         "under torchrun: ddp (a whole model per rank) or fsdp (FSDP2: weights, gradients and optimizer "
