@@ -72,6 +72,7 @@ PEER_MODULES = {
     "trl": "trl",
     "liger": "liger_kernel",
     "cut-cross-entropy": "cut_cross_entropy",
+    "lm-eval": "lm_eval",  # a project dependency, but a GPU machine without a registry may lack it
     "vllm": "vllm",
 }
 STEPS, BATCH, ROW_PARTS, MAX_LENGTH, PACKED_LENGTH = 12, 16, 20, 1_100, 4_096
