@@ -66,11 +66,12 @@ def available(device: torch.device) -> bool:
 def compile_problem(device: str) -> str | None:
     """None where both kernels compile and run on ``device`` (tried once on a few logits), else the
     one line that says why not."""
-    try:
-        logits = torch.zeros(2, 8, device=device)
-        targets = torch.tensor([1, -100], device=device)
-        lse, _ = row_stats(logits, targets)
-        weighted_softmax_grad_(logits, targets, lse, torch.ones(2, device=device))
+    try:  # what training compiles: fp32 and bf16 logits, rows longer than a block
+        for dtype in (torch.float32, torch.bfloat16):
+            logits = torch.zeros(2, BLOCK + 8, dtype=dtype, device=device)
+            targets = torch.tensor([1, -100], device=device)
+            lse, _ = row_stats(logits, targets)
+            weighted_softmax_grad_(logits, targets, lse, torch.ones(2, device=device))
     except Exception as error:  # a compiler's error: any type, often many lines
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         name = device
@@ -143,9 +144,10 @@ def row_stats(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor
     target_logit = torch.empty_like(lse)
     if rows:
         row_stats_kernel, _ = _kernels()
-        row_stats_kernel[(rows,)](
-            logits, logits.stride(0), targets, lse, target_logit, vocab, BLOCK=min(BLOCK, _pow2(vocab))
-        )
+        with _on(logits.device):
+            row_stats_kernel[(rows,)](
+                logits, logits.stride(0), targets, lse, target_logit, vocab, BLOCK=min(BLOCK, _pow2(vocab))
+            )
     return lse, target_logit
 
 
@@ -157,10 +159,17 @@ def weighted_softmax_grad_(
     rows, vocab = logits.shape
     if rows:
         _, grad_kernel = _kernels()
-        grad_kernel[(rows,)](
-            logits, logits.stride(0), targets, lse, coeff, vocab, BLOCK=min(BLOCK, _pow2(vocab))
-        )
+        with _on(logits.device):
+            grad_kernel[(rows,)](
+                logits, logits.stride(0), targets, lse, coeff, vocab, BLOCK=min(BLOCK, _pow2(vocab))
+            )
     return logits
+
+
+def _on(device: torch.device):
+    """Triton launches on the current CUDA device: make it the tensors' (``--device cuda:1`` in one
+    process never sets it)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _pow2(n: int) -> int:

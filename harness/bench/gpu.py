@@ -79,10 +79,14 @@ STEPS, BATCH, ROW_PARTS, MAX_LENGTH, PACKED_LENGTH = 12, 16, 20, 1_100, 4_096
 TIMED_STEPS = slice(2, None)  # steps 3-12: the first two compile kernels and warm the allocator
 # Dense bf16 peak TFLOP/s by GPU name (the vendors' datasheets, without sparsity).
 PEAK_BF16_TFLOPS = {
+    "H200 NVL": 835.0,
     "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
     "H100": 989.0,
     "H800": 989.0,
     "GH200": 989.0,
+    "GB200": 2500.0,
     "B200": 2250.0,
     "A100": 312.0,
 }
@@ -110,7 +114,12 @@ def missing_peer(impl: str) -> str | None:
 
 
 def peak_bf16_tflops(gpu_name: str) -> float | None:
-    """The GPU's dense bf16 peak, from its name; None for a GPU not in the table."""
+    """The GPU's dense bf16 peak, from its name (the longest entry it contains: an H100 PCIe is not
+    an H100 SXM); None for a GPU not in the table.
+
+    >>> peak_bf16_tflops("NVIDIA H100 PCIe"), peak_bf16_tflops("NVIDIA GB200")
+    (756.0, 2500.0)
+    """
     for key, tflops in sorted(PEAK_BF16_TFLOPS.items(), key=lambda item: -len(item[0])):
         if key in gpu_name:
             return tflops
@@ -151,17 +160,18 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
         from trl.kernels import ChunkedLogProbFunction
         from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
 
+        # As SFTTrainer does on a Triton device: only the trained positions are scored.
         log_probs = ChunkedLogProbFunction.apply(
-            hidden,
+            hidden[mask],
             weight,
             None,
-            targets.clamp(min=0),
+            targets[mask],
             1.0,
             _CHUNKED_LOGPROB_CHUNK_SIZE,
             None,
             1.0,
             ("log_probs",),
-        )[0].masked_fill(~mask, 0.0)
+        )[0]
         return -(log_probs * log_probs.exp().detach()).sum() / trained
     if impl == "liger":
         from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
@@ -364,6 +374,8 @@ def _trl(folder: str, rows: str, out: str, device: str, steps: int) -> tuple[lis
         gradient_checkpointing=device == "cuda",
         seed=0,
         disable_tqdm=True,
+        # Rows in file order, so that each step's trained tokens are known from the dataset's own order.
+        train_sampling_strategy="sequential",
     )
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device)
     trainer = SFTTrainer(
@@ -558,8 +570,9 @@ def section(gpu: dict[str, Any] | None) -> list[str]:
             "",
             f"Random backbones of each shape, {BATCH} rows of ~1,000 tokens per step, median over steps"
             f" 3-{STEPS}; ours packs rows into {PACKED_LENGTH:,} tokens, TRL pads them (each side's"
-            " default). MFU counts trained tokens only (6 x parameters x trained tokens/s over the"
-            " peak): a lower bound.",
+            " default). Our step's time includes collating and copying its batch; TRL's clock"
+            " (its step callbacks) starts once the batch is fetched. MFU counts trained tokens only"
+            " (6 x parameters x trained tokens/s over the peak): a lower bound.",
             "",
             "| backbone | trainer | trained tokens / s | peak GiB | MFU | ours / TRL |",
             "|---|---|---:|---:|---:|---:|",
