@@ -43,7 +43,7 @@ def test_the_lists_are_derived_from_the_roles():
     # What a record keeps, what resume checks, what the config id leaves out, what a sweep varies:
     # one declaration per field decides all of them.
     run_only = {"output_dir", "gradient_checkpointing", "save_every", "resume", "device", "progress"}
-    run_only |= {"eval_every", "curve_limit", "sharding"}
+    run_only |= {"eval_every", "curve_limit", "sharding", "compile"}
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     params = {"dft_min_weight", "dft_alpha", "q", "prob_threshold", "eaft_alpha", "eaft_top_k", "asft_lambda"}
     params |= {"psft_clip", "psft_minibatches"}
