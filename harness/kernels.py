@@ -52,9 +52,10 @@ def available(device: torch.device) -> bool:
     """Whether the kernels run on ``device``: CUDA (or a CPU under the interpreter) where Triton
     imports and the kernels compile for it. A device they do not compile for is said once, in one
     line on stderr, and the loss runs through torch there."""
-    if _triton_problem() is not None:
-        return False
+    # The device first: a CPU run never pays Triton's import.
     if not (device.type == "cuda" or (interpreted() and device.type == "cpu")):
+        return False
+    if _triton_problem() is not None:
         return False
     problem = compile_problem(str(device))
     if problem is not None:
