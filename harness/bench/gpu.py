@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 import tasks
+from harness.bench.loss import trl_dft_loss
 from harness.config import Sampling, TrainConfig
 from harness.data.rows import training_rows
 from harness.evaluate import evaluate_loaded
@@ -156,23 +157,8 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     if impl == "harness":
         labels = torch.cat([targets.new_tensor([IGNORE]), targets[:-1]])  # aligned with the inputs
         return fused_causal_lm_loss(hidden[None], weight, labels[None], "dft", 1024)
-    if impl == "trl":
-        from trl.kernels import ChunkedLogProbFunction
-        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
-
-        # As SFTTrainer does on a Triton device: only the trained positions are scored.
-        log_probs = ChunkedLogProbFunction.apply(
-            hidden[mask],
-            weight,
-            None,
-            targets[mask],
-            1.0,
-            _CHUNKED_LOGPROB_CHUNK_SIZE,
-            None,
-            1.0,
-            ("log_probs",),
-        )[0]
-        return -(log_probs * log_probs.exp().detach()).sum() / trained
+    if impl == "trl":  # as SFTTrainer does on a Triton device: only the trained positions are scored
+        return trl_dft_loss(hidden, weight, targets, compact=True)
     if impl == "liger":
         from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
 

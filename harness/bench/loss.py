@@ -82,22 +82,7 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
         labels = torch.cat([torch.tensor([IGNORE]), targets[:-1]])
         return fused_causal_lm_loss(hidden[None], weight, labels[None], "dft", CHUNK)
     if impl == "trl":
-        from trl.kernels import ChunkedLogProbFunction
-        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
-
-        log_probs = ChunkedLogProbFunction.apply(
-            hidden,
-            weight,
-            None,
-            targets.clamp(min=0),
-            1.0,
-            _CHUNKED_LOGPROB_CHUNK_SIZE,
-            None,
-            1.0,
-            ("log_probs",),
-        )[0]
-        log_probs = log_probs.masked_fill(~mask, 0.0)  # as SFTTrainer's fused head does off the Triton path
-        return -(log_probs * log_probs.exp().detach()).sum() / trained
+        return trl_dft_loss(hidden, weight, targets, compact=False)
     logits = hidden @ weight.T
     if impl == "llamafactory":
         nll = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="none")
@@ -109,6 +94,25 @@ def loss_of(impl: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     if impl == "cross-entropy":
         return F.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum") / trained
     raise ValueError(f"unknown implementation {impl!r}; one of {', '.join(IMPLEMENTATIONS)}")
+
+
+def trl_dft_loss(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, compact: bool
+) -> torch.Tensor:
+    """TRL's DFT path: its fused head (``trl.kernels.ChunkedLogProbFunction``) then ``-log p * sg(p)``,
+    mean over trained tokens. ``compact``: only the trained positions are scored, as ``SFTTrainer``
+    does on a Triton device (a GPU); otherwise every position, masked after (its CPU path)."""
+    from trl.kernels import ChunkedLogProbFunction  # TRL is installed only by the bench sessions
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    mask = targets != IGNORE
+    rows, labels = (hidden[mask], targets[mask]) if compact else (hidden, targets.clamp(min=0))
+    log_probs = ChunkedLogProbFunction.apply(
+        rows, weight, None, labels, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, ("log_probs",)
+    )[0]
+    if not compact:
+        log_probs = log_probs.masked_fill(~mask, 0.0)
+    return -(log_probs * log_probs.exp().detach()).sum() / mask.sum()
 
 
 def _rss_bytes() -> int:
