@@ -5,18 +5,23 @@ paper's Average@16), and a split's value is the mean over examples with the stan
 mean. Where every score is 0 or 1 (code, math), the summary adds unbiased pass@k for k in 1 and 10
 where ``n`` allows, and for execution-graded tasks the count of each verdict. Every completion is
 kept in ``<samples_dir>/<split>.jsonl`` (prompt, completion, extracted answer or program, score, and
-for code the verdict and the tail of stderr).
+for code the verdict and the tail of stderr). With a ``samples_dir``, each batch's completions are
+kept as it finishes (:mod:`harness.progress`), and a rerun of a killed evaluation generates only
+what it lacks. Each split's summary names every setting its completions were generated with
+(``generation``, :func:`harness.generate.generation_settings`).
 
 ``python -m harness.evaluate --model runs/x/model --task math-words --limit 50`` prints the table.
 
 >>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
 >>> sorted(summary["test"])
-['n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value', 'verdicts']
+['generation', 'n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value', 'verdicts']
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +33,11 @@ from harness.config.resolve import parse_evaluate
 from harness.data.images import has_images, printable
 from harness.data.rows import load_split
 from harness.errors import DataError, HarnessError
-from harness.generate import generate
+from harness.generate import generate, generation_settings
 from harness.lmeval import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
 from harness.models import resolve as resolve_model
+from harness.progress import SamplesProgress
 from harness.score import score_split
 from harness.vllm_engine import Engine
 from tasks.prompts import CHAT, check_applies, with_template
@@ -47,20 +53,37 @@ def evaluate_split(
     samples_path: Path | None,
     processor=None,
     template: str = CHAT,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    sampling = sampling.resolved(task.protocol, budget=task.max_new_tokens)
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; nothing to evaluate")
     conversations = [with_template(task, e, template)["prompt"] for e in examples]
     if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
         raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
-    if isinstance(model, Engine):
-        completions = model.generate(tokenizer, conversations, sampling, processor)
-    else:
-        completions = generate(model, tokenizer, conversations, sampling, processor)
-    return score_split(
+    backend = model.generate if isinstance(model, Engine) else partial(generate, model)
+    progress, done = None, {}
+    if samples_path is not None:
+        key = {**(identity or {}), "task": task.name, "split": split, "limit": limit, "template": template}
+        key["sampling"] = asdict(sampling)
+        progress = SamplesProgress(samples_path, key, [e["id"] for e in examples])
+        done = progress.done()
+    completions = backend(
+        tokenizer,
+        conversations,
+        sampling,
+        processor,
+        done=done,
+        on_batch=progress.append if progress is not None else None,
+    )
+    completions = [done[i] if not made and i in done else made for i, made in enumerate(completions)]
+    summary = score_split(
         task, split, examples, [printable(c) for c in conversations], completions, samples_path
     )
+    if progress is not None:
+        progress.finish()
+    return summary | {"generation": generation_settings(sampling)}
 
 
 def evaluate_task(
@@ -103,15 +126,18 @@ def evaluate_task(
     except ValueError as error:
         raise DataError(str(error)) from None
     tokenizer, processor = load_tokenizer_and_processor(model, min_pixels, max_pixels)
+    identity = model_key(model) | {"backend": generation_backend, "pixels": [min_pixels, max_pixels]}
     if generation_backend == "vllm":
         with Engine(resolve_model(model), tensor_parallel_size, 0, min_pixels, max_pixels) as engine:
+            identity |= {"device": engine.device, "tensor_parallel_size": tensor_parallel_size}
             return evaluate_loaded(
-                engine, tokenizer, task, splits, limit, sampling, samples_dir, processor, template
+                engine, tokenizer, task, splits, limit, sampling, samples_dir, processor, template, identity
             )
     chosen, amp_dtype = device_and_dtype(device)
     loaded = load_model(model, dtype=amp_dtype, device=chosen)
+    identity |= {"device": str(chosen), "dtype": str(amp_dtype).removeprefix("torch.")}
     summary = evaluate_loaded(
-        loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor, template
+        loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor, template, identity
     )
     del loaded
     if chosen.type == "cuda":
@@ -129,9 +155,14 @@ def evaluate_loaded(
     samples_dir: str | Path | None = None,
     processor=None,
     template: str = CHAT,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_task` for a model already in memory (training-time evaluation uses it).
-    Sets the tokenizer to pad on the left, as generation needs."""
+    Sets the tokenizer to pad on the left, as generation needs. ``identity`` names the model and
+    backend for resuming a killed evaluation (:mod:`harness.progress`); by default the model's own
+    ``name_or_path``."""
+    if identity is None:
+        identity = {"model": getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)}
     splits = splits or task.eval_splits
     for split in splits:
         task.split(split)  # an unknown split fails before any generation
@@ -142,9 +173,27 @@ def evaluate_loaded(
     for split in splits:
         path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
         summary[split] = evaluate_split(
-            model, tokenizer, task, split, sampling, limit, path, processor, template
+            model, tokenizer, task, split, sampling, limit, path, processor, template, identity
         )
     return summary
+
+
+def model_key(model: str) -> dict[str, Any]:
+    """What names a model for resuming its evaluation: ``--model`` as given and, for a folder, each
+    file's size and modification time (a retrained folder is another model; reading 15 GB of
+    weights to hash them would cost more than the resume saves).
+
+    >>> model_key("tiny")["model"], len(model_key("tiny")["files"]) > 0
+    ('tiny', True)
+    """
+    folder = Path(resolve_model(model))
+    if not folder.is_dir():
+        return {"model": model}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        "model": model,
+        "files": {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

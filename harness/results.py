@@ -83,7 +83,8 @@ SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
 # decoding: e.g. "greedy" or "temperature=0.6, top_p=0.95"; pass_at: {"1": 0.31, "10": 0.52}, unbiased
 # pass@k of tasks graded pass/fail; verdicts: {"passed": 12, "failed": 180, ...} of execution-graded tasks.
 # title: the benchmark's name as the paper's tables write it ("MATH500"), for its column.
-OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts", "title")
+# generation: every setting the completions were made with (harness.generate.generation_settings).
+OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts", "title", "generation")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
 _SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code

@@ -11,6 +11,7 @@ import pytest
 import tasks
 from harness.config import Sampling
 from harness.evaluate import evaluate_split, evaluate_task, main
+from harness.generate import generation_settings
 from harness.models import load_model
 from harness.score import score_split
 from harness.stats import mean_and_stderr
@@ -75,8 +76,11 @@ def test_average_at_n_is_the_mean_of_per_example_means_and_matches_the_samples_f
         "n": 3,
         "samples_per_example": 4,
         "pass_at": {"1": pytest.approx(value)},
+        "generation": generation_settings(sampling.resolved()),
     }
+    assert summary["generation"]["repetition_penalty"] == 1.0 and summary["generation"]["top_k"] is None
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["test.jsonl"]  # the progress file is gone
 
 
 @pytest.mark.slow

