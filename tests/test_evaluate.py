@@ -10,9 +10,10 @@ import pytest
 
 import tasks
 from harness.config import Sampling
+from harness.errors import ConfigError, DataError
 from harness.evaluate import evaluate_split, evaluate_task, main
 from harness.generate import generation_settings
-from harness.models import load_model
+from harness.models import load_model, load_tokenizer
 from harness.score import score_split
 from harness.stats import mean_and_stderr
 
@@ -152,3 +153,116 @@ def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
     assert main(["--task", "humaneval", "--problem-file", str(bad), "--limit", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: task humaneval split test: {bad} line 1: missing or empty field 'test'"
+
+
+KILLED_AFTER_FIRST_BATCH = """
+import os, signal, sys
+from harness import progress
+from harness.config import Sampling
+from harness.evaluate import evaluate_task
+
+append = progress.SamplesProgress.append
+def append_then_die(self, indices, completions):
+    append(self, indices, completions)
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a preempted node
+progress.SamplesProgress.append = append_then_die
+evaluate_task("tiny", "math-words", splits=["test"], limit=12, samples_dir=sys.argv[1],
+              sampling=Sampling(**eval(sys.argv[2])))
+"""
+
+
+def generated_prompts(monkeypatch) -> list[int]:
+    """Counts the prompts each generation batch makes (greedy and sampled paths alike)."""
+    import harness.generate as generation
+
+    made: list[int] = []
+    for name in ("padded_batch", "_continuous"):
+        real = getattr(generation, name)
+
+        def counting(model, inputs, chosen, *rest, _real=real):
+            made.append(len(chosen))
+            return _real(model, inputs, chosen, *rest)
+
+        monkeypatch.setattr(generation, name, counting)
+    return made
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"gen_batch_size": 4, "max_new_tokens": 24},  # greedy: 3 batches of 4 prompts
+        {"gen_batch_size": 1, "max_new_tokens": 24, "temperature": 1.0, "num_samples": 2, "sample_seed": 3},
+    ],
+    ids=["greedy", "seeded-sampling"],
+)
+def test_a_killed_evaluation_resumes_with_only_the_missing_batches_and_the_same_samples(
+    tmp_path, monkeypatch, capsys, spec
+):
+    """SIGKILL right after the first batch is kept; the rerun generates the other 8 of 12 prompts and
+    writes the samples file byte for byte as an uninterrupted run does, with the same scores. A torn
+    line left by a kill mid-write is dropped with a note and its batch made again."""
+    import subprocess
+    import sys
+
+    killed = tmp_path / "killed"
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_FIRST_BATCH, str(killed), repr(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == -9, run.stderr[-2000:]
+    progress = killed / "test.progress.jsonl"
+    lines = progress.read_text().splitlines()
+    assert len(lines) == 1 + 4 and not (killed / "test.jsonl").exists()  # the header and one batch
+    with progress.open("a") as file:
+        file.write('{"index": 7, "id": "tor')  # as a kill in the middle of the next write leaves it
+    made = generated_prompts(monkeypatch)
+    sampling = Sampling(**spec)
+    resumed = evaluate_task(
+        "tiny", "math-words", splits=["test"], limit=12, samples_dir=killed, sampling=sampling
+    )
+    assert sum(made) == 8
+    assert "test.progress.jsonl line 6 was cut short" in capsys.readouterr().err
+    made.clear()
+    whole = evaluate_task(
+        "tiny", "math-words", splits=["test"], limit=12, samples_dir=tmp_path / "whole", sampling=sampling
+    )
+    assert sum(made) == 12
+    assert (killed / "test.jsonl").read_bytes() == (tmp_path / "whole" / "test.jsonl").read_bytes()
+    assert resumed == whole and not progress.exists()
+
+
+@pytest.mark.slow
+def test_a_changed_setting_or_bad_progress_file_refuses_to_resume_in_one_line(tmp_path):
+    from harness.progress import SamplesProgress
+
+    samples = tmp_path / "samples"
+    key = {"model": "tiny"}
+    # A progress file another evaluation left: its header names the settings it was made with.
+    folder = samples
+    folder.mkdir()
+    progress = SamplesProgress(folder / "test.jsonl", key, ["test-0", "test-1"])
+    progress.append([0], [["a"]])
+    header = json.loads(progress.path.read_text().splitlines()[0])
+    header["evaluation"] = {"model": "tiny", "sampling": {"temperature": 1.0}}
+    rest = progress.path.read_text().splitlines()[1:]
+    progress.path.write_text("\n".join([json.dumps(header), *rest]) + "\n")
+    with pytest.raises(ConfigError) as error:
+        evaluate_split(load_model("tiny"), load_tokenizer("tiny"), Fixed(), "test", Sampling(), None,
+                       folder / "test.jsonl", identity=key)  # fmt: skip
+    message = str(error.value)
+    assert message.startswith(f"{progress.path} holds another evaluation's completions: ")
+    assert "sampling.temperature 1.0 (now 0.0)" in message and "\n" not in message
+    assert json.loads(progress.path.read_text().splitlines()[0]) == header  # nothing written over
+    # A line in the middle that is not JSON: named, and nothing is generated or lost.
+    progress.path.write_text('{"evaluation": {}}\nnot json\n{"index": 0}\n')
+    with pytest.raises(DataError, match=r"test.progress.jsonl line 2 is not a JSON object; delete the file"):
+        SamplesProgress(folder / "test.jsonl", {}, ["test-0"]).done()
+    # An example that is not this evaluation's (the data changed under it).
+    progress.path.write_text('{"evaluation": {}}\n{"index": 0, "id": "other", "completions": ["a"]}\n')
+    with pytest.raises(
+        DataError, match=r"line 2: example 0 \('other'\) is not one of this evaluation's examples"
+    ):
+        SamplesProgress(folder / "test.jsonl", {}, ["test-0"]).done()

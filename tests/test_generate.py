@@ -14,10 +14,10 @@ import torch
 
 from harness.config import Sampling
 from harness.generate import (
-    _left_padded,
-    _padded,
     completion_text,
     generate,
+    left_padded,
+    padded_batch,
     rendered_prompts,
     sample_seeds,
     sample_tokens,
@@ -166,8 +166,8 @@ def test_a_sample_is_the_same_whatever_batch_or_path_makes_it(model, tokenizer):
     encoded = rendered_prompts(tokenizer, conversations())[1]
     spec = Sampling(**hot, gen_batch_size=4).resolved()
     stops = stop_token_ids(tokenizer)
-    padded = _padded(
-        model, _left_padded(encoded, tokenizer.pad_token_id), [0, 1, 2, 3], spec, stops, 0, "cpu"
+    padded = padded_batch(
+        model, left_padded(encoded, tokenizer.pad_token_id), [0, 1, 2, 3], spec, stops, 0, "cpu"
     )
     texts = [[completion_text(tokenizer, t, stops) for t in per_prompt] for per_prompt in padded]
     assert texts == wide

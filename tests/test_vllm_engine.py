@@ -19,8 +19,7 @@ import torch
 
 import harness.vllm_engine as vllm_engine
 import tasks
-from harness.config import Sampling
-from harness.config import resolve
+from harness.config import Sampling, resolve
 from harness.config.resolve import check_generation_backend, parse_experiment
 from harness.errors import ConfigError
 from harness.evaluate import evaluate_loaded, evaluate_task, main

@@ -13,7 +13,8 @@ over fp32 master tensors (what a bf16 Trainer does).
   ``SFTTrainer(loss_type="dft")``, on randomly initialised Qwen2.5-0.5B- and 1.5B-shaped backbones
   with the embedded tokenizer and rows of ~1,000 tokens, median over steps 3-12;
 - generation: completions per second, ours vs lm-eval's HF backend (and vLLM where installed) on the
-  0.5B shape.
+  0.5B shape, greedy; and sampled (Average@16, temperature 1.0, 1,024 new tokens), our Hugging Face
+  path before and after continuous batching (:func:`harness.bench.generation.measure_sampled`).
 
 A peer that is not installed is a "not installed" row, never a failure. Run from a checkout with
 ``PYTHONPATH`` set where nox cannot build an environment (a GPU machine without a package registry):
@@ -44,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 import tasks
+from harness.bench import generation as generation_bench
 from harness.bench.loss import trl_dft_loss
 from harness.config import Sampling, TrainConfig
 from harness.data.rows import training_rows
@@ -67,7 +69,11 @@ BACKBONES = {
     ),
 }
 TRAINER_IMPLEMENTATIONS = ("harness", "trl")
-GENERATION_IMPLEMENTATIONS = ("harness", "lm-eval", "vllm")
+GENERATION_IMPLEMENTATIONS = ("harness", "lm-eval", "vllm", "sampled-padded", "sampled-continuous")
+# The paper's sampled protocol for our Hugging Face path before and after continuous batching:
+# Average@16 at temperature 1.0 with 1,024 new tokens, on 32 prompts, 16 prompts' worth of sequences
+# in flight; the random backbone's samples end after 300 tokens on average.
+SAMPLED_SHAPE, SAMPLED_MEAN_LENGTH = (32, 16, 1024, 16), 300
 # What each peer imports as: its row says "not installed" where the import is not found.
 PEER_MODULES = {
     "trl": "trl",
@@ -394,6 +400,9 @@ def measure_generation(impl: str, folder: str, device: str = "cuda", limit: int 
     if missing_peer(impl):
         return {"impl": impl, "missing": missing_peer(impl)}
     task = tasks.get("math-words")
+    if impl.startswith("sampled-"):
+        path = impl.removeprefix("sampled-")
+        return generation_bench.measure_sampled(path, folder, device, SAMPLED_SHAPE, SAMPLED_MEAN_LENGTH)
     if impl == "harness":
         chosen, dtype = device_and_dtype(device)  # as lm-eval's side loads it
         model, tokenizer = load_model(folder, dtype=dtype, device=chosen), load_tokenizer(folder)
@@ -584,13 +593,19 @@ def section(gpu: dict[str, Any] | None) -> list[str]:
     runs = gpu.get("generation")
     if runs:
         lines += [
-            "### Generation: completions per second (Qwen2.5-0.5B shape, bf16, greedy)",
+            "### Generation: completions per second (Qwen2.5-0.5B shape, bf16)",
+            "",
+            "Greedy: ours, lm-eval and vLLM, the first 32 examples of every math-words split, 64 prompts per"
+            " batch. Sampled, the paper's protocol (Average@16, temperature 1.0, 1,024 new tokens): our"
+            " Hugging Face path before (`sampled-padded`) and after (`sampled-continuous`) continuous"
+            " batching, 32 prompts, 16 prompts' worth of sequences in flight; the random backbone's"
+            f" end-of-turn token is drawn with probability 1/{SAMPLED_MEAN_LENGTH} per step, so lengths vary.",
             "",
             "| evaluator | completions | time (s) | completions / s |",
             "|---|---:|---:|---:|",
         ]
         for impl in GENERATION_IMPLEMENTATIONS:
-            run = runs[f"{impl}@Qwen2.5-0.5B"]
+            run = runs.get(f"{impl}@Qwen2.5-0.5B", {"missing": "not measured (an older run)"})
             status = _status(run)
             if status:
                 lines.append(f"| {impl} | {status} | | |")

@@ -35,7 +35,7 @@ from harness.files import atomic_write_text
 from harness.numerics import host, mode
 from harness.results import provenance
 
-PARTS = ("loss", "trainer", "generation", "code-execution")  # what a plain run measures
+PARTS = ("loss", "trainer", "generation", "sampling", "code-execution")  # what a plain run measures
 OPT_IN = ("end-to-end",)  # measured only when --only names it: it takes longer than all of PARTS
 # The project whose sessions the end-to-end part clones: the checkout this module is imported from.
 PROJECT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,8 @@ def measure(part: str) -> dict[str, Any]:
         return measure_pair("harness.bench.trainer", trainer.IMPLEMENTATIONS)
     if part == "generation":
         return measure_pair("harness.bench.generation", generation.IMPLEMENTATIONS)
+    if part == "sampling":
+        return measure_pair("harness.bench.generation", generation.SAMPLED_IMPLEMENTATIONS)
     if part == "end-to-end":
         try:
             return end_to_end.measure(PROJECT)
@@ -269,6 +271,36 @@ def generation_section(runs: dict[str, Any]) -> list[str]:
     ]
 
 
+def sampling_section(runs: dict[str, Any]) -> list[str]:
+    before, after = runs["padded"], runs["continuous"]
+    rate = {impl: run["completions"] / run["seconds"] for impl, run in runs.items()}
+    tokens = {impl: run["tokens"] / run["seconds"] for impl, run in runs.items()}
+    return [
+        "## Sampled generation: our Hugging Face path before and after continuous batching",
+        "",
+        f"The embedded tiny backbone on the first {generation.SAMPLED_PROMPTS} `{generation.TASK}` test"
+        f" questions, {generation.SAMPLES} samples each at temperature 1.0 (Average@{generation.SAMPLES}),"
+        f" up to {generation.SAMPLED_BUDGET} new tokens, {generation.SAMPLED_BATCH} prompts' worth of"
+        " sequences in flight, fp32 on the CPU, each in a fresh process; generation only. Before: each"
+        " batch left-padded through `generate`, every slot held until its batch's longest sample ends."
+        " After: `harness.generate` refills a finished sequence's slot at once.",
+        "",
+        "| path | completions | generated tokens | time (s) | completions / s | tokens / s | score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {label} | {run['completions']} | {run['tokens']:,} | {run['seconds']:.1f} |"
+            f" {rate[impl]:.1f} | {tokens[impl]:.0f} | {100 * run['score']:.1f} |"
+            for impl, label, run in (
+                ("padded", "before: padded batches", before),
+                ("continuous", "after: continuous batching", after),
+            )
+        ),
+        "",
+        f"After / before: **{rate['continuous'] / rate['padded']:.2f}×** completions per second.",
+        "",
+    ]
+
+
 def render(bench: dict[str, Any]) -> str:
     """The markdown page, from the JSON alone."""
     lines = [
@@ -293,6 +325,7 @@ def render(bench: dict[str, Any]) -> str:
         "loss": loss_section,
         "trainer": trainer_section,
         "generation": generation_section,
+        "sampling": sampling_section,
         "code-execution": code_execution.section,
         "end-to-end": end_to_end.section,
     }
