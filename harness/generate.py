@@ -12,8 +12,9 @@ evaluation killed half way regenerates exactly the batches it lacks (``done``, `
 
 - **Greedy**: each batch left-padded through Hugging Face ``generate``.
 - **Sampled**, text backbones: continuous batching (:func:`_continuous`): ``gen_batch_size`` ×
-  ``num_samples`` sequences in flight (what a padded batch holds), a finished one leaves the batch at
-  once and its slot is refilled, so no slot waits for the longest sample. Vision-language prompts are sampled through ``generate``.
+  ``num_samples`` sequences in flight (what a padded batch holds), a finished one leaves the KV cache
+  at once and, when half the slots are free, new ones are prefilled and joined to it, so no slot
+  waits for the longest sample. Vision-language prompts are sampled through ``generate``.
 - **Seeds per sample**: sample j of example i draws its tokens from a counter-based hash of the
   seed ``(sample_seed × 1,000,003 + i) × n + j`` and the step (:func:`sample_tokens`), the seed vLLM
   gets for the same sample. A sample is the same whatever batch or device it runs in (up to the
@@ -36,6 +37,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from harness.config import Sampling
@@ -217,10 +219,11 @@ def _continuous(
     model, prompts: list[list[int]], chosen: list[int], sampling, stop_ids, device
 ) -> list[list[list[int]]]:
     """Continuous batching for sampled text generation: at most ``gen_batch_size`` × ``num_samples``
-    sequences in flight.
-    A finished sequence leaves the KV cache at once; when half the slots are free, the running
-    sequences and the next waiting ones are prefilled together into a fresh cache (recomputing the
-    running ones' tokens, as vLLM does on preemption), so the batch stays full without cache surgery."""
+    sequences in flight. A finished sequence leaves the KV cache at once. When half the slots are
+    free, the next waiting sequences are prefilled on their own and their keys and values joined to
+    the running ones' (left-padded to one width; columns no row uses are trimmed). A cache whose
+    layers are not plain (a sliding window) is rebuilt instead: the running sequences prefilled again
+    with the new ones, recomputing their tokens, as vLLM does on preemption."""
     n = sampling.num_samples
     slots = sampling.gen_batch_size * n  # as many sequences in flight as a padded batch holds
     sequences = [(k, j) for k in range(len(chosen)) for j in range(n)]
@@ -232,22 +235,32 @@ def _continuous(
     cache = mask = logits = None
     # transformers 5.24 renamed forward's past_key_values to cache; vLLM's environment has 5.19.
     cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def prefill(rows: list[list[int]]):
+        inputs = left_padded(rows, 0)
+        fresh_mask = inputs["attention_mask"].to(device)
+        fresh = DynamicCache(config=model.config)
+        out = model(
+            input_ids=inputs["input_ids"].to(device),
+            attention_mask=fresh_mask,
+            position_ids=(fresh_mask.cumsum(-1) - 1).clamp(min=0),
+            **{cache_name: fresh},
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return fresh, fresh_mask, out.logits[:, -1]
+
     while waiting or running:
         if waiting and len(running) <= slots // 2:
-            while waiting and len(running) < slots:
-                running.append(waiting.pop())
-            rows = [prompts[sequences[s][0]] + generated[s] for s in running]
-            inputs = left_padded(rows, 0)
-            mask = inputs["attention_mask"].to(device)
-            cache = DynamicCache(config=model.config)
-            logits = model(
-                input_ids=inputs["input_ids"].to(device),
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                **{cache_name: cache},
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[:, -1]
+            new = [waiting.pop() for _ in range(min(slots - len(running), len(waiting)))]
+            if cache is not None and _joinable(cache):
+                added, added_mask, added_logits = prefill([prompts[sequences[s][0]] for s in new])
+                mask = _join(cache, mask, added, added_mask)
+                logits = torch.cat([logits, added_logits])
+                running += new
+            else:
+                running += new
+                cache, mask, logits = prefill([prompts[sequences[s][0]] + generated[s] for s in running])
         ids = torch.tensor(running, dtype=torch.long)
         steps = torch.tensor([len(generated[s]) for s in running], dtype=torch.long)
         picks = sample_tokens(logits.float(), seeds[ids].to(device), steps.to(device), sampling)
@@ -265,6 +278,8 @@ def _continuous(
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
             mask, picks = mask[index], picks[index]
+            if _joinable(cache):
+                mask = _trim(cache, mask)
         mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
         logits = model(
             input_ids=picks[:, None],
@@ -274,6 +289,39 @@ def _continuous(
             use_cache=True,
         ).logits[:, -1]
     return [[generated[k * n + j] for j in range(n)] for k in range(len(chosen))]
+
+
+def _joinable(cache) -> bool:
+    """Whether every layer of ``cache`` is a plain growing one (its ``keys`` and ``values`` all it
+    holds), so two such caches can be joined row-wise."""
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+def _join(cache, mask: torch.Tensor, added, added_mask: torch.Tensor) -> torch.Tensor:
+    """``added``'s rows appended to ``cache``'s, both left-padded to one width (a padded column is
+    masked, so its zeros are never attended); the joined attention mask."""
+    width = max(mask.shape[1], added_mask.shape[1])
+
+    def pad(tensor: torch.Tensor, to: int) -> torch.Tensor:  # left padding along the sequence axis
+        return F.pad(tensor, (0, 0, to - tensor.shape[-2], 0))
+
+    for layer, other in zip(cache.layers, added.layers, strict=True):
+        layer.keys = torch.cat([pad(layer.keys, width), pad(other.keys, width)])
+        layer.values = torch.cat([pad(layer.values, width), pad(other.values, width)])
+    return torch.cat(
+        [F.pad(mask, (width - mask.shape[1], 0)), F.pad(added_mask, (width - added_mask.shape[1], 0))]
+    )
+
+
+def _trim(cache, mask: torch.Tensor) -> torch.Tensor:
+    """Drop the leading columns no running row attends to (left by finished rows)."""
+    first = int(mask.any(dim=0).int().argmax())
+    if first == 0:
+        return mask
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+    return mask[:, first:]
 
 
 def sample_tokens(

@@ -390,8 +390,14 @@ class Sampling:
         check=at_least(1),
     )
     max_new_tokens: int | None = setting(None, "default: the task's own budget", check=at_least(1))
-    gen_batch_size: int = setting(64, "prompts per generation batch", check=at_least(1))
-    sample_seed: int = setting(0, "sampling seed", check=at_least(0))
+    gen_batch_size: int = setting(
+        64,
+        "prompts per generation batch (sampled: that many prompts' samples in flight at once)",
+        check=at_least(1),
+    )
+    sample_seed: int = setting(
+        0, "sampling seed (sample j of example i: (seed x 1000003 + i) x n + j)", check=at_least(0)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
