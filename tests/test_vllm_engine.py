@@ -3,7 +3,7 @@ version is not the adapter's; and, through a stand-in ``vllm`` module that answe
 Face model's own greedy tokens, that the adapter hands vLLM the Hugging Face backend's prompt tokens,
 stop tokens, budget, sample count, neutral settings and per-sample seeds and reads its tokens back
 the same way. The stand-in validates nothing of vLLM's own: ``nox -s test-vllm``
-(tests/vllm/test_real_vllm.py) runs the real engine, vLLM's CPU build, on the embedded backbones."""
+(tests/with_vllm/test_real_vllm.py) runs the real engine, vLLM's CPU build, on the embedded backbones."""
 
 from __future__ import annotations
 

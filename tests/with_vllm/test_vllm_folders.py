@@ -16,7 +16,7 @@ import harness.vllm_engine as vllm_engine  # noqa: E402 - after the skip: it nee
 from harness.config import Sampling  # noqa: E402
 from harness.evaluate import main  # noqa: E402
 from harness.models import resolve  # noqa: E402
-from tests.vllm.test_real_vllm import prompts_of  # noqa: E402
+from tests.with_vllm.test_real_vllm import prompts_of  # noqa: E402
 
 
 def test_a_folders_generation_config_is_ignored_by_vllm_too(tokenizer, tmp_path):
