@@ -112,10 +112,12 @@ def generate(
     texts, encoded, images = rendered_prompts(tokenizer, conversations, processor)
     lengths = [len(ids) for ids in encoded] if processor is None else [len(t) for t in texts]
     results: list[list[str]] = [[] for _ in conversations]
-    for chosen in generation_batches(lengths, sampling):
+    continuous = processor is None and not sampling.greedy
+    # A padded batch holds gen_batch_size prompts (with their samples), as it always has.
+    for chosen in generation_batches(lengths, sampling, None if continuous else sampling.gen_batch_size):
         if all(i in done for i in chosen):
             continue
-        if processor is None and not sampling.greedy:
+        if continuous:
             tokens = _continuous(model, [encoded[i] for i in chosen], chosen, sampling, stop_ids, device)
         else:
             if processor is not None:
