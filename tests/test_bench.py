@@ -14,7 +14,7 @@ import sys
 import pytest
 from transformers import AutoModelForCausalLM
 
-from harness.bench import end_to_end, gpu, loss, performance
+from harness.bench import end_to_end, generation, gpu, loss, performance
 
 
 @pytest.fixture
@@ -323,3 +323,17 @@ def test_a_cpu_run_keeps_the_gpu_sections_and_a_gpu_page_renders_alone(tmp_path,
     assert kept["gpu"] == gpu_bench() and "loss" not in kept  # a plain run re-measures the CPU parts only
     page = performance.render({"gpu": gpu_bench()})
     assert page.startswith("# Performance against the peers") and "## On a GPU" in page
+
+
+@pytest.mark.slow
+def test_the_sampled_bench_makes_the_same_completions_both_ways_and_can_set_their_mean_length():
+    """The GPU bench's random backbone never stops on its own; the hook on its output head makes a
+    sample end after ``mean_length`` tokens on average. Here on the tiny model: the padded and the
+    continuous path make the same samples (per-sample seeds), about 6 tokens long."""
+    shape = (8, 4, 64, 2)  # prompts, samples, budget, prompts per batch
+    padded, continuous = (
+        generation.measure_sampled(impl, "tiny", "cpu", shape, 6) for impl in ("padded", "continuous")
+    )
+    assert padded["completions"] == continuous["completions"] == 32
+    assert padded["tokens"] == continuous["tokens"] and padded["score"] == continuous["score"]
+    assert 3 < continuous["tokens"] / 32 < 10  # geometric, mean 6 (the stop token itself not counted)
