@@ -43,22 +43,20 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 
 import torch
 import torch.nn.functional as F
 
-from harness import kernels
+from harness import kernels, objectives
 from harness.config import OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig, flag
 from harness.errors import ConfigError
 
 IGNORE_INDEX = -100
-_DEFAULT = {name: default for name, (_, default, _) in OBJECTIVE_PARAMS.items()}
 _CHECK = {f.name: f.metadata["check"] for f in fields(TrainConfig) if f.name in OBJECTIVE_PARAMS}
 
 
-@dataclass(frozen=True)
-class Objective:
+class _Objective:
     """Which loss to train with, and its parameters. Each objective is a per-token weight ``w_t`` of
     the token's cross-entropy gradient, detached (p = the model's probability of the target token,
     tau = ``prob_threshold``):
@@ -80,18 +78,12 @@ class Objective:
       1 - min(r, clip(r, 1 - eps, 1 + eps)) with r = p / p_old, p_old the target's probability
       under the model at the start of the PSFT batch (:attr:`psft_minibatches` optimizer steps): the
       weight sg(r) where r < 1 + eps, else 0 (SFT's gradient at a batch's first step, where r = 1).
+
+    Its fields are ``name`` and every objective parameter of :class:`harness.config.TrainConfig`, at
+    the same defaults (:data:`Objective` is made from them below: one home for each parameter).
     """
 
-    name: str = "sft"
-    dft_min_weight: float = _DEFAULT["dft_min_weight"]
-    dft_alpha: float = _DEFAULT["dft_alpha"]
-    q: float = _DEFAULT["q"]
-    prob_threshold: float = _DEFAULT["prob_threshold"]
-    eaft_alpha: float = _DEFAULT["eaft_alpha"]
-    eaft_top_k: int = _DEFAULT["eaft_top_k"]
-    asft_lambda: float = _DEFAULT["asft_lambda"]
-    psft_clip: float = _DEFAULT["psft_clip"]
-    psft_minibatches: int = _DEFAULT["psft_minibatches"]
+    name: str
 
     def __post_init__(self) -> None:
         if self.name not in OBJECTIVES:
@@ -107,24 +99,29 @@ class Objective:
                 )
 
     @classmethod
-    def of(cls, config: TrainConfig) -> Objective:
+    def of(cls, config: TrainConfig) -> _Objective:
         """The objective a training configuration trains with."""
         return cls(config.objective, **{param: getattr(config, param) for param in OBJECTIVE_PARAMS})
 
     @property
+    def row(self) -> objectives.ObjectiveRow:
+        """Its row of the objective table: label, source, reference model, FSDP and LoRA."""
+        return objectives.row(self.name)
+
+    @property
     def top_k(self) -> int | None:
         """How many of each token's largest logits the weight reads (EAFT), else None."""
-        return self.eaft_top_k if self.name == "eaft" else None
+        return self.eaft_top_k if "eaft_top_k" in self.row.params else None
 
     @property
     def needs_reference(self) -> bool:
         """Whether the loss reads a second model's outputs: ASFT's starting model, PSFT's old policy."""
-        return self.name in ("asft", "psft")
+        return self.row.reference is not None
 
     @property
     def kl_weight(self) -> float:
         """lambda of the KL term to the frozen starting model (ASFT), else 0."""
-        return self.asft_lambda if self.name == "asft" else 0.0
+        return self.asft_lambda if "asft_lambda" in self.row.params else 0.0
 
     def token_weights(
         self,
@@ -134,42 +131,86 @@ class Objective:
     ) -> torch.Tensor:
         """Per-token gradient weights (detached), given per-token cross-entropy, for EAFT each token's
         :attr:`top_k` largest logits ``[N, K]``, and for PSFT the old policy's cross-entropy."""
-        if self.name == "sft":
-            return torch.ones_like(token_nll)
-        if self.name == "eaft":
-            log_probs = torch.log_softmax(top_logits.detach().float(), dim=-1)
-            entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-            return (entropy / math.log(top_logits.size(-1))).pow(self.eaft_alpha)
-        if self.name == "psft":
-            ratio = torch.exp(old_nll.detach() - token_nll.detach())  # p / p_old
-            return torch.where(ratio < 1.0 + self.psft_clip, ratio, torch.zeros_like(ratio))
-        weight = torch.exp(-token_nll.detach())  # p_t, from the CE at hand: no second softmax
-        if self.name == "q-family":
-            return weight.pow(self.q)
-        if self.name == "profit":
-            return (weight > self.prob_threshold).to(weight.dtype)
-        if self.name == "chord-phi":
-            return weight * (1.0 - weight)
-        if self.name == "gft":
-            return torch.where(weight < self.prob_threshold, weight, torch.ones_like(weight))
-        if self.dft_alpha != 1.0:
-            weight = self.dft_alpha * weight + (1.0 - self.dft_alpha)
-        if self.dft_min_weight > 0.0:
-            weight = weight.clamp(min=self.dft_min_weight)
-        return weight
+        return WEIGHTS[self.name](self, token_nll.detach(), top_logits, old_nll)
 
     def token_losses(
         self, token_nll: torch.Tensor, weights: torch.Tensor, old_nll: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Per-token loss values whose gradient is ``weights`` times the cross-entropy's: ``w * CE``,
-        except q-family's own (1 - p^q) / q and PSFT's 1 - min(r, clip(r)) (the same gradients,
-        through autograd where ``token_nll`` carries one)."""
-        if self.name == "q-family":
-            return -torch.expm1(-self.q * token_nll) / self.q
-        if self.name == "psft":
-            ratio = torch.exp(old_nll.detach() - token_nll)
-            return 1.0 - torch.minimum(ratio, ratio.clamp(1.0 - self.psft_clip, 1.0 + self.psft_clip))
-        return weights * token_nll
+        except where the objective has its own value (:data:`LOSS_VALUES`: q-family's (1 - p^q) / q,
+        PSFT's 1 - min(r, clip(r))), with the same gradients through autograd where ``token_nll``
+        carries one."""
+        own = LOSS_VALUES.get(self.name)
+        return own(self, token_nll, old_nll) if own is not None else weights * token_nll
+
+
+# The objective as a frozen dataclass: its name and every objective parameter of TrainConfig, typed
+# and defaulted as there, so a new parameter is declared once (there) and appears here.
+Objective = make_dataclass(
+    "Objective",
+    [("name", str, field(default="sft"))]
+    + [(f.name, f.type, field(default=f.default)) for f in fields(TrainConfig) if f.name in OBJECTIVE_PARAMS],
+    bases=(_Objective,),
+    frozen=True,
+)
+Objective.__module__, Objective.__doc__ = __name__, _Objective.__doc__  # Python 3.11 has no module=
+
+
+# Each objective's per-token gradient weight, detached: (objective, token cross-entropy, EAFT's top
+# logits, PSFT's old cross-entropy) -> weights. One function per row of harness.objectives (a test
+# checks it); p = exp(-CE), from the CE at hand: no second softmax.
+def _sft(o: Objective, nll, top, old) -> torch.Tensor:
+    return torch.ones_like(nll)
+
+
+def _dft(o: Objective, nll, top, old) -> torch.Tensor:
+    weight = torch.exp(-nll)
+    if o.dft_alpha != 1.0:
+        weight = o.dft_alpha * weight + (1.0 - o.dft_alpha)
+    if o.dft_min_weight > 0.0:
+        weight = weight.clamp(min=o.dft_min_weight)
+    return weight
+
+
+def _eaft(o: Objective, nll, top, old) -> torch.Tensor:
+    log_probs = torch.log_softmax(top.detach().float(), dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    return (entropy / math.log(top.size(-1))).pow(o.eaft_alpha)
+
+
+def _psft(o: Objective, nll, top, old) -> torch.Tensor:
+    ratio = torch.exp(old.detach() - nll)  # p / p_old
+    return torch.where(ratio < 1.0 + o.psft_clip, ratio, torch.zeros_like(ratio))
+
+
+def _gft(o: Objective, nll, top, old) -> torch.Tensor:
+    p = torch.exp(-nll)
+    return torch.where(p < o.prob_threshold, p, torch.ones_like(p))
+
+
+def _chord_phi(o: Objective, nll, top, old) -> torch.Tensor:
+    p = torch.exp(-nll)
+    return p * (1.0 - p)
+
+
+WEIGHTS = {
+    "sft": _sft,
+    "dft": _dft,
+    "q-family": lambda o, nll, top, old: torch.exp(-nll).pow(o.q),
+    "profit": lambda o, nll, top, old: (torch.exp(-nll) > o.prob_threshold).to(nll.dtype),
+    "chord-phi": _chord_phi,
+    "gft": _gft,
+    "eaft": _eaft,
+    "asft": _dft,  # DFT's weight; its KL term to the starting model is kl_weight's
+    "psft": _psft,
+}
+# The objectives whose loss value is not weight x cross-entropy: (objective, CE, old CE) -> values.
+LOSS_VALUES = {
+    "q-family": lambda o, nll, old: -torch.expm1(-o.q * nll) / o.q,
+    "psft": lambda o, nll, old: (
+        1.0 - torch.minimum(r := torch.exp(old.detach() - nll), r.clamp(1.0 - o.psft_clip, 1.0 + o.psft_clip))
+    ),
+}
 
 
 def as_objective(objective: str | Objective) -> Objective:

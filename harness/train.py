@@ -46,7 +46,7 @@ from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 import tasks
-from harness import checkpoint, environment, lora, sharding
+from harness import checkpoint, environment, lora, objectives, sharding
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all
@@ -302,9 +302,11 @@ def setup(config: TrainConfig) -> Run:
     if config.compile:
         _compile_layers(model)
     reference = None
-    if objective.name == "asft" and adapted is None:  # the model as it starts, whatever checkpoint resumes
+    # ASFT's frozen starting model (as it starts, whatever checkpoint resumes); PSFT's old policy, a
+    # copy refreshed at each PSFT batch (optimizer_step).
+    if objective.row.reference == objectives.START and adapted is None:
         reference = load_model(config.model, device=load_device).eval().requires_grad_(False)
-    elif objective.name == "psft":  # the old policy: a copy, refreshed at each PSFT batch (optimizer_step)
+    elif objective.row.reference == objectives.OLD_POLICY:
         reference = copy.deepcopy(model).eval().requires_grad_(False)
     module = CausalLMWithLoss(model, objective, config.loss_chunk_size, reference, adapted)
     wrapped = sharding.wrap(module, model, how, device, vision)
@@ -372,7 +374,9 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
     config, ddp, examples = run.config, run.ddp, run.examples
     step_started = time.time()
     objective = run.module.objective
-    if objective.name == "psft" and (step % objective.psft_minibatches == 0 or step == run.start_step):
+    if objective.row.reference == objectives.OLD_POLICY and (
+        step % objective.psft_minibatches == 0 or step == run.start_step
+    ):
         # A PSFT batch starts: the old policy is the model as it is now (a resumed run takes it afresh).
         run.module.reference.load_state_dict(run.model.state_dict())
     indices = step_indices(step, len(examples), config.batch_size, config.seed)

@@ -22,6 +22,7 @@ PROJECT = ("harness", "tasks")
 # package counts as its package's entry). The wings (sandbox, build, bench) sit outside this order.
 PIPELINE = [
     "harness.errors",
+    "harness.objectives",
     "harness.numerics",
     "harness.recipes",
     "harness.files",

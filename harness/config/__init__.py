@@ -50,13 +50,14 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from harness import objectives
 from harness.errors import ConfigError
 from harness.recipes import recipe
 
 HPARAM, OBJECTIVE, RUN = "hparam", "objective", "run"
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
 # unless --methods / --method name others.
-OBJECTIVES = ("sft", "dft", "q-family", "profit", "chord-phi", "gft", "eaft", "asft", "psft")
+OBJECTIVES = objectives.NAMES  # the table of harness.objectives, in its order
 METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
@@ -206,11 +207,11 @@ class TrainConfig:
         choices=PROMPT_TEMPLATES,
     )
     objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
-    # Each objective's own parameters (harness.losses has the formulas): ``owners`` are the objectives
-    # that read one (any other refuses a value away from the default), ``short`` names a value away
-    # from the default in a variant's name (dft-floor0.1), the default is the paper's.
+    # Each objective's own parameters (harness.losses has the formulas; harness.objectives which
+    # objectives read each: any other refuses a value away from the default), ``short`` names a value
+    # away from the default in a variant's name (dft-floor0.1), the default is the paper's.
     dft_min_weight: float = setting(
-        0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor", owners=("dft",)
+        0.0, "DFT weight floor (0 = paper)", role=OBJECTIVE, check=fraction, short="floor"
     )
     dft_alpha: float = setting(
         1.0,
@@ -218,7 +219,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=fraction,
         short="alpha",
-        owners=("dft",),
     )
     q: float = setting(
         10.0,
@@ -227,7 +227,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=positive,
         short="q",
-        owners=("q-family",),
         later=True,
     )
     prob_threshold: float = setting(
@@ -237,7 +236,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=open_fraction,
         short="tau",
-        owners=("profit", "gft"),
         later=True,
     )
     eaft_alpha: float = setting(
@@ -246,7 +244,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=non_negative,
         short="ealpha",
-        owners=("eaft",),
         later=True,
     )
     eaft_top_k: int = setting(
@@ -255,7 +252,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=at_least(2),
         short="k",
-        owners=("eaft",),
         later=True,
     )
     asft_lambda: float = setting(
@@ -265,7 +261,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=non_negative,
         short="lambda",
-        owners=("asft",),
         later=True,
     )
     psft_clip: float = setting(
@@ -274,7 +269,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=open_fraction,
         short="eps",
-        owners=("psft",),
         later=True,
     )
     psft_minibatches: int = setting(
@@ -284,7 +278,6 @@ class TrainConfig:
         role=OBJECTIVE,
         check=at_least(1),
         short="mb",
-        owners=("psft",),
         later=True,
     )
     lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)
@@ -732,9 +725,9 @@ PER_CELL = frozenset(names(ExperimentConfig, per_cell=True))
 # The objectives' own parameters, by field: (short name in a variant's name, the paper's value,
 # the objectives that read it).
 OBJECTIVE_PARAMS = {
-    f.name: (f.metadata["short"], f.default, f.metadata["owners"])
+    f.name: (f.metadata["short"], f.default, objectives.owners_of(f.name))
     for f in fields(TrainConfig)
-    if "owners" in f.metadata
+    if f.metadata["role"] == OBJECTIVE and f.name != "objective"
 }
 # The parameters added after records were first written: every older record was made at the default.
 LATER_DEFAULTS |= {f.name: f.default for f in fields(TrainConfig) if f.metadata.get("later")}

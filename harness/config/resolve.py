@@ -57,6 +57,8 @@ from harness.data.rows import read_rows, training_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
+from harness.objectives import OLD_POLICY
+from harness.objectives import row as objective_row
 from tasks import prompts
 
 
@@ -99,23 +101,24 @@ def check_objectives(config: TrainConfig, objectives: list[str], world_size: int
     """Each objective parameter given is read by one of ``objectives``, and each objective can run
     the way ``config`` shards the model."""
     check_objective_params(config, objectives)
-    for name, what in (("asft", "frozen starting model"), ("psft", "old policy")):
-        if name in objectives and config.sharding == "fsdp" and world_size > 1:
+    for name in objectives:
+        row = objective_row(name)
+        if not row.fsdp and config.sharding == "fsdp" and world_size > 1:
             raise ConfigError(
-                f"--objective {name} with --sharding fsdp: its {what} is not sharded (a whole copy on "
-                "every rank, which sharding exists to avoid); use --sharding ddp"
+                f"--objective {name} with --sharding fsdp: its {row.reference} is not sharded (a whole copy "
+                "on every rank, which sharding exists to avoid); use --sharding ddp"
             )
-    if "psft" in objectives and config.save_every % config.psft_minibatches:
-        raise ConfigError(
-            f"--save-every {config.save_every} with --objective psft: a checkpoint must fall where a "
-            f"PSFT batch starts (a multiple of --psft-minibatches {config.psft_minibatches}), or a "
-            "resumed run would take its old policy mid-batch"
-        )
-    if "psft" in objectives and config.lora_rank:
-        raise ConfigError(
-            "--objective psft with --lora-rank: its old policy would be a second copy of the adapted "
-            "model, which is not supported yet; train PSFT without LoRA"
-        )
+        if row.reference == OLD_POLICY and config.save_every % config.psft_minibatches:
+            raise ConfigError(
+                f"--save-every {config.save_every} with --objective {name}: a checkpoint must fall where a "
+                f"{row.label} batch starts (a multiple of --psft-minibatches {config.psft_minibatches}), or "
+                "a resumed run would take its old policy mid-batch"
+            )
+        if not row.lora and config.lora_rank:
+            raise ConfigError(
+                f"--objective {name} with --lora-rank: its {row.reference} would be a second copy of the "
+                f"adapted model, which is not supported yet; train {row.label} without LoRA"
+            )
 
 
 def world_size() -> int:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from harness import objectives
 from harness.config import METHODS, REPLICATE_KEYS
 from harness.errors import RecordError
 from harness.results import (
@@ -42,17 +43,6 @@ from harness.results import (
 )
 from harness.stats import Estimate, mean_of_independent, over_seeds, significant_difference
 
-LABELS = {
-    "base": "base",
-    "sft": "SFT",
-    "dft": "DFT",
-    "q-family": "q-family",
-    "profit": "ProFit",
-    "chord-phi": "CHORD-phi",
-    "gft": "GFT",
-    "eaft": "EAFT",
-    "asft": "ASFT",
-}
 MISSING = "–"
 SIGNIFICANCE_NOTE = (
     "Each score is the mean over the configuration's seeds ± a standard error that adds the evaluation"
@@ -314,7 +304,7 @@ def row_order(key: str, method: str) -> tuple[int, str, bool, str]:
 def row_label(record: Record) -> str:
     """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
     settings = variant_settings(record["method"], record["hparams"])
-    label = LABELS.get(record["method"], record["method"].upper())  # an objective added later
+    label = objectives.label(record["method"])
     return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 

@@ -1,0 +1,81 @@
+"""Every training objective, once: its name, how pages label it, where it comes from, the second
+model it reads, whether it shards under FSDP2 and trains LoRA adapters, and the parameters it reads.
+
+Standard library only, so the configuration, the records and the pages read it as the loss does.
+Each parameter is a :class:`harness.config.TrainConfig` field (default, check, flag, help); the
+formula of each objective is its function in :data:`harness.losses.WEIGHTS`. A new objective is a
+row here, a function there and its parameters' fields (README, "Adding an objective").
+
+>>> row("psft").reference, row("psft").fsdp, row("psft").lora
+('old policy', False, False)
+>>> owners_of("prob_threshold")
+('profit', 'gft')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The second model an objective's loss reads: none, the frozen starting model, or the model at the
+# start of the current batch (PSFT's old policy).
+START, OLD_POLICY = "frozen starting model", "old policy"
+
+
+@dataclass(frozen=True)
+class ObjectiveRow:
+    name: str  # --objective / --methods
+    label: str  # as the pages write it
+    source: str  # the paper, and what the implementation was checked against
+    reference: str | None = None  # START, OLD_POLICY or None
+    # A reference copy is a whole model on every rank, which sharding exists to avoid; PSFT's old
+    # policy would be a second copy of the adapted model under LoRA (not supported yet).
+    fsdp: bool = True
+    lora: bool = True
+    params: tuple[str, ...] = ()  # the TrainConfig fields it reads
+
+
+OBJECTIVE_TABLE = (
+    ObjectiveRow("sft", "SFT", "cross-entropy"),
+    ObjectiveRow("dft", "DFT", "arXiv 2508.05629", params=("dft_min_weight", "dft_alpha")),
+    ObjectiveRow("q-family", "q-family", "arXiv 2510.00526; the authors' GeneralFamily-q", params=("q",)),
+    ObjectiveRow("profit", "ProFit", "arXiv 2601.09195", params=("prob_threshold",)),
+    ObjectiveRow("chord-phi", "CHORD-phi", "arXiv 2508.11408"),
+    ObjectiveRow("gft", "GFT", "arXiv 2604.14258", params=("prob_threshold",)),
+    ObjectiveRow(
+        "eaft", "EAFT", "arXiv 2601.02151; LLaMA-Factory's merge", params=("eaft_top_k", "eaft_alpha")
+    ),
+    ObjectiveRow(
+        "asft",
+        "ASFT",
+        "arXiv 2509.23753; LLaMA-Factory's merge",
+        reference=START,
+        fsdp=False,
+        params=("asft_lambda",),
+    ),
+    ObjectiveRow(
+        "psft",
+        "PSFT",
+        "arXiv 2508.17784",
+        reference=OLD_POLICY,
+        fsdp=False,
+        lora=False,
+        params=("psft_clip", "psft_minibatches"),
+    ),
+)
+NAMES = tuple(r.name for r in OBJECTIVE_TABLE)
+_BY_NAME = {r.name: r for r in OBJECTIVE_TABLE}
+
+
+def row(name: str) -> ObjectiveRow:
+    """The table's row of objective ``name`` (a KeyError for a name that is not one)."""
+    return _BY_NAME[name]
+
+
+def owners_of(param: str) -> tuple[str, ...]:
+    """The objectives that read ``param``, in the table's order."""
+    return tuple(r.name for r in OBJECTIVE_TABLE if param in r.params)
+
+
+def label(method: str) -> str:
+    """How a page names ``method``: an objective's label, or the method itself (``base``)."""
+    return _BY_NAME[method].label if method in _BY_NAME else method
