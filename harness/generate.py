@@ -42,6 +42,7 @@ from transformers import DynamicCache, GenerationConfig, LogitsProcessor, Logits
 
 from harness.config import Sampling
 from harness.data.images import resolved_conversation
+from harness.errors import ModelError
 from harness.models import stop_token_ids
 
 # Seeds: more prompts than any benchmark has, so the seeds of two sample_seed values never meet.
@@ -83,7 +84,7 @@ def generation_settings(sampling: Sampling) -> dict[str, Any]:
         "model_generation_config": "ignored",
         "seeds": None
         if sampling.greedy
-        else f"sample j of example i: ({sampling.sample_seed} * 1000003 + i) * n + j",
+        else f"sample j of example i: ({sampling.sample_seed} * {SEED_STRIDE} + i) * n + j",
     }
 
 
@@ -97,12 +98,14 @@ def generate(
     *,
     done: Collection[int] = (),
     on_batch: OnBatch | None = None,
+    padded: bool = False,
 ) -> list[list[str]]:
     """For each conversation, ``sampling.num_samples`` completions (strings, special tokens removed).
     A vision-language backbone takes its ``processor``: image parts are loaded and resized as in
     training (:mod:`harness.data.images`) and each batch carries its images. A batch whose prompts are
     all in ``done`` is skipped (its entries stay empty); ``on_batch(indices, completions)`` is called
-    as each batch finishes."""
+    as each batch finishes. ``padded``: sampled text prompts too go through left-padded ``generate``
+    batches (the path before continuous batching, which the benchmark compares against)."""
     sampling = sampling.resolved()  # what is still unset: greedy, one completion
     if sampling.max_new_tokens is None:
         raise ValueError("Sampling.max_new_tokens must be set before generating")
@@ -112,7 +115,7 @@ def generate(
     texts, encoded, images = rendered_prompts(tokenizer, conversations, processor)
     lengths = [len(ids) for ids in encoded] if processor is None else [len(t) for t in texts]
     results: list[list[str]] = [[] for _ in conversations]
-    continuous = processor is None and not sampling.greedy
+    continuous = processor is None and not sampling.greedy and not padded
     # A padded batch holds gen_batch_size prompts (with their samples), as it always has.
     for chosen in generation_batches(lengths, sampling, None if continuous else sampling.gen_batch_size):
         if all(i in done for i in chosen):
@@ -229,11 +232,15 @@ def _continuous(
     n = sampling.num_samples
     slots = sampling.gen_batch_size * n  # as many sequences in flight as a padded batch holds
     sequences = [(k, j) for k in range(len(chosen)) for j in range(n)]
-    seeds = torch.tensor([sample_seeds(sampling, chosen[k])[j] for k, j in sequences], dtype=torch.long)
+    seeds = torch.tensor(
+        [sample_seeds(sampling, chosen[k])[j] for k, j in sequences], dtype=torch.long, device=device
+    )
     generated: list[list[int]] = [[] for _ in sequences]
     waiting = list(range(len(sequences)))[::-1]  # popped from the end: in order
     running: list[int] = []
-    stops = torch.tensor(stop_ids, device=device)
+    # Per running row, on the device: its sample's seed and how many tokens it has drawn.
+    row_seeds = row_steps = None
+    stops = set(stop_ids)
     cache = mask = logits = None
     # transformers 5.24 renamed forward's past_key_values to cache; vLLM's environment has 5.19.
     cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -255,31 +262,39 @@ def _continuous(
     while waiting or running:
         if waiting and len(running) <= slots // 2:
             new = [waiting.pop() for _ in range(min(slots - len(running), len(waiting)))]
+            new_seeds = seeds[torch.tensor(new, device=device)]
             if cache is not None and _joinable(cache):
                 added, added_mask, added_logits = prefill([prompts[sequences[s][0]] for s in new])
                 mask = _join(cache, mask, added, added_mask)
                 logits = torch.cat([logits, added_logits])
-                running += new
+                row_seeds = torch.cat([row_seeds, new_seeds])
+                row_steps = torch.cat([row_steps, row_steps.new_zeros(len(new))])
             else:
-                running += new
-                cache, mask, logits = prefill([prompts[sequences[s][0]] + generated[s] for s in running])
-        ids = torch.tensor(running, dtype=torch.long)
-        steps = torch.tensor([len(generated[s]) for s in running], dtype=torch.long)
-        picks = sample_tokens(logits.float(), seeds[ids].to(device), steps.to(device), sampling)
-        ended = torch.isin(picks, stops).tolist()
-        for s, token in zip(running, picks.tolist()):
+                drawn = [len(generated[s]) for s in running]
+                cache, mask, logits = prefill(
+                    [prompts[sequences[s][0]] + generated[s] for s in running + new]
+                )
+                row_seeds = new_seeds if row_seeds is None else torch.cat([row_seeds, new_seeds])
+                row_steps = torch.tensor(drawn + [0] * len(new), dtype=torch.long, device=device)
+            running += new
+        picks = sample_tokens(logits.float(), row_seeds, row_steps, sampling)
+        row_steps += 1
+        tokens = picks.tolist()  # the step's one wait for the device
+        for s, token in zip(running, tokens):
             generated[s].append(token)
         keep = [
-            r for r, s in enumerate(running) if not ended[r] and len(generated[s]) < sampling.max_new_tokens
+            r
+            for r, (s, token) in enumerate(zip(running, tokens))
+            if token not in stops and len(generated[s]) < sampling.max_new_tokens
         ]
         if len(keep) < len(running):
             running = [running[r] for r in keep]
             if not running:
-                cache = None
+                cache = row_seeds = row_steps = None
                 continue
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
-            mask, picks = mask[index], picks[index]
+            mask, picks, row_seeds, row_steps = mask[index], picks[index], row_seeds[index], row_steps[index]
             if _joinable(cache):
                 mask = _trim(cache, mask)
         mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
@@ -339,6 +354,10 @@ def sample_tokens(
     [2, 0]
     """
     scores = logits.float() / sampling.temperature
+    if bool(torch.isnan(scores).any()):  # argmax would silently take the NaN
+        raise ModelError(
+            "the model's next-token scores hold NaN: its weights or their dtype are broken (try fp32)"
+        )
     if sampling.top_p < 1.0:
         sorted_scores, order = scores.sort(dim=-1, descending=True)
         probs = sorted_scores.softmax(dim=-1)

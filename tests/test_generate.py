@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from harness.config import Sampling
+from harness.errors import ModelError
 from harness.generate import (
     completion_text,
     generate,
@@ -140,6 +141,12 @@ def test_sampled_tokens_follow_the_softmax_and_its_nucleus():
     again = sample_tokens(logits, seeds, steps, hot)
     later = sample_tokens(logits, seeds, steps + 1, hot)
     assert torch.equal(again, sample_tokens(logits, seeds, steps, hot)) and not torch.equal(again, later)
+
+
+def test_a_nan_score_is_a_one_line_model_error_not_a_silent_pick():
+    logits = torch.tensor([[0.0, float("nan"), 1.0]])
+    with pytest.raises(ModelError, match=r"^the model's next-token scores hold NaN: .*\(try fp32\)$"):
+        sample_tokens(logits, torch.tensor([0]), torch.tensor([0]), Sampling(temperature=1.0).resolved())
 
 
 def test_no_two_samples_of_an_evaluation_share_a_seed():

@@ -39,25 +39,24 @@ def test_a_parameter_of_another_objective_is_refused_naming_its_owners():
         Objective("dft", prob_threshold=0.3)
 
 
+def allowed_or_refused(allowed: bool, config: TrainConfig, name: str, world_size: int, message: str) -> None:
+    if allowed:
+        check_objectives(config, [name], world_size=world_size)
+    else:
+        with pytest.raises(ConfigError, match="^" + message):
+            check_objectives(config, [name], world_size=world_size)
+
+
 @pytest.mark.parametrize("name", objectives.NAMES)
 def test_the_resolver_reads_the_rows_fsdp_and_lora(name):
     row = objectives.row(name)
     sharded = TrainConfig(objective=name, sharding="fsdp")
-    if row.fsdp:
-        check_objectives(sharded, [name], world_size=2)
-    else:
-        with pytest.raises(
-            ConfigError, match=f"^--objective {name} with --sharding fsdp: its {row.reference} is not"
-        ):
-            check_objectives(sharded, [name], world_size=2)
+    refusal = f"--objective {name} with --sharding fsdp: its {row.reference} is not"
+    allowed_or_refused(row.fsdp, sharded, name, 2, refusal)
     adapted = TrainConfig(objective=name, lora_rank=8)
-    if row.lora:
-        check_objectives(adapted, [name], world_size=1)
-    else:
-        with pytest.raises(
-            ConfigError, match=f"^--objective {name} with --lora-rank: its {row.reference} would"
-        ):
-            check_objectives(adapted, [name], world_size=1)
+    allowed_or_refused(
+        row.lora, adapted, name, 1, f"--objective {name} with --lora-rank: its {row.reference} would"
+    )
     assert Objective(name).needs_reference == (row.reference is not None)
 
 

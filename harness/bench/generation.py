@@ -32,14 +32,7 @@ from harness.bench import measurement_cli
 from harness.config import Sampling
 from harness.data.rows import load_split
 from harness.evaluate import evaluate_loaded
-from harness.generate import (
-    completion_text,
-    generate,
-    generation_batches,
-    left_padded,
-    padded_batch,
-    rendered_prompts,
-)
+from harness.generate import generate
 from harness.lmeval import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer, stop_token_ids
 from harness.score import score_split
@@ -77,10 +70,7 @@ def measure_sampled(
         temperature=1.0, num_samples=samples, max_new_tokens=budget, gen_batch_size=batch
     ).resolved()
     started = time.perf_counter()
-    if impl == "continuous":
-        completions = generate(model, tokenizer, conversations, sampling)
-    else:
-        completions = padded_generate(model, tokenizer, conversations, sampling)
+    completions = generate(model, tokenizer, conversations, sampling, padded=impl == "padded")
     seconds = time.perf_counter() - started
     texts = [text for samples in completions for text in samples]
     return {
@@ -104,23 +94,6 @@ def _stops_about_every(model, stop_id: int, mean_length: int) -> None:
         return logits
 
     model.get_output_embeddings().register_forward_hook(hook)
-
-
-@torch.inference_mode()
-def padded_generate(model, tokenizer, conversations, sampling) -> list[list[str]]:
-    """The sampled path before continuous batching: ``gen_batch_size`` prompts per left-padded batch
-    through Hugging Face ``generate``, with ``num_samples`` rows each (per-sample seeds, as now)."""
-    stop_ids = stop_token_ids(tokenizer)
-    device = next(model.parameters()).device
-    _, encoded, _ = rendered_prompts(tokenizer, conversations)
-    results: list[list[str]] = [[] for _ in conversations]
-    lengths = [len(ids) for ids in encoded]
-    for chosen in generation_batches(lengths, sampling, sampling.gen_batch_size):
-        inputs = left_padded([encoded[i] for i in chosen], tokenizer.pad_token_id)
-        tokens = padded_batch(model, inputs, chosen, sampling, stop_ids, tokenizer.pad_token_id, device)
-        for i, per_prompt in zip(chosen, tokens):
-            results[i] = [completion_text(tokenizer, t, stop_ids) for t in per_prompt]
-    return results
 
 
 def measure(impl: str) -> dict[str, Any]:
