@@ -20,7 +20,9 @@ what it lacks. Each split's summary names every setting its completions were gen
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,12 +64,37 @@ def evaluate_split(
     conversations = [with_template(task, e, template)["prompt"] for e in examples]
     if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
         raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
+    key = {**(identity or {}), "task": task.name, "split": split, "limit": limit, "template": template}
+    completions, progress = generate_kept(
+        model, tokenizer, conversations, [e["id"] for e in examples], sampling, processor, samples_path, key
+    )
+    summary = score_split(
+        task, split, examples, [printable(c) for c in conversations], completions, samples_path
+    )
+    if progress is not None:
+        progress.finish()
+    return summary | {"generation": generation_settings(sampling)}
+
+
+def generate_kept(
+    model,
+    tokenizer,
+    conversations: list[Any],
+    ids: list[Any],
+    sampling: Sampling,
+    processor=None,
+    samples_path: Path | None = None,
+    identity: dict[str, Any] | None = None,
+) -> tuple[list[list[str]], SamplesProgress | None]:
+    """The completions of ``conversations`` (examples ``ids``) by ``model`` (a Hugging Face model or
+    a vLLM :class:`~harness.vllm_engine.Engine`), each batch kept beside ``samples_path`` as it
+    finishes (:mod:`harness.progress`) and a rerun making only what a killed one lacked; with the
+    progress, which the caller finishes once its own files are written (None: nothing kept)."""
     backend = model.generate if isinstance(model, Engine) else partial(generate, model)
     progress, done = None, {}
     if samples_path is not None:
-        key = {**(identity or {}), "task": task.name, "split": split, "limit": limit, "template": template}
-        key["sampling"] = asdict(sampling)
-        progress = SamplesProgress(samples_path, key, [e["id"] for e in examples])
+        key = {**(identity or {}), "sampling": asdict(sampling)}
+        progress = SamplesProgress(samples_path, key, ids)
         done = progress.done()
     completions = backend(
         tokenizer,
@@ -77,13 +104,7 @@ def evaluate_split(
         done=done,
         on_batch=progress.append if progress is not None else None,
     )
-    completions = [done[i] if not made and i in done else made for i, made in enumerate(completions)]
-    summary = score_split(
-        task, split, examples, [printable(c) for c in conversations], completions, samples_path
-    )
-    if progress is not None:
-        progress.finish()
-    return summary | {"generation": generation_settings(sampling)}
+    return [done[i] if not made and i in done else made for i, made in enumerate(completions)], progress
 
 
 def evaluate_task(
@@ -125,24 +146,64 @@ def evaluate_task(
         check_applies(task, template)
     except ValueError as error:
         raise DataError(str(error)) from None
+    with generator(model, device, generation_backend, tensor_parallel_size, min_pixels, max_pixels) as loaded:
+        return evaluate_loaded(
+            loaded.model,
+            loaded.tokenizer,
+            task,
+            splits,
+            limit,
+            sampling,
+            samples_dir,
+            loaded.processor,
+            template,
+            loaded.identity,
+        )
+
+
+@dataclass
+class Generator:
+    """A model loaded to generate: a Hugging Face model or a vLLM engine, its tokenizer and processor,
+    and what names it for resuming (:func:`model_key`, backend, device, dtype)."""
+
+    model: Any
+    tokenizer: Any
+    processor: Any
+    identity: dict[str, Any]
+
+
+@contextmanager
+def generator(
+    model: str,
+    device: str | None = None,
+    generation_backend: str = "hf",
+    tensor_parallel_size: int = 1,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> Iterator[Generator]:
+    """``model`` (a name for ``--model`` or a folder) loaded to generate on ``device`` through
+    ``generation_backend``; its memory given back when the block ends.
+
+    >>> with generator("tiny") as loaded:
+    ...     loaded.identity["backend"], loaded.identity["device"]
+    ('hf', 'cpu')
+    """
     tokenizer, processor = load_tokenizer_and_processor(model, min_pixels, max_pixels)
     identity = model_key(model) | {"backend": generation_backend, "pixels": [min_pixels, max_pixels]}
     if generation_backend == "vllm":
         with Engine(resolve_model(model), tensor_parallel_size, 0, min_pixels, max_pixels) as engine:
             identity |= {"device": engine.device, "tensor_parallel_size": tensor_parallel_size}
-            return evaluate_loaded(
-                engine, tokenizer, task, splits, limit, sampling, samples_dir, processor, template, identity
-            )
+            yield Generator(engine, tokenizer, processor, identity)
+        return
     chosen, amp_dtype = device_and_dtype(device)
-    loaded = load_model(model, dtype=amp_dtype, device=chosen)
+    loaded = Generator(load_model(model, dtype=amp_dtype, device=chosen), tokenizer, processor, identity)
     identity |= {"device": str(chosen), "dtype": str(amp_dtype).removeprefix("torch.")}
-    summary = evaluate_loaded(
-        loaded, tokenizer, task, splits, limit, sampling, samples_dir, processor, template, identity
-    )
-    del loaded
-    if chosen.type == "cuda":
-        torch.cuda.empty_cache()
-    return summary
+    try:
+        yield loaded
+    finally:
+        del loaded.model
+        if chosen.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def evaluate_loaded(

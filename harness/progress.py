@@ -60,7 +60,7 @@ class SamplesProgress:
         header = self._parse(complete[0], 1)
         if header.get("evaluation") != self.identity:
             raise ConfigError(
-                f"{self.path} holds another evaluation's completions: {_changes(header.get('evaluation'), self.identity)}; "
+                f"{self.path} holds another evaluation's completions: {changes(header.get('evaluation'), self.identity)}; "
                 "rerun with the same settings to resume it, or delete it to start over"
             )
         found: dict[int, list[str]] = {}
@@ -127,7 +127,7 @@ class SamplesProgress:
             file.truncate(keep_bytes)
 
 
-def _changes(old: Any, new: dict[str, Any], prefix: str = "") -> str:
+def changes(old: Any, new: dict[str, Any], prefix: str = "") -> str:
     """What differs between two identities, ``sampling.temperature 1.0 (now 0.7)``."""
     if not isinstance(old, dict):
         return "its header is not an evaluation"
@@ -136,7 +136,7 @@ def _changes(old: Any, new: dict[str, Any], prefix: str = "") -> str:
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             if a != b:
-                differs.append(_changes(a, b, f"{prefix}{key}."))
+                differs.append(changes(a, b, f"{prefix}{key}."))
         elif a != b:
             differs.append(f"{prefix}{key} {a!r} (now {b!r})")
     return ", ".join(differs)

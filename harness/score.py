@@ -36,6 +36,21 @@ def score_split(
     samples_path: Path | None,
 ) -> dict[str, Any]:
     """Grade ``completions`` (``n`` per example) and summarize them; see the module docstring."""
+    rows, summary = grade_samples(task, split, examples, prompts, completions)
+    if samples_path is not None:
+        atomic_write_jsonl(samples_path, rows)
+    return summary
+
+
+def grade_samples(
+    task: tasks.Task,
+    split: str,
+    examples: list[dict[str, Any]],
+    prompts: list[Any],
+    completions: list[list[str]],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`score_split`'s samples rows (one per completion, with its ``score``) and summary,
+    nothing written."""
     pairs = [(example, text) for example, samples in zip(examples, completions) for text in samples]
     try:
         grades = iter(task.grade(pairs))
@@ -67,8 +82,6 @@ def score_split(
                     **details,
                 }
             )
-    if samples_path is not None:
-        atomic_write_jsonl(samples_path, rows)
     value, stderr = mean_and_stderr(per_example)
     summary = {
         "role": task.split(split).role,
@@ -84,4 +97,4 @@ def score_split(
         }
     if verdicts:
         summary["verdicts"] = dict(sorted(verdicts.items()))
-    return summary
+    return rows, summary

@@ -51,6 +51,9 @@ class Task:
     # Other registered tasks that the experiment also scores a model of this task on, as
     # out-of-domain splits (code-lists -> humaneval).
     ood_tasks: ClassVar[tuple[str, ...]] = ()
+    # Whether completions can be graded against the example (False: training data only, such as
+    # preference-rated chat responses, scored on other tasks).
+    graded: ClassVar[bool] = True
 
     def split(self, name: str) -> Split:
         for split in self.splits:

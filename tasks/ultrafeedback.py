@@ -55,6 +55,7 @@ class UltraFeedback(Task):
     name = "ultrafeedback"
     domain = "code"
     source = Source("openbmb/UltraFeedback", split="train")
+    graded = False
     splits = (Split("train", "train", "63,967 prompts, each with its best-rated of four responses"),)
     ood_tasks = ("humaneval", "humaneval-plus")
     max_new_tokens = 1024

@@ -223,6 +223,7 @@ class WeThink(Task):
     name = "wethink"
     domain = "vlm"
     source = Source("yangjie-cv/WeThink_Multimodal_Reasoning_120K", split="train")
+    graded = False
     splits = (Split("train", "train", "~120k multimodal reasoning rows (pictures from LLaVA-CoT-100k)"),)
     ood_tasks = ("mathverse", "mathvision", "wemath")
     max_new_tokens = 2048

@@ -511,6 +511,37 @@ class EvalConfig:
         check_fields(self)
 
 
+# The offline-RL setting's sampling (arXiv 2508.05629, section 4.2): four responses per training
+# question from the base model at temperature 1.0; the unset Sampling fields of selfgen take these.
+SELFGEN_PROTOCOL = {"temperature": 1.0, "top_p": 1.0, "num_samples": 4}
+
+
+@dataclass
+class SelfgenConfig:
+    """``python -m harness.selfgen``: a backbone's own graded samples on a task's training questions."""
+
+    model: str | None = like("model")
+    task: str = setting("math-words", "registered task whose training questions are answered and graded")
+    output_dir: str = setting(
+        "runs/selfgen", "where rows.jsonl, pairs.jsonl, samples.jsonl and selfgen.json go", role=RUN
+    )
+    limit: int | None = setting(None, "first N training questions", check=at_least(1))
+    prompt_template: str = setting(
+        "chat",
+        "the backbone's chat template, or a raw template of the paper's math evaluation",
+        role=RUN,
+        choices=PROMPT_TEMPLATES,
+    )
+    device: str | None = like("device")
+    min_pixels: int | None = like("min_pixels")
+    max_pixels: int | None = like("max_pixels")
+    generation_backend: str = generation_backend()
+    tensor_parallel_size: int = tensor_parallel_size()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
 @dataclass
 class TokenProbsConfig:
     """``python -m harness.token_probs``: the histogram of p(target) of any checkpoint."""

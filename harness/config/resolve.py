@@ -36,12 +36,14 @@ from harness.config import (
     PER_METHOD,
     PRESETS,
     REPLICATE_KEYS,
+    SELFGEN_PROTOCOL,
     SWEEP_AXES,
     ContinuumConfig,
     EvalConfig,
     ExperimentConfig,
     Parser,
     Sampling,
+    SelfgenConfig,
     SweepConfig,
     TokenProbsConfig,
     TrainConfig,
@@ -395,6 +397,32 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
             )
         check_lm_eval(task, spec, config.prompt_template)
     return config, sampling
+
+
+def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple[SelfgenConfig, Sampling]:
+    """``python -m harness.selfgen``'s command line, resolved: a registered task with training
+    questions and a grader, the model (default: the task domain's embedded one), the backends, and
+    the sampling with its unset fields from :data:`harness.config.SELFGEN_PROTOCOL`."""
+    parser = Parser(prog="python -m harness.selfgen", description=description)
+    add_arguments(parser, SelfgenConfig)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    sampling, config = take(args, Sampling), take(args, SelfgenConfig)
+    task = check_task(config.task)
+    check_template(config.prompt_template, [config.task], "--prompt-template")
+    if not task.graded:
+        raise ConfigError(
+            f"--task {task.name} has no grader (training data only): selfgen keeps the samples a task's "
+            "grader accepts"
+        )
+    if not any(split.role == "train" for split in task.splits):
+        raise ConfigError(f"--task {task.name} has no training questions (it can only be evaluated)")
+    device_and_dtype(config.device)
+    if config.model is None:
+        config = replace(config, model=default_model(config.task))
+    resolve_model(config.model, convert=False)
+    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
+    return config, sampling.resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
 
 
 @dataclass

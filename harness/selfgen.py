@@ -1,0 +1,256 @@
+"""Self-generated training data, the paper's offline-RL setting (arXiv 2508.05629, section 4.2): a
+backbone answers each of a task's training questions ``n`` times (four at temperature 1.0 by
+default), the task's own grader grades every answer, and the folder ``--output-dir`` gets
+
+- ``rows.jsonl``: every answer graded correct, as a conversational prompt/completion row (the
+  paper's RFT data; train on it with ``--train-data DIR/rows.jsonl``: ``--methods base,sft,dft`` is
+  then RFT vs DFT);
+- ``pairs.jsonl``: for each question with a correct and a wrong answer, one preference row
+  ``{"prompt", "chosen", "rejected"}`` (TRL's conversational preference format): its first correct
+  answer and its first wrong one;
+- ``samples.jsonl``: every answer with its grade, as an evaluation's samples file;
+- ``selfgen.json``: the model, task, split, sampling and seed, the counts, and the provenance,
+  written last: a folder without it is not finished.
+
+Generation goes through either backend (``--generation-backend hf|vllm``) with the evaluation's
+sampling protocol and per-sample seeds (:mod:`harness.generate`), and survives a kill as evaluation
+does (:mod:`harness.progress`): a rerun generates only the batches the killed one lacked and writes
+the same files. A finished folder is never replaced: the same command again says so and leaves it,
+and other settings are refused in one line naming what differs.
+
+``python -m harness.selfgen --model tiny --task math-words --limit 64 --output-dir runs/selfgen``
+
+>>> import tempfile
+>>> made = selfgen("tiny", "math-words", tempfile.mkdtemp(), limit=4, sampling=Sampling(max_new_tokens=48))
+>>> made["counts"]["questions"], made["counts"]["samples"], made["generation"]["temperature"]
+(4, 16, 1.0)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+import tasks
+from harness.config import SELFGEN_PROTOCOL, Sampling
+from harness.config.resolve import parse_selfgen
+from harness.data.images import printable
+from harness.data.rows import load_split
+from harness.errors import ConfigError, DataError, HarnessError
+from harness.evaluate import generate_kept, generator
+from harness.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
+from harness.generate import generation_settings
+from harness.progress import changes
+from harness.results import provenance
+from harness.score import grade_samples
+from tasks.prompts import CHAT, with_template
+
+META, ROWS, PAIRS, SAMPLES = "selfgen.json", "rows.jsonl", "pairs.jsonl", "samples.jsonl"
+
+
+def selfgen(
+    model: str,
+    task_name: str,
+    output_dir: str | Path,
+    *,
+    limit: int | None = None,
+    sampling: Sampling | None = None,
+    template: str = CHAT,
+    device: str | None = None,
+    generation_backend: str = "hf",
+    tensor_parallel_size: int = 1,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> dict[str, Any]:
+    """Make (or find finished) the self-generated data of ``model`` on ``task_name``'s training
+    questions in ``output_dir``; returns the contents of its ``selfgen.json``. ``sampling``'s unset
+    fields take :data:`harness.config.SELFGEN_PROTOCOL`, then the task's generation budget."""
+    task = tasks.get(task_name)
+    if not task.graded:
+        raise DataError(f"task {task.name} has no grader (training data only): nothing can be kept")
+    split = task.train_split
+    sampling = (sampling or Sampling()).resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
+    folder = Path(output_dir)
+    examples = load_split(task, split, limit)
+    if not examples:
+        raise DataError(f"task {task.name} split {split} is empty; there is nothing to answer")
+    with generator(model, device, generation_backend, tensor_parallel_size, min_pixels, max_pixels) as loaded:
+        identity = loaded.identity | {"task": task.name, "split": split, "limit": limit, "template": template}
+        identity = json.loads(json.dumps(identity | {"sampling": asdict(sampling)}))
+        finished = _finished(folder, identity)
+        if finished is not None:
+            return finished
+        conversations = [with_template(task, e, template)["prompt"] for e in examples]
+        loaded.tokenizer.padding_side = "left"
+        completions, progress = generate_kept(
+            loaded.model,
+            loaded.tokenizer,
+            conversations,
+            [e["id"] for e in examples],
+            sampling,
+            loaded.processor,
+            folder / SAMPLES,
+            {k: v for k, v in identity.items() if k != "sampling"},
+        )
+    stored = [_stored(c, folder, e["id"]) for c, e in zip(conversations, examples)]
+    samples, summary = grade_samples(task, split, examples, [printable(c) for c in stored], completions)
+    correct = [s for s in samples if s["score"] == 1.0]
+    if not correct:
+        atomic_write_jsonl(folder / SAMPLES, samples)  # to read why; no rows, pairs or selfgen.json
+        raise DataError(
+            f"{folder}: none of the {len(samples)} samples of {len(examples)} questions was graded "
+            f"correct, so there is nothing to train on (see {folder / SAMPLES})"
+        )
+    prompt_of = {e["id"]: prompt for e, prompt in zip(examples, stored)}
+    rows = [_row(prompt_of[s["id"]], s) for s in correct]
+    pairs = _pairs(examples, stored, samples)
+    meta = {
+        "selfgen": identity,
+        "generation": generation_settings(sampling),
+        "counts": {
+            "questions": len(examples),
+            "samples": len(samples),
+            "correct": len(correct),
+            "questions_solved": len({s["id"] for s in correct}),
+            "pairs": len(pairs),
+        },
+        "accuracy": {"value": summary["value"], "stderr": summary["stderr"]},
+        "files": {"rows": ROWS, "pairs": PAIRS, "samples": SAMPLES},
+        "provenance": provenance(identity.get("device")),
+    }
+    atomic_write_jsonl(folder / SAMPLES, samples)
+    atomic_write_jsonl(folder / ROWS, rows)
+    atomic_write_jsonl(folder / PAIRS, pairs)
+    atomic_write_text(folder / META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    progress.finish()
+    return meta
+
+
+def _finished(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished data in ``folder`` if it is this selfgen's; another's is one line, never replaced."""
+    path = folder / META
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        made = meta["selfgen"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is not a selfgen.json; choose another --output-dir") from None
+    if made != identity:
+        raise ConfigError(
+            f"{folder} holds another selfgen's data: {changes(made, identity)}; choose another "
+            "--output-dir (a finished folder is never replaced)"
+        )
+    print(f"note: {folder} is this selfgen, finished already; nothing was generated", file=sys.stderr)
+    return meta
+
+
+def _stored(conversation: Any, folder: Path, example_id: Any) -> Any:
+    """``conversation`` as a data file holds it: an in-memory image saved under ``images/`` and
+    named by its path relative to the folder (as :func:`harness.data.rows.read_rows` reads it)."""
+    if isinstance(conversation, str):
+        return conversation
+    out = []
+    for m, message in enumerate(conversation):
+        content = message["content"]
+        if isinstance(content, list):
+            parts = []
+            for p, part in enumerate(content):
+                if isinstance(part, dict) and isinstance(part.get("image"), Image.Image):
+                    name = f"images/{_slug(example_id)}-{m}-{p}.png"
+                    if not (folder / name).exists():
+                        (folder / "images").mkdir(parents=True, exist_ok=True)
+                        atomic_write_bytes(folder / name, _png(part["image"]))
+                    part = {**part, "image": name}
+                parts.append(part)
+            content = parts
+        out.append({**message, "content": content})
+    return out
+
+
+def _slug(value: Any) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(value))
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _answer(prompt: Any, text: str) -> Any:
+    """The completion side of a row: an assistant message, or the text itself after a raw prompt."""
+    return text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
+
+
+def _row(prompt: Any, sample: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prompt": prompt,
+        "completion": _answer(prompt, sample["completion"]),
+        "id": sample["id"],
+        "sample": sample["sample"],
+    }
+
+
+def _pairs(
+    examples: list[dict[str, Any]], prompts: list[Any], samples: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One preference row per question answered both right and wrong: its first of each."""
+    by_id: dict[Any, list[dict[str, Any]]] = {}
+    for sample in samples:
+        by_id.setdefault(sample["id"], []).append(sample)
+    pairs = []
+    for example, prompt in zip(examples, prompts):
+        answers = by_id[example["id"]]
+        right = next((s for s in answers if s["score"] == 1.0), None)
+        wrong = next((s for s in answers if s["score"] == 0.0), None)
+        if right is not None and wrong is not None:
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": _answer(prompt, right["completion"]),
+                    "rejected": _answer(prompt, wrong["completion"]),
+                    "id": example["id"],
+                    "samples": [right["sample"], wrong["sample"]],
+                }
+            )
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config, sampling = parse_selfgen(argv, description=__doc__.split("\n\n")[0])
+        meta = selfgen(
+            config.model,
+            config.task,
+            config.output_dir,
+            limit=config.limit,
+            sampling=sampling,
+            template=config.prompt_template,
+            device=config.device,
+            generation_backend=config.generation_backend,
+            tensor_parallel_size=config.tensor_parallel_size,
+            min_pixels=config.min_pixels,
+            max_pixels=config.max_pixels,
+        )
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    counts = meta["counts"]
+    print(
+        f"{counts['questions']} questions, {counts['samples']} samples: {counts['correct']} correct "
+        f"({100 * meta['accuracy']['value']:.1f}% ± {100 * meta['accuracy']['stderr']:.1f}) in "
+        f"{counts['questions_solved']} questions -> {Path(config.output_dir) / ROWS}; "
+        f"{counts['pairs']} pairs -> {Path(config.output_dir) / PAIRS}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
