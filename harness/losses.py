@@ -77,7 +77,19 @@ class _Objective:
     - ``psft`` (arXiv 2508.17784): PPO's clipped surrogate with every advantage 1, the loss
       1 - min(r, clip(r, 1 - eps, 1 + eps)) with r = p / p_old, p_old the target's probability
       under the model at the start of the PSFT batch (:attr:`psft_minibatches` optimizer steps): the
-      weight sg(r) where r < 1 + eps, else 0 (SFT's gradient at a batch's first step, where r = 1).
+      weight sg(r) where r < 1 + eps, else 0 (SFT's gradient at a batch's first step, where r = 1);
+    - ``iw-sft`` (arXiv 2507.12856, the authors' code): one weight per sequence y,
+      sg(clip(exp(T x mean_t [log p_t - log p_start,t]), 0, w_max)), p_start the frozen starting
+      model's probability of the same target (T = ``iwsft_temperature``, w_max = ``iwsft_max_weight``);
+    - ``dpo`` (arXiv 2305.18290, TRL's sigmoid loss): on a pair (chosen c, rejected r), the loss
+      -log sigmoid(beta x [(log pi(c) - log pi_start(c)) - (log pi(r) - log pi_start(r))]), log pi(y)
+      the sum of y's token log-probabilities; its gradient is each chosen token's cross-entropy
+      gradient times +beta x sigmoid(-margin), each rejected token's times -beta x sigmoid(-margin),
+      and the loss is a mean over pairs (``num_trained_tokens`` counts pairs).
+
+    The last two are per-sequence (:attr:`harness.objectives.ObjectiveRow.per_sequence`): their
+    weights read every token of a sequence, so the loss takes each position's sequence
+    (``sequence_ids``; DPO's pair k is sequences 2k, chosen, and 2k + 1, rejected).
 
     Its fields are ``name`` and every objective parameter of :class:`harness.config.TrainConfig`, at
     the same defaults (:data:`Objective` is made from them below: one home for each parameter).
@@ -132,6 +144,15 @@ class _Objective:
         """Per-token gradient weights (detached), given per-token cross-entropy, for EAFT each token's
         :attr:`top_k` largest logits ``[N, K]``, and for PSFT the old policy's cross-entropy."""
         return WEIGHTS[self.name](self, token_nll.detach(), top_logits, old_nll)
+
+    def sequence_weights(
+        self, token_nll: torch.Tensor, start_nll: torch.Tensor, sequence: torch.Tensor, num_sequences: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A per-sequence objective's token weights (detached) and its loss summed over sequences
+        (DPO: over pairs), from the trained tokens' cross-entropy, the starting model's, and each
+        token's sequence in ``range(num_sequences)``. Where ``token_nll`` carries a gradient the sum
+        does too, and it is the weights' (a test checks it)."""
+        return SEQUENCE_WEIGHTS[self.name](self, token_nll, start_nll.detach(), sequence, num_sequences)
 
     def token_losses(
         self, token_nll: torch.Tensor, weights: torch.Tensor, old_nll: torch.Tensor | None = None
@@ -213,6 +234,32 @@ LOSS_VALUES = {
 }
 
 
+# The per-sequence objectives (rows with per_sequence): (objective, CE, the starting model's CE, each
+# token's sequence, number of sequences) -> (detached token weights, the loss summed over sequences).
+def _sequence_sums(values: torch.Tensor, sequence: torch.Tensor, n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, sequence, values)
+
+
+def _iw_sft(o: Objective, nll, start_nll, sequence, n) -> tuple[torch.Tensor, torch.Tensor]:
+    gain = _sequence_sums(start_nll - nll.detach(), sequence, n)  # sum of log p - log p_start
+    length = _sequence_sums(torch.ones_like(nll), sequence, n).clamp(min=1.0)
+    weight = torch.exp(o.iwsft_temperature * gain / length).clamp(0.0, o.iwsft_max_weight)[sequence]
+    return weight, (weight * nll).sum()
+
+
+def _dpo(o: Objective, nll, start_nll, sequence, n) -> tuple[torch.Tensor, torch.Tensor]:
+    if n % 2:
+        raise ValueError(f"DPO's sequences come in pairs (chosen 2k, rejected 2k + 1); got {n}")
+    log_ratio = _sequence_sums(start_nll - nll, sequence, n)  # log pi(y) - log pi_start(y)
+    margin = o.dpo_beta * (log_ratio[0::2] - log_ratio[1::2])
+    side = 1.0 - 2.0 * (sequence % 2).to(nll.dtype)  # +1 chosen, -1 rejected
+    weight = (o.dpo_beta * torch.sigmoid(-margin.detach()))[sequence // 2] * side
+    return weight, F.softplus(-margin).sum()  # -log sigmoid(margin), stable
+
+
+SEQUENCE_WEIGHTS = {"iw-sft": _iw_sft, "dpo": _dpo}
+
+
 def as_objective(objective: str | Objective) -> Objective:
     return objective if isinstance(objective, Objective) else Objective(objective)
 
@@ -239,6 +286,21 @@ def _normalizer(targets: torch.Tensor, num_trained_tokens: int | float | torch.T
     return num_trained_tokens
 
 
+def _unit_normalizer(objective, targets, num_trained_tokens, num_sequences: int):
+    """The default normalizer of a per-sequence objective: the pairs here (DPO), else the tokens."""
+    if num_trained_tokens is None and objective.row.data == objectives.PAIRS:
+        return max(num_sequences // 2, 1)
+    return _normalizer(targets, num_trained_tokens)
+
+
+def _sequences(objective, sequence_ids: torch.Tensor | None, num_sequences: int | None) -> torch.Tensor:
+    if sequence_ids is None or num_sequences is None:
+        raise ValueError(
+            f"objective {objective.name!r} weighs whole sequences: give sequence_ids and num_sequences"
+        )
+    return sequence_ids
+
+
 def causal_lm_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -247,6 +309,8 @@ def causal_lm_loss(
     num_trained_tokens: int | float | torch.Tensor | None = None,
     stats: list[LossStats] | None = None,
     reference_logits: torch.Tensor | None = None,
+    sequence_ids: torch.Tensor | None = None,
+    num_sequences: int | None = None,
 ) -> torch.Tensor:
     """Scalar loss of ``objective`` from ``logits [B, T, V]`` and ``labels [B, T]``.
 
@@ -254,8 +318,9 @@ def causal_lm_loss(
     ``-100`` where nothing is trained. The result is the per-token loss summed over trained tokens
     and divided by ``num_trained_tokens`` (default: their count here). Cross-entropy is computed in
     float32 whatever the logits' dtype. ASFT needs ``reference_logits``, the frozen starting
-    model's on the same inputs, PSFT the old policy's. When ``stats`` is a list, one ``LossStats`` (plain NLL and
-    probability sums) is appended to it.
+    model's on the same inputs, PSFT the old policy's. A per-sequence objective (iw-SFT, DPO) needs
+    ``sequence_ids [B, T]``, each position's sequence in ``range(num_sequences)``. When ``stats`` is
+    a list, one ``LossStats`` (plain NLL and probability sums) is appended to it.
     """
     objective = as_objective(objective)
     targets = _shift(labels).reshape(-1)
@@ -270,11 +335,16 @@ def causal_lm_loss(
             raise ValueError(f"objective {objective.name!r} needs the reference model's reference_logits")
         reference = torch.log_softmax(reference_logits.reshape(flat.shape).detach().float(), dim=-1)
         old_nll = -reference.gather(1, targets.clamp(min=0).unsqueeze(1)).squeeze(1)
-    weights = objective.token_weights(token_nll, top, old_nll) * mask
     if stats is not None:
         with torch.no_grad():
             probs = torch.exp(-token_nll) * mask
             stats.append(LossStats(token_nll.sum(), probs.sum(), mask.sum()))
+    if objective.row.per_sequence:
+        trained = mask.nonzero().squeeze(1)
+        sequence = _sequences(objective, sequence_ids, num_sequences).reshape(-1)[trained]
+        _, total = objective.sequence_weights(token_nll[trained], old_nll[trained], sequence, num_sequences)
+        return total / _unit_normalizer(objective, targets, num_trained_tokens, num_sequences)
+    weights = objective.token_weights(token_nll, top, old_nll) * mask
     total = (objective.token_losses(token_nll, weights, old_nll) * mask).sum()
     if objective.kl_weight:
         token_kl = (reference.exp() * (reference - torch.log_softmax(flat, dim=-1))).sum(dim=-1)
@@ -301,11 +371,14 @@ class _FusedLinearLoss(torch.autograd.Function):
     # precision, or the softmax it rebuilds would not match the forward's log-sum-exp.
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, hidden, weight, targets, objective, chunk_size, normalizer, ref_hidden, ref_weight):
+    def forward(
+        ctx, hidden, weight, targets, objective, chunk_size, normalizer, ref_hidden, ref_weight, sequences
+    ):
         n = hidden.size(0)
-        lse, token_weight, token_nll, token_value, token_kl, ref_lse = (
-            torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(6)
+        lse, token_weight, token_nll, token_value, token_kl, ref_lse, start_nll = (
+            torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(7)
         )
+        per_sequence = objective.row.per_sequence  # weighed once every chunk is scored
         dtype = compute_dtype(hidden)
         w = weight.to(dtype)  # once, not once per chunk as autocast would
         kl = objective.kl_weight != 0.0
@@ -335,17 +408,22 @@ class _FusedLinearLoss(torch.autograd.Function):
             nll = torch.where(mask, chunk_lse - target_logit, torch.zeros_like(chunk_lse))
             lse[sl] = chunk_lse
             token_nll[sl] = nll
-            token_weight[sl] = objective.token_weights(nll, top, old_nll) * mask
-            token_value[sl] = objective.token_losses(nll, token_weight[sl], old_nll) * mask
+            if per_sequence:
+                start_nll[sl] = old_nll
+            else:
+                token_weight[sl] = objective.token_weights(nll, top, old_nll) * mask
+                token_value[sl] = objective.token_losses(nll, token_weight[sl], old_nll) * mask
             if kl:
                 token_kl[sl] = (token_kl[sl] + chunk_lse) * mask
             del logits  # else it lives on while the next chunk's product is made: two chunks at once
+        total = token_value.sum()
+        if per_sequence:  # every target here is trained: only those were selected
+            token_weight, total = objective.sequence_weights(token_nll, start_nll, *sequences)
         ctx.save_for_backward(hidden, weight, targets, lse, token_weight, ref_hidden, ref_weight, ref_lse)
         ctx.chunk_size = chunk_size
         ctx.normalizer = normalizer
         ctx.kl_weight = objective.kl_weight
         ctx.mark_non_differentiable(token_nll)
-        total = token_value.sum()
         if kl:
             total = total + objective.kl_weight * token_kl.sum()
         return total / normalizer, token_nll
@@ -392,7 +470,7 @@ class _FusedLinearLoss(torch.autograd.Function):
             del grad_logits  # as in forward: one chunk of logits at a time
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
-        return grad_hidden, grad_weight, None, None, None, None, None, None
+        return grad_hidden, grad_weight, None, None, None, None, None, None, None
 
 
 class _KernelLinearLoss(torch.autograd.Function):
@@ -496,6 +574,8 @@ def fused_causal_lm_loss(
     stats: list[LossStats] | None = None,
     reference: tuple[torch.Tensor, torch.Tensor] | None = None,
     trained_positions: torch.Tensor | None = None,
+    sequence_ids: torch.Tensor | None = None,
+    num_sequences: int | None = None,
 ) -> torch.Tensor:
     """Same value and gradients as ``causal_lm_loss(hidden @ lm_head_weight.T, labels, objective)``.
 
@@ -505,8 +585,10 @@ def fused_causal_lm_loss(
     ASFT and PSFT need ``reference``: the other model's (the frozen starting model, the old policy)
     hidden states and head on the same inputs. ``trained_positions``, the flat indices of the
     trained targets (:func:`trained_positions_of` the labels), spares a GPU the synchronization of
-    finding them itself. Where Triton runs (CUDA) an objective that is a per-token weight of the
-    cross-entropy goes through :mod:`harness.kernels`; otherwise, and on a CPU, through torch.
+    finding them itself. A per-sequence objective (iw-SFT, DPO) needs ``sequence_ids`` and
+    ``num_sequences`` as :func:`causal_lm_loss` does. Where Triton runs (CUDA) an objective that is
+    a per-token weight of the cross-entropy goes through :mod:`harness.kernels`; otherwise, and on a
+    CPU, through torch.
     """
     objective = as_objective(objective)
     if chunk_size < 1:
@@ -522,6 +604,12 @@ def fused_causal_lm_loss(
         trained_positions = trained_positions_of(labels)
     trained_positions = trained_positions.to(targets.device, non_blocking=True)
     trained = trained_positions.numel()
+    sequences = None
+    if objective.row.per_sequence:
+        flat_ids = _sequences(objective, sequence_ids, num_sequences).reshape(-1).to(targets.device)
+        sequences = (flat_ids.index_select(0, trained_positions), num_sequences)
+        if num_trained_tokens is None and objective.row.data == objectives.PAIRS:
+            num_trained_tokens = max(num_sequences // 2, 1)
     normalizer = max(trained, 1) if num_trained_tokens is None else num_trained_tokens
     normalizer = float(normalizer.item() if isinstance(normalizer, torch.Tensor) else normalizer)
     if trained < targets.numel():  # the gradient of the gather is a scatter: a prompt row gets 0
@@ -543,6 +631,7 @@ def fused_causal_lm_loss(
             normalizer,
             ref_hidden,
             None if ref_weight is None else ref_weight.detach(),
+            sequences,
         )
     if stats is not None:
         with torch.no_grad():

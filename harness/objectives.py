@@ -19,6 +19,9 @@ from dataclasses import dataclass
 # The second model an objective's loss reads: none, the frozen starting model, or the model at the
 # start of the current batch (PSFT's old policy).
 START, OLD_POLICY = "frozen starting model", "old policy"
+# What an objective trains on: prompt/completion rows, or prompt/chosen/rejected preference pairs
+# (whose loss is a mean over pairs, not over tokens).
+ROWS, PAIRS = "rows", "pairs"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class ObjectiveRow:
     fsdp: bool = True
     lora: bool = True
     params: tuple[str, ...] = ()  # the TrainConfig fields it reads
+    data: str = ROWS  # ROWS or PAIRS
+    # Whether a token's weight reads its whole sequence (iw-SFT's sequence weight, DPO's pair
+    # margin): the loss needs each token's sequence, and weighs a chunk only once all are scored.
+    per_sequence: bool = False
 
 
 OBJECTIVE_TABLE = (
@@ -60,6 +67,25 @@ OBJECTIVE_TABLE = (
         fsdp=False,
         lora=False,
         params=("psft_clip", "psft_minibatches"),
+    ),
+    ObjectiveRow(
+        "iw-sft",
+        "iw-SFT",
+        "arXiv 2507.12856; the authors' code (emmyqin/iw_sft)",
+        reference=START,
+        fsdp=False,
+        params=("iwsft_temperature", "iwsft_max_weight"),
+        per_sequence=True,
+    ),
+    ObjectiveRow(
+        "dpo",
+        "DPO",
+        "arXiv 2305.18290; TRL's DPOTrainer (sigmoid loss)",
+        reference=START,
+        fsdp=False,
+        params=("dpo_beta",),
+        data=PAIRS,
+        per_sequence=True,
     ),
 )
 NAMES = tuple(r.name for r in OBJECTIVE_TABLE)

@@ -228,7 +228,7 @@ def make_record(
     ...             scores={}, wall_time_s=0.0, run_dir=None)
     Traceback (most recent call last):
     ...
-    harness.errors.RecordError: unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft
+    harness.errors.RecordError: unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft, iw-sft, dpo
     """
     _check_method(method)
     record = {

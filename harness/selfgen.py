@@ -41,7 +41,7 @@ import tasks
 from harness.config import SELFGEN_PROTOCOL, Sampling
 from harness.config.resolve import parse_selfgen
 from harness.data.images import printable
-from harness.data.rows import load_split
+from harness.data.rows import SELFGEN_FILES, load_split
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.evaluate import generate_kept, generator
 from harness.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
@@ -51,7 +51,8 @@ from harness.results import provenance
 from harness.score import grade_samples
 from tasks.prompts import CHAT, with_template
 
-META, ROWS, PAIRS, SAMPLES = "selfgen.json", "rows.jsonl", "pairs.jsonl", "samples.jsonl"
+META, SAMPLES = "selfgen.json", "samples.jsonl"
+ROWS, PAIRS = SELFGEN_FILES[False], SELFGEN_FILES[True]  # where training reads them
 
 
 def selfgen(

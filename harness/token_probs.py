@@ -28,7 +28,7 @@ import torch
 from harness.config import PROB_BINS, PROB_ROWS, TrainConfig
 from harness.config.resolve import parse_token_probs
 from harness.data.encode import collate, encode_all
-from harness.data.rows import training_rows
+from harness.data.rows import histogram_rows
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.losses import IGNORE_INDEX
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
@@ -101,7 +101,7 @@ def token_probability_histogram(
         raise ConfigError(f"rows must be >= 1, got {rows}")
     device, amp_dtype = device_and_dtype(config.device)
     tokenizer, processor = load_tokenizer_and_processor(model, config.min_pixels, config.max_pixels)
-    all_rows, source = training_rows(  # the rows as written: --train-noise's wrong answers are not read
+    all_rows, source = histogram_rows(  # the rows as written: --train-noise's wrong answers are not read
         config.task, config.train_data, config.train_limit, config.prompt_template, config.train_offset
     )
     chosen = all_rows[:rows]

@@ -102,6 +102,8 @@ class CausalLMWithLoss(torch.nn.Module):
         num_trained_tokens=None,
         stats=None,
         trained_positions=None,
+        sequence_ids=None,
+        num_sequences=None,
         **images,  # pixel_values, image_grid_thw, mm_token_type_ids for vision-language backbones
     ):
         inputs = dict(
@@ -126,6 +128,8 @@ class CausalLMWithLoss(torch.nn.Module):
                 stats=stats,
                 reference=reference,
                 trained_positions=trained_positions,
+                sequence_ids=sequence_ids,
+                num_sequences=num_sequences,
             )
         logits = self.model(**inputs).logits
         return causal_lm_loss(
@@ -135,6 +139,8 @@ class CausalLMWithLoss(torch.nn.Module):
             num_trained_tokens=num_trained_tokens,
             stats=stats,
             reference_logits=reference,
+            sequence_ids=sequence_ids,
+            num_sequences=num_sequences,
         )
 
 
@@ -249,11 +255,19 @@ def setup(config: TrainConfig) -> Run:
         )
     tokenizer, processor = load_tokenizer_and_processor(config.model, config.min_pixels, config.max_pixels)
     vision = processor is not None
+    pairs = objective.row.data == objectives.PAIRS
     rows, source = training_rows(
-        config.task, config.train_data, config.train_limit, config.prompt_template, config.train_offset
+        config.task,
+        config.train_data,
+        config.train_limit,
+        config.prompt_template,
+        config.train_offset,
+        pairs=pairs,
     )
     rows, corrupted = with_noise(rows, config.train_noise, config.seed, source)
-    examples, counts = encode_all(tokenizer, rows, config.max_length, config.overlong, source, processor)
+    examples, counts = encode_all(
+        tokenizer, rows, config.max_length, config.overlong, source, processor, pairs=pairs
+    )
     if how == "fsdp" and vision and any(not e.image_grid_thw.shape[0] for e in examples):
         # A rank whose micro-batch has no image would skip the vision tower's gathers that the others
         # wait in: FSDP would hang where DDP (find_unused_parameters) copes.
@@ -380,8 +394,12 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         # A PSFT batch starts: the old policy is the model as it is now (a resumed run takes it afresh).
         run.module.reference.load_state_dict(run.model.state_dict())
     indices = step_indices(step, len(examples), config.batch_size, config.seed)
-    # Every rank knows the whole step, so the normalizer needs no communication.
-    step_tokens = sum(examples[i].trained_tokens for i in indices)
+    # Every rank knows the whole step, so the normalizer needs no communication: its trained tokens,
+    # or for an objective on preference pairs (DPO, a mean over pairs) its pairs.
+    if objective.row.data == objectives.PAIRS:
+        step_tokens = len(indices)
+    else:
+        step_tokens = sum(examples[i].trained_tokens for i in indices)
     per_rank = len(indices) // ddp.world
     mine = indices[ddp.rank * per_rank : (ddp.rank + 1) * per_rank]
     stats: list[LossStats] = []
@@ -390,10 +408,12 @@ def optimizer_step(run: Run, step: int) -> dict[str, Any]:
         chunk = [
             examples[i] for i in mine[micro * config.micro_batch_size : (micro + 1) * config.micro_batch_size]
         ]
-        batch = collate(chunk, config.max_length, run.tokenizer.pad_token_id, config.packing)
+        batch = collate(
+            chunk, config.max_length, run.tokenizer.pad_token_id, config.packing, objective.row.per_sequence
+        )
         # Found where the labels were made, so the loss never asks the device which tokens train.
         batch["trained_positions"] = trained_positions_of(batch["labels"])
-        batch = {k: _to_device(v, run.device) for k, v in batch.items()}
+        batch = {k: _to_device(v, run.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         sync = micro == run.accumulation - 1 or ddp.world == 1
         # FSDP reduce-scatters every micro-batch's gradients (holding whole ones would undo the sharding).
         context = run.wrapped.no_sync() if (run.how == "ddp" and not sync) else contextlib.nullcontext()

@@ -46,7 +46,7 @@ def test_the_lists_are_derived_from_the_roles():
     run_only |= {"eval_every", "curve_limit", "sharding", "compile"}
     assert set(HPARAM_KEYS) == {f.name for f in fields(TrainConfig)} - run_only
     params = {"dft_min_weight", "dft_alpha", "q", "prob_threshold", "eaft_alpha", "eaft_top_k", "asft_lambda"}
-    params |= {"psft_clip", "psft_minibatches"}
+    params |= {"psft_clip", "psft_minibatches", "iwsft_temperature", "iwsft_max_weight", "dpo_beta"}
     assert OBJECTIVE_KEYS == {"objective"} | params
     assert SWEEP_AXES == ("lr", "batch_size") and PER_METHOD == {"output_dir", "objective", "resume"}
     assert settings.PER_CELL == {"task", "methods"} and settings.REPLICATE_KEYS == {"seed"}
@@ -62,6 +62,9 @@ def test_the_lists_are_derived_from_the_roles():
         "asft_lambda": 0.05,
         "psft_clip": 0.2,
         "psft_minibatches": 8,
+        "iwsft_temperature": 1.0,
+        "iwsft_max_weight": 16.0,
+        "dpo_beta": 0.1,
     }
     # The record's hparams keep TrainConfig's field order: it orders the leaderboard's columns.
     assert list(HPARAM_KEYS) == [f.name for f in fields(TrainConfig) if f.name in HPARAM_KEYS]

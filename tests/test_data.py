@@ -389,3 +389,99 @@ def test_train_cli_bad_data_is_one_error_line_and_touches_nothing(tmp_path, caps
     assert f"{bad} line 2" in lines[0] and "missing field 'completion'" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious\n"
+
+
+# --- preference pairs ----------------------------------------------------------------------------------
+
+
+def make_pair(chosen="2 + 3 = 5.", rejected="2 + 3 = 6.", prompt="What is 2 plus 3?"):
+    row = make_row(chosen, prompt)
+    return {
+        "prompt": row["prompt"],
+        "chosen": row["completion"],
+        "rejected": make_row(rejected)["completion"],
+    }
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_pairs_collate_as_two_sequences_each_chosen_then_rejected(tokenizer):
+    pairs = [make_pair(), make_pair("4.", "a much longer wrong answer of many tokens", "What is 2 plus 2?")]
+    examples, counts = encode_all(tokenizer, pairs, 64, "truncate", "doc", pairs=True)
+    assert not counts and [e.trained_tokens for e in examples] == [
+        e.chosen.trained_tokens + e.rejected.trained_tokens for e in examples
+    ]
+    alone = [
+        encode(tokenizer, make_row(p["chosen"][0]["content"], p["prompt"][0]["content"]), 64) for p in pairs
+    ]
+    assert [e.chosen.input_ids for e in examples] == [a.input_ids for a in alone]
+    for packing in (True, False):
+        batch = collate(examples, 256, tokenizer.pad_token_id, packing, sequences=True)
+        assert batch["num_sequences"] == 4
+        ids, tokens = batch["sequence_ids"], batch["input_ids"]
+        # Each sequence's tokens are exactly its encoding, wherever packing put it; padding is -1.
+        sides = [side for e in examples for side in (e.chosen, e.rejected)]
+        for k, side in enumerate(sides):
+            assert tokens[ids == k].tolist() == side.input_ids
+        assert (ids >= -1).all() and int((ids == -1).sum()) == int(
+            tokens.numel() - sum(len(s.input_ids) for s in sides)
+        )
+    assert "sequence_ids" not in collate(examples, 256, tokenizer.pad_token_id)
+
+
+def test_a_pair_is_dropped_whole_when_either_answer_is_overlong(tokenizer):
+    long = " ".join(["word"] * 200)
+    examples, counts = encode_all(
+        tokenizer, [make_pair(), make_pair(rejected=long)], 40, "drop", "doc", pairs=True
+    )
+    assert len(examples) == 1 and counts == Counter(dropped_overlong=1)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"prompt": "q", "chosen": "a"}, "p.jsonl line 1: missing field 'rejected' (a preference pair is prompt, chosen and rejected)"),
+        ({"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": "b"}, "p.jsonl line 1: 'chosen' must be a list of messages, got str"),
+        ({"prompt": "q", "chosen": "a", "rejected": " "}, "p.jsonl line 1: 'rejected' has no text, so there is nothing to train"),
+        ({"prompt": [{"role": "user", "content": "q"}], "chosen": [], "rejected": "b"}, "p.jsonl line 1: 'chosen' is empty"),
+    ],
+)  # fmt: skip
+def test_a_bad_pair_is_one_line_naming_the_file_line_and_side(tmp_path, row, message):
+    path = write_jsonl(tmp_path / "p.jsonl", [row])
+    with pytest.raises(DataError) as error:
+        read_rows(path, pairs=True)
+    assert str(error.value) == message.replace("p.jsonl", str(path))
+
+
+def test_pairs_and_rows_each_refuse_the_other_and_a_selfgen_folder_gives_each_its_file(tmp_path):
+    from harness.data.rows import data_file, histogram_rows, holds_pairs, training_rows
+
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [make_pair(), make_pair("4.", "5.", "2 plus 2?")])
+    with pytest.raises(
+        DataError,
+        match=r"line 1: a preference pair \(prompt, chosen, rejected\), not a prompt/completion row: only dpo train",
+    ):
+        training_rows("math-words", str(pairs), None)
+    with pytest.raises(
+        DataError,
+        match=r"line 1: missing field 'chosen' \(a preference pair is prompt, chosen and rejected\)",
+    ):
+        training_rows("math-words", str(write_jsonl(tmp_path / "rows.jsonl", [make_row()])), None, pairs=True)
+    with pytest.raises(DataError, match=r"^dpo train on preference pairs .*: give --train-data a pairs file"):
+        training_rows("math-words", None, None, pairs=True)
+    # A selfgen folder: rows for row objectives, pairs for DPO; the histogram reads its rows.
+    assert data_file(tmp_path) == tmp_path / "rows.jsonl" and data_file(tmp_path, True) == pairs
+    assert len(training_rows("math-words", str(tmp_path), None, pairs=True)[0]) == 2
+    assert holds_pairs(pairs) and not holds_pairs(tmp_path) and not holds_pairs(tmp_path / "rows.jsonl")
+    # A pairs file alone: the histogram reads the chosen answers as rows.
+    rows, source = histogram_rows("math-words", str(pairs), 1)
+    assert rows == [{"prompt": make_pair()["prompt"], "completion": make_pair()["chosen"]}]
+    assert source == f"{pairs} (the chosen answers)" and rows.locations == [f"{pairs} line 1"]
+    (tmp_path / "pairs.jsonl").unlink()
+    with pytest.raises(
+        DataError, match=r"a folder is read as one python -m harness.selfgen made, and it has no pairs.jsonl$"
+    ):
+        data_file(tmp_path, True)

@@ -314,8 +314,16 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     from harness.config import OBJECTIVE_PARAMS, OBJECTIVES
 
     given = {"dft_min_weight": 0.1, "q": 0.5, "prob_threshold": 0.2, "eaft_top_k": 5, "asft_lambda": 0.1}
+    given |= {"iwsft_temperature": 2.0, "dpo_beta": 0.5}
     flags = [arg for name, value in given.items() for arg in (flag(name), str(value))]
-    run = parse_experiment(["--methods", "base," + ",".join(OBJECTIVES), *flags])
+    # A selfgen folder: rows for the objectives on rows, pairs for DPO.
+    prompt = [{"role": "user", "content": "1 + 1?"}]
+    answer = [{"role": "assistant", "content": "\\boxed{2}"}]
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"prompt": prompt, "completion": answer}) + "\n")
+    pair = {"prompt": prompt, "chosen": answer, "rejected": [{"role": "assistant", "content": "3"}]}
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
+    methods = ["--methods", "base," + ",".join(OBJECTIVES), "--train-data", str(tmp_path)]
+    run = parse_experiment([*methods, *flags])
     configs = {m: experiment.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():
         assert config.objective == method

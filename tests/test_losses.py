@@ -335,3 +335,123 @@ def test_fused_rejects_bad_chunk_size():
         fused_causal_lm_loss(
             torch.randn(1, 2, 4), torch.randn(3, 4), torch.tensor([[0, 1]]), "sft", chunk_size=0
         )
+
+
+# --- the per-sequence objectives: iw-SFT and DPO ------------------------------------------------------
+
+
+def two_token_logits(probabilities: list[float]) -> torch.Tensor:
+    """Logits over two tokens, one position per probability, where token 0 has that probability."""
+    return torch.tensor([[[math.log(p / (1 - p)), 0.0] for p in probabilities]])
+
+
+def test_dpo_on_one_pair_is_the_closed_form():
+    # The starting model gives every target 1/2. The model gives the chosen answer's one token 0.8 and
+    # the rejected answer's 0.4: the margin is beta * (ln(0.8 / 0.5) - ln(0.4 / 0.5)) = beta * ln 2,
+    # the loss -log sigmoid(beta ln 2) = ln(1 + 2^-beta): ln 1.5 at beta 1.
+    logits = two_token_logits([0.8, 0.5, 0.4, 0.5]).requires_grad_(True)
+    labels = torch.tensor([[IGNORE_INDEX, 0, IGNORE_INDEX, 0]])  # targets of positions 0 and 2
+    sequence_ids = torch.tensor([[0, 0, 1, 1]])  # pair 0: chosen sequence 0, rejected sequence 1
+    start = torch.zeros_like(logits)  # uniform: 1/2
+    for beta in (1.0, 0.1):
+        loss = causal_lm_loss(
+            logits,
+            labels,
+            Objective("dpo", dpo_beta=beta),
+            reference_logits=start,
+            sequence_ids=sequence_ids,
+            num_sequences=2,
+        )
+        assert loss.item() == pytest.approx(math.log(1 + 2**-beta), rel=1e-6)
+    # The chosen token's logit z: d/dz -log sigmoid(margin) = -sigmoid(-margin) beta d log p_c/dz, and
+    # d log p_c / dz = 1 - p_c; the rejected one's is pushed down by the same factor (beta 0.1 here).
+    loss.backward()
+    pull = 0.1 / (1 + math.exp(0.1 * math.log(2)))  # beta sigmoid(-margin)
+    assert logits.grad[0, 0, 0].item() == pytest.approx(-pull * (1 - 0.8), rel=1e-5)
+    assert logits.grad[0, 2, 0].item() == pytest.approx(pull * (1 - 0.4), rel=1e-5)
+
+
+def test_iw_sft_weighs_each_sequence_by_its_clipped_mean_log_ratio():
+    # One sequence of two targets, the model at 1/2 and 1/4 where the start gives 1/4 and 1/4: the mean
+    # log ratio is (ln 2 + 0) / 2, the weight sqrt(2), the loss sqrt(2) x (ln 2 + ln 4) / 2 per token.
+    logits = two_token_logits([0.5, 0.25, 0.5])
+    start = two_token_logits([0.25, 0.25, 0.5])
+    labels = torch.tensor([[IGNORE_INDEX, 0, 0]])
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    loss = causal_lm_loss(logits, labels, "iw-sft", reference_logits=start, sequence_ids=ids, num_sequences=1)
+    assert loss.item() == pytest.approx(math.sqrt(2) * 1.5 * math.log(2), rel=1e-6)
+    # T scales the log ratio (T = 4: weight 4); a ratio far above the start's is clipped to w_max.
+    loss = causal_lm_loss(
+        logits, labels, Objective("iw-sft", iwsft_temperature=4.0), reference_logits=start,
+        sequence_ids=ids, num_sequences=1,
+    )  # fmt: skip
+    assert loss.item() == pytest.approx(4 * 1.5 * math.log(2), rel=1e-6)
+    far = two_token_logits([0.01, 0.01, 0.5])
+    loss = causal_lm_loss(logits, labels, "iw-sft", reference_logits=far, sequence_ids=ids, num_sequences=1)
+    assert loss.item() == pytest.approx(16 * 1.5 * math.log(2), rel=1e-6)
+    # A model still at its start weighs every sequence 1: iw-SFT is then SFT, value and gradient.
+    at_start = causal_lm_loss(
+        start, labels, "iw-sft", reference_logits=start, sequence_ids=ids, num_sequences=1
+    )
+    assert at_start.item() == pytest.approx(causal_lm_loss(start, labels, "sft").item(), rel=1e-7)
+
+
+@pytest.mark.parametrize("objective", ["iw-sft", "dpo"])
+def test_per_sequence_weights_are_the_gradient_of_the_sum(objective):
+    # The weights the fused loss uses in backward are d(loss sum)/d(CE_t), which autograd gives from
+    # the sum itself: one definition of each objective, two uses.
+    torch.manual_seed(0)
+    nll = torch.rand(9, dtype=torch.float64, requires_grad=True)
+    start = torch.rand(9, dtype=torch.float64)
+    sequence = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 3])
+    params = {"dpo_beta": 0.7} if objective == "dpo" else {"iwsft_temperature": 0.7}
+    weights, total = Objective(objective, **params).sequence_weights(nll, start, sequence, 4)
+    (grad,) = torch.autograd.grad(total, nll)
+    assert not weights.requires_grad and torch.allclose(grad, weights)
+    if objective == "dpo":  # chosen tokens (even sequences) learned, rejected ones unlearned
+        assert (weights[sequence % 2 == 0] > 0).all() and (weights[sequence % 2 == 1] < 0).all()
+    else:  # one weight per sequence
+        assert len({round(w, 12) for w in weights[sequence == 2].tolist()}) == 1
+
+
+@pytest.mark.parametrize("objective", ["iw-sft", "dpo"])
+@pytest.mark.parametrize("chunk_size", [1, 3, 64])
+def test_per_sequence_fused_matches_plain_loss_and_gradients_on_packed_rows(objective, chunk_size):
+    # Two packed rows of two sequences each, prompts ignored; the fused path weighs every sequence
+    # only after all its chunks are scored.
+    torch.manual_seed(1)
+    hidden = torch.randn(2, 7, 5, dtype=torch.float64)
+    head = torch.randn(11, 5, dtype=torch.float64)
+    start_hidden, start_head = (
+        torch.randn(2, 7, 5, dtype=torch.float64),
+        torch.randn(11, 5, dtype=torch.float64),
+    )
+    labels = torch.randint(0, 11, (2, 7))
+    labels[:, [0, 4]] = IGNORE_INDEX  # each sequence's first token is prompt
+    ids = torch.tensor([[0, 0, 0, 0, 1, 1, 1], [2, 2, 2, 2, 3, 3, 3]])
+    plain_in, fused_in = (hidden.clone().requires_grad_(True) for _ in range(2))
+    plain_head, fused_head = (head.clone().requires_grad_(True) for _ in range(2))
+    plain = causal_lm_loss(
+        plain_in @ plain_head.T, labels, objective, reference_logits=start_hidden @ start_head.T,
+        sequence_ids=ids, num_sequences=4,
+    )  # fmt: skip
+    fused = fused_causal_lm_loss(
+        fused_in, fused_head, labels, objective, chunk_size, reference=(start_hidden, start_head),
+        sequence_ids=ids, num_sequences=4,
+    )  # fmt: skip
+    (plain + 0).backward()
+    fused.backward()
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert torch.allclose(fused_in.grad, plain_in.grad, atol=1e-6)
+    assert torch.allclose(fused_head.grad, plain_head.grad, atol=1e-6)
+
+
+def test_per_sequence_objectives_need_the_sequences_and_dpo_whole_pairs():
+    logits, labels = torch.zeros(1, 3, 2), torch.tensor([[IGNORE_INDEX, 0, 1]])
+    with pytest.raises(ValueError, match="weighs whole sequences: give sequence_ids and num_sequences"):
+        causal_lm_loss(logits, labels, "dpo", reference_logits=logits)
+    with pytest.raises(
+        ValueError, match=r"DPO's sequences come in pairs \(chosen 2k, rejected 2k \+ 1\); got 3"
+    ):
+        causal_lm_loss(logits, labels, "dpo", reference_logits=logits,
+                       sequence_ids=torch.tensor([[0, 1, 2]]), num_sequences=3)  # fmt: skip

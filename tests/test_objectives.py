@@ -12,12 +12,18 @@ from harness import objectives
 from harness.config import OBJECTIVE, OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig
 from harness.config.resolve import check_objectives
 from harness.errors import ConfigError
-from harness.losses import LOSS_VALUES, WEIGHTS, Objective
+from harness.losses import LOSS_VALUES, SEQUENCE_WEIGHTS, WEIGHTS, Objective
 
 
 def test_every_row_has_one_weight_function_and_nothing_else_does():
     assert OBJECTIVES == objectives.NAMES
-    assert set(WEIGHTS) == set(objectives.NAMES) and set(LOSS_VALUES) <= set(objectives.NAMES)
+    per_sequence = {r.name for r in objectives.OBJECTIVE_TABLE if r.per_sequence}
+    assert set(SEQUENCE_WEIGHTS) == per_sequence and set(WEIGHTS) == set(objectives.NAMES) - per_sequence
+    assert set(LOSS_VALUES) <= set(WEIGHTS)
+    # An objective on pairs reads every token of its pair: it is per-sequence, with a model to compare.
+    for r in objectives.OBJECTIVE_TABLE:
+        assert r.data in (objectives.ROWS, objectives.PAIRS)
+        assert r.data == objectives.ROWS or (r.per_sequence and r.reference == objectives.START)
     assert len({r.label for r in objectives.OBJECTIVE_TABLE}) == len(objectives.OBJECTIVE_TABLE)
 
 
@@ -50,10 +56,11 @@ def allowed_or_refused(allowed: bool, config: TrainConfig, name: str, world_size
 @pytest.mark.parametrize("name", objectives.NAMES)
 def test_the_resolver_reads_the_rows_fsdp_and_lora(name):
     row = objectives.row(name)
-    sharded = TrainConfig(objective=name, sharding="fsdp")
+    data = {"train_data": "pairs.jsonl"} if row.data == objectives.PAIRS else {}
+    sharded = TrainConfig(objective=name, sharding="fsdp", **data)
     refusal = f"--objective {name} with --sharding fsdp: its {row.reference} is not"
     allowed_or_refused(row.fsdp, sharded, name, 2, refusal)
-    adapted = TrainConfig(objective=name, lora_rank=8)
+    adapted = TrainConfig(objective=name, lora_rank=8, **data)
     allowed_or_refused(
         row.lora, adapted, name, 1, f"--objective {name} with --lora-rank: its {row.reference} would"
     )

@@ -1,6 +1,7 @@
 """Trainer invariants on the embedded tiny model: how a batch is split never changes the update."""
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -371,3 +372,79 @@ def test_compile_trains_the_same_updates_to_round_off(tmp_path, reference):
     assert_same_updates(run_dir, tmp_path / "compiled", lr=2e-3)
     with pytest.raises(ConfigError, match=r"^--compile: Linear has no list of decoder layers to compile$"):
         train_module._compile_layers(torch.nn.Linear(2, 2))
+
+
+def pairs_file(tmp_path: Path, n: int = 16) -> Path:
+    """Preference pairs on math-words' training questions: the reference solution chosen, the next
+    question's solution (a wrong answer here) rejected."""
+    task = MathWords()
+    examples = task.load("train", limit=n)
+    rows = []
+    for i, example in enumerate(examples):
+        conversation = task.messages(example)
+        wrong = task.messages(examples[(i + 1) % n])["completion"]
+        rows.append(
+            {"prompt": conversation["prompt"], "chosen": conversation["completion"], "rejected": wrong}
+        )
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dpo_reference(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dpo")
+    config = base_config(tmp, "ref", objective="dpo", train_data=str(pairs_file(tmp)), train_limit=None)
+    train(config)
+    return tmp / "ref", config
+
+
+def test_dpo_starts_at_ln_2_and_a_pair_is_the_unit_however_the_batch_splits(dpo_reference, tmp_path):
+    # Step 1: the model is its starting point, every margin 0, the loss ln 2 whatever the pairs. The
+    # loss is a mean over the step's pairs: accumulation, the plain loss and unpacked rows all take
+    # the same update.
+    run_dir, config = dpo_reference
+    first, second = log(run_dir)
+    assert first["loss"] == pytest.approx(math.log(2), rel=1e-6) and second["loss"] != first["loss"]
+    for name, change in {
+        "accumulated": {"micro_batch_size": 2},  # 2 pairs x 4 micro-batches
+        "plain": {"loss_chunk_size": 0},
+        "unpacked": {"packing": False},
+    }.items():
+        train(replace(config, output_dir=str(tmp_path / name), **change))
+        assert_same_updates(run_dir, tmp_path / name, lr=2e-3)
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_dpo_lowers_its_loss_on_the_pairs_it_trains_on(tmp_path, lora_rank):
+    # One batch of all 8 pairs twice, a small step: the second step's loss is below ln 2 (at 2e-3
+    # Adam's first step overshoots: 1.5 seen). Under LoRA the starting model is the backbone with its
+    # adapters off, as for ASFT.
+    data = str(pairs_file(tmp_path, n=8))
+    config = base_config(
+        tmp_path, "dpo", objective="dpo", train_data=data, train_limit=None, lora_rank=lora_rank, lr=1e-4
+    )
+    train(config)
+    first, second = log(tmp_path / "dpo")
+    assert first["loss"] == pytest.approx(math.log(2), rel=1e-6) and second["loss"] < math.log(2) - 1e-3
+
+
+def test_iw_sft_starts_as_sft_and_then_weighs_sequences(tmp_path):
+    # At the first step every sequence's log ratio to the start is 0: weight 1, SFT's loss and
+    # gradient. After one update the weights move away from 1.
+    train(base_config(tmp_path, "sft", objective="sft"))
+    train(base_config(tmp_path, "iw", objective="iw-sft"))
+    (sft_first, _), (first, second) = log(tmp_path / "sft"), log(tmp_path / "iw")
+    assert first["loss"] == pytest.approx(sft_first["loss"], rel=1e-6)
+    assert first["grad_norm"] == pytest.approx(sft_first["grad_norm"], rel=1e-5)
+    assert second["loss"] != pytest.approx(second["nll"], rel=1e-4)  # weighted: no longer the plain NLL
+
+
+def test_dpo_without_pairs_or_with_noise_is_one_line_before_any_work(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"^--objective dpo trains on preference pairs \(prompt, chosen, rejected\)"
+    ):
+        resolve_train(TrainConfig(objective="dpo", output_dir=str(tmp_path / "x")))
+    with pytest.raises(ConfigError, match=r"^--train-noise 0.2 with --objective dpo"):
+        resolve_train(TrainConfig(objective="dpo", train_data="p.jsonl", train_noise=0.2))
+    assert not (tmp_path / "x").exists()

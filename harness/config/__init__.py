@@ -280,6 +280,31 @@ class TrainConfig:
         short="mb",
         later=True,
     )
+    iwsft_temperature: float = setting(
+        1.0,
+        "iw-SFT: T of a sequence's weight clip(exp(T x mean over its tokens of log p - log p_start)) "
+        "(the authors' code: 1)",
+        role=OBJECTIVE,
+        check=positive,
+        short="T",
+        later=True,
+    )
+    iwsft_max_weight: float = setting(
+        16.0,
+        "iw-SFT: the largest weight a sequence gets (the authors' code clips to [0, 16])",
+        role=OBJECTIVE,
+        check=positive,
+        short="wmax",
+        later=True,
+    )
+    dpo_beta: float = setting(
+        0.1,
+        "DPO: beta, the strength of the implicit KL to the starting model (TRL's and the DPO paper's 0.1)",
+        role=OBJECTIVE,
+        check=positive,
+        short="beta",
+        later=True,
+    )
     lr: float = setting(5e-5, "peak learning rate", check=positive, axis=True)
     adam_beta1: float = setting(0.9, "AdamW beta1", check=below_one)
     adam_beta2: float = setting(0.95, "AdamW beta2", check=below_one)
@@ -768,7 +793,7 @@ def objective_defaults(objective: str) -> dict[str, Any]:
     """The parameters ``objective`` does not read, at their defaults (what its record keeps).
 
     >>> sorted(objective_defaults("dft"))[:3], "q" in objective_defaults("q-family")
-    (['asft_lambda', 'eaft_alpha', 'eaft_top_k'], False)
+    (['asft_lambda', 'dpo_beta', 'eaft_alpha'], False)
     """
     return {
         name: default for name, (_, default, owners) in OBJECTIVE_PARAMS.items() if objective not in owners

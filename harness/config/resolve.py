@@ -55,11 +55,11 @@ from harness.config import (
     take,
 )
 from harness.data.noise import with_noise
-from harness.data.rows import read_rows, training_rows
+from harness.data.rows import data_file, holds_pairs, read_rows, training_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
-from harness.objectives import OLD_POLICY
+from harness.objectives import OLD_POLICY, PAIRS
 from harness.objectives import row as objective_row
 from tasks import prompts
 
@@ -115,6 +115,16 @@ def check_objectives(config: TrainConfig, objectives: list[str], world_size: int
                 f"--save-every {config.save_every} with --objective {name}: a checkpoint must fall where a "
                 f"{row.label} batch starts (a multiple of --psft-minibatches {config.psft_minibatches}), or "
                 "a resumed run would take its old policy mid-batch"
+            )
+        if row.data == PAIRS and not config.train_data:
+            raise ConfigError(
+                f"--objective {name} trains on preference pairs (prompt, chosen, rejected): give --train-data "
+                "a pairs file or a folder python -m harness.selfgen made"
+            )
+        if row.data == PAIRS and config.train_noise:
+            raise ConfigError(
+                f"--train-noise {config.train_noise:g} with --objective {name}: noise gives demonstrations "
+                "wrong answers; a preference pair's answers are already ranked"
             )
         if not row.lora and config.lora_rank:
             raise ConfigError(
@@ -174,11 +184,13 @@ def check_task(name: str, flag_name: str = "--task", **options):
         raise ConfigError(f"{' '.join(map(flag, options))} does not apply to task {name}") from None
 
 
-def check_inputs(train: TrainConfig) -> None:
+def check_inputs(train: TrainConfig, objectives: list[str] | None = None) -> None:
     """A ``--model`` that is not there, or a ``--train-data`` file that is missing or has a malformed
-    row (the error names the file line), fails here, before any method runs: every method needs both,
-    the base included (its token-probability histogram reads the training rows). A GGUF backbone is
-    only checked here; it is converted when first loaded."""
+    row (the error names the file line), or rows where ``objectives`` (default: ``--objective``)
+    train on pairs or pairs where they train on rows, fails here, before any method runs: every
+    method needs both, the base included (its token-probability histogram reads the training rows,
+    or a pairs file's chosen answers). A GGUF backbone is only checked here; it is converted when
+    first loaded."""
     resolve_model(train.model, convert=False)
     if train.train_data:
         if train.prompt_template != "chat":
@@ -186,7 +198,10 @@ def check_inputs(train: TrainConfig) -> None:
                 f"--prompt-template {train.prompt_template} renders a task's questions; the rows of "
                 f"--train-data {train.train_data} are prompts already"
             )
-        read_rows(train.train_data)
+        names = [train.objective] if objectives is None else objectives
+        wanted = {objective_row(name).data == PAIRS for name in names} or {holds_pairs(train.train_data)}
+        for pairs in sorted(wanted):
+            read_rows(data_file(train.train_data, pairs), pairs)
 
 
 def check_trainable(train: TrainConfig) -> None:
@@ -248,7 +263,7 @@ def resolve_experiment(
     ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
-    check_inputs(train)
+    check_inputs(train, trained)
     device_and_dtype(train.device)  # a device this machine lacks: one line before any model loads
     experiment = Experiment(config, train, sampling)
     check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
@@ -544,5 +559,5 @@ def parse_token_probs(
         device=config.device,
     )
     train = resolve_train(replace(train, batch_size=1, micro_batch_size=1))
-    check_inputs(train)
+    check_inputs(train, [])
     return replace(config, model=train.model), train

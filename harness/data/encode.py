@@ -13,16 +13,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from harness.config import OVERLONG_POLICIES
 from harness.data.images import VisionEncoded, collate_with_images, encode_with_images, has_images
-from harness.data.rows import Rows, check_row
+from harness.data.rows import Rows, check_pair, check_row
 from harness.data.text import Encoded, OverlongPolicy, collate_text, encode
 from harness.errors import DataError
 from harness.models import stop_token_ids
+
+SIDES = ("chosen", "rejected")  # a pair's answers, in the order its sequences take
+
+
+@dataclass
+class EncodedPair:
+    """A preference pair encoded: its prompt with the chosen answer, and with the rejected one."""
+
+    chosen: Encoded | VisionEncoded
+    rejected: Encoded | VisionEncoded
+
+    @property
+    def trained_tokens(self) -> int:
+        return self.chosen.trained_tokens + self.rejected.trained_tokens
 
 
 def encode_all(
@@ -32,11 +45,13 @@ def encode_all(
     overlong: OverlongPolicy,
     source: str,
     processor=None,
-) -> tuple[list[Encoded | VisionEncoded], Counter]:
-    """Encode every row; returns the kept examples and counts of what the overlong policy did.
-    Errors name ``source`` and the row, or the file line when ``rows`` came from ``read_rows``.
-    With a vision-language ``processor`` every row goes through it (images or not); without one, a
-    row with images is an error."""
+    pairs: bool = False,
+) -> tuple[list[Encoded | VisionEncoded | EncodedPair], Counter]:
+    """Encode every row (``pairs``: every preference pair, an :class:`EncodedPair`, dropped whole
+    when the overlong policy drops a side); returns the kept examples and counts of what the
+    overlong policy did. Errors name ``source`` and the row, or the file line when ``rows`` came
+    from ``read_rows``. With a vision-language ``processor`` every row goes through it (images or
+    not); without one, a row with images is an error."""
     if overlong not in OVERLONG_POLICIES:
         raise DataError(f"--overlong {overlong!r}: valid policies are {', '.join(OVERLONG_POLICIES)}")
     stop_ids = stop_token_ids(tokenizer)
@@ -44,37 +59,57 @@ def encode_all(
     locations = rows.locations if isinstance(rows, Rows) else [f"{source} row {i}" for i in range(len(rows))]
     base_dir = rows.base_dir if isinstance(rows, Rows) else None
     for row, where in zip(rows, locations):
-        check_row(row, where)
-        try:
-            if processor is not None and isinstance(row["prompt"], str):
-                raise DataError(
-                    "a plain-text row (a raw prompt template) needs a text backbone; this one has a "
-                    "vision processor (use --prompt-template chat)"
-                )
-            if processor is not None:
-                encoded = encode_with_images(processor, row, max_length, overlong, stop_ids, base_dir)
-            elif has_images(row):
-                raise DataError("the row has images but the backbone is text-only (no vision tower)")
-            else:
-                encoded = encode(tokenizer, row, max_length, overlong, stop_ids)
-        except DataError as error:  # an ImageError too
-            raise DataError(f"{where}: {error}") from None
-        if encoded is None:
+        (check_pair if pairs else check_row)(row, where)
+        answers = [{"prompt": row["prompt"], "completion": row[side]} for side in SIDES] if pairs else [row]
+        encoded = [
+            _encode_row(tokenizer, answer, max_length, overlong, stop_ids, where, processor, base_dir)
+            for answer in answers
+        ]
+        if any(e is None for e in encoded):
             counts["dropped_overlong"] += 1
             continue
-        if encoded.labels[-1] not in stop_ids:
+        if any(e.labels[-1] not in stop_ids for e in encoded):
             counts["truncated_overlong"] += 1
-        kept.append(encoded)
+        kept.append(EncodedPair(*encoded) if pairs else encoded[0])
     if not kept:
         raise DataError(f"{source}: no trainable rows left (of {len(rows)}; {dict(counts)})")
     return kept, counts
 
 
+def _encode_row(tokenizer, row, max_length, overlong, stop_ids, where, processor, base_dir):
+    try:
+        if processor is not None and isinstance(row["prompt"], str):
+            raise DataError(
+                "a plain-text row (a raw prompt template) needs a text backbone; this one has a "
+                "vision processor (use --prompt-template chat)"
+            )
+        if processor is not None:
+            return encode_with_images(processor, row, max_length, overlong, stop_ids, base_dir)
+        if has_images(row):
+            raise DataError("the row has images but the backbone is text-only (no vision tower)")
+        return encode(tokenizer, row, max_length, overlong, stop_ids)
+    except DataError as error:  # an ImageError too
+        raise DataError(f"{where}: {error}") from None
+
+
 def collate(
-    examples: list[Encoded | VisionEncoded], max_length: int, pad_id: int, packing: bool = True
-) -> dict[str, torch.Tensor]:
+    examples: list[Encoded | VisionEncoded | EncodedPair],
+    max_length: int,
+    pad_id: int,
+    packing: bool = True,
+    sequences: bool = False,
+) -> dict[str, Any]:
     """Tensors for one micro-batch: :func:`harness.data.text.collate_text` for text rows,
-    :func:`harness.data.images.collate_with_images` for rows encoded with images (never packed)."""
+    :func:`harness.data.images.collate_with_images` for rows encoded with images (never packed).
+    Pairs are two sequences each, pair k's chosen answer sequence 2k and its rejected one 2k + 1.
+    ``sequences``: also each position's sequence (``sequence_ids``) and their count
+    (``num_sequences``), what a per-sequence objective's loss reads."""
+    if isinstance(examples[0], EncodedPair):
+        examples = [side for pair in examples for side in (pair.chosen, pair.rejected)]
     if isinstance(examples[0], VisionEncoded):
-        return collate_with_images(examples, pad_id)
-    return collate_text(examples, max_length, pad_id, packing)
+        batch = collate_with_images(examples, pad_id, sequences)
+    else:
+        batch = collate_text(examples, max_length, pad_id, packing, sequences)
+    if sequences:
+        batch["num_sequences"] = len(examples)
+    return batch

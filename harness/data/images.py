@@ -224,9 +224,12 @@ def encode_with_images(
     )
 
 
-def collate_with_images(examples: list[VisionEncoded], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_with_images(
+    examples: list[VisionEncoded], pad_id: int, sequences: bool = False
+) -> dict[str, torch.Tensor]:
     """One micro-batch: right-padded rows with an attention mask, every image of every row stacked
-    in row order (images of different sizes are rows of one ``pixel_values`` tensor)."""
+    in row order (images of different sizes are rows of one ``pixel_values`` tensor). ``sequences``:
+    also ``sequence_ids``, each position's example (-1 on padding)."""
     width = max(len(e.input_ids) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
@@ -244,6 +247,9 @@ def collate_with_images(examples: list[VisionEncoded], pad_id: int) -> dict[str,
         "attention_mask": attention_mask,
         "mm_token_type_ids": mm_token_type_ids,
     }
+    if sequences:
+        rows = torch.arange(len(examples)).unsqueeze(1).expand(-1, width)
+        batch["sequence_ids"] = torch.where(attention_mask.bool(), rows, -1)
     with_images = [e for e in examples if e.image_grid_thw.shape[0]]
     if with_images:
         batch["pixel_values"] = torch.cat([e.load_pixels() for e in with_images])

@@ -4,8 +4,11 @@ A row is ``{"prompt": [messages], "completion": [messages]}`` (the conversationa
 format of TRL and the Hub); a message's content is a string or a list of parts, images as
 ``{"type": "image", "image": ...}``. A row of two strings (TRL's standard prompt/completion format)
 is plain text, continued without a chat template: what a raw prompt template
-(:mod:`tasks.prompts`) makes. Every problem is a :class:`harness.errors.DataError` naming the
-file and the line or row.
+(:mod:`tasks.prompts`) makes. A preference pair, what DPO trains on, is ``{"prompt", "chosen",
+"rejected"}`` (TRL's preference format), each answer as a completion is. ``--train-data`` names a
+file of either, or a folder made by :mod:`harness.selfgen`, whose ``rows.jsonl`` and
+``pairs.jsonl`` are read as each objective needs. Every problem is a
+:class:`harness.errors.DataError` naming the file and the line or row.
 
 >>> check_row({"prompt": [{"role": "user", "content": "hi"}], "completion": []}, "rows.jsonl line 3")
 Traceback (most recent call last):
@@ -16,27 +19,37 @@ harness.errors.DataError: rows.jsonl line 3: 'completion' is empty
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import tasks
+from harness import objectives
 from harness.errors import DataError
 from tasks import prompts
 from tasks.prompts import CHAT
 
+# A selfgen folder's files, for rows and for pairs (harness.selfgen writes them; data reads them).
+SELFGEN_FILES = {False: "rows.jsonl", True: "pairs.jsonl"}
+PAIR_OBJECTIVES = tuple(r.name for r in objectives.OBJECTIVE_TABLE if r.data == objectives.PAIRS)
 
-def check_row(row: Any, where: str) -> None:
-    """Raise ``DataError`` unless ``row`` is a valid conversational prompt/completion row."""
+
+def check_row(row: Any, where: str, answer: str = "completion") -> None:
+    """Raise ``DataError`` unless ``row`` is a valid conversational prompt/completion row (its
+    completion the field ``answer``: a pair's ``chosen`` or ``rejected``)."""
     if not isinstance(row, dict):
+        raise DataError(f"{where}: expected an object with 'prompt' and {answer!r}, got {type(row).__name__}")
+    if answer == "completion" and "completion" not in row and {"chosen", "rejected"} <= set(row):
         raise DataError(
-            f"{where}: expected an object with 'prompt' and 'completion', got {type(row).__name__}"
+            f"{where}: a preference pair (prompt, chosen, rejected), not a prompt/completion row: only "
+            f"{' and '.join(PAIR_OBJECTIVES)} train on pairs (give a rows file, or a selfgen folder)"
         )
-    if all(isinstance(row.get(field), str) for field in ("prompt", "completion")):
+    if all(isinstance(row.get(field), str) for field in ("prompt", answer)):
         # Plain text (a raw prompt template's rows): the prompt is continued as it is.
-        if not row["completion"].strip():
-            raise DataError(f"{where}: 'completion' has no text, so there is nothing to train")
+        if not row[answer].strip():
+            raise DataError(f"{where}: {answer!r} has no text, so there is nothing to train")
         return
-    for field in ("prompt", "completion"):
+    for field in ("prompt", answer):
         if field not in row:
             raise DataError(f"{where}: missing field {field!r}")
         messages = row[field]
@@ -49,8 +62,27 @@ def check_row(row: Any, where: str) -> None:
                 raise DataError(f"{where}: {field}[{i}] must be a message with a string 'role'")
             if not isinstance(message.get("content"), (str, list)):
                 raise DataError(f"{where}: {field}[{i}]['content'] must be a string or a list of parts")
-    if not any(_text(m["content"]).strip() for m in row["completion"]):
-        raise DataError(f"{where}: 'completion' has no text, so there is nothing to train")
+    if not any(_text(m["content"]).strip() for m in row[answer]):
+        raise DataError(f"{where}: {answer!r} has no text, so there is nothing to train")
+
+
+def check_pair(row: Any, where: str) -> None:
+    """Raise ``DataError`` unless ``row`` is a preference pair: a prompt, and a ``chosen`` and a
+    ``rejected`` answer, each a valid completion of it.
+
+    >>> check_pair({"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello"}, "p.jsonl line 2")
+    Traceback (most recent call last):
+    ...
+    harness.errors.DataError: p.jsonl line 2: missing field 'rejected' (a preference pair is prompt, chosen and rejected)
+    """
+    if isinstance(row, dict):
+        for side in ("chosen", "rejected"):
+            if side not in row:
+                raise DataError(
+                    f"{where}: missing field {side!r} (a preference pair is prompt, chosen and rejected)"
+                )
+    for side in ("chosen", "rejected"):
+        check_row(row, where, side)
 
 
 def _text(content: str | list) -> str:
@@ -80,13 +112,23 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
 
 
-def read_rows(path: str | Path) -> Rows:
-    """Read and validate rows from a ``.jsonl`` or ``.json`` file, or a ``.parquet`` / ``.arrow``
-    file (read with ``datasets``). Errors name the file and the line or row. CSV is not accepted:
-    it cannot hold lists of messages."""
+def read_rows(path: str | Path, pairs: bool = False) -> Rows:
+    """Read and validate rows (``pairs``: preference pairs) from a ``.jsonl`` or ``.json`` file, or a
+    ``.parquet`` / ``.arrow`` file (read with ``datasets``). Errors name the file and the line or
+    row. CSV is not accepted: it cannot hold lists of messages."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    rows, locations = _read(path)
+    for row, where in zip(rows, locations):
+        (check_pair if pairs else check_row)(row, where)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return Rows(rows, locations, path.resolve().parent)
+
+
+def _read(path: Path) -> tuple[list[Any], list[str]]:
+    """A data file's rows, unchecked, and where each is (``file line 7``)."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows, locations = [], []
@@ -118,11 +160,7 @@ def read_rows(path: str | Path) -> Rows:
         raise DataError(
             f"{path}: unsupported file type {suffix!r}{hint}; use .jsonl, .json, .parquet or .arrow"
         )
-    for row, where in zip(rows, locations):
-        check_row(row, where)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return Rows(rows, locations, path.resolve().parent)
+    return rows, locations
 
 
 def load_split(task, split: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -134,19 +172,70 @@ def load_split(task, split: str, limit: int | None = None) -> list[dict[str, Any
         raise DataError(f"task {task.name} split {split}: {error}") from None
 
 
-def training_rows(
+def data_file(train_data: str | os.PathLike[str], pairs: bool = False) -> Path:
+    """The file ``--train-data`` names for rows (``pairs``: for preference pairs): itself, or in a
+    selfgen folder its ``rows.jsonl`` (``pairs.jsonl``)."""
+    path = Path(train_data)
+    if not path.is_dir():
+        return path
+    name = SELFGEN_FILES[pairs]
+    if not (path / name).is_file():
+        raise DataError(
+            f"--train-data {path}: a folder is read as one python -m harness.selfgen made, and it has no {name}"
+        )
+    return path / name
+
+
+def holds_pairs(train_data: str | os.PathLike[str]) -> bool:
+    """Whether ``--train-data`` is a file of preference pairs (its first row has ``chosen`` and no
+    ``completion``) rather than of rows, or a selfgen folder."""
+    path = Path(train_data)
+    if not path.is_file():
+        return False
+    try:
+        rows, _ = _read(path)
+    except DataError:
+        return False  # read_rows says what is wrong with it
+    return bool(rows) and isinstance(rows[0], dict) and "chosen" in rows[0] and "completion" not in rows[0]
+
+
+def histogram_rows(
     task: str, train_data: str | None, train_limit: int | None, template: str = CHAT, offset: int = 0
 ) -> tuple[list[dict[str, Any]], str]:
-    """The training rows of a run and where they came from: the file ``train_data`` when given, else
-    the train split of ``task`` under the prompt ``template``; past the first ``offset`` of them,
-    the next ``train_limit`` when given."""
+    """The rows whose target probabilities a record's histogram shows: :func:`training_rows`, or
+    where ``--train-data`` holds only preference pairs, their chosen answers as rows."""
+    if not (train_data and holds_pairs(train_data)):
+        return training_rows(task, train_data, train_limit, template, offset)
+    pairs, source = training_rows(task, train_data, train_limit, template, offset, pairs=True)
+    rows = [{"prompt": pair["prompt"], "completion": pair["chosen"]} for pair in pairs]
+    return Rows(rows, pairs.locations, pairs.base_dir), f"{source} (the chosen answers)"
+
+
+def training_rows(
+    task: str,
+    train_data: str | None,
+    train_limit: int | None,
+    template: str = CHAT,
+    offset: int = 0,
+    pairs: bool = False,
+) -> tuple[list[dict[str, Any]], str]:
+    """The training rows of a run and where they came from: the file ``train_data`` (or a selfgen
+    folder's file) when given, else the train split of ``task`` under the prompt ``template``; past
+    the first ``offset`` of them, the next ``train_limit`` when given. ``pairs``: preference pairs,
+    which only a file holds."""
+    if pairs and not train_data:
+        raise DataError(
+            f"{' and '.join(PAIR_OBJECTIVES)} train on preference pairs (prompt, chosen, rejected): give "
+            "--train-data a pairs file or a folder python -m harness.selfgen made"
+        )
     if train_data:
         if template != CHAT:
             raise DataError(
                 f"--prompt-template {template} renders a task's questions; the rows of {train_data} "
                 "are prompts already"
             )
-        rows, source = read_rows(train_data), train_data
+        path = data_file(train_data, pairs)
+        rows, source = read_rows(path, pairs), str(path)
     else:
         try:
             registered = tasks.get(task)

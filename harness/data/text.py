@@ -126,11 +126,12 @@ def pack(lengths: list[int], max_length: int) -> list[list[int]]:
 
 
 def collate_text(
-    examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True
+    examples: list[Encoded], max_length: int, pad_id: int, packing: bool = True, sequences: bool = False
 ) -> dict[str, torch.Tensor]:
     """Tensors for one micro-batch. Packed: ``input_ids``, ``labels``, ``position_ids`` (no attention
     mask; padding at a row's end is a segment of its own). Unpacked: one example per row, right
-    padded, with an ``attention_mask``."""
+    padded, with an ``attention_mask``. ``sequences``: also ``sequence_ids``, each position's
+    example (its index in ``examples``; -1 on padding)."""
     groups = (
         pack([len(e.input_ids) for e in examples], max_length)
         if packing
@@ -141,6 +142,7 @@ def collate_text(
     labels = torch.full((len(groups), width), IGNORE_INDEX, dtype=torch.long)
     position_ids = torch.zeros((len(groups), width), dtype=torch.long)
     attention_mask = torch.zeros((len(groups), width), dtype=torch.long)
+    sequence_ids = torch.full((len(groups), width), -1, dtype=torch.long)
     for r, group in enumerate(groups):
         at = 0
         for i in group:
@@ -149,9 +151,12 @@ def collate_text(
             labels[r, at : at + n] = torch.tensor(examples[i].labels)
             position_ids[r, at : at + n] = torch.arange(n)
             attention_mask[r, at : at + n] = 1
+            sequence_ids[r, at : at + n] = i
             at += n
         position_ids[r, at:] = torch.arange(width - at)
     batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
     if not packing:
         batch["attention_mask"] = attention_mask
+    if sequences:
+        batch["sequence_ids"] = sequence_ids
     return batch
