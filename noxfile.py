@@ -11,6 +11,7 @@ nox -s bench-gpu                       # the same on a CUDA GPU (+ Liger, cut-cr
                                        # PYTHONPATH=$PWD python3 -m harness.bench --device cuda
 nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
 nox -s test-vllm                       # the vLLM backend against the real vLLM (its CPU build; opt-in)
+nox -s test-peers                      # our DPO against TRL's DPOTrainer on the same batch (opt-in)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
 nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
@@ -199,6 +200,16 @@ def test_vllm(session: nox.Session) -> None:
         *args,
         env=VLLM_CPU_ENV | PINNED,
     )
+
+
+@nox.session(name="test-peers", python=PYTHON)
+def test_peers(session: nox.Session) -> None:
+    """Our objectives against the peers' own code on the same inputs (tests/with_peers: DPO against
+    TRL's DPOTrainer). Opt-in, not part of `nox -s tests`: TRL is a peer we measure, not a dependency."""
+    install(session, "-e", ".[test]")
+    install(session, *PEERS)
+    args = session.posargs or ["-q", "-p", "no:cacheprovider"]
+    session.run("python", "-m", "pytest", "tests/with_peers", *args, env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(python=PYTHON)
