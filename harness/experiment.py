@@ -543,7 +543,16 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     lines = []
     if config.recipe:
         row = recipes.recipe(config.recipe)
-        lines.append(f"recipe {row.name}: {row.table} of {recipes.SOURCE}")
+        lines.append(
+            f"recipe {row.name}: {row.table} of {recipes.SOURCE}" + (f" ({row.note})" if row.note else "")
+        )
+        if row.selfgen:
+            lines.append(
+                "step 1, the training data: the backbone answers each training question, the task's grader "
+                "keeps the right answers (rows) and pairs a right with a wrong one (pairs):"
+            )
+            lines.append("  " + row.selfgen_command(train.model))
+            lines.append(f"step 2, train on {train.train_data} and evaluate (below)")
     shown = {k: v for k, v in asdict(config).items() if k != "dry_run"}
     lines.append("experiment: " + json.dumps(shown))
     lines.append("hyperparameters: " + json.dumps(hparams_of(train, config.world_size)))
@@ -558,8 +567,10 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
         )
     if config.recipe:
         lines.append(f"the paper reports ({' / '.join(row.columns)}):")
-        for method, numbers in row.reported.items():
+        for method, numbers in (row.reported | row.context).items():
             lines.append(f"  {method}: {row.formatted(numbers)}")
+        if not row.reported:
+            lines.append("  (not transcribed here)")
     gpus = config.nproc_per_node if config.nproc_per_node > 1 else EXAMPLE_GPUS
     nodes = config.nnodes if config.nnodes > 1 else EXAMPLE_NODES
     lines.append(f"on one node ({gpus} GPUs):")

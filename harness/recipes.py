@@ -28,7 +28,8 @@ harness.errors.ConfigError: --recipe math-qwen2.5-math-15b: unknown; did you mea
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ConfigError
@@ -45,17 +46,49 @@ VLM_COLUMNS = ("MathVerse", "MathVision", "WeMath")
 @dataclass(frozen=True)
 class Recipe:
     """One row of the paper: the flags' values that make it (field names of the experiment's,
-    training's and sampling's configs), and what the paper reports for base, SFT and DFT."""
+    training's and sampling's configs), and what the paper reports for each method it trains (base,
+    SFT, DFT; an offline row's RFT is ``sft``). An offline row first makes its training data with
+    ``python -m harness.selfgen`` (``selfgen``: that command's flags; its ``output_dir`` is the
+    row's ``train_data``); ``context``: the paper's numbers for methods the harness does not train
+    (online PPO, GRPO), shown beside the row."""
 
     name: str
     table: str
     values: dict[str, Any]
     columns: tuple[str, ...]
     reported: dict[str, tuple[float, ...]]  # method -> one number per column
+    selfgen: dict[str, Any] | None = None
+    context: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    note: str = ""
+    decoding: dict[str, Any] | None = None  # default: the table's (:attr:`paper_decoding`)
 
     @property
     def model(self) -> str:
         return self.values["model"]
+
+    @property
+    def paper_decoding(self) -> dict[str, Any]:
+        """How the paper generated the completions it scored: the math tables' Average@16 (16
+        samples at temperature 1.0, top_p 1, 4,096 new tokens); greedy, one completion, for the code
+        and VLM tables, which do not say (and the harness scores them so)."""
+        if self.decoding is not None:
+            return self.decoding
+        if self.columns == CODE_COLUMNS or self.columns == VLM_COLUMNS:
+            return {"temperature": 0.0, "num_samples": 1}
+        return {"temperature": 1.0, "top_p": 1.0, "num_samples": 16, "max_new_tokens": 4096}
+
+    def selfgen_command(self, model: str | None = None) -> str:
+        """The command of an offline row's first step, for ``model`` (default: the row's).
+
+        >>> RECIPES["offline-qwen2.5-math-1.5b"].selfgen_command().split(" --")[:3]
+        ['python -m harness.selfgen', 'model Qwen/Qwen2.5-Math-1.5B', 'task numina-math-cot']
+        """
+        if self.selfgen is None:
+            raise ValueError(f"recipe {self.name} trains on its task's data: it has no selfgen step")
+        flags = {"model": model or self.model, **self.selfgen}
+        return "python -m harness.selfgen " + " ".join(
+            f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in flags.items()
+        )
 
     def formatted(self, numbers: tuple[float, ...]) -> str:
         """``numbers`` as the paper prints them: one decimal in the code table, two elsewhere."""
@@ -189,6 +222,57 @@ _ALL = [
         lora_alpha=16.0,
     ),
 ]
+# Table 2 (offline RL): Qwen2.5-Math-1.5B answers the training questions four times at temperature
+# 1.0, the answers Math-Verify grades correct are the data (RFT is SFT on them), DPO trains on pairs
+# of a right and a wrong answer. The text read for this work gives each method's average over the
+# five benchmarks only (as issue 30 quotes them), not the per-benchmark columns; nor the prompt the
+# answers were sampled with (here the evaluation's qwen-boxed, which a base model answers in) or RFT's
+# and DFT's hyperparameters there (here the SFT setting's). DPO: lr 1e-6, batch 128 (pairs).
+OFFLINE_DATA = "runs/selfgen/numina-math-cot-qwen2.5-math-1.5b"
+_OFFLINE_SELFGEN = {
+    "task": "numina-math-cot",
+    "num_samples": 4,
+    "temperature": 1.0,
+    "prompt_template": "qwen-boxed",
+    "output_dir": OFFLINE_DATA,
+}
+_OFFLINE = {
+    "preset": "paper-math",
+    "model": "Qwen/Qwen2.5-Math-1.5B",
+    "task": "numina-math-cot",
+    "eval_template": "qwen-boxed",
+    "train_data": OFFLINE_DATA,
+}
+_ALL += [
+    Recipe(
+        "offline-qwen2.5-math-1.5b",
+        "Table 2 (offline RL)",
+        {**_OFFLINE, "methods": "base,sft,dft"},
+        ("Avg.",),
+        {"base": (QWEN_MATH_15B_BASE[-1],), "sft": (23.97,), "dft": (35.43,)},
+        selfgen=_OFFLINE_SELFGEN,
+        context={"DPO": (23.20,), "PPO (online)": (28.66,), "GRPO (online)": (32.00,)},
+        note="sft is RFT: SFT on the correct self-generated answers",
+    ),
+    Recipe(
+        "offline-dpo-qwen2.5-math-1.5b",
+        "Table 2 (offline RL)",
+        {**_OFFLINE, "methods": "dpo", "lr": 1e-6, "batch_size": 128},
+        ("Avg.",),
+        {"dpo": (23.20,)},
+        selfgen=_OFFLINE_SELFGEN,
+    ),
+    # Table 7 adds iw-SFT to the offline rows; its numbers were not available to this work.
+    Recipe(
+        "offline-iwsft-qwen2.5-math-1.5b",
+        "Table 7 (offline RL, iw-SFT)",
+        {**_OFFLINE, "methods": "iw-sft"},
+        ("Avg.",),
+        {},
+        selfgen=_OFFLINE_SELFGEN,
+        note="the paper's numbers for this row are not transcribed here",
+    ),
+]
 RECIPES: dict[str, Recipe] = {r.name: r for r in _ALL}
 
 
@@ -205,14 +289,16 @@ def table(recipes: list[Recipe] | None = None) -> str:
     """The markdown table of the recipes beside the paper's numbers: what a reproduction should reach.
 
     >>> print(table([RECIPES["code-qwen2.5-3b"]]).splitlines()[2])
-    | `code-qwen2.5-3b` | Table 3 (code) | Qwen/Qwen2.5-3B | HumanEval / HumanEval+ | 43.3 / 36.0 | 41.5 / 34.8 | 45.7 / 39.0 |
+    | `code-qwen2.5-3b` | Table 3 (code) | Qwen/Qwen2.5-3B | HumanEval / HumanEval+ | 43.3 / 36.0 | 41.5 / 34.8 | 45.7 / 39.0 | — |
     """
     lines = [
-        "| recipe | paper | backbone | columns | base | SFT | DFT |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | paper | backbone | columns | base | SFT | DFT | others |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in recipes or list(RECIPES.values()):
-        cells = [r.formatted(r.reported[method]) for method in ("base", "sft", "dft")]
+        cells = [r.formatted(r.reported[m]) if m in r.reported else "—" for m in ("base", "sft", "dft")]
+        others = {m: v for m, v in r.reported.items() if m not in ("base", "sft", "dft")} | r.context
+        cells.append("; ".join(f"{m}: {r.formatted(v)}" for m, v in others.items()) or "—")
         lines.append(
             f"| `{r.name}` | {r.table} | {r.model} | {' / '.join(r.columns)} | " + " | ".join(cells) + " |"
         )

@@ -614,6 +614,13 @@ def _check_scores(scores: Any) -> dict[str, dict[str, Any]]:
         for key in ("decoding", "title"):
             if key in entry:
                 checked[split][key] = str(entry[key])
+        if "generation" in entry:  # every setting the completions were made with
+            generation = entry["generation"]
+            if not isinstance(generation, dict) or not all(isinstance(k, str) for k in generation):
+                raise RecordError(
+                    f"split {split!r}: generation must be an object of settings, got {generation!r}"
+                )
+            checked[split]["generation"] = dict(generation)
         if "pass_at" in entry:
             pass_at = entry["pass_at"]
             if not isinstance(pass_at, dict) or not all(

@@ -52,6 +52,7 @@ PIPELINE = [
     "harness.results",
     "harness.selfgen",
     "harness.report.plots",
+    "harness.report.paper",
     "harness.report.domain",
     "harness.report.ablation",
     "harness.report.continuum",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_recipe_resolves_and_dry_runs(name, capsys):
     row = recipes.RECIPES[name]
     argv = ["--recipe", name]
-    resolved = parse_experiment(argv)
+    resolved = parse_experiment([*argv, "--dry-run"])  # an offline row's data need not exist yet
     assert resolved.train.model == row.model and resolved.config.task == row.values["task"]
     assert resolved.config.preset == row.values["preset"]
     for key, value in row.values.items():  # the recipe's own values are what runs
@@ -34,11 +34,15 @@ def test_every_recipe_resolves_and_dry_runs(name, capsys):
     assert experiment.main([*argv, "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert f"recipe {name}: {row.table}" in text
-    for method in ("base", "sft", "dft"):
-        assert f"  {method}: {row.formatted(row.reported[method])}" in text
+    for method, numbers in row.reported.items():
+        assert f"  {method}: {row.formatted(numbers)}" in text
     assert f"python -m harness.experiment --recipe {name} --nproc-per-node 8\n" in text
+    if row.selfgen:  # the chain: the data first, then training on it
+        assert "step 1, the training data: " in text and f"\n  {row.selfgen_command()}\n" in text
+        assert f"step 2, train on {row.values['train_data']} and evaluate" in text
     trainings = [line.strip() for line in text.splitlines() if line.strip().startswith("torchrun ")]
-    assert [re.search(r"--objective (\w+)", line)[1] for line in trainings] == ["sft", "dft"]
+    trained = [m for m in resolved.config.method_list if m != "base"]
+    assert [re.search(r"--objective ([\w-]+)", line)[1] for line in trainings] == trained
     assert text.rstrip().endswith(f"--recipe {name} --nproc-per-node 8 --nnodes 2")
 
 
@@ -158,8 +162,30 @@ def test_dry_run_commands_set_the_layout_themselves(capsys):
 
 def test_the_7b_and_8b_rows_train_sharded_and_a_flag_still_wins():
     for name in recipes.RECIPES:
-        run = parse_experiment(["--recipe", name, "--nproc-per-node", "8"])
+        run = parse_experiment(["--recipe", name, "--nproc-per-node", "8", "--dry-run"])
         big = any(size in run.train.model for size in ("-7B", "-7b", "-8B"))
         assert run.train.sharding == ("fsdp" if big else "ddp"), name
     run = parse_experiment(["--recipe", "math-qwen2.5-math-7b", "--nproc-per-node", "8", "--sharding", "ddp"])
     assert run.train.sharding == "ddp"
+
+
+def test_an_offline_recipe_without_its_data_names_the_step_that_makes_it(tmp_path, monkeypatch):
+    row = recipes.RECIPES["offline-dpo-qwen2.5-math-1.5b"]
+    monkeypatch.chdir(tmp_path)  # runs/selfgen/... is not there
+    with pytest.raises(ConfigError) as error:
+        parse_experiment(["--recipe", row.name])
+    assert str(error.value) == (
+        f"--train-data {row.values['train_data']} is not made yet: recipe {row.name}'s first step makes it "
+        f"({row.selfgen_command()}; --dry-run prints every step)"
+    )
+    resolved = parse_experiment(["--recipe", row.name, "--dry-run"])
+    assert (resolved.train.lr, resolved.train.batch_size, resolved.config.methods) == (1e-6, 128, "dpo")
+
+
+def test_the_offline_rows_make_their_data_with_the_papers_sampling():
+    for row in recipes.RECIPES.values():
+        if row.selfgen:
+            assert row.selfgen["output_dir"] == row.values["train_data"] == recipes.OFFLINE_DATA
+            assert (row.selfgen["num_samples"], row.selfgen["temperature"]) == (4, 1.0)
+            assert row.model == "Qwen/Qwen2.5-Math-1.5B"
+    assert recipes.RECIPES["offline-qwen2.5-math-1.5b"].reported["dft"] == (35.43,)

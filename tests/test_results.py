@@ -55,6 +55,15 @@ def test_round_trip_and_layout(tmp_path):
     assert list(load_records(tmp_path)[0]["scores"]) == ["gsm8k", "svamp"]  # column order survives
 
 
+def test_a_scores_generation_settings_are_kept(tmp_path):
+    # Every setting the completions were made with (harness.generate.generation_settings) survives
+    # the record's checks and a round trip: the paper-beside page compares them with the paper's.
+    settings = {"temperature": 1.0, "top_p": 1.0, "top_k": None, "num_samples": 16, "max_new_tokens": 4096}
+    rec = record(scores={"gsm8k": score(generation=settings)})
+    write_record(rec, tmp_path)
+    assert load_records(tmp_path)[0]["scores"]["gsm8k"]["generation"] == settings
+
+
 def test_rerun_overwrites_its_own_record(tmp_path):
     write_record(record("sft", value=0.4), tmp_path)
     write_record(record("sft", value=0.5), tmp_path)
@@ -107,7 +116,7 @@ def test_config_id_is_stable_across_processes():
 def test_bad_method_names_the_valid_ones():
     with pytest.raises(
         ValueError,
-        match="unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft",
+        match="unknown method 'grpo'; valid methods: base, sft, dft, q-family, profit, chord-phi, gft, eaft, asft, psft, iw-sft, dpo",
     ):
         record("grpo", hparams=dict(HPARAMS))
 
@@ -122,6 +131,7 @@ def test_bad_method_names_the_valid_ones():
         ({"scores": {"gsm8k": score(role="train")}}, "valid roles: test, ood"),
         ({"scores": {"gsm8k": {**score(), "n": 0}}}, "n must be a positive integer"),
         ({"scores": {"gsm8k": {**score(), "accuracy": 1}}}, "unknown"),
+        ({"scores": {"gsm8k": score(generation="greedy")}}, "generation must be an object of settings"),
         ({"task": "../escape"}, "task '../escape'"),
     ],
 )

@@ -61,6 +61,7 @@ from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
 from harness.objectives import OLD_POLICY, PAIRS
 from harness.objectives import row as objective_row
+from harness.recipes import recipe
 from tasks import prompts
 
 
@@ -263,7 +264,21 @@ def resolve_experiment(
     ood_names = ood_task_names(config)
     if set(config.method_list) - {"base"}:
         check_trainable(train)
-    check_inputs(train, trained)
+    made_by = recipe(config.recipe) if config.recipe else None
+    if (
+        made_by
+        and made_by.selfgen
+        and train.train_data == made_by.selfgen["output_dir"]
+        and not os.path.exists(train.train_data)
+    ):  # an offline recipe's data, not made yet: --dry-run prints the step that makes it
+        if not config.dry_run:
+            raise ConfigError(
+                f"--train-data {train.train_data} is not made yet: recipe {made_by.name}'s first step makes it "
+                f"({made_by.selfgen_command(train.model)}; --dry-run prints every step)"
+            )
+        resolve_model(train.model, convert=False)
+    else:
+        check_inputs(train, trained)
     device_and_dtype(train.device)  # a device this machine lacks: one line before any model loads
     experiment = Experiment(config, train, sampling)
     check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)

@@ -31,6 +31,7 @@ from typing import Any
 from harness import objectives
 from harness.config import METHODS, REPLICATE_KEYS
 from harness.errors import RecordError
+from harness.report.paper import paper_lines
 from harness.results import (
     OBJECTIVE_KEYS,
     backbone_slug,
@@ -379,8 +380,15 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
         diffs = [difference_text(d, s) for d, s in zip(scored[key], scored["sft"])]
         lines.append(f"| {row_label(rows[key][0])} − SFT | | " + " | ".join(diffs) + " |")
     unmeasured = any(len(rows[key]) < 2 for key in ["sft", *differences]) if differences else False
+    # Each method's estimates under the column names a paper's table uses: the benchmark's title
+    # (else the split's name), and the mean over the OOD splits ("Avg." in a paper-style table).
+    names = [titles.get(name, name) if paper_style else name for name in splits] + (
+        [headers[-1]] if ood else []
+    )
+    measured = {key: dict(zip(names, scored[key])) for key, reps in rows.items() if key == reps[0]["method"]}
     return [
         *lines,
+        *paper_lines(task, backbone, rows, measured),
         *_pass_at_table(rows, list(splits)),
         *(["", UNMEASURED_NOTE] if unmeasured else []),
         "",
