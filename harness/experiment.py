@@ -44,7 +44,7 @@ from typing import Any
 import transformers
 
 import tasks
-from harness import environment, leaderboard, recipes, results, token_probs
+from harness import environment, leaderboard, recipes, results, selfgen, token_probs
 from harness.checkpoint import latest_checkpoint
 from harness.config import HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, objective_defaults, to_flags
 from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
@@ -471,6 +471,9 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
                 "trained_tokens_per_s": round(summary["trained_tokens_per_s"] or 0.0, 1),
                 "gradient_accumulation": summary["gradient_accumulation"],
             }
+            made = selfgen.origin(train_config.train_data)
+            if made is not None:  # the offline setting: whose answers, how sampled, how many kept
+                data["selfgen"] = made
         evaluated = ", ".join([*task.eval_splits, *ood_task_names(config)])
         print(f"[{name}] evaluating {model} on {evaluated}", file=sys.stderr)
         scores = _evaluate(experiment, model, run_dir / "samples")

@@ -133,6 +133,30 @@ def selfgen(
     return meta
 
 
+def origin(train_data: str | None) -> dict[str, Any] | None:
+    """What a record says of training data that a finished selfgen folder holds: the model that
+    answered, the questions, the sampling and the counts; None for other data.
+
+    >>> origin(None), origin("rows.jsonl")
+    (None, None)
+    """
+    path = Path(train_data) / META if train_data else None
+    if path is None or not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    made, sampling = meta["selfgen"], meta["selfgen"]["sampling"]
+    return {
+        "model": made["model"],
+        "task": made["task"],
+        "split": made["split"],
+        "limit": made["limit"],
+        "num_samples": sampling["num_samples"],
+        "temperature": sampling["temperature"],
+        "sample_seed": sampling["sample_seed"],
+        **meta["counts"],
+    }
+
+
 def _finished(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     """The finished data in ``folder`` if it is this selfgen's; another's is one line, never replaced."""
     path = folder / META

@@ -168,3 +168,42 @@ def test_cli_bad_input_is_one_error_line_before_any_model_loads(argv, message, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
+    # RFT (sft) reads the folder's rows, DPO its pairs; each record says whose answers they are, and
+    # the page names the data.
+    from harness import experiment
+
+    data = tmp_path / "selfgen"
+    meta = selfgen("tiny", "math-words", data, limit=8, sampling=Sampling(**SHORT))
+    where = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    where += ["--leaderboard-dir", str(tmp_path / "pages")]
+    argv = ["--train-data", str(data), "--methods", "sft,dpo", "--steps", "1", "--batch-size", "2"]
+    argv += ["--eval-limit", "2", "--max-new-tokens", "16", "--prob-rows", "2", "--no-progress"]
+    assert experiment.main([*argv, *where]) == 0
+    records = {
+        r["method"]: r
+        for r in map(lambda p: json.loads(p.read_text()), (tmp_path / "results").rglob("*.json"))
+    }
+    counts = meta["counts"]
+    assert records["sft"]["data"]["train_examples"] == counts["correct"]
+    assert records["dpo"]["data"]["train_examples"] == counts["pairs"]
+    for record in records.values():
+        assert record["data"]["selfgen"] == {
+            "model": "tiny",
+            "task": "math-words",
+            "split": "train",
+            "limit": 8,
+            "num_samples": 4,
+            "temperature": 1.0,
+            "sample_seed": 0,
+            **counts,
+        }
+    page = (tmp_path / "pages" / "math.md").read_text()
+    assert (
+        f"(self-generated: tiny's 4 answers at temperature 1.0 to 8 `math-words` training questions, {counts['correct']} graded correct, {counts['pairs']} right/wrong pairs)"
+        in page
+    )
+    assert "| DPO | 1 |" in page.replace("**", "")

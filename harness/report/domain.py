@@ -540,6 +540,13 @@ def _data_source(records: list[Record]) -> str:
             where += f" (past the first {offset} rows)"
         if hparams.get("train_noise"):
             where += f", {hparams['train_noise']:g} of them with a wrong answer (--train-noise)"
+        made = record["data"].get("selfgen")
+        if isinstance(made, dict):  # the offline setting's data: say whose answers they are
+            where += (
+                f" (self-generated: {made.get('model')}'s {made.get('num_samples')} answers at temperature "
+                f"{made.get('temperature')} to {made.get('questions')} `{made.get('task')}` training questions, "
+                f"{made.get('correct')} graded correct, {made.get('pairs')} right/wrong pairs)"
+            )
         if "train_examples" in record["data"]:
             where += f", {record['data']['train_examples']} examples"
         sources.add(where)
