@@ -389,6 +389,25 @@ def test_the_headline_never_picks_a_run_on_wrong_answers(trio):
     assert "| 1 | 1 | 50.0 ± 3.5 | 60.0 ± 3.5 |" in row  # the clean DFT (60), not the noisy one (95)
 
 
+def test_the_headline_never_picks_an_offline_run_and_its_table_says_whose_answers_it_trained_on(trio):
+    from harness.report.index import index_page
+
+    made = {"model": "tiny", "task": "math-words", "num_samples": 4, "temperature": 1.0, "questions": 512}
+    made |= {"correct": 420, "pairs": 254}
+    offline = run(
+        "dft", 0.95, 0.9, 0.9, hparams={**HPARAMS, "objective": "dft", "train_data": "runs/selfgen/x"}
+    )
+    offline["data"]["selfgen"] = made
+    [row] = lines(index_page([*trio, offline], "results", [], [], []), "| [math](math.md)")
+    assert "| 1 | 1 | 50.0 ± 3.5 | 60.0 ± 3.5 |" in row  # the DFT on demonstrations (60), not the offline one
+    page = render([*trio, offline])["math"]
+    assert "· offline setting (trained on the backbone's own graded answers)" in page
+    assert (
+        "trained on `runs/selfgen/x` (self-generated: tiny's 4 answers at temperature 1.0 to 512 `math-words` "
+        "training questions, 420 graded correct, 254 right/wrong pairs)" in page
+    )
+
+
 def test_the_data_line_says_which_rows_and_how_many_were_wrong():
     hparams = {**HPARAMS, "objective": "sft", "train_offset": 100, "train_limit": 50, "train_noise": 0.2}
     page = render([run("sft", 0.5, 0.3, 0.3, hparams=hparams)])["math"]

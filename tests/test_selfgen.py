@@ -207,3 +207,4 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
         in page
     )
     assert "| DPO | 1 |" in page.replace("**", "")
+    assert " · offline setting (trained on the backbone's own graded answers)\n" in page

@@ -359,6 +359,8 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
                     cells[method][column] = f"**{cells[method][column]}**"
 
     heading = f"## `{task}` · `{backbone}` · " + (f"config `{cid}`" if cid else "base model only")
+    if any(isinstance(r["data"].get("selfgen"), dict) for reps in rows.values() for r in reps):
+        heading += " · offline setting (trained on the backbone's own graded answers)"
     lines = [heading + (f" · {env_label}" if env_label else ""), ""]
     if env_label:
         lines += [
@@ -435,8 +437,9 @@ def _settings(rows: Rows) -> list[str]:
         f"Hyperparameters shared by the trained rows: {pairs_text(shared)}; seeds {seeds_named}.",
         "",
     ]
+    # The selfgen origin is said in words in the provenance note (and the heading), not as a dict.
     data = {
-        key: {k: v for k, v in reps[0]["data"].items() if k != "trained_tokens_per_s"}
+        key: {k: v for k, v in reps[0]["data"].items() if k not in ("trained_tokens_per_s", "selfgen")}
         for key, reps in trained.items()
         if reps[0]["data"]
     }
@@ -547,7 +550,7 @@ def _data_source(records: list[Record]) -> str:
                 f"{made.get('temperature')} to {made.get('questions')} `{made.get('task')}` training questions, "
                 f"{made.get('correct')} graded correct, {made.get('pairs')} right/wrong pairs)"
             )
-        if "train_examples" in record["data"]:
+        if "train_examples" in record["data"] and not isinstance(made, dict):  # rows and pairs: listed above
             where += f", {record['data']['train_examples']} examples"
         sources.add(where)
     return "trained on " + " / ".join(sorted(sources)) if sources else "evaluation only"

@@ -41,7 +41,8 @@ def index_page(
         "",
         "For each task and backbone, SFT and DFT each at their best configuration (highest in-domain"
         " score; one configuration unless a sweep ran several; runs on deliberately wrong answers,"
-        " `--train-noise`, are not candidates), in percentage points. In-domain is the"
+        " `--train-noise`, and the offline setting's runs on the backbone's own graded answers,"
+        " `harness.selfgen`, are not candidates), in percentage points. In-domain is the"
         " mean of the task's test splits, OOD the mean of its out-of-domain splits. " + SIGNIFICANCE_NOTE,
         "",
         "| domain | task | backbone | configs | seeds | SFT in-domain | DFT in-domain | DFT − SFT in-domain"
@@ -141,9 +142,11 @@ def _by_task(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     """``{(domain, task, backbone): [trained records]}``."""
     grouped: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
-        # A run on deliberately corrupted rows (--train-noise) is a point of a continuum map, never a
-        # candidate for a method's best configuration.
-        if record["method"] != "base" and not record["hparams"].get("train_noise"):
+        # A run on deliberately corrupted rows (--train-noise) is a point of a continuum map, and one on
+        # the backbone's own answers (the offline setting) answers another question: neither is a
+        # candidate for a method's best configuration on the task's demonstrations.
+        offline = isinstance(record["data"].get("selfgen"), dict)
+        if record["method"] != "base" and not record["hparams"].get("train_noise") and not offline:
             grouped[record["domain"], record["task"], record["backbone"]].append(record)
     return grouped
 
