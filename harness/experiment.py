@@ -315,6 +315,7 @@ def run(experiment: Experiment) -> list[Path]:
     """Run every method and seed; returns the paths of the records written (or found finished)."""
     runs = replicates(experiment)
     check_existing([plan_method(seeded, method) for seeded, method in runs], experiment.config.redo)
+    selfgen.origin(experiment.train.train_data)  # a selfgen folder's selfgen.json: checked before any work
     if experiment.eval_template != experiment.train.prompt_template and any(m != "base" for _, m in runs):
         print(
             f"warning: the models are trained with the prompt template {experiment.train.prompt_template}"

@@ -28,8 +28,10 @@ and other settings are refused in one line naming what differs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -40,10 +42,10 @@ from PIL import Image
 import tasks
 from harness.config import SELFGEN_PROTOCOL, Sampling
 from harness.config.resolve import parse_selfgen
-from harness.data.images import printable
+from harness.data.images import has_images, printable
 from harness.data.rows import SELFGEN_FILES, load_split
 from harness.errors import ConfigError, DataError, HarnessError
-from harness.evaluate import generate_kept, generator
+from harness.evaluate import generate_kept, generator, model_key
 from harness.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
 from harness.generate import generation_settings
 from harness.progress import changes
@@ -78,16 +80,29 @@ def selfgen(
     split = task.train_split
     sampling = (sampling or Sampling()).resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
     folder = Path(output_dir)
+    data = {
+        "task": task.name,
+        "split": split,
+        "limit": limit,
+        "template": template,
+        "sampling": asdict(sampling),
+    }
+    # What defines the data, known before any model loads: a finished folder is found (or refused)
+    # without loading one; where it was computed (device, dtype) does not make it other data.
+    defining = model_key(model) | {"backend": generation_backend, "pixels": [min_pixels, max_pixels]} | data
+    finished = _finished(folder, json.loads(json.dumps(defining)))
+    if finished is not None:
+        return finished
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; there is nothing to answer")
     with generator(model, device, generation_backend, tensor_parallel_size, min_pixels, max_pixels) as loaded:
-        identity = loaded.identity | {"task": task.name, "split": split, "limit": limit, "template": template}
-        identity = json.loads(json.dumps(identity | {"sampling": asdict(sampling)}))
-        finished = _finished(folder, identity)
-        if finished is not None:
-            return finished
+        identity = json.loads(json.dumps(loaded.identity | data))
         conversations = [with_template(task, e, template)["prompt"] for e in examples]
+        if loaded.processor is None and any(
+            has_images({"prompt": c}) for c in conversations if not isinstance(c, str)
+        ):
+            raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
         loaded.tokenizer.padding_side = "left"
         completions, progress = generate_kept(
             loaded.model,
@@ -101,7 +116,7 @@ def selfgen(
         )
     stored = [_stored(c, folder, e["id"]) for c, e in zip(conversations, examples)]
     samples, summary = grade_samples(task, split, examples, [printable(c) for c in stored], completions)
-    correct = [s for s in samples if s["score"] == 1.0]
+    correct = [s for s in samples if s["score"] == 1.0 and s["completion"].strip()]
     if not correct:
         atomic_write_jsonl(folder / SAMPLES, samples)  # to read why; no rows, pairs or selfgen.json
         raise DataError(
@@ -140,36 +155,61 @@ def origin(train_data: str | None) -> dict[str, Any] | None:
     >>> origin(None), origin("rows.jsonl")
     (None, None)
     """
-    path = Path(train_data) / META if train_data else None
-    if path is None or not path.is_file():
+    if not train_data or not Path(train_data).is_dir():
         return None
-    meta = json.loads(path.read_text())
+    meta = read_meta(train_data)
     made, sampling = meta["selfgen"], meta["selfgen"]["sampling"]
     return {
-        "model": made["model"],
-        "task": made["task"],
-        "split": made["split"],
-        "limit": made["limit"],
-        "num_samples": sampling["num_samples"],
-        "temperature": sampling["temperature"],
-        "sample_seed": sampling["sample_seed"],
+        "model": made.get("model"),
+        "task": made.get("task"),
+        "split": made.get("split"),
+        "limit": made.get("limit"),
+        "template": made.get("template"),
+        "num_samples": sampling.get("num_samples"),
+        "temperature": sampling.get("temperature"),
+        "sample_seed": sampling.get("sample_seed"),
         **meta["counts"],
     }
 
 
-def _finished(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The finished data in ``folder`` if it is this selfgen's; another's is one line, never replaced."""
-    path = folder / META
-    if not path.exists():
-        return None
+# Where the data was computed, not what it is: a finished folder made on a GPU is this selfgen's on a
+# CPU too (a killed run's progress, by contrast, resumes only where it was made: harness.progress).
+WHERE_COMPUTED = ("device", "dtype", "tensor_parallel_size")
+
+
+def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A finished selfgen folder's ``selfgen.json``, checked: a missing or malformed one (a folder a
+    killed run left, or one made by hand) is one line naming it."""
+    path = Path(folder) / META
     try:
-        meta = json.loads(path.read_text())
-        made = meta["selfgen"]
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        made, counts = meta["selfgen"], meta["counts"]
+        shape_ok = isinstance(made, dict) and isinstance(made["sampling"], dict) and isinstance(counts, dict)
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: missing; a selfgen folder is finished when its selfgen.json is written"
+        ) from None
     except (ValueError, KeyError, TypeError):
-        raise DataError(f"{path} is not a selfgen.json; choose another --output-dir") from None
-    if made != identity:
+        shape_ok = False
+    if not shape_ok:
+        raise DataError(f"{path} is not a selfgen.json (python -m harness.selfgen writes it)")
+    for name in (ROWS, PAIRS, SAMPLES):
+        if not (Path(folder) / name).is_file():
+            raise DataError(
+                f"{Path(folder) / name}: missing from a finished selfgen folder; delete the folder to make it again"
+            )
+    return meta
+
+
+def _finished(folder: Path, defining: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished data in ``folder`` if it is this selfgen's; another's is one line, never replaced."""
+    if not (folder / META).exists():
+        return None
+    meta = read_meta(folder)
+    made = {k: v for k, v in meta["selfgen"].items() if k not in WHERE_COMPUTED}
+    if made != defining:
         raise ConfigError(
-            f"{folder} holds another selfgen's data: {changes(made, identity)}; choose another "
+            f"{folder} holds another selfgen's data: {changes(made, defining)}; choose another "
             "--output-dir (a finished folder is never replaced)"
         )
     print(f"note: {folder} is this selfgen, finished already; nothing was generated", file=sys.stderr)
@@ -200,7 +240,9 @@ def _stored(conversation: Any, folder: Path, example_id: Any) -> Any:
 
 
 def _slug(value: Any) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(value))
+    """A file name for an example id: readable, and unique (ids that differ only in punctuation too)."""
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(value))[:60]
+    return f"{readable}-{hashlib.sha256(str(value).encode()).hexdigest()[:8]}"
 
 
 def _png(image: Image.Image) -> bytes:
@@ -232,7 +274,8 @@ def _pairs(
         by_id.setdefault(sample["id"], []).append(sample)
     pairs = []
     for example, prompt in zip(examples, prompts):
-        answers = by_id[example["id"]]
+        # An answer with no text (the model stopped at once) is no preference row's side.
+        answers = [s for s in by_id[example["id"]] if s["completion"].strip()]
         right = next((s for s in answers if s["score"] == 1.0), None)
         wrong = next((s for s in answers if s["score"] == 0.0), None)
         if right is not None and wrong is not None:

@@ -472,7 +472,10 @@ def test_pairs_and_rows_each_refuse_the_other_and_a_selfgen_folder_gives_each_it
         training_rows("math-words", str(write_jsonl(tmp_path / "rows.jsonl", [make_row()])), None, pairs=True)
     with pytest.raises(DataError, match=r"^dpo train on preference pairs .*: give --train-data a pairs file"):
         training_rows("math-words", None, None, pairs=True)
-    # A selfgen folder: rows for row objectives, pairs for DPO; the histogram reads its rows.
+    # A selfgen folder (finished: its selfgen.json is there): rows for row objectives, pairs for DPO.
+    with pytest.raises(DataError, match=r"has no selfgen.json \(unfinished: run the selfgen command again"):
+        data_file(tmp_path)
+    (tmp_path / "selfgen.json").write_text("{}")
     assert data_file(tmp_path) == tmp_path / "rows.jsonl" and data_file(tmp_path, True) == pairs
     assert len(training_rows("math-words", str(tmp_path), None, pairs=True)[0]) == 2
     assert holds_pairs(pairs) and not holds_pairs(tmp_path) and not holds_pairs(tmp_path / "rows.jsonl")
@@ -485,3 +488,13 @@ def test_pairs_and_rows_each_refuse_the_other_and_a_selfgen_folder_gives_each_it
         DataError, match=r"a folder is read as one python -m harness.selfgen made, and it has no pairs.jsonl$"
     ):
         data_file(tmp_path, True)
+
+
+def test_a_packed_sequence_is_never_the_target_of_the_one_before_it():
+    # Two sequences whose every label is trained (a row with no prompt): packed into one row, the
+    # second's first token would be the target of the first's last position; it is not trained.
+    first, second = Encoded([1, 2, 3], [1, 2, 3]), Encoded([4, 5], [4, 5])
+    batch = collate([first, second], 16, 0, packing=True, sequences=True)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5]]
+    assert batch["labels"].tolist() == [[IGNORE_INDEX, 2, 3, IGNORE_INDEX, 5]]
+    assert batch["sequence_ids"].tolist() == [[0, 0, 0, 1, 1]]

@@ -322,6 +322,7 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     (tmp_path / "rows.jsonl").write_text(json.dumps({"prompt": prompt, "completion": answer}) + "\n")
     pair = {"prompt": prompt, "chosen": answer, "rejected": [{"role": "assistant", "content": "3"}]}
     (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
+    (tmp_path / "selfgen.json").write_text("{}")  # finished (parsing reads no further)
     methods = ["--methods", "base," + ",".join(OBJECTIVES), "--train-data", str(tmp_path)]
     run = parse_experiment([*methods, *flags])
     configs = {m: experiment.method_config(run, m, tmp_path / m) for m in OBJECTIVES}

@@ -10,6 +10,7 @@ import pytest
 
 from harness import experiment, leaderboard, recipes
 from harness.report import paper
+from harness.stats import Estimate
 
 FLAGS = {"preset": "laptop", "model": "tiny", "task": "math-words", "steps": 2, "train_limit": 32}
 EVALUATION = {"eval_limit": 3, "max_new_tokens": 24}
@@ -19,6 +20,54 @@ def test_recipe_rows_without_a_matching_backbone_leave_pages_alone():
     rows = {"sft": [{"method": "sft", "hparams": {"model": "tiny"}, "evaluation": {}}]}
     assert paper.matching_row("math-words", "embedded/tiny-qwen2", rows) is None
     assert paper.paper_lines("math-words", "embedded/tiny-qwen2", rows, {}) == []
+
+
+def paper_run(row: recipes.Recipe, method: str, **data) -> dict:
+    """A record made exactly as ``row`` says (hyperparameters, evaluation, decoding), scored 50% on
+    each of the row's benchmarks."""
+    hparams = {k: v for k, v in paper.expected_hparams(row).items() if k in paper.COMPARED}
+    generation = dict(row.paper_decoding)
+    scores = {
+        name: {"role": "ood", "value": 0.5, "stderr": 0.01, "title": name, "generation": generation}
+        for name in row.columns
+        if name != "Avg."
+    }
+    template = row.values.get("eval_template", "chat")
+    evaluation = {"limit": None, "prompt_template": template}
+    return {"method": method, "hparams": {**hparams, "model": row.model}, "evaluation": evaluation,
+            "data": data, "scores": scores}  # fmt: skip
+
+
+def test_an_offline_run_is_set_beside_an_offline_row_only_and_its_data_is_compared():
+    online, offline = recipes.RECIPES["math-qwen2.5-math-1.5b"], recipes.RECIPES["offline-qwen2.5-math-1.5b"]
+    backbone, task = online.model, online.values["task"]
+    assert paper.matching_row(task, backbone, {"dft": [paper_run(online, "dft")]}) == (online, [])
+    made = {"model": offline.model, "task": "numina-math-cot", "limit": None, "template": "qwen-boxed"}
+    made |= {"num_samples": 4, "temperature": 1.0}
+    record = paper_run(offline, "dft", selfgen=made)
+    record["hparams"]["train_data"] = recipes.OFFLINE_DATA
+    assert paper.matching_row(task, backbone, {"dft": [record]}) == (offline, [])
+    # Another folder of other answers at the same path: named, never "the same configuration".
+    record["data"]["selfgen"] = made | {"model": "tiny", "limit": 64}
+    _, differ = paper.matching_row(task, backbone, {"dft": [record]})
+    assert differ == [
+        'self-generated data\'s model "tiny" (the paper\'s "Qwen/Qwen2.5-Math-1.5B")',
+        "self-generated data's limit 64 (the paper's unset)",
+    ]
+    # An online run on the offline recipe's folder path is still an online run: the online row.
+    plain = paper_run(online, "dft")
+    assert paper.matching_row(task, backbone, {"dft": [plain]})[0] is online
+
+
+def test_a_benchmark_the_runs_did_not_score_is_named_and_no_average_is_compared():
+    row = recipes.RECIPES["math-qwen2.5-math-1.5b"]
+    record = paper_run(row, "dft")
+    del record["scores"]["AIME24"]
+    measured = {"dft": {c: (None if c == "AIME24" else Estimate(0.5, 0.01, 1, 0.0)) for c in row.columns}}
+    lines = paper.paper_lines(row.values["task"], row.model, {"dft": [record]}, measured)
+    assert "differs from the paper's row in benchmarks: not scored on AIME24." in lines[1]
+    assert lines[-2].split(" | ")[-1] == "– |"  # Avg. not measured
+    assert lines[-1].split(" | ")[-1] == "– |"
 
 
 @pytest.mark.slow

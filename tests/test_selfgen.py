@@ -196,6 +196,7 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
             "task": "math-words",
             "split": "train",
             "limit": 8,
+            "template": "chat",
             "num_samples": 4,
             "temperature": 1.0,
             "sample_seed": 0,
@@ -208,3 +209,38 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
     )
     assert "| DPO | 1 |" in page.replace("**", "")
     assert " · offline setting (trained on the backbone's own graded answers)\n" in page
+
+
+def test_an_empty_answer_is_no_row_and_no_side_of_a_pair():
+    # A model that stops at once writes "": graded wrong, it would be a rejected side that DPO's reader
+    # refuses ("'rejected' has no text"); it is neither a row nor a side.
+    from harness.selfgen import _pairs
+
+    prompt = [{"role": "user", "content": "q"}]
+    samples = [
+        {"id": "a", "sample": 0, "completion": "", "score": 0.0},
+        {"id": "a", "sample": 1, "completion": "  \n", "score": 0.0},
+        {"id": "a", "sample": 2, "completion": "right", "score": 1.0},
+        {"id": "a", "sample": 3, "completion": "wrong", "score": 0.0},
+        {"id": "b", "sample": 0, "completion": "", "score": 0.0},
+        {"id": "b", "sample": 1, "completion": "right", "score": 1.0},
+    ]
+    pairs = _pairs([{"id": "a"}, {"id": "b"}], [prompt, prompt], samples)
+    assert [(p["id"], p["samples"]) for p in pairs] == [("a", [2, 3])]
+
+
+@pytest.mark.slow
+def test_a_finished_folder_missing_a_file_or_with_a_bad_selfgen_json_is_one_line(tmp_path):
+    from harness.selfgen import origin
+
+    selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+    (tmp_path / "pairs.jsonl").unlink()
+    with pytest.raises(
+        DataError, match=r"pairs.jsonl: missing from a finished selfgen folder; delete the folder"
+    ):
+        selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+    (tmp_path / "selfgen.json").write_text('{"selfgen": {}}')
+    with pytest.raises(
+        DataError, match=r"selfgen.json is not a selfgen.json \(python -m harness.selfgen writes it\)$"
+    ):
+        origin(str(tmp_path))

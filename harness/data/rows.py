@@ -178,6 +178,11 @@ def data_file(train_data: str | os.PathLike[str], pairs: bool = False) -> Path:
     path = Path(train_data)
     if not path.is_dir():
         return path
+    if not (path / "selfgen.json").is_file():  # written last: without it the folder is unfinished
+        raise DataError(
+            f"--train-data {path}: a folder is read as one python -m harness.selfgen made, and it has no "
+            "selfgen.json (unfinished: run the selfgen command again to finish it)"
+        )
     name = SELFGEN_FILES[pairs]
     if not (path / name).is_file():
         raise DataError(

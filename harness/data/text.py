@@ -149,6 +149,9 @@ def collate_text(
             n = len(examples[i].input_ids)
             input_ids[r, at : at + n] = torch.tensor(examples[i].input_ids)
             labels[r, at : at + n] = torch.tensor(examples[i].labels)
+            # A sequence's first label is the target of the position before it, another sequence's
+            # (or padding): never trained, even where a row has no prompt to mask it.
+            labels[r, at] = IGNORE_INDEX
             position_ids[r, at : at + n] = torch.arange(n)
             attention_mask[r, at : at + n] = 1
             sequence_ids[r, at : at + n] = i

@@ -68,6 +68,7 @@ def differences(row: recipes.Recipe, record: Record) -> list[str]:
     for key, wanted in expected_evaluation(row).items():
         if evaluation.get(key) != wanted:
             found.append(f"evaluation {key} {_text(evaluation.get(key))} (the paper's {_text(wanted)})")
+    found += _data_differences(row, record)
     decoding: dict[str, str] = {}
     for score in record["scores"].values():
         generation = score.get("generation")
@@ -78,6 +79,29 @@ def differences(row: recipes.Recipe, record: Record) -> list[str]:
             if generation.get(key) != wanted:
                 decoding.setdefault(key, f"{key} {_text(generation.get(key))} (the paper's {_text(wanted)})")
     return found + list(decoding.values())
+
+
+def _data_differences(row: recipes.Recipe, record: Record) -> list[str]:
+    """An offline row's data: the recipe's backbone answering the recipe's questions, sampled as the
+    recipe says (the folder's path alone proves nothing)."""
+    if not row.selfgen:
+        return []
+    made = (record.get("data") or {}).get("selfgen")
+    if not isinstance(made, dict):
+        return ["training data not self-generated (the paper's row trains on the backbone's own answers)"]
+    wanted = {
+        "model": row.model,
+        "task": row.selfgen.get("task"),
+        "limit": row.selfgen.get("limit"),
+        "template": row.selfgen.get("prompt_template", "chat"),
+        "num_samples": row.selfgen.get("num_samples"),
+        "temperature": row.selfgen.get("temperature"),
+    }
+    return [
+        f"self-generated data's {key} {_text(made.get(key))} (the paper's {_text(value)})"
+        for key, value in wanted.items()
+        if made.get(key) != value
+    ]
 
 
 def _text(value: Any) -> str:
@@ -100,12 +124,14 @@ def matching_row(task: str, backbone: str, rows: Rows) -> tuple[recipes.Recipe, 
     if not trained:
         return None
     methods = {record["method"] for record in trained}
+    offline = isinstance((trained[0].get("data") or {}).get("selfgen"), dict)
     candidates = [
         row
         for row in recipes.RECIPES.values()
         if row.model in (backbone, trained[0]["hparams"].get("model"))
         and row.values.get("task") == task
         and methods & set(row.reported)
+        and bool(row.selfgen) == offline  # an offline run is never set beside an online row, nor the reverse
     ]
     if not candidates:
         return None
@@ -124,6 +150,12 @@ def paper_lines(
     if found is None:
         return []
     row, differ = found
+    # A benchmark of the paper's table that these runs did not score: named, and no average of the
+    # rest is set beside the paper's average of all.
+    missing = [c for c in row.columns if c != "Avg." and all(m.get(c) is None for m in measured.values())]
+    if missing:
+        differ = [*differ, f"benchmarks: not scored on {', '.join(missing)}"]
+        measured = {method: {**columns, "Avg.": None} for method, columns in measured.items()}
     how = (
         "the same configuration as the paper's row"
         if not differ
