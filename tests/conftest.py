@@ -26,6 +26,23 @@ def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
+def math_words_pairs(n: int) -> list[dict]:
+    """Preference pairs on math-words' first ``n`` training questions: the reference solution chosen,
+    the next question's solution (a wrong answer here) rejected."""
+    from tasks.math_words import MathWords
+
+    task = MathWords()
+    examples = task.load("train", limit=n)
+    pairs = []
+    for i, example in enumerate(examples):
+        conversation = task.messages(example)
+        wrong = task.messages(examples[(i + 1) % n])["completion"]
+        pairs.append(
+            {"prompt": conversation["prompt"], "chosen": conversation["completion"], "rejected": wrong}
+        )
+    return pairs
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """The embedded tiny backbone's tokenizer (ChatML), loaded once per session."""
@@ -39,6 +56,7 @@ def tokenizer():
 SLOW_DOCTESTS = {
     "harness.train",
     "harness.evaluate",
+    "harness.selfgen",
     "harness.generate",
     "harness.token_probs",
     "harness.lora",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_jsonl
 
 from harness.data.encode import collate, encode_all
 from harness.data.rows import check_row, read_rows
@@ -403,11 +404,6 @@ def make_pair(chosen="2 + 3 = 5.", rejected="2 + 3 = 6.", prompt="What is 2 plus
     }
 
 
-def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
 def test_pairs_collate_as_two_sequences_each_chosen_then_rejected(tokenizer):
     pairs = [make_pair(), make_pair("4.", "a much longer wrong answer of many tokens", "What is 2 plus 2?")]
     examples, counts = encode_all(tokenizer, pairs, 64, "truncate", "doc", pairs=True)
@@ -450,7 +446,8 @@ def test_a_pair_is_dropped_whole_when_either_answer_is_overlong(tokenizer):
     ],
 )  # fmt: skip
 def test_a_bad_pair_is_one_line_naming_the_file_line_and_side(tmp_path, row, message):
-    path = write_jsonl(tmp_path / "p.jsonl", [row])
+    path = tmp_path / "p.jsonl"
+    write_jsonl(path, [row])
     with pytest.raises(DataError) as error:
         read_rows(path, pairs=True)
     assert str(error.value) == message.replace("p.jsonl", str(path))
@@ -459,7 +456,8 @@ def test_a_bad_pair_is_one_line_naming_the_file_line_and_side(tmp_path, row, mes
 def test_pairs_and_rows_each_refuse_the_other_and_a_selfgen_folder_gives_each_its_file(tmp_path):
     from harness.data.rows import data_file, histogram_rows, holds_pairs, training_rows
 
-    pairs = write_jsonl(tmp_path / "pairs.jsonl", [make_pair(), make_pair("4.", "5.", "2 plus 2?")])
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [make_pair(), make_pair("4.", "5.", "2 plus 2?")])
     with pytest.raises(
         DataError,
         match=r"line 1: a preference pair \(prompt, chosen, rejected\), not a prompt/completion row: only dpo train",
@@ -469,7 +467,8 @@ def test_pairs_and_rows_each_refuse_the_other_and_a_selfgen_folder_gives_each_it
         DataError,
         match=r"line 1: missing field 'chosen' \(a preference pair is prompt, chosen and rejected\)",
     ):
-        training_rows("math-words", str(write_jsonl(tmp_path / "rows.jsonl", [make_row()])), None, pairs=True)
+        write_jsonl(tmp_path / "rows.jsonl", [make_row()])
+        training_rows("math-words", str(tmp_path / "rows.jsonl"), None, pairs=True)
     with pytest.raises(DataError, match=r"^dpo train on preference pairs .*: give --train-data a pairs file"):
         training_rows("math-words", None, None, pairs=True)
     # A selfgen folder (finished: its selfgen.json is there): rows for row objectives, pairs for DPO.

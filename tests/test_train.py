@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import math_words_pairs, write_jsonl
 from safetensors.torch import load_file
 
 import harness.train as train_module
@@ -375,19 +376,8 @@ def test_compile_trains_the_same_updates_to_round_off(tmp_path, reference):
 
 
 def pairs_file(tmp_path: Path, n: int = 16) -> Path:
-    """Preference pairs on math-words' training questions: the reference solution chosen, the next
-    question's solution (a wrong answer here) rejected."""
-    task = MathWords()
-    examples = task.load("train", limit=n)
-    rows = []
-    for i, example in enumerate(examples):
-        conversation = task.messages(example)
-        wrong = task.messages(examples[(i + 1) % n])["completion"]
-        rows.append(
-            {"prompt": conversation["prompt"], "chosen": conversation["completion"], "rejected": wrong}
-        )
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_jsonl(path, math_words_pairs(n))
     return path
 
 

@@ -9,27 +9,14 @@ import importlib.util
 
 import pytest
 import torch
+from conftest import math_words_pairs
 
 from harness.losses import IGNORE_INDEX, Objective, causal_lm_loss, fused_causal_lm_loss
 from harness.models import load_model, load_tokenizer
-from tasks.math_words import MathWords
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("trl") is None, reason="needs TRL 1.16: nox -s test-peers"
 )
-
-
-def pairs(n: int = 4) -> list[dict]:
-    task = MathWords()
-    examples = task.load("train", limit=n)
-    rows = []
-    for i, example in enumerate(examples):
-        conversation = task.messages(example)
-        wrong = task.messages(examples[(i + 1) % n])["completion"]
-        rows.append(
-            {"prompt": conversation["prompt"], "chosen": conversation["completion"], "rejected": wrong}
-        )
-    return rows
 
 
 def assert_same_gradient(ours: torch.Tensor, theirs: torch.Tensor, name: str) -> None:
@@ -68,7 +55,7 @@ def test_our_dpo_is_trls_on_the_same_batch(tmp_path, beta):
         model=model,
         ref_model=start,
         args=args,
-        train_dataset=datasets.Dataset.from_list(pairs()),
+        train_dataset=datasets.Dataset.from_list(math_words_pairs(4)),
         processing_class=tokenizer,
     )
     batch = next(iter(trainer.get_train_dataloader()))
