@@ -26,6 +26,21 @@ def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
+# The start of a script that dies as a preempted node does, right after the first batch of completions
+# is kept (harness.progress): no cleanup, no flush. The resume tests append the call to make.
+DIE_AFTER_FIRST_BATCH = """
+import os, signal, sys
+from harness import progress
+from harness.config import Sampling
+
+append = progress.SamplesProgress.append
+def append_then_die(self, indices, completions):
+    append(self, indices, completions)
+    os.kill(os.getpid(), signal.SIGKILL)
+progress.SamplesProgress.append = append_then_die
+"""
+
+
 def math_words_pairs(n: int) -> list[dict]:
     """Preference pairs on math-words' first ``n`` training questions: the reference solution chosen,
     the next question's solution (a wrong answer here) rejected."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from conftest import DIE_AFTER_FIRST_BATCH
 
 import tasks
 from harness.config import Sampling
@@ -155,20 +156,14 @@ def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
     assert err == f"error: task humaneval split test: {bad} line 1: missing or empty field 'test'"
 
 
-KILLED_AFTER_FIRST_BATCH = """
-import os, signal, sys
-from harness import progress
-from harness.config import Sampling
+KILLED_AFTER_FIRST_BATCH = (
+    DIE_AFTER_FIRST_BATCH
+    + """
 from harness.evaluate import evaluate_task
-
-append = progress.SamplesProgress.append
-def append_then_die(self, indices, completions):
-    append(self, indices, completions)
-    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a preempted node
-progress.SamplesProgress.append = append_then_die
 evaluate_task("tiny", "math-words", splits=["test"], limit=12, samples_dir=sys.argv[1],
               sampling=Sampling(**eval(sys.argv[2])))
 """
+)
 
 
 def generated_prompts(monkeypatch) -> list[int]:

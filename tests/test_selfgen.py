@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import DIE_AFTER_FIRST_BATCH
 
 import tasks
 from harness import selfgen as selfgen_module
@@ -83,19 +84,13 @@ def test_a_finished_folder_is_found_and_another_setting_is_refused_in_one_line(t
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing replaced
 
 
-KILLED_AFTER_FIRST_BATCH = """
-import os, signal, sys
-from harness import progress
-from harness.config import Sampling
+KILLED_AFTER_FIRST_BATCH = (
+    DIE_AFTER_FIRST_BATCH
+    + """
 from harness.selfgen import selfgen
-
-append = progress.SamplesProgress.append
-def append_then_die(self, indices, completions):
-    append(self, indices, completions)
-    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a preempted node
-progress.SamplesProgress.append = append_then_die
 selfgen("tiny", "math-words", sys.argv[1], limit=8, sampling=Sampling(**eval(sys.argv[2])))
 """
+)
 
 
 @pytest.mark.slow
