@@ -93,6 +93,10 @@ def selfgen(
     finished = _finished(folder, json.loads(json.dumps(defining)))
     if finished is not None:
         return finished
+    try:  # before any model loads: a folder that cannot be made is one line, not a lost generation
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"--output-dir {folder}: cannot be made ({error.strerror})") from None
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; there is nothing to answer")
