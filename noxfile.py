@@ -13,6 +13,7 @@ nox -s bench-gpu                       # the same on a CUDA GPU (+ Liger, cut-cr
 nox -s eval-vllm -- --model DIR --task math-500   # evaluate a model folder with vLLM (own environment, GPU)
 nox -s test-vllm                       # the vLLM backend against the real vLLM (its CPU build; opt-in)
 nox -s test-peers                      # our DPO against TRL's DPOTrainer on the same batch (opt-in)
+nox -s test-multipl-e                  # MultiPL-E under all seven toolchains (installs them; opt-in)
 nox -s reference                       # regenerate the committed reference records (3 seeds per domain)
 nox -s lock                            # re-resolve the dependencies into constraints.txt (deliberately)
 nox -s tests                           # the whole test suite, as CI runs it (CPU, no network)
@@ -22,6 +23,9 @@ nox -s build-base                      # regenerate the embedded tiny base model
 nox -s leaderboard                     # re-render leaderboards/ (pages and plots) from results/
 nox -s ablate -- --domain math --lr 1e-3 2e-3 --batch-size 16 32   # a learning rate x batch sweep
 """
+
+import os
+from pathlib import Path
 
 import nox
 
@@ -244,6 +248,52 @@ def test_peers(session: nox.Session) -> None:
     install(session, *PEERS)
     args = session.posargs or ["-q", "-p", "no:cacheprovider"]
     session.run("python", "-m", "pytest", "tests/with_peers", *args, env=WRITE_BYTECODE | PINNED)
+
+
+# What MultiPL-E's seven languages need beyond Python: Debian packages (apt-get, as root), and the
+# TypeScript compiler from npm at a fixed version, into the session's own folder.
+TOOLCHAIN_APT = (
+    "g++",
+    "default-jdk-headless",
+    "libjavatuples-java",
+    "nodejs",
+    "php-cli",
+    "mono-mcs",
+    "mono-runtime",
+)
+TYPESCRIPT = "typescript@5.9.3"
+
+
+@nox.session(name="test-multipl-e", python=PYTHON)
+def test_multipl_e(session: nox.Session) -> None:
+    """MultiPL-E under every language's real toolchain: installs the missing ones (apt-get as root,
+    npm for tsc), then runs each language's right answers (all pass), wrong answers and early exits
+    (all fail) and the hostile programs, with no language skipped (tests/test_multipl_e.py).
+    Opt-in: `nox -s tests` runs the languages whose toolchains the machine already has."""
+    import shutil
+
+    install(session, "-e", ".[test]")
+    missing = [package for package in TOOLCHAIN_APT if not _apt_installed(package)]
+    if missing:
+        if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            session.error(f"install as root first: apt-get install {' '.join(missing)}")
+        session.run("apt-get", "install", "-y", "-q", *missing, external=True)
+    prefix = Path(session.virtualenv.location) / "typescript"
+    if not (prefix / "node_modules" / ".bin" / "tsc").exists():
+        session.run(
+            "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", TYPESCRIPT, external=True
+        )
+    path = f"{prefix / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    args = session.posargs or ["-q", "-p", "no:cacheprovider"]
+    env = WRITE_BYTECODE | {"PATH": f"{session.bin}{os.pathsep}{path}", "HARNESS_REQUIRE_TOOLCHAINS": "1"}
+    session.run("python", "-m", "pytest", "tests/test_multipl_e.py", *args, env=env)
+
+
+def _apt_installed(package: str) -> bool:
+    import subprocess
+
+    shown = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return shown.returncode == 0 and shown.stdout.strip().endswith("installed")
 
 
 @nox.session(python=PYTHON)

@@ -24,6 +24,7 @@ from tasks.evalplus import HumanEvalPlus, MBPPPlus
 from tasks.humaneval import HumanEval, HumanEvalComplete
 from tasks.math_benchmarks import BENCHMARKS as MATH_BENCHMARKS
 from tasks.math_words import MathWords
+from tasks.multipl_e import LANGUAGE_TASKS as MULTIPL_E
 from tasks.numina_math import NuminaMathCoT, NuminaMathCoTRandom
 from tasks.ultrafeedback import UltraFeedback
 from tasks.vision_benchmarks import BENCHMARKS as VISION_BENCHMARKS
@@ -37,6 +38,7 @@ TASKS: dict[str, type[Task]] = {
     HumanEvalComplete.name: HumanEvalComplete,
     HumanEvalPlus.name: HumanEvalPlus,
     MBPPPlus.name: MBPPPlus,
+    **{task.name: task for task in MULTIPL_E.values()},
     VisualMath.name: VisualMath,
     EasyVQA.name: EasyVQA,
     **{benchmark.name: benchmark for benchmark in MATH_BENCHMARKS},

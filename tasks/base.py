@@ -55,6 +55,11 @@ class Task:
     # preference-rated chat responses, scored on other tasks).
     graded: ClassVar[bool] = True
 
+    def lacking(self) -> str | None:
+        """What this machine lacks to grade the task (a language's toolchain), in one line naming
+        the packages; None when nothing. Commands check it before any work."""
+        return None
+
     def split(self, name: str) -> Split:
         for split in self.splits:
             if split.name == name:

@@ -176,13 +176,17 @@ class Experiment:
 def check_task(name: str, flag_name: str = "--task", **options):
     """The registered task ``name`` (made with ``options``), or a one-line error naming the flag."""
     try:
-        return tasks.get(name, **options)
+        task = tasks.get(name, **options)
     except KeyError as error:
         raise ConfigError(f"{flag_name} {error.args[0]}") from None
     except TypeError:
         if not options:
             raise
         raise ConfigError(f"{' '.join(map(flag, options))} does not apply to task {name}") from None
+    lacking = task.lacking()
+    if lacking:
+        raise ConfigError(f"{flag_name} {name}: {lacking}")
+    return task
 
 
 def check_inputs(train: TrainConfig, objectives: list[str] | None = None) -> None:

@@ -202,18 +202,49 @@ def run_python(
     are closed when it returns; a program still running a second later is killed. The wall-clock
     limit holds during the conversation: at the timeout the program is killed and reads end.
     """
+    argv = [sys.executable, "-I", "-B", *([] if site else ["-S"]), "program.py"]
+    return run_program(
+        argv,
+        files={"program.py": source, **(files or {})},
+        stdin=stdin,
+        limits=limits,
+        isolate=isolate,
+        converse=converse,
+        reach=_interpreter_paths(),
+    )
+
+
+def run_program(
+    argv: list[str],
+    *,
+    files: dict[str, str],
+    stdin: str = "",
+    limits: Limits = Limits(),
+    isolate: bool = True,
+    converse: Callable[[Channel], Any] | None = None,
+    reach: Iterable[str] = (),
+    env: dict[str, str] | None = None,
+) -> Execution:
+    """Run ``argv`` (an absolute executable and its arguments) in a fresh sandbox whose working
+    directory holds ``files``; :func:`run_python` is this with the running Python. ``reach``: the
+    directories the program's executables live in, opened for it where the way is closed (a harness
+    run as root, a toolchain under ``/root``); ``env`` is added to the scrubbed environment.
+
+    >>> run_program(["/bin/sh", "run.sh"], files={"run.sh": "echo $((6 * 7))"}).stdout
+    '42\\n'
+    """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="harness-sandbox-")).resolve()
     capture = Path(tempfile.mkdtemp(prefix="harness-capture-"))
     try:
-        (workdir / "program.py").write_text(source, encoding="utf-8")
-        for name, text in (files or {}).items():
+        for name, text in files.items():
             (workdir / name).write_text(text, encoding="utf-8")
         (capture / "stdin").write_text(stdin, encoding="utf-8")
         config = {
             "workdir": str(workdir),
-            "argv": [sys.executable, "-I", "-B", *([] if site else ["-S"]), "program.py"],
-            "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8"},
+            "argv": list(argv),
+            "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8"}
+            | (env or {}),
             "limits": {
                 "cpu_s": limits.cpu_s,
                 "memory_mb": limits.memory_mb,
@@ -221,7 +252,7 @@ def run_python(
                 "processes": limits.processes,
             },
             "run_as": list(NOBODY),  # who the program is to the host when the harness runs as root
-            "reach": _interpreter_paths(),
+            "reach": sorted({str(Path(path).resolve()) for path in reach}),
             "isolate": isolate,
         }
         conversation = None
