@@ -277,6 +277,7 @@ def test_multipl_e(session: nox.Session) -> None:
     if missing:
         if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
             session.error(f"install as root first: apt-get install {' '.join(missing)}")
+        session.run("apt-get", "update", "-q", external=True)
         session.run("apt-get", "install", "-y", "-q", *missing, external=True)
     prefix = Path(session.virtualenv.location) / "typescript"
     if not (prefix / "node_modules" / ".bin" / "tsc").exists():
@@ -293,7 +294,7 @@ def _apt_installed(package: str) -> bool:
     import subprocess
 
     shown = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return shown.returncode == 0 and shown.stdout.strip().endswith("installed")
+    return shown.returncode == 0 and shown.stdout.strip() == "install ok installed"
 
 
 @nox.session(python=PYTHON)

@@ -61,6 +61,7 @@ from harness.sandbox.process import Execution, Limits
 from harness.sandbox.toolchains import BUILD_FAILED, TOOLCHAINS, run_in_language
 from tasks.base import Split
 from tasks.code_grading import CodeTask
+from tasks.multipl_e_program import assemble, find_definition
 from tasks.sources import Source, field, load_rows
 
 HUB_ID = "nuprl/MultiPL-E"
@@ -79,59 +80,8 @@ FENCE_TAGS = {
     "sh": ("bash", "sh", "shell"),
     "cs": ("csharp", "cs", "c#"),
 }
-# Lines of an answer's code before its function that the prompt already has, or that cannot stand
-# where the helpers go (inside the prompt's class in Java and C#).
-HEADER_LINES = {
-    "cpp": r"#\s*include\b.*",
-    "java": r"(import|package)\s+[\w.*]+\s*;|(public\s+|final\s+)*class\s+\w+\s*\{",
-    "cs": r"using\s+[\w.]+\s*;|(public\s+|static\s+)*class\s+\w+\s*\{|namespace\s+[\w.]+\s*\{?",
-    "php": r"<\?php|\?>",
-    "sh": r"#!.*",
-    "js": r"",
-    "ts": r"",
-}
-LINE_COMMENTS = {"sh": ("#",), "php": ("//", "#")}  # the others: //
 FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 FIELDS = ("name", "prompt", "tests")
-
-
-def _skip_literal(code: str, i: int, language: str) -> int:
-    """If a comment or string literal starts at ``code[i]``, the index just after it; else ``i``."""
-    rest = code[i : i + 2]
-    line_comments = LINE_COMMENTS.get(language, ("//",))
-    for marker in line_comments:
-        if code.startswith(marker, i) and (marker != "#" or i == 0 or code[i - 1] in " \t\n;"):
-            end = code.find("\n", i)
-            return len(code) if end < 0 else end
-    if rest == "/*" and language != "sh":
-        end = code.find("*/", i + 2)
-        return len(code) if end < 0 else end + 2
-    quote = code[i]
-    if quote in "\"'`" and not (quote == "`" and language not in ("js", "ts")):
-        j = i + 1
-        while j < len(code) and code[j] != quote:
-            j += 2 if code[j] == "\\" and not (language == "sh" and quote == "'") else 1
-        return j + 1
-    return i
-
-
-def matching_brace(code: str, open_at: int, language: str) -> int | None:
-    """The index of the ``}`` that closes the ``{`` at ``open_at``, skipping comments and string
-    literals; None when the code ends first (a cut-off answer)."""
-    depth, i = 0, open_at
-    while i < len(code):
-        after = _skip_literal(code, i, language)
-        if after != i:
-            i = after
-            continue
-        if code[i] == "{":
-            depth += 1
-        elif code[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
 
 
 def function_name(signature: str, language: str) -> str | None:
@@ -148,18 +98,8 @@ def code_of(completion: str, language: str, name: str | None) -> str:
     blocks = [body for tag, body in fenced if tag.lower() in ("", *tags) and body.strip()]
     if not blocks:
         return "" if fenced else completion  # fences, none with this language's code: no code
-    defining = [block for block in blocks if name and re.search(rf"\b{re.escape(name)}\s*\(", block)]
+    defining = [block for block in blocks if name and find_definition(block, name, language)]
     return (defining or sorted(blocks, key=len, reverse=True))[0]
-
-
-def _definition(code: str, name: str) -> re.Match | None:
-    """Where ``code`` defines ``name``: a mention followed by ``{`` before any ``;`` (a call ends first)."""
-    for found in re.finditer(rf"\b{re.escape(name)}\s*\(", code):
-        after = code[found.end() :]
-        brace, semicolon = after.find("{"), after.find(";")
-        if brace >= 0 and (semicolon < 0 or brace < semicolon):
-            return found
-    return None
 
 
 def cut_at_stop(text: str, stop_tokens: list[str]) -> str:
@@ -199,6 +139,9 @@ class MultiPLE(CodeTask):
         examples = []
         for number, row in enumerate(rows[:limit], start=1):
             name, prompt, tests = (field(row, (key,), self.name, where, number) for key in FIELDS)
+            for key, text in (("prompt", prompt), ("tests", tests)):
+                if not isinstance(text, str) or not text.strip():
+                    raise ValueError(f"{where} row {number}: {key} must be non-empty text")
             language = row.get("language")
             if language not in (None, "", self.language):
                 raise ValueError(f"{where} row {number}: language {language!r}, expected {self.language!r}")
@@ -230,31 +173,16 @@ class MultiPLE(CodeTask):
         return code_of(completion, self.language, None)
 
     def assemble(self, example: dict[str, Any], completion: str) -> str | None:
-        """The program for ``completion``: see the module docstring. None when there is no code."""
+        """The program for ``completion``: see :mod:`tasks.multipl_e_program`. None without code."""
         prompt, tests = example["prompt"], example["tests"]
-        head, signature = (
-            prompt.rstrip().rsplit("\n", 1) if "\n" in prompt.rstrip() else ("", prompt.rstrip())
-        )
-        name = function_name(signature, self.language)
+        name = function_name(prompt.rstrip().rpartition("\n")[2], self.language)
         code = code_of(completion, self.language, name)
         if not code.strip():
             return None
-        closes = tests.lstrip().startswith("}")  # the tests open with the function's closing brace
-        found = _definition(code, name) if name else None
+        found = find_definition(code, name, self.language) if name else None
         if found is None:  # a continuation of the prompt, as MultiPL-E reads a base model's
             return prompt + cut_at_stop(code, example["stop_tokens"]) + "\n" + tests
-        line_start = code.rfind("\n", 0, found.start()) + 1
-        header = (
-            re.compile(rf"\s*({HEADER_LINES[self.language]})\s*") if HEADER_LINES[self.language] else None
-        )
-        helpers = [line for line in code[:line_start].splitlines() if not (header and header.fullmatch(line))]
-        opened = code.index("{", found.end())
-        closed = matching_brace(code, opened, self.language)
-        body = code[opened + 1 : closed if closed is not None else len(code)].lstrip(" \t").removeprefix("\n")
-        helper_text = "\n".join(helpers).strip("\n")
-        parts = [head, helper_text, signature.rstrip() + "\n" + body.rstrip()]
-        program = "\n".join(part for part in parts if part) + "\n"
-        return program + (tests if closes else "}\n\n" + tests)
+        return assemble(prompt, tests, code, found, self.language)
 
     def program(self, example: dict[str, Any], completion: str) -> str | None:
         return self.assemble(example, completion)
@@ -289,8 +217,12 @@ def with_exit_path(language: str, program: str, nonce: str) -> tuple[str, str]:
         if mains:  # the tests' main (the last one): ours calls it, then says the tests ended
             last = mains[-1]
             program = program[: last.start()] + "int harness_tests()" + program[last.end() :]
+            end = program.rfind("}")
+            if end > last.start():  # its end returns a value, as a function that is not main must
+                program = program[:end] + "return 0;\n" + program[end:]
             program += (
-                f'\nint main() {{ harness_tests(); std::fflush(stdout); std::puts("{nonce}"); return 0; }}\n'
+                "\nint main() { harness_tests(); std::fflush(stdout); "
+                f'std::puts("\\n{nonce}"); return 0; }}\n'
             )
         return program, ""
     if language in ("java", "cs"):
@@ -298,13 +230,13 @@ def with_exit_path(language: str, program: str, nonce: str) -> tuple[str, str]:
         problem = found.group(1) if found else "Problem"
         if language == "java":
             exit_path = (f"\nclass HarnessExit {{ public static void main(String[] args) throws Exception {{ "
-                         f'{problem}.main(args); System.out.println("{nonce}"); }} }}\n')  # fmt: skip
+                         f'{problem}.main(args); System.out.println("\\n{nonce}"); }} }}\n')  # fmt: skip
         else:
             exit_path = (
                 "\nclass HarnessExit { public static void Main(string[] args) { "
                 "System.Diagnostics.Trace.Listeners.Clear(); "
                 "System.Diagnostics.Trace.Listeners.Add(new HarnessFail()); "
-                f'{problem}.Main(args); System.Console.WriteLine("{nonce}"); }} }}\n'
+                f'{problem}.Main(args); System.Console.WriteLine("\\n{nonce}"); }} }}\n'
                 "class HarnessFail : System.Diagnostics.TraceListener { "
                 "public override void Write(string m) {} public override void WriteLine(string m) {} "
                 "public override void Fail(string m) { "
@@ -312,11 +244,11 @@ def with_exit_path(language: str, program: str, nonce: str) -> tuple[str, str]:
                 "public override void Fail(string m, string d) { Fail(m); } }\n"
             )
         return program + exit_path, "HarnessExit"
-    line = {
-        "js": f'\nconsole.log("{nonce}");\n',
-        "ts": f'\nconsole.log("{nonce}");\n',
-        "php": f'\necho "{nonce}\\n";\n',
-        "sh": f'\necho "{nonce}"\n',
+    line = {  # on a line of its own, whatever the program printed last
+        "js": f'\nconsole.log("\\n{nonce}");\n',
+        "ts": f'\nconsole.log("\\n{nonce}");\n',
+        "php": f'\necho "\\n{nonce}\\n";\n',
+        "sh": f'\necho; echo "{nonce}"\n',
     }[language]
     return program + line, ""
 

@@ -23,7 +23,8 @@ from harness.config import ConfigError
 from harness.config.resolve import check_task
 from harness.sandbox import toolchains
 from harness.sandbox.process import Limits
-from tasks.multipl_e import LANGUAGE_TASKS, MultiPLE, cut_at_stop, matching_brace, with_exit_path
+from tasks.multipl_e import LANGUAGE_TASKS, MultiPLE, cut_at_stop, with_exit_path
+from tasks.multipl_e_program import matching_brace
 
 DATA = Path(__file__).parent / "data" / "multipl-e"
 LANGUAGES = list(LANGUAGE_TASKS)
@@ -38,6 +39,47 @@ EARLY_EXIT = {
     "sh": "```bash\nexit 0\nadd() {\n    echo 1\n}\n```",
     "cs": "```cs\npublic static long Add(long x, long y) {\n    System.Environment.Exit(0);\n    return 0;\n}\n```",
 }
+
+# Right answers as chat models write them, each passing only if the assembly gets its shape right:
+# (problem index in the fixture file, answer).
+SHAPES = {
+    "cpp": [
+        (1, "```cpp\n#include<assert.h>\n#include<bits/stdc++.h>\n#include <numeric>\nstatic bool keep(long x);\n"
+            "int main() { std::cout << \"demo\"; }\n// Return only positive numbers in the list.\n"
+            "// >>> get_positive((std::vector<long>({(long)-1, (long)2, (long)-4, (long)5, (long)6})))\n"
+            "// (std::vector<long>({(long)2, (long)5, (long)6}))\nstd::vector<long> get_positive(std::vector<long> l) {\n"
+            "    std::vector<long> kept;\n    std::copy_if(l.begin(), l.end(), std::back_inserter(kept), keep);\n"
+            "    std::cout << \"no newline\";\n    return kept;\n}\nstatic bool keep(long x) { return x > 0 && 1'000 > 0; }\n```"),
+    ],
+    "java": [
+        (0, "```java\nimport java.util.function.BinaryOperator;\npublic class Solution {\n"
+            "    public static void main(String[] args) { System.out.println(add(2, 3)); }\n"
+            "    public static long add(long x, long y) {\n        BinaryOperator<Long> plus = Long::sum;\n"
+            "        return plus.apply(x, y) + zero();\n    }\n    private static long zero() { return 0L; }\n}\n```"),
+        (1, "```java\nimport static java.lang.Math.*;\nclass Problem {\n"
+            "    public static ArrayList<Long> getPositive(ArrayList<Long> l) {\n        ArrayList<Long> kept = new ArrayList<>();\n"
+            "        for (long x : l) if (signum(x) > 0) kept.add(x);\n        return kept;\n    }\n}\n```"),
+    ],
+    "js": [
+        (0, "```javascript\nconst add = (x, y) => {\n  return x + y;\n};\n```"),
+        (1, '```js\n// >>> get_positive([-1, 2, -4, 5, 6]) gives {"kept": [2, 5, 6]}\nfunction get_positive(l) {\n'
+            '  process.stdout.write("no newline");\n  return l.filter(isPositive);\n}\nfunction isPositive(x) { return x > 0; }\n'
+            'console.log(get_positive().length);  // an example call that would throw before the tests\n```'),
+    ],
+    "ts": [(1, "```typescript\nconst get_positive = (l: number[]): number[] => {\n  return l.filter(pos);\n};\n"
+               "function pos(x: number): boolean { return x > 0; }\n```")],
+    "php": [(1, "```php\n<?php\nfunction get_positive($l) {\n    return array_values(array_filter($l, 'is_positive'));\n}\n"
+                "function is_positive($x) { return $x > 0; }\n?>\n```")],
+    "sh": [
+        (0, "```bash\nfunction add {\n    echo $(( $1 + $2 ))\n}\n```"),
+        (1, '```bash\nget_positive() {\n    local kept=()\n    for x in $1; do positive "$x" && kept+=("$x"); done\n'
+            '    echo "${kept[*]}"\n}\npositive() { (( $1 > 0 )); }\n```'),
+    ],
+    "cs": [(0, "```csharp\nusing System.Text.RegularExpressions;\nnamespace Demo {\n    class Solution {\n"
+               "        public static long Add(long x, long y) {\n            string path = @\"C:\\dir\\\";\n"
+               "            return x + y + Regex.Matches(path, \"q\").Count;\n        }\n"
+               "        public static void Main(string[] args) { }\n    }\n}\n```")],
+}  # fmt: skip
 
 
 def rows(language: str) -> list[dict]:
@@ -73,10 +115,12 @@ def test_a_chat_answer_becomes_prompt_head_helpers_signature_body_and_tests(lang
         program = task.assemble(example, row["solution"])
         signature = example["prompt"].rstrip().rsplit("\n", 1)[-1]
         assert program.count(signature) == 1, program  # the prompt's signature, once
-        assert program.startswith(example["prompt"].rstrip().rsplit("\n", 1)[0])
+        head = example["prompt"].rstrip().rsplit("\n", 1)[0]
+        hoisted = program[: program.index(head)]  # imports the prompt lacks, and nothing else
+        assert all(line.startswith(("#include", "import", "using")) for line in hoisted.splitlines())
         assert program.endswith(example["tests"])
         # What the answer adds around its function and the prompt already has is left out.
-        for extra in ("#include <bits/stdc++.h>", "import java.util.*;\n\nclass", "<?php\nfunction",
+        for extra in ("import java.util.*;\n\nclass", "<?php\nfunction",
                       "console.log(add(2, 3))", "cout << add", "public static void main(String[] args) {\n        System",
                       'Console.WriteLine(Add(2, 3))', '\nadd "$@"'):  # fmt: skip
             assert extra not in program
@@ -88,7 +132,8 @@ def test_helpers_before_the_function_are_kept_and_headers_dropped():
     assert "private static boolean positive(long x)" in program
     assert program.count("class Problem {") == 1
     cpp = LANGUAGE_TASKS["cpp"]().assemble(examples("cpp")[1], rows("cpp")[1]["solution"])
-    assert "using namespace std;" in cpp and "#include <vector>" not in cpp
+    assert "using namespace std;" in cpp and cpp.startswith("#include <vector>\n#include<assert.h>")
+    assert "#include <bits/stdc++.h>" not in cpp  # the prompt has it (spelled without the space)
 
 
 def test_an_answer_without_the_function_is_a_continuation_cut_at_the_stop_tokens():
@@ -115,12 +160,20 @@ def test_the_closing_brace_skips_strings_and_comments(code, language, closes_at)
     assert found == (len(code) + closes_at if closes_at is not None else None)
 
 
+def test_a_typescript_object_return_type_is_not_the_body():
+    prompt = "//Count letters.\nfunction histogram(test: string): {[key: string]: number} {\n"
+    answer = "```ts\nfunction histogram(test: string): {[key: string]: number} {\n  const seen: {[key: string]: number} = {};\n  return seen;\n}\n```"
+    task = LANGUAGE_TASKS["ts"]()
+    program = task.assemble({"prompt": prompt, "tests": "test();", "stop_tokens": []}, answer)
+    assert program == prompt + "  const seen: {[key: string]: number} = {};\n  return seen;\n}\n\ntest();"
+
+
 def test_the_exit_path_wraps_the_tests_end():
     program, main = with_exit_path("cpp", "long f() {}\nint main() {\n    assert(f() == 0);\n}\n", "N0")
     assert "int harness_tests() {" in program and program.count("int main()") == 1 and main == ""
-    assert 'std::puts("N0")' in program
+    assert "return 0;\n}\n\nint main() { harness_tests();" in program and 'std::puts("\\nN0")' in program
     java, main = with_exit_path("java", "class Problem {\n}\n", "N1")
-    assert main == "HarnessExit" and 'Problem.main(args); System.out.println("N1")' in java
+    assert main == "HarnessExit" and 'Problem.main(args); System.out.println("\\nN1")' in java
 
 
 # ----- the registry, bad rows, a missing toolchain -----------------------------------------------
@@ -170,6 +223,8 @@ def test_a_missing_toolchain_is_one_line_naming_the_package_before_anything_runs
             "stop_tokens must be a list",
         ),
         ({"name": "p", "prompt": "f() {\n"}, "tests"),
+        ({"name": "p", "prompt": " \n ", "tests": "t"}, "prompt must be non-empty text"),
+        ({"name": "p", "prompt": "f() {\n", "tests": ["t"]}, "tests must be non-empty text"),
     ],
 )
 def test_a_bad_row_is_one_line_naming_the_file_and_row(tmp_path, monkeypatch, row, message):
@@ -192,7 +247,10 @@ def test_right_answers_pass_and_wrong_and_early_exits_fail_under_the_real_toolch
     answers = [(e, r["solution"]) for e, r in zip(loaded, rows(language))]
     answers += [(e, r["wrong"]) for e, r in zip(loaded, rows(language))]
     answers.append((loaded[0], EARLY_EXIT[language]))
-    graded = task.grade(answers)
+    shapes = [(loaded[index], answer) for index, answer in SHAPES[language]]
+    graded = task.grade(shapes + answers)
+    assert [g["verdict"] for g in graded[: len(shapes)]] == ["passed"] * len(shapes), graded[: len(shapes)]
+    graded = graded[len(shapes) :]
     verdicts = [g["verdict"] for g in graded]
     right = len(loaded)
     assert verdicts[:right] == ["passed"] * right, [g["stderr"] for g in graded[:right]]

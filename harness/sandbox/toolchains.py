@@ -196,7 +196,11 @@ def run_in_language(language: str, program: str, limits: Limits, main: str = "Pr
         processes=max(limits.processes, chain.processes),
         output_chars=limits.output_chars,
     )
-    reach = {str(Path(path).parent.parent) for path in tools.values()}
+    # An executable's package folder (tsc's node_modules/typescript); a file's own folder (a jar).
+    reach = {
+        str(Path(path).parent if tool.paths else Path(path).parent.parent)
+        for tool, path in zip(chain.tools, tools.values())
+    }
     return run_program(
         ["/bin/sh", "run.sh"],
         files={chain.source: program, "run.sh": script(chain, tools, main)},
