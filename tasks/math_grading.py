@@ -1,9 +1,15 @@
 r"""Grade a model's math completion against a gold answer the way Math-Verify does.
 
 The final answer is found by Math-Verify's own parsing of the whole completion: LaTeX first, a
-``\boxed{}`` before anything else (every box of the matched line: ``\boxed{3}`` and ``\boxed{5}``
-are the set ``{3, 5}``), then "final answer is" statements, then the last ``$...$`` or plain
-expression. It is compared with Math-Verify's ``verify``, so intervals, tuples, sets, equations,
+``\boxed{}`` before anything else, then "final answer is" statements, then the last ``$...$`` or
+plain expression.
+
+**Several boxes: the last one is the answer.** The paper's evaluation code (Qwen2.5-Math's
+``extract_answer``) takes the last ``\boxed{}``; Math-Verify alone would read every box as one set,
+so ``\boxed{1} no no \boxed{2}`` would match the gold ``{1, 2}`` and a model that corrects itself
+(``\boxed{7}. Wait: \boxed{8}``) would be graded on ``{7, 8}``. Before parsing, every box but the
+last loses its ``\boxed`` command (its content stays as plain text), so Math-Verify reads one box.
+A question with several answers expects them in one box, ``\boxed{3, 5}``. It is compared with Math-Verify's ``verify``, so intervals, tuples, sets, equations,
 ``\text{}`` answers and fractions written either way are graded as it grades them. The project's
 own steps apply only where Math-Verify comes back empty-handed:
 
@@ -183,8 +189,25 @@ def _compare(gold: str, gold_parsed: list, answer: str, parsed: list, timeout: i
     return MathGrade(0.0, "wrong" if _is_math(parsed) else "unparsed", answer)
 
 
+def last_box_only(completion: str) -> str:
+    r"""``completion`` with the box commands of every box but the last removed (the several-boxes
+    rule in the module docstring); unchanged with one box or none.
+
+    >>> last_box_only(r"First \boxed{7}. Wait: \boxed{8}.")
+    'First {7}. Wait: \\boxed{8}.'
+    """
+    boxes = list(_BOX.finditer(completion))
+    # The last box with content, looked for from the end (usually the first tried), so that a
+    # completion of many unclosed boxes stays linear; every box command before it goes.
+    last = next((m for m in reversed(boxes) if _box_content(completion, m.end()) is not None), None)
+    if last is None:
+        return completion
+    return _BOX.sub("", completion[: last.start()]) + completion[last.start() :]
+
+
 def _find(completion: str, timeout: int | None) -> tuple[str | None, list]:
     """The answer text in ``completion`` and its Math-Verify parse (empty when it is not math)."""
+    completion = last_box_only(completion)
     try:
         found = parse(_THOUSANDS.sub("", completion), PREDICTION, parsing_timeout=timeout)
     except Exception:  # noqa: BLE001 - Math-Verify already turns most failures into an empty parse
