@@ -120,7 +120,7 @@ def train_math(session: nox.Session) -> None:
 # collapsed (2% on test, one seed), as the paper's DPO runs at 1e-6. Evaluated like train-math, so the
 # base record is the same one.
 OFFLINE_DATA = "runs/selfgen/math-words"
-OFFLINE_SELFGEN = ["--task", "math-words", "--limit", "512", "--output-dir", OFFLINE_DATA]
+OFFLINE_SELFGEN = ["--task", "math-words", "--train-limit", "512", "--output-dir", OFFLINE_DATA]
 OFFLINE = [
     "--task",
     "math-words",

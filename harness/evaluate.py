@@ -10,7 +10,7 @@ kept as it finishes (:mod:`harness.progress`), and a rerun of a killed evaluatio
 what it lacks. Each split's summary names every setting its completions were generated with
 (``generation``, :func:`harness.generate.generation_settings`).
 
-``python -m harness.evaluate --model runs/x/model --task math-words --limit 50`` prints the table.
+``python -m harness.evaluate --model runs/x/model --task math-words --eval-limit 50`` prints the table.
 
 >>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
 >>> sorted(summary["test"])
@@ -267,13 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate_task(
             config.model,
             task,
-            limit=config.limit,
+            limit=config.eval_limit,
             sampling=sampling,
             samples_dir=config.samples_dir,
             device=config.device,
             min_pixels=config.min_pixels,
             max_pixels=config.max_pixels,
-            template=config.prompt_template,
+            template=config.eval_template,
             generation_backend=config.generation_backend,
             tensor_parallel_size=config.tensor_parallel_size,
             eval_backend=config.eval_backend,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from harness.config import Sampling
+from harness.config import EvalConfig, Parser, Sampling, add_arguments
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
 from harness.errors import ConfigError, DataError, HarnessError
@@ -87,7 +87,7 @@ def export(
     returns the YAML files written."""
     task = check_task(task_label)
     if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {limit}")
+        raise ConfigError(f"--eval-limit must be >= 1, got {limit}")
     if not task.eval_splits:
         raise DataError(f"--task {task.name}: it has no evaluation split to export")
     tokenizer = tokenizer or load_tokenizer(model or default_model(task.name))
@@ -192,19 +192,21 @@ def evaluate_task_lm_eval(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+def parser():
+    """The command line: the task, the folder, and the model and limit as every command declares them
+    (the model's end-of-turn tokens stop generation)."""
+    made = Parser(prog="python -m harness.lmeval", description=__doc__.split("\n\n")[0])
+    made.add_argument("--task", required=True, help="registered task whose evaluation splits are exported")
+    made.add_argument("--out", required=True, help="folder to give lm_eval --include_path")
+    add_arguments(made, EvalConfig, exclude=set(EvalConfig.__dataclass_fields__) - {"model", "eval_limit"})
+    return made
 
-    parser = argparse.ArgumentParser(prog="python -m harness.lmeval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", required=True, help="registered task whose evaluation splits are exported")
-    parser.add_argument("--out", required=True, help="folder to give lm_eval --include_path")
-    parser.add_argument(
-        "--model", help="backbone whose end-of-turn tokens stop generation (default: the domain's)"
-    )
-    parser.add_argument("--limit", type=int, help="export only the first N examples of each split")
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+
+    args = parser().parse_args(argv)
     try:
-        written = export(args.task, args.out, args.model, args.limit)
+        written = export(args.task, args.out, args.model, args.eval_limit)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ model it reads, whether it shards under FSDP2 and trains LoRA adapters, and the 
 Standard library only, so the configuration, the records and the pages read it as the loss does.
 Each parameter is a :class:`harness.config.TrainConfig` field (default, check, flag, help); the
 formula of each objective is its function in :data:`harness.losses.WEIGHTS`. A new objective is a
-row here, a function there and its parameters' fields (README, "Adding an objective").
+row here, a function there and its parameters' fields (docs/objectives.md, "Adding an objective").
 
 >>> row("psft").reference, row("psft").fsdp, row("psft").lora
 ('old policy', False, False)

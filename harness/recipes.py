@@ -233,7 +233,7 @@ _OFFLINE_SELFGEN = {
     "task": "numina-math-cot",
     "num_samples": 4,
     "temperature": 1.0,
-    "prompt_template": "qwen-boxed",
+    "eval_template": "qwen-boxed",
     "output_dir": OFFLINE_DATA,
 }
 _OFFLINE = {

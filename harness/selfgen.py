@@ -18,7 +18,7 @@ does (:mod:`harness.progress`): a rerun generates only the batches the killed on
 the same files. A finished folder is never replaced: the same command again says so and leaves it,
 and other settings are refused in one line naming what differs.
 
-``python -m harness.selfgen --model tiny --task math-words --limit 64 --output-dir runs/selfgen``
+``python -m harness.selfgen --model tiny --task math-words --train-limit 64 --output-dir runs/selfgen``
 
 >>> import tempfile
 >>> made = selfgen("tiny", "math-words", tempfile.mkdtemp(), limit=4, sampling=Sampling(max_new_tokens=48))
@@ -302,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             config.model,
             config.task,
             config.output_dir,
-            limit=config.limit,
+            limit=config.train_limit,
             sampling=sampling,
-            template=config.prompt_template,
+            template=config.eval_template,
             device=config.device,
             generation_backend=config.generation_backend,
             tensor_parallel_size=config.tensor_parallel_size,

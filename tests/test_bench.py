@@ -130,7 +130,7 @@ def test_a_nan_from_a_peer_is_a_disagreement_not_a_match():
 
 
 def test_a_failed_measurement_or_a_missing_page_is_one_line_and_writes_nothing(tmp_path, capsys):
-    assert performance.main(["--out", str(tmp_path), "--render-only"]) == 1
+    assert performance.main(["--leaderboard-dir", str(tmp_path), "--render-only"]) == 1
     err = capsys.readouterr().err
     assert err == f"error: --render-only: no {tmp_path / 'performance.json'}; run without it to measure\n"
     with pytest.raises(
@@ -198,12 +198,15 @@ def test_the_end_to_end_section_replaces_its_not_measured_line():
 
 def test_device_cuda_without_cuda_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(gpu.torch.cuda, "is_available", lambda: False)
-    assert performance.main(["--out", str(tmp_path), "--device", "cuda"]) == 1
+    assert performance.main(["--leaderboard-dir", str(tmp_path), "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: --device cuda: no CUDA device is visible (torch ") and err.count("\n") == 1
     assert err.endswith("the CPU benchmarks are python -m harness.bench\n")
     monkeypatch.setattr(gpu, "cuda_problem", lambda: None)  # a GPU part only
-    assert performance.main(["--out", str(tmp_path), "--device", "cuda", "--only", "code-execution"]) == 1
+    assert (
+        performance.main(["--leaderboard-dir", str(tmp_path), "--device", "cuda", "--only", "code-execution"])
+        == 1
+    )
     assert (
         capsys.readouterr().err
         == "error: --only code-execution: not a GPU part (one of loss, trainer, generation)\n"
@@ -318,7 +321,7 @@ def test_a_cpu_run_keeps_the_gpu_sections_and_a_gpu_page_renders_alone(tmp_path,
     (tmp_path / "performance.json").write_text(json.dumps(bench))
     monkeypatch.setattr(performance, "PARTS", ("generation",))
     monkeypatch.setattr(performance, "measure", lambda part: bench_json()[part])
-    assert performance.main(["--out", str(tmp_path)]) == 0
+    assert performance.main(["--leaderboard-dir", str(tmp_path)]) == 0
     kept = json.loads((tmp_path / "performance.json").read_text())
     assert kept["gpu"] == gpu_bench() and "loss" not in kept  # a plain run re-measures the CPU parts only
     page = performance.render({"gpu": gpu_bench()})

@@ -135,7 +135,7 @@ def test_evaluate_task_writes_one_samples_file_per_split(tmp_path):
     ("argv", "message"),
     [
         (["--task", "math-word"], "did you mean 'math-words'"),
-        (["--limit", "0"], "--limit must be >= 1"),
+        (["--eval-limit", "0"], "--eval-limit must be >= 1"),
         (["--num-samples", "3"], "--num-samples 3 needs --temperature > 0: the task's protocol is greedy"),
         (["--model", "/no/such/folder"], "/no/such/folder"),
     ],
@@ -151,7 +151,7 @@ def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
     assert "--problem-file does not apply to task math-words" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"task_id": "a", "prompt": "def f():\\n", "entry_point": "f"}\n')
-    assert main(["--task", "humaneval", "--problem-file", str(bad), "--limit", "1"]) == 1
+    assert main(["--task", "humaneval", "--problem-file", str(bad), "--eval-limit", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: task humaneval split test: {bad} line 1: missing or empty field 'test'"
 

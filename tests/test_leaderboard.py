@@ -280,19 +280,19 @@ def test_cli_writes_the_domain_page(tmp_path, trio, capsys):
     results_dir, out = tmp_path / "results", tmp_path / "leaderboards"
     for rec in trio:
         write_record(rec, results_dir)
-    assert main(["--results", str(results_dir), "--out", str(out)]) == 0
+    assert main(["--results-dir", str(results_dir), "--leaderboard-dir", str(out)]) == 0
     page = out / "math.md"
     assert capsys.readouterr().out.splitlines() == [str(out / "README.md"), str(page)]
     first = page.read_bytes()
     assert first.decode() == render(load_records(results_dir), source=str(results_dir))["math"]
-    assert main(["--results", str(results_dir), "--out", str(out)]) == 0
+    assert main(["--results-dir", str(results_dir), "--leaderboard-dir", str(out)]) == 0
     assert page.read_bytes() == first
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "math.md"]  # no temp file left behind
 
 
 def test_cli_skips_a_malformed_record_by_name(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("[", encoding="utf-8")
-    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert main(["--results-dir", str(tmp_path), "--leaderboard-dir", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert f"note: skipped {tmp_path / 'bad.json'}: malformed record" in err and "nothing written" in err
     assert not (tmp_path / "out").exists()
@@ -304,14 +304,14 @@ def test_truncated_and_foreign_files_beside_good_records_are_skipped(tmp_path, t
     good = next((tmp_path / "results").rglob("sft-*.json"))
     (good.parent / "sft-truncated.json").write_text(good.read_text()[:100])
     (tmp_path / "results" / "package.json").write_text('{"name": "not a record"}')
-    assert main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
+    assert main(["--results-dir", str(tmp_path / "results"), "--leaderboard-dir", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "sft-truncated.json: malformed record" in err and "package.json: malformed record" in err
     assert "from 3 records" in (tmp_path / "out" / "math.md").read_text()
 
 
 def test_missing_results_folder_is_a_one_line_error(tmp_path, capsys):
-    assert main(["--results", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
+    assert main(["--results-dir", str(tmp_path / "nope"), "--leaderboard-dir", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err.strip() == f"harness.leaderboard: no results folder at {tmp_path / 'nope'}"
 
 

@@ -70,7 +70,7 @@ def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'math-words'"):
         lmeval.export("math-word", tmp_path)
     assert lmeval.main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
-    with pytest.raises(ConfigError, match="^--limit must be >= 1, got 0$"):
+    with pytest.raises(ConfigError, match="^--eval-limit must be >= 1, got 0$"):
         lmeval.export("math-words", tmp_path, limit=0)
     assert not (tmp_path / "harness-math-words").exists()  # refused before anything is written
 
@@ -173,7 +173,7 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
     [
         (["--task", "visual-math"], "--eval-backend lm-eval cannot score task visual-math: it has pictures"),
         (
-            ["--prompt-template", "qwen-boxed"],
+            ["--eval-template", "qwen-boxed"],
             "--eval-backend lm-eval cannot score task math-words: it is asked with",
         ),
         (
@@ -191,7 +191,7 @@ def test_harness_evaluate_refuses_what_lm_eval_cannot_score_in_one_line(argv, me
 
 @pytest.mark.slow
 def test_harness_evaluate_through_lm_eval_scores_code_as_the_harness_does(tmp_path, capsys):
-    base = ["--task", "code-lists", "--limit", "3"]
+    base = ["--task", "code-lists", "--eval-limit", "3"]
     assert (
         evaluate_main([*base, "--eval-backend", "lm-eval", "--samples-dir", str(tmp_path / "lm-eval")]) == 0
     )

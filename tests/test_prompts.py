@@ -92,8 +92,8 @@ def test_a_raw_template_applies_to_math_tasks_only(tmp_path):
         parse_experiment(["--train-data", str(rows), "--prompt-template", "qwen-boxed"])
     with pytest.raises(DataError, match="prompts already"):
         training_rows("math-words", str(rows), None, "qwen-boxed")
-    with pytest.raises(ConfigError, match="--prompt-template: .*visual-math is vlm"):
-        parse_evaluate(["--task", "visual-math", "--prompt-template", "qwen-boxed"])
+    with pytest.raises(ConfigError, match="--eval-template: .*visual-math is vlm"):
+        parse_evaluate(["--task", "visual-math", "--eval-template", "qwen-boxed"])
     with pytest.raises(SystemExit):
         parse_experiment(["--prompt-template", "qwen"])  # argparse's choices
 

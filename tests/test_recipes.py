@@ -104,10 +104,12 @@ def test_the_sweep_takes_a_recipe():
     assert sweep.batch_sizes == [256] and sweep.experiment.eval_template == "llama-base-boxed"
 
 
-def test_the_readme_lists_every_recipe_beside_the_papers_numbers():
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- recipes:begin -->\n", 1)[1].split("\n<!-- recipes:end -->", 1)[0]
-    assert block == recipes.table(), "README's recipe table is stale: paste `python -m harness.recipes`"
+def test_the_docs_list_every_recipe_beside_the_papers_numbers():
+    page = (ROOT / "docs" / "recipes.md").read_text()
+    block = page.split("<!-- recipes:begin -->\n", 1)[1].split("\n<!-- recipes:end -->", 1)[0]
+    assert block == recipes.table(), (
+        "docs/recipes.md's recipe table is stale: paste `python -m harness.recipes` between its recipes markers"
+    )
 
 
 def test_the_multinode_command_parses_back_to_the_same_training(tmp_path):

@@ -205,7 +205,7 @@ def test_train_and_evaluate_the_tiny_vlm_through_the_cli_and_reload_the_checkpoi
     from harness.evaluate import main as evaluate_main  # import cost: torch and transformers
 
     capsys.readouterr()
-    assert evaluate_main(["--model", str(out / "model"), "--task", "visual-math", "--limit", "3"]) == 0
+    assert evaluate_main(["--model", str(out / "model"), "--task", "visual-math", "--eval-limit", "3"]) == 0
     printed = capsys.readouterr().out
     assert "ood-colours" in printed and "(n=3)" in printed
     # The checkpoint is an ordinary Hugging Face folder: the Auto classes load it and agree.

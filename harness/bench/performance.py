@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import code_execution, end_to_end, generation, gpu, loss, trainer
+from harness.config import LeaderboardConfig, add_arguments
 from harness.environment import version
 from harness.files import atomic_write_text
 from harness.numerics import host, mode
@@ -353,26 +354,28 @@ def render(bench: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--out", default="leaderboards", help="folder for performance.json and performance.md"
-    )
-    parser.add_argument(
+def parser() -> argparse.ArgumentParser:
+    made = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0])
+    add_arguments(made, LeaderboardConfig, exclude={"results_dir"})  # performance.{json,md} go there
+    made.add_argument(
         "--only",
         nargs="+",
         choices=PARTS + OPT_IN,
         help="measure these parts; keep the others' figures (end-to-end is measured only when named)",
     )
-    parser.add_argument("--render-only", action="store_true", help="re-render performance.md from the JSON")
-    parser.add_argument(
+    made.add_argument("--render-only", action="store_true", help="re-render performance.md from the JSON")
+    made.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default="cpu",
         help="cpu: the CPU sections; cuda: the GPU sections (loss, trainer, generation), the others kept",
     )
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    out = Path(args.leaderboard_dir)
     path = out / "performance.json"
     if args.render_only and not path.exists():
         print(f"error: --render-only: no {path}; run without it to measure", file=sys.stderr)

@@ -180,8 +180,8 @@ class TrainConfig:
     )
     model: str | None = setting(
         None,
-        "'tiny' or 'tiny-vl' (embedded), a local model folder or a hub id "
-        "(default: the embedded model of the task's domain)",
+        "'tiny' or 'tiny-vl' (embedded), 'smollm2-135m' (a pretrained model from a pip package), a "
+        "local model folder, a .gguf file or a hub id (default: the embedded model of the task's domain)",
     )
     task: str = setting("math-words", "task whose train split is used")
     train_data: str | None = setting(None, "a .jsonl/.json/.parquet file of prompt/completion rows instead")
@@ -497,6 +497,49 @@ def tensor_parallel_size() -> Any:
     return setting(1, "--generation-backend vllm: GPUs one model is split over", role=RUN, check=at_least(1))
 
 
+def eval_limit() -> Any:
+    """How many examples of each split are evaluated: one declaration for every command."""
+    return setting(None, "evaluate the first N examples of each split", check=at_least(1))
+
+
+def eval_template(default: str | None, default_note: str = "") -> Any:
+    """How questions are rendered when a model answers them (evaluation, self-generated data): one
+    declaration for every command; ``default_note`` says where an unset value comes from."""
+    return setting(
+        default,
+        "how a task's questions become prompt text when the model answers them: the backbone's chat "
+        "template, or a raw template of the paper's math evaluation" + default_note,
+        role=RUN,
+        choices=PROMPT_TEMPLATES,
+    )
+
+
+def results_dir(default: str, note: str = "") -> Any:
+    """The folder of run records: one declaration for the commands that write or read them."""
+    return setting(default, "the folder of JSON run records, one per evaluated model" + note, role=RUN)
+
+
+def leaderboard_dir(default: str) -> Any:
+    """The folder of rendered pages: one declaration for the commands that write them."""
+    return setting(default, "the folder the markdown pages and plots/ are rendered into", role=RUN)
+
+
+@dataclass
+class LeaderboardConfig:
+    """``python -m harness.leaderboard``: the pages and plots, rendered from the records alone."""
+
+    results_dir: str = results_dir("results")
+    leaderboard_dir: str = leaderboard_dir("leaderboards")
+
+
+def dry_run() -> Any:
+    """Print instead of run: one declaration for the commands that plan runs."""
+    return setting(
+        False,
+        "print the plan (the resolved configuration, each run and its commands, on one node and on several) and stop",
+    )
+
+
 def like(name: str) -> Any:
     """A field of another command declared as :class:`TrainConfig`'s field ``name`` is: the same
     default, help and check (``--device`` means one thing in every command)."""
@@ -514,14 +557,9 @@ class EvalConfig:
 
     model: str | None = like("model")
     task: str = setting("math-words", "registered task name")
-    limit: int | None = setting(None, "first N examples of each split", check=at_least(1))
+    eval_limit: int | None = eval_limit()
     samples_dir: str | None = setting(None, "write per-sample JSONL here")
-    prompt_template: str = setting(
-        "chat",
-        "the backbone's chat template, or a raw template of the paper's math evaluation",
-        role=RUN,
-        choices=PROMPT_TEMPLATES,
-    )
+    eval_template: str = eval_template("chat")
     problem_file: str | None = setting(
         None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
     )
@@ -550,13 +588,8 @@ class SelfgenConfig:
     output_dir: str = setting(
         "runs/selfgen", "where rows.jsonl, pairs.jsonl, samples.jsonl and selfgen.json go", role=RUN
     )
-    limit: int | None = setting(None, "first N training questions", check=at_least(1))
-    prompt_template: str = setting(
-        "chat",
-        "the backbone's chat template, or a raw template of the paper's math evaluation",
-        role=RUN,
-        choices=PROMPT_TEMPLATES,
-    )
+    train_limit: int | None = like("train_limit")
+    eval_template: str = eval_template("chat")
     device: str | None = like("device")
     min_pixels: int | None = like("min_pixels")
     max_pixels: int | None = like("max_pixels")
@@ -631,23 +664,21 @@ class ExperimentConfig:
         check=at_least(0),
     )
     runs_dir: str = setting("runs", "checkpoints, logs and samples go here")
-    results_dir: str = setting(
+    results_dir: str = results_dir(
         "runs/results",
-        "one JSON record per evaluated model (the committed reference records are in results/: "
-        "give --results-dir results to add to them)",
+        " (the committed reference records are in results/: give --results-dir results to add to them)",
     )
-    leaderboard_dir: str = setting("runs/leaderboards", "rendered markdown goes here")
+    leaderboard_dir: str = leaderboard_dir("runs/leaderboards")
     reference_dir: str = setting(
         "results",
         "committed reference records: each record made is compared with the one of its "
         "configuration there ('' = no comparison)",
     )
-    eval_limit: int | None = setting(None, "evaluate the first N examples of each split", check=at_least(1))
-    eval_template: str | None = setting(
+    eval_limit: int | None = eval_limit()
+    eval_template: str | None = eval_template(
         None,
-        "prompt template at evaluation (default: --prompt-template, the training one; the paper "
-        "trained with the chat template and evaluated with qwen-boxed and the like)",
-        choices=PROMPT_TEMPLATES,
+        " (default: --prompt-template, the training one; the paper trained with the chat template "
+        "and evaluated with qwen-boxed and the like)",
     )
     eval_backend: str = eval_backend()
     generation_backend: str = generation_backend()
@@ -677,10 +708,7 @@ class ExperimentConfig:
         "error, and a half-done training continues from its model or last checkpoint",
     )
 
-    dry_run: bool = setting(
-        False,
-        "print the resolved configuration and the commands to run it on one node and on several",
-    )
+    dry_run: bool = dry_run()
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -704,12 +732,15 @@ class ExperimentConfig:
         return self.nnodes * self.nproc_per_node
 
 
+AXIS_NOTE = ": one or more values, an axis of the grid"  # a sweep's form of a training setting
+
+
 def axis(name: str) -> Any:
     """A sweep's grid axis: one or more values of :class:`TrainConfig`'s field ``name``, with that
     field's help and check (so ``--lr`` is declared once, whether it takes one value or a list)."""
     f = TrainConfig.__dataclass_fields__[name]
     assert f.metadata.get("axis"), f"{name} is not marked as a sweep axis"
-    help_text = f"{f.metadata['help']}: one or more values, an axis of the grid (default: the preset's)"
+    help_text = f"{f.metadata['help']}{AXIS_NOTE} (default: the preset's)"
     return setting(None, help_text, check=f.metadata["check"])
 
 
@@ -746,7 +777,7 @@ class SweepConfig:
     base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")
-    dry_run: bool = setting(False, "print the plan and stop")
+    dry_run: bool = dry_run()
     print_commands: bool = setting(False, "print one command per cell and stop")
     cell: int | None = setting(None, "run only this cell of the plan (0-based)", check=at_least(0))
 

@@ -139,16 +139,19 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def train_parser(preset: dict[str, Any], description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.train", description=description)
+    help_text = ExperimentConfig.__dataclass_fields__["preset"].metadata["help"]
+    parser.add_argument("--preset", default="paper-math", choices=tuple(PRESETS), help=help_text)
+    add_arguments(parser, TrainConfig, defaults=preset)
+    return parser
+
+
 def parse_train(argv: list[str] | None = None, description: str = "") -> TrainConfig:
     """``python -m harness.train``'s command line, resolved (default preset: ``paper-math``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv, default="paper-math", by_model=False)
-    parser = Parser(prog="python -m harness.train", description=description)
-    parser.add_argument(
-        "--preset", default="paper-math", choices=tuple(PRESETS), help="hyperparameter preset"
-    )
-    add_arguments(parser, TrainConfig, defaults=preset)
-    args = vars(parser.parse_args(argv))
+    args = vars(train_parser(preset, description).parse_args(argv))
     args.pop("preset")
     config = resolve_train(TrainConfig(**args), world_size())
     check_trainable(config)
@@ -406,16 +409,20 @@ def parse_experiment(argv: list[str] | None = None, description: str = "") -> Ex
     return resolve_experiment(args, preset)
 
 
-def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tuple[EvalConfig, Sampling]:
-    """``python -m harness.evaluate``'s command line, resolved: the task (and ``--problem-file``)
-    and the model are checked, and the model defaults to the task domain's embedded one."""
+def evaluate_parser(description: str = "") -> Parser:
     parser = Parser(prog="python -m harness.evaluate", description=description)
     add_arguments(parser, EvalConfig)
     add_arguments(parser.add_argument_group("sampling"), Sampling)
-    args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    return parser
+
+
+def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tuple[EvalConfig, Sampling]:
+    """``python -m harness.evaluate``'s command line, resolved: the task (and ``--problem-file``)
+    and the model are checked, and the model defaults to the task domain's embedded one."""
+    args = vars(evaluate_parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = take(args, Sampling), take(args, EvalConfig)
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
-    check_template(config.prompt_template, [config.task], "--prompt-template")
+    check_template(config.eval_template, [config.task], "--eval-template")
     check_task(config.task, **options)
     device_and_dtype(config.device)
     if config.model is None:
@@ -429,21 +436,25 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
             raise ConfigError(
                 "--problem-file applies only to --eval-backend harness (lm-eval exports the task's own)"
             )
-        check_lm_eval(task, spec, config.prompt_template)
+        check_lm_eval(task, spec, config.eval_template)
     return config, sampling
+
+
+def selfgen_parser(description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.selfgen", description=description)
+    add_arguments(parser, SelfgenConfig)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    return parser
 
 
 def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple[SelfgenConfig, Sampling]:
     """``python -m harness.selfgen``'s command line, resolved: a registered task with training
     questions and a grader, the model (default: the task domain's embedded one), the backends, and
     the sampling with its unset fields from :data:`harness.config.SELFGEN_PROTOCOL`."""
-    parser = Parser(prog="python -m harness.selfgen", description=description)
-    add_arguments(parser, SelfgenConfig)
-    add_arguments(parser.add_argument_group("sampling"), Sampling)
-    args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    args = vars(selfgen_parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = take(args, Sampling), take(args, SelfgenConfig)
     task = check_task(config.task)
-    check_template(config.prompt_template, [config.task], "--prompt-template")
+    check_template(config.eval_template, [config.task], "--eval-template")
     if not task.graded:
         raise ConfigError(
             f"--task {task.name} has no grader (training data only): selfgen keeps the samples a task's "
@@ -471,11 +482,7 @@ class Sweep:
     argv: list[str]
 
 
-def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: str = "") -> Sweep:
-    """``python -m harness.ablate``'s command line, resolved: an omitted axis takes the preset's
-    value, ``--domain`` picks the domain's training task, and every cell's batch split is checked."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset = preset_of(argv)
+def sweep_parser(preset: dict[str, Any], description: str = "", epilog: str = "") -> Parser:
     parser = Parser(
         prog="python -m harness.ablate",
         description=description,
@@ -485,7 +492,15 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     recipe_task = {"task": preset["task"]} if "task" in preset else {}  # the axes stay the sweep's own
     add_arguments(parser.add_argument_group("the grid and how to run it"), SweepConfig, defaults=recipe_task)
     experiment_parser(preset, parser, sweep=True)
-    args = vars(parser.parse_args(argv))
+    return parser
+
+
+def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: str = "") -> Sweep:
+    """``python -m harness.ablate``'s command line, resolved: an omitted axis takes the preset's
+    value, ``--domain`` picks the domain's training task, and every cell's batch split is checked."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    args = vars(sweep_parser(preset, description, epilog).parse_args(argv))
     grid = take(args, SweepConfig)
     try:
         task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
@@ -516,6 +531,12 @@ class Continuum:
     experiment: Experiment
 
 
+def continuum_parser(preset: dict[str, Any], description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.continuum", description=description)
+    add_arguments(parser.add_argument_group("the map"), ContinuumConfig)
+    return experiment_parser(preset, parser)
+
+
 def parse_continuum(argv: list[str] | None = None, description: str = "") -> Continuum:
     """``python -m harness.continuum``'s command line, resolved: the experiment's flags, the ladder
     and the noise rates, each checked before any run (the warm-up pool must exist past the mapped
@@ -528,10 +549,7 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv)
-    parser = Parser(prog="python -m harness.continuum", description=description)
-    add_arguments(parser.add_argument_group("the map"), ContinuumConfig)
-    experiment_parser(preset, parser)
-    args = vars(parser.parse_args(argv))
+    args = vars(continuum_parser(preset, description).parse_args(argv))
     study = take(args, ContinuumConfig)
     experiment = resolve_experiment(args, preset)
     train = experiment.train
@@ -560,13 +578,18 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     return Continuum(study, experiment)
 
 
+def token_probs_parser(description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.token_probs", description=description)
+    add_arguments(parser, TokenProbsConfig)
+    return parser
+
+
 def parse_token_probs(
     argv: list[str] | None = None, description: str = ""
 ) -> tuple[TokenProbsConfig, TrainConfig]:
     """``python -m harness.token_probs``'s command line, resolved: its settings, and the training
     configuration whose rows it reads (task or file, length, device)."""
-    parser = Parser(prog="python -m harness.token_probs", description=description)
-    add_arguments(parser, TokenProbsConfig)
+    parser = token_probs_parser(description)
     config = TokenProbsConfig(**vars(parser.parse_args(sys.argv[1:] if argv is None else argv)))
     check_task(config.task)
     train = TrainConfig(
@@ -580,3 +603,18 @@ def parse_token_probs(
     train = resolve_train(replace(train, batch_size=1, micro_batch_size=1))
     check_inputs(train, [])
     return replace(config, model=train.model), train
+
+
+def command_parsers() -> list[Parser]:
+    """The parser of every command built from the configs, as ``--help`` shows it (the laptop
+    preset's defaults), for the test that keeps one name per setting across commands."""
+    laptop = preset_of([])
+    return [
+        train_parser(preset_of([], default="paper-math", by_model=False)),
+        experiment_parser(laptop, Parser(prog="python -m harness.experiment")),
+        sweep_parser(laptop),
+        continuum_parser(laptop),
+        evaluate_parser(),
+        selfgen_parser(),
+        token_probs_parser(),
+    ]

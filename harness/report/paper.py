@@ -92,8 +92,8 @@ def _data_differences(row: recipes.Recipe, record: Record) -> list[str]:
     wanted = {
         "model": row.model,
         "task": row.selfgen.get("task"),
-        "limit": row.selfgen.get("limit"),
-        "template": row.selfgen.get("prompt_template", "chat"),
+        "limit": row.selfgen.get("train_limit"),
+        "template": row.selfgen.get("eval_template", "chat"),
         "num_samples": row.selfgen.get("num_samples"),
         "temperature": row.selfgen.get("temperature"),
     }

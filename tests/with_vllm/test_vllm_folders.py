@@ -45,7 +45,18 @@ def test_a_folder_vllm_cannot_load_is_one_line(tmp_path, capsys):
     config = json.loads((broken / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps(config | {"architectures": ["NoSuchModelForCausalLM"]}))
     assert (
-        main(["--model", str(broken), "--task", "math-words", "--limit", "2", "--generation-backend", "vllm"])
+        main(
+            [
+                "--model",
+                str(broken),
+                "--task",
+                "math-words",
+                "--eval-limit",
+                "2",
+                "--generation-backend",
+                "vllm",
+            ]
+        )
         == 1
     )
     err = capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""One name per setting across commands: a setting that two commands share is declared once, so it
+has the same flag and the same help in both (``--eval-limit`` in the experiment and in
+``harness.evaluate``, ``--results-dir`` in the experiment and in ``harness.leaderboard``).
+
+Walked: the parser of every command (the configs' and the hand-built ones), each flag with its help
+as ``--help`` shows it, less the ``(default: ...)`` that depends on the command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from harness import leaderboard, lmeval
+from harness.bench import performance
+from harness.config import AXIS_NOTE
+from harness.config.resolve import command_parsers
+
+# Flags whose meaning is the command's own: what the task is used for, where the output goes.
+PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}
+
+
+def _flags():
+    """``(command, flag, help)`` for every long flag of every command."""
+    parsers = [*command_parsers(), lmeval.parser(), leaderboard.parser(), performance.parser()]
+    for parser in parsers:
+        for action in parser._actions:
+            names = [
+                name
+                for name in action.option_strings
+                if name.startswith("--") and not name.startswith("--no-")
+            ]
+            if names and action.help:
+                yield parser.prog, names[0], declared(action.help)
+
+
+def declared(help_text: str) -> str:
+    """The help as declared, less what a command adds: the ``(default: ...)``, a note in trailing
+    parentheses, a sweep axis's ``: one or more values ...``."""
+    while True:
+        cut = re.sub(r"\s*\((?:[^()]|\([^()]*\))*\)\s*$", "", help_text)
+        if cut == help_text:
+            break
+        help_text = cut
+    return help_text.removesuffix(AXIS_NOTE).strip()
+
+
+def test_one_setting_has_one_name_in_every_command():
+    names_by_help = defaultdict(set)
+    for _, name, help_text in _flags():
+        names_by_help[help_text].add(name)
+    doubled = {help_text: sorted(names) for help_text, names in names_by_help.items() if len(names) > 1}
+    assert not doubled, doubled
+
+
+def test_one_name_means_one_setting_in_every_command():
+    helps_by_name = defaultdict(dict)
+    for command, name, help_text in _flags():
+        helps_by_name[name].setdefault(help_text, []).append(command)
+    differing = {
+        name: helps for name, helps in helps_by_name.items() if len(helps) > 1 and name not in PER_COMMAND
+    }
+    assert not differing, "\n".join(f"{name}: {helps}" for name, helps in differing.items())
+
+
+def test_the_commands_that_evaluate_share_the_evaluation_flags():
+    flags_of = defaultdict(set)
+    for command, name, _ in _flags():
+        flags_of[command].add(name)
+    for command in ("python -m harness.experiment", "python -m harness.evaluate"):
+        assert {"--eval-limit", "--eval-template", "--model"} <= flags_of[command], command
+    assert {"--results-dir", "--leaderboard-dir"} <= flags_of["python -m harness.leaderboard"]
+    assert "--limit" not in set().union(*flags_of.values())
