@@ -125,9 +125,12 @@ def test_the_hidden_tests_are_nowhere_the_program_can_read():
         # A deadline, so a machine whose /tmp holds gigabytes (a dev box) still gets an answer.
         deadline = time.monotonic() + 15
         for top in (".", "/tmp", "/dev/shm", "/var/tmp"):
-            for folder, _, names in os.walk(top):
+            for folder, subfolders, names in os.walk(top):
                 if time.monotonic() > deadline:
                     break
+                # Installed environments and repositories (a checkout under /tmp brings its .nox):
+                # nothing the harness writes while grading goes there.
+                subfolders[:] = [d for d in subfolders if d not in (".nox", ".git", "site-packages", "node_modules")]
                 for name in names:
                     try:  # the first MiB of each: /tmp may hold the harness's model files
                         found.update(shape.findall(open(os.path.join(folder, name), "rb").read(1 << 20)))
