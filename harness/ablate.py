@@ -39,19 +39,114 @@ take turns.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import transformers
 
+import tasks
 from harness import leaderboard, results
-from harness.config import ExperimentConfig, split_batch
-from harness.config.resolve import Experiment, Sweep, parse_sweep, resolve_train
+from harness.config import (
+    OBJECTIVES,
+    ExperimentConfig,
+    Parser,
+    TrainConfig,
+    add_arguments,
+    at_least,
+    axis,
+    check_fields,
+    dry_run,
+    preset_of,
+    setting,
+    split_batch,
+    take,
+)
+from harness.config.resolve import (
+    Experiment,
+    check_task,
+    experiment_parser,
+    resolve_experiment,
+    resolve_train,
+)
 from harness.errors import ConfigError, HarnessError
-from harness.experiment import check_existing, plan_method, run_method, status
+from harness.runs import check_existing, plan_method, run_method, status
+
+
+@dataclass
+class SweepConfig:
+    """``python -m harness.ablate``: the grid and how to run it; every experiment flag applies too."""
+
+    lr: list[float] | None = axis("lr")
+    batch_size: list[int] | None = axis("batch_size")
+    method: list[str] = setting(["sft", "dft"], "methods trained in every cell", choices=OBJECTIVES)
+    base: bool = setting(True, "also evaluate the base")
+    domain: str | None = setting(None, "sweep the domain's training task")
+    task: str | None = setting(None, "a registered task (default: math-words)")
+    dry_run: bool = dry_run()
+    print_commands: bool = setting(False, "print one command per cell and stop")
+    cell: int | None = setting(None, "run only this cell of the plan (0-based)", check=at_least(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.domain is not None and self.task is not None:
+            raise ConfigError("--domain and --task: give one of them")
+
+
+@dataclass
+class Sweep:
+    """What ``python -m harness.ablate`` runs: the grid and the settings every cell shares."""
+
+    grid: SweepConfig
+    experiment: Experiment  # lr, batch size and method vary per cell
+    lrs: list[float]
+    batch_sizes: list[int]
+    max_micro_batch_size: int  # --micro-batch-size: each cell derives its own split from it
+    argv: list[str]
+
+
+def sweep_parser(preset: dict[str, Any], description: str = "", epilog: str = "") -> Parser:
+    parser = Parser(
+        prog="python -m harness.ablate",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    recipe_task = {"task": preset["task"]} if "task" in preset else {}  # the axes stay the sweep's own
+    add_arguments(parser.add_argument_group("the grid and how to run it"), SweepConfig, defaults=recipe_task)
+    experiment_parser(preset, parser, sweep=True)
+    return parser
+
+
+def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: str = "") -> Sweep:
+    """``python -m harness.ablate``'s command line, resolved: an omitted axis takes the preset's
+    value, ``--domain`` picks the domain's training task, and every cell's batch split is checked."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    args = vars(sweep_parser(preset, description, epilog).parse_args(argv))
+    grid = take(args, SweepConfig)
+    try:
+        task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
+    except KeyError as error:
+        raise ConfigError(f"--domain {error.args[0]}") from None
+    check_task(task)
+    default = TrainConfig.__dataclass_fields__
+    lrs = list(dict.fromkeys(grid.lr or [preset.get("lr", default["lr"].default)]))
+    batch_sizes = list(
+        dict.fromkeys(grid.batch_size or [preset.get("batch_size", default["batch_size"].default)])
+    )
+    max_micro = args["micro_batch_size"]
+    args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
+    experiment = resolve_experiment(
+        args, preset, objectives=list(grid.method), task=task, methods="base", dry_run=False
+    )
+    for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
+        split_batch(batch, max_micro, experiment.config.world_size)
+    return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
 
 
 @dataclass
@@ -70,7 +165,7 @@ class Cell:
 
 
 def parse_args(argv: list[str] | None = None) -> Sweep:
-    """The sweep a command line asks for, resolved and checked (:func:`harness.config.resolve.parse_sweep`);
+    """The sweep a command line asks for, resolved and checked (:func:`parse_sweep`);
     a ``--cell`` outside the plan is an error too."""
     sweep = parse_sweep(
         argv, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1].split(">>>")[0]

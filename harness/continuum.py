@@ -20,7 +20,6 @@ The map itself is a page of the leaderboard folder, ``continuum-<task>-<map id>.
 (:mod:`harness.report.continuum`), rendered from the records alone: each objective minus SFT,
 in-domain and out of domain, against strength and against noise.
 
->>> from harness.config.resolve import parse_continuum
 >>> plan(parse_continuum(["--methods", "sft,dft", "--train-limit", "64", "--warmup-rows", "0", "32",
 ...                       "--noise", "0", "0.25"]))
 [(0, 0.0, 'base,sft,dft'), (32, 0.0, 'base,sft,dft'), (0, 0.25, 'sft,dft')]
@@ -31,16 +30,32 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import transformers
 
 from harness import leaderboard
-from harness.config import TrainConfig, objective_defaults
-from harness.config.resolve import Continuum, Experiment, parse_continuum
-from harness.errors import HarnessError
-from harness.experiment import (
+from harness.config import (
+    RUN,
+    Parser,
+    TrainConfig,
+    add_arguments,
+    at_least,
+    below_one,
+    check_fields,
+    objective_defaults,
+    preset_of,
+    setting,
+    take,
+)
+from harness.config.resolve import Experiment, experiment_parser, resolve_experiment
+from harness.data.noise import with_noise
+from harness.data.rows import training_rows
+from harness.errors import ConfigError, HarnessError
+from harness.identity import config_id
+from harness.runs import (
     hparams_of,
     plan_method,
     read_json,
@@ -50,7 +65,85 @@ from harness.experiment import (
     status,
     train_or_reuse,
 )
-from harness.results import config_id
+
+
+@dataclass
+class ContinuumConfig:
+    """``python -m harness.continuum``: one training from a ladder of starting points of increasing
+    strength, and at several demonstration-noise rates (:mod:`harness.report.continuum` maps them)."""
+
+    warmup_rows: list[int] = setting(
+        [0, 64, 256],
+        "the prior-strength ladder: one starting point per K, the backbone after SFT on K rows of the "
+        "task that the mapped runs never see (the rows after their --train-limit); 0 is the backbone",
+        role=RUN,
+        check=at_least(0),
+    )
+    noise: list[float] = setting(
+        [0.0, 0.2, 0.4],
+        "--train-noise rates the methods train at, from the backbone itself",
+        role=RUN,
+        check=below_one,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class Continuum:
+    """What ``python -m harness.continuum`` runs: the ladder and noise rates, and the experiment every
+    point shares (its --model is the ladder's foot)."""
+
+    study: ContinuumConfig
+    experiment: Experiment
+
+
+def parser(preset: dict[str, Any], description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.continuum", description=description)
+    add_arguments(parser.add_argument_group("the map"), ContinuumConfig)
+    return experiment_parser(preset, parser)
+
+
+def parse_continuum(argv: list[str] | None = None, description: str = "") -> Continuum:
+    """``python -m harness.continuum``'s command line, resolved: the experiment's flags, the ladder
+    and the noise rates, each checked before any run (the warm-up pool must exist past the mapped
+    runs' rows, every row must have an answer to corrupt, SFT must be trained: it is the baseline).
+
+    >>> parse_continuum(["--warmup-rows", "0", "64", "--methods", "sft,dft", "--train-limit", "5000"])
+    Traceback (most recent call last):
+    ...
+    harness.errors.ConfigError: --warmup-rows 64: the warm-up pool is the rows after --train-limit 5000, and task math-words split train has 2000
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    args = vars(parser(preset, description).parse_args(argv))
+    study = take(args, ContinuumConfig)
+    experiment = resolve_experiment(args, preset)
+    train = experiment.train
+    if "sft" not in experiment.config.method_list:
+        raise ConfigError("--methods: a map compares each objective with SFT, so it must include sft")
+    if train.train_noise:
+        raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
+    pool = max(study.warmup_rows)
+    if pool:
+        if train.train_limit is None:
+            raise ConfigError(
+                f"--warmup-rows {pool} needs --train-limit: the warm-up pool is the rows after the ones "
+                "the mapped runs train on"
+            )
+        rows, source = training_rows(train.task, train.train_data, None, train.prompt_template)
+        if train.train_offset + train.train_limit + pool > len(rows):
+            raise ConfigError(
+                f"--warmup-rows {pool}: the warm-up pool is the rows after --train-limit "
+                f"{train.train_limit}, and {source} has {len(rows)}"
+            )
+    if any(study.noise):
+        rows, source = training_rows(
+            train.task, train.train_data, train.train_limit, train.prompt_template, train.train_offset
+        )
+        with_noise(rows, max(study.noise), train.seed, source)  # each row has an answer to corrupt
+    return Continuum(study, experiment)
 
 
 def plan(continuum: Continuum) -> list[tuple[int, float, str]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,24 @@ from typing import Any
 import torch
 
 import tasks
-from harness.config import Sampling
-from harness.config.resolve import parse_evaluate
+from harness.config import (
+    Parser,
+    Sampling,
+    add_arguments,
+    check_fields,
+    eval_backend,
+    eval_limit,
+    eval_template,
+    generation_backend,
+    like,
+    setting,
+    take,
+    tensor_parallel_size,
+)
+from harness.config.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import load_split
-from harness.errors import DataError, HarnessError
+from harness.errors import ConfigError, DataError, HarnessError
 from harness.generate import generate, generation_settings
 from harness.lmeval import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
@@ -255,6 +268,60 @@ def model_key(model: str) -> dict[str, Any]:
         "model": model,
         "files": {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
     }
+
+
+@dataclass
+class EvalConfig:
+    """``python -m harness.evaluate``: one model on one task's evaluation splits."""
+
+    model: str | None = like("model")
+    task: str = setting("math-words", "registered task name")
+    eval_limit: int | None = eval_limit()
+    samples_dir: str | None = setting(None, "write per-sample JSONL here")
+    eval_template: str = eval_template("chat")
+    problem_file: str | None = setting(
+        None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
+    )
+    device: str | None = like("device")
+    min_pixels: int | None = like("min_pixels")
+    max_pixels: int | None = like("max_pixels")
+    eval_backend: str = eval_backend()
+    generation_backend: str = generation_backend()
+    tensor_parallel_size: int = tensor_parallel_size()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def parser(description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.evaluate", description=description)
+    add_arguments(parser, EvalConfig)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    return parser
+
+
+def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tuple[EvalConfig, Sampling]:
+    """``python -m harness.evaluate``'s command line, resolved: the task (and ``--problem-file``)
+    and the model are checked, and the model defaults to the task domain's embedded one."""
+    args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
+    sampling, config = take(args, Sampling), take(args, EvalConfig)
+    options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+    check_template(config.eval_template, [config.task], "--eval-template")
+    check_task(config.task, **options)
+    device_and_dtype(config.device)
+    if config.model is None:
+        config = replace(config, model=default_model(config.task))
+    resolve_model(config.model, convert=False)
+    task = check_task(config.task, **options)
+    spec = sampling.resolved(task.protocol, budget=task.max_new_tokens)
+    check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
+    if config.eval_backend == "lm-eval":
+        if options:
+            raise ConfigError(
+                "--problem-file applies only to --eval-backend harness (lm-eval exports the task's own)"
+            )
+        check_lm_eval(task, spec, config.eval_template)
+    return config, sampling
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import LeaderboardConfig, Parser, add_arguments
+from harness.config import Parser, add_arguments, leaderboard_dir, results_dir
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes, atomic_write_text, file_lock
 from harness.report import ablation, continuum
-from harness.report.domain import Page, Record, domain_pages
+from harness.report.domain import domain_pages
 from harness.report.index import OTHER_PAGES, index_page
+from harness.report.tables import Page, Record
 from harness.results import load_records
 
 
@@ -113,6 +115,14 @@ def write(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     return written
 
 
+@dataclass
+class LeaderboardConfig:
+    """``python -m harness.leaderboard``: the pages and plots, rendered from the records alone."""
+
+    results_dir: str = results_dir("results")
+    leaderboard_dir: str = leaderboard_dir("leaderboards")
+
+
 def parser() -> Parser:
     made = Parser(prog="python -m harness.leaderboard", description=__doc__.split("\n")[0])
     add_arguments(made, LeaderboardConfig)
@@ -124,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     main(["--results", folder, "--out", folder])
+    ...     main(["--results-dir", folder, "--leaderboard-dir", folder])
     0
     """
     args = parser().parse_args(argv)

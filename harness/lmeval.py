@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tasks
-from harness.config import EvalConfig, Parser, Sampling, add_arguments
+from harness.config import Parser, Sampling, add_arguments, eval_limit, like
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
 from harness.errors import ConfigError, DataError, HarnessError
@@ -198,8 +199,16 @@ def parser():
     made = Parser(prog="python -m harness.lmeval", description=__doc__.split("\n\n")[0])
     made.add_argument("--task", required=True, help="registered task whose evaluation splits are exported")
     made.add_argument("--out", required=True, help="folder to give lm_eval --include_path")
-    add_arguments(made, EvalConfig, exclude=set(EvalConfig.__dataclass_fields__) - {"model", "eval_limit"})
+    add_arguments(made, ExportConfig)
     return made
+
+
+@dataclass
+class ExportConfig:
+    """The settings ``harness.lmeval``'s export shares with the other commands (declared there)."""
+
+    model: str | None = like("model")  # its end-of-turn tokens are the stop strings
+    eval_limit: int | None = eval_limit()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,18 +1,14 @@
 """Run records: one JSON file per evaluated model (the untouched base, or an SFT- or DFT-trained one).
 
 A record says what was run (task, backbone, method, every training hyperparameter, the data trained
-on), what came out (one score per evaluation split) and where it ran (:func:`provenance`). The
+on), what came out (one score per evaluation split) and where it ran (its provenance). The
 leaderboards are rendered from these files alone (``harness.leaderboard``), so a record has to be
 complete, and a half-written file must never replace a good one.
 
-Layout: ``<results>/<task>/<backbone-slug>/<variant>-<config_id>-seed<seed>.json`` (a base record:
-``base-<config_id>.json``). :func:`config_id` hashes the hyperparameters *without* the objective
-fields and the seed, so the SFT and DFT runs of one configuration share it (that is how the
-leaderboard pairs them) and so do its replicates (the leaderboard averages them). A record is never
-replaced silently: the experiment and the sweep reuse a finished one and replace one only when told
-to (``--redo``).
-:func:`variant` is the method, plus the DFT follow-up settings when they differ from the paper's
-(``dft``, ``dft-floor0.1``, ``dft-alpha0.5``), so DFT variants of one configuration sit side by side.
+Where a record's file goes and which configuration and variant it is: :mod:`harness.identity`
+(``<results>/<task>/<backbone-slug>/<variant>-<config_id>-seed<seed>.json``); where and with what
+it ran: :mod:`harness.provenance`. A record is never replaced silently: the experiment and the
+sweep reuse a finished one and replace one only when told to (``--redo``).
 
 Scores are fractions in [0, 1] (the mean of ``Task.score``), never percentages.
 
@@ -34,30 +30,20 @@ True
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness import files, numerics
-from harness.config import (
-    LATER_DEFAULTS,
-    LATER_EVALUATION_DEFAULTS,
-    METHODS,
-    OBJECTIVE_KEYS,
-    OBJECTIVE_PARAMS,
-    REPLICATE_KEYS,
-)
-from harness.environment import packages, version
+from harness import files
+from harness.config import LATER_DEFAULTS, LATER_EVALUATION_DEFAULTS, METHODS, OBJECTIVE_PARAMS
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
+from harness.identity import backbone_slug, record_path
+from harness.provenance import provenance
 
 SCHEMA = 1
 ROLES = ("test", "ood")
@@ -87,123 +73,6 @@ SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
 OPTIONAL_SCORE_KEYS = ("decoding", "pass_at", "verdicts", "title", "generation")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # task and domain names become file names
-_SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
-LOCK_NAME = "constraints.txt"  # the locked environment (nox -s lock), beside the harness package
-# Folders of outputs, not code: what a run writes there must not make its own record "dirty".
-OUTPUT_FOLDERS = ("results", "leaderboards", "runs")
-
-
-def provenance(device: str | None = None) -> dict[str, Any]:
-    """Where and with what a run happened: commit, package versions, Python, platform, the device
-    it computed on (``device``, as ``--device`` says; default CUDA when available), the machine
-    (:func:`harness.numerics.host`: CPU model and level, threads, GPUs) and how it computed
-    (:func:`harness.numerics.state`: pinned or native, ATen's level, the libraries' settings), date.
-
-    ``dirty`` says whether the code had uncommitted changes (the output folders do not count);
-    ``lock`` whether the installed packages are exactly those of ``constraints.txt``
-    (:func:`lock_state`).
-
-    >>> sorted(provenance())
-    ['commit', 'date', 'device', 'dirty', 'host', 'lock', 'numerics', 'packages', 'platform', 'python']
-    """
-    commit, dirty = _git_state(_SOURCE_DIR)
-    return {
-        "commit": commit,
-        "dirty": dirty,
-        "packages": packages(),
-        "lock": lock_state(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": _device(device),
-        "host": numerics.host(),
-        "numerics": numerics.state(device),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _git_state(folder: Path) -> tuple[str | None, bool]:
-    """``(HEAD sha, has uncommitted changes)``, or ``(None, False)`` without git or outside a repo."""
-
-    def git(*args: str) -> str | None:
-        # --no-optional-locks: reading the state must not rewrite .git/index under a concurrent commit.
-        command = ["git", "--no-optional-locks", "-C", str(folder), *args]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.SubprocessError):  # no git binary, or it hung
-            return None
-        return done.stdout if done.returncode == 0 else None
-
-    head = git("rev-parse", "HEAD")
-    if head is None:
-        return None, False
-    # Untracked files do not count, nor do the output folders: a run rewrites records and pages.
-    outputs = [f":(top,exclude){folder}" for folder in OUTPUT_FOLDERS]
-    status = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", *outputs)
-    return head.strip(), bool(status and status.strip())
-
-
-def lock_file() -> Path:
-    return _SOURCE_DIR.parent / LOCK_NAME
-
-
-def read_lock(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """``{normalized package name: version}`` of a constraints file (``name==version`` lines).
-
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     lock = Path(folder) / "constraints.txt"
-    ...     _ = lock.write_text("# header\\nTransformers==5.24.0\\nmath_verify==0.8.0\\n")
-    ...     read_lock(lock)
-    {'transformers': '5.24.0', 'math-verify': '0.8.0'}
-    """
-    path = lock_file() if path is None else path
-    pins = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, equals, version = line.partition("==")
-        if not equals or not name.strip() or not version.strip():
-            raise ValueError(f"{path}:{number}: expected name==version, got {line!r}")
-        pins[normalize(name)] = version.strip()
-    return pins
-
-
-def normalize(name: str) -> str:
-    """A package name as PEP 503 compares them: ``Math_Verify`` -> ``math-verify``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def lock_state(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    """How the installed packages compare with the lock file: ``{"sha256": first 16 hex digits of
-    the file, "differs": {name: "installed (locked version)"}}``. ``differs`` names every package
-    installed at another version than the locked one (empty in the locked environment; a locked
-    package that is not installed, such as ruff outside the lint session, is no deviation: the lock
-    constrains versions, it does not require packages). None when there is no lock file (an
-    installed, not cloned, harness); an unreadable lock is recorded as ``error``, never raised: a
-    finished run must not be lost to it."""
-    path = lock_file() if path is None else Path(path)
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    try:
-        pins = read_lock(path)
-    except ValueError as error:
-        return {"sha256": digest, "differs": {}, "error": str(error)}
-    differs = {}
-    for name, locked in pins.items():
-        installed = version(name)
-        if installed is not None and installed != locked:
-            differs[name] = f"{installed} (locked {locked})"
-    return {"sha256": digest, "differs": differs}
-
-
-def _device(device: str | None = None) -> str:
-    if numerics.device_kind(device) == "cpu":
-        return "cpu"
-    import torch  # imported here: reading records must not need torch
-
-    return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
 
 
 def make_record(
@@ -250,109 +119,6 @@ def make_record(
     record |= {key: optional[key] for key in OPTIONAL_RECORD_KEYS if optional.get(key) is not None}
     _check_record(record)
     return with_later_defaults(record)
-
-
-def distinctive(hparams: dict[str, Any]) -> dict[str, Any]:
-    """``hparams`` less the later-added settings (:data:`harness.config.LATER_DEFAULTS`) at the
-    value every older record had: what the config id hashes and the pages show.
-
-    >>> distinctive({"lr": 1e-3, "prompt_template": "chat"}), distinctive({"prompt_template": "qwen-boxed"})
-    ({'lr': 0.001}, {'prompt_template': 'qwen-boxed'})
-    """
-    return {
-        key: value
-        for key, value in hparams.items()
-        if key not in LATER_DEFAULTS or LATER_DEFAULTS[key] != value
-    }
-
-
-def config_id(hparams: dict[str, Any]) -> str:
-    """Short stable hash of ``hparams`` without the objective fields and the seed (key order does
-    not matter): the methods and the replicates of one configuration share it. A setting added later
-    (:data:`harness.config.LATER_DEFAULTS`) counts only away from the value older records had.
-
-    >>> config_id({"lr": 1e-5, "objective": "sft", "seed": 0}) == config_id({"objective": "dft", "lr": 1e-5, "seed": 1})
-    True
-    >>> config_id({"lr": 1e-5}) == config_id({"lr": 1e-5, "prompt_template": "chat"}) != config_id(
-    ...     {"lr": 1e-5, "prompt_template": "qwen-boxed"})
-    True
-    """
-    shared = {
-        key: value
-        for key, value in distinctive(hparams).items()
-        if key not in OBJECTIVE_KEYS | REPLICATE_KEYS
-    }
-    canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
-
-
-def backbone_slug(backbone: str) -> str:
-    """A folder name for a model id or path: ``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", backbone.strip("/").replace("/", "--")).strip(".")
-
-
-def variant_settings(method: str, hparams: dict[str, Any]) -> list[tuple[str, float]]:
-    """The parameters of a run's objective that differ from its paper's, as ``(short name, value)``
-    (a parameter the objective does not read is not its own, whatever its value).
-
-    >>> variant_settings("dft", {"dft_min_weight": 0.1, "dft_alpha": 1.0, "q": 2.0})
-    [('floor', 0.1)]
-    >>> variant_settings("q-family", {"q": 0.5}), variant_settings("sft", {"q": 0.5})
-    ([('q', 0.5)], [])
-    """
-    return [
-        (short, hparams[key])
-        for key, (short, paper, owners) in OBJECTIVE_PARAMS.items()
-        if method in owners and hparams.get(key, paper) != paper
-    ]
-
-
-def variant(method: str, hparams: dict[str, Any]) -> str:
-    """The method, with the DFT settings that differ from the paper's appended.
-
-    >>> variant("dft", {"dft_min_weight": 0.0, "dft_alpha": 1.0}), variant("sft", {})
-    ('dft', 'sft')
-    >>> variant("dft", {"dft_min_weight": 0.1, "dft_alpha": 0.5}), variant("eaft", {"eaft_top_k": 5})
-    ('dft-floor0.1-alpha0.5', 'eaft-k5')
-    """
-    return "-".join([method, *(f"{short}{value:g}" for short, value in variant_settings(method, hparams))])
-
-
-def record_path(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
-    """Where :func:`write_record` puts ``record`` under ``results_dir``: one file per variant,
-    configuration and seed.
-
-    >>> record_path({"task": "t", "backbone": "b", "method": "sft", "hparams": {"seed": 2}}, "r").as_posix()
-    'r/t/b/sft-44136fa3-seed2.json'
-    """
-    hparams = record["hparams"]
-    replicate = "".join(f"-{key}{hparams[key]}" for key in sorted(REPLICATE_KEYS) if key in hparams)
-    name = f"{variant(record['method'], hparams)}-{config_id(hparams)}{replicate}.json"
-    return Path(results_dir) / record["task"] / backbone_slug(record["backbone"]) / name
-
-
-def seed_of(record: dict[str, Any]) -> int | None:
-    """The seed a trained record's run used (None for a base record)."""
-    return record["hparams"].get("seed")
-
-
-def environment(record: dict[str, Any]) -> dict[str, Any]:
-    """What of a record's provenance can change its scores without changing its configuration: the
-    versions of :data:`PACKAGES` (less the harness's own: the commit says that), Python, and how it
-    computed (:func:`harness.numerics.key`: ``pinned AVX2 on AMD``, ``native AVX512 on AMD EPYC``, ``cuda
-    NVIDIA H200``; ``not recorded`` for a record made before hosts were recorded).
-
-    >>> environment({"provenance": {"python": "3.11", "packages": {"torch": "2.14.1", "harness": "0.1"},
-    ...     "numerics": {"mode": "pinned", "device": "cpu", "capability": "AVX2"}, "host": {}}})
-    {'python': '3.11', 'torch': '2.14.1', 'numerics': 'pinned AVX2'}
-    """
-    origin = record["provenance"]
-    packages = {k: v for k, v in (origin.get("packages") or {}).items() if k != "harness"}
-    return {
-        "python": origin.get("python"),
-        **packages,
-        "numerics": numerics.key(origin.get("numerics"), origin.get("host")),
-    }
 
 
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -411,27 +177,6 @@ def spread_changes(
             note = f"{where} the {width:.1f} between the reference's {len(values)} seeds"
         lines.append(f"{change} ({delta:+.1f}: {note})")
     return lines
-
-
-def environment_differences(reference: dict[str, Any], yours: dict[str, Any]) -> list[str]:
-    """What is known to differ between the runs of two records: the numerics (CPU level and mode,
-    the GPU: :func:`harness.numerics.describe_difference`), then each package and Python.
-
-    >>> def made(torch, numerics):
-    ...     return {"provenance": {"packages": {"torch": torch}, "python": "3.11", "host": {},
-    ...             "numerics": {"mode": numerics, "device": "cpu", "capability": "AVX2"}}}
-    >>> environment_differences(made("2.14.1", "pinned"), made("2.14.0", "pinned"))
-    ['torch 2.14.1 -> 2.14.0']
-    >>> environment_differences(made("2.14.1", "native"), made("2.14.1", "pinned"))
-    ['numerics native AVX2 on None -> pinned AVX2']
-    """
-    theirs, ours = environment(reference), environment(yours)
-    found = []
-    numbers = numerics.describe_difference(theirs.pop("numerics"), ours.pop("numerics"))
-    if numbers:
-        found.append(numbers)
-    names = dict.fromkeys([*theirs, *ours])  # a package only one of them had is a difference too
-    return found + [f"{k} {theirs.get(k)} -> {ours.get(k)}" for k in names if theirs.get(k) != ours.get(k)]
 
 
 def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:

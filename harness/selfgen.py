@@ -33,23 +33,37 @@ import io
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 import tasks
-from harness.config import SELFGEN_PROTOCOL, Sampling
-from harness.config.resolve import parse_selfgen
+from harness.config import (
+    RUN,
+    Parser,
+    Sampling,
+    add_arguments,
+    check_fields,
+    eval_template,
+    generation_backend,
+    like,
+    setting,
+    take,
+    tensor_parallel_size,
+)
+from harness.config.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import SELFGEN_FILES, load_split
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.evaluate import generate_kept, generator, model_key
 from harness.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
 from harness.generate import generation_settings
+from harness.models import device_and_dtype
+from harness.models import resolve as resolve_model
 from harness.progress import changes
-from harness.results import provenance
+from harness.provenance import provenance
 from harness.score import grade_samples
 from tasks.prompts import CHAT, with_template
 
@@ -293,6 +307,62 @@ def _pairs(
                 }
             )
     return pairs
+
+
+# The offline-RL setting's sampling (arXiv 2508.05629, section 4.2): four responses per training
+# question from the base model at temperature 1.0; the unset Sampling fields of selfgen take these.
+SELFGEN_PROTOCOL = {"temperature": 1.0, "top_p": 1.0, "num_samples": 4}
+
+
+@dataclass
+class SelfgenConfig:
+    """``python -m harness.selfgen``: a backbone's own graded samples on a task's training questions."""
+
+    model: str | None = like("model")
+    task: str = setting("math-words", "registered task whose training questions are answered and graded")
+    output_dir: str = setting(
+        "runs/selfgen", "where rows.jsonl, pairs.jsonl, samples.jsonl and selfgen.json go", role=RUN
+    )
+    train_limit: int | None = like("train_limit")
+    eval_template: str = eval_template("chat")
+    device: str | None = like("device")
+    min_pixels: int | None = like("min_pixels")
+    max_pixels: int | None = like("max_pixels")
+    generation_backend: str = generation_backend()
+    tensor_parallel_size: int = tensor_parallel_size()
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def parser(description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.selfgen", description=description)
+    add_arguments(parser, SelfgenConfig)
+    add_arguments(parser.add_argument_group("sampling"), Sampling)
+    return parser
+
+
+def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple[SelfgenConfig, Sampling]:
+    """``python -m harness.selfgen``'s command line, resolved: a registered task with training
+    questions and a grader, the model (default: the task domain's embedded one), the backends, and
+    the sampling with its unset fields from :data:`harness.config.SELFGEN_PROTOCOL`."""
+    args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
+    sampling, config = take(args, Sampling), take(args, SelfgenConfig)
+    task = check_task(config.task)
+    check_template(config.eval_template, [config.task], "--eval-template")
+    if not task.graded:
+        raise ConfigError(
+            f"--task {task.name} has no grader (training data only): selfgen keeps the samples a task's "
+            "grader accepts"
+        )
+    if not any(split.role == "train" for split in task.splits):
+        raise ConfigError(f"--task {task.name} has no training questions (it can only be evaluated)")
+    device_and_dtype(config.device)
+    if config.model is None:
+        config = replace(config, model=default_model(config.task))
+    resolve_model(config.model, convert=False)
+    check_generation_backend(config.generation_backend, config.tensor_parallel_size)
+    return config, sampling.resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:

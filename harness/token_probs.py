@@ -21,12 +21,23 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from harness.config import PROB_BINS, PROB_ROWS, TrainConfig
-from harness.config.resolve import parse_token_probs
+from harness.config import (
+    PROB_BINS,
+    PROB_ROWS,
+    Parser,
+    TrainConfig,
+    add_arguments,
+    at_least,
+    check_fields,
+    like,
+    setting,
+)
+from harness.config.resolve import check_inputs, check_task, resolve_train
 from harness.data.encode import collate, encode_all
 from harness.data.rows import histogram_rows
 from harness.errors import ConfigError, DataError, HarnessError
@@ -118,6 +129,50 @@ def token_probability_histogram(
     del loaded
     result = histogram_of(torch.cat(pieces), bins)
     return {**result, "rows": len(examples), "source": f"{source}, first {len(chosen)} rows"}
+
+
+@dataclass
+class TokenProbsConfig:
+    """``python -m harness.token_probs``: the histogram of p(target) of any checkpoint."""
+
+    model: str | None = like("model")
+    task: str = like("task")
+    train_data: str | None = like("train_data")
+    prompt_template: str = like("prompt_template")
+    rows: int = setting(PROB_ROWS, "training rows read", check=at_least(1))
+    bins: int = setting(PROB_BINS, "bins over [0, 1]", check=at_least(1))
+    max_length: int = like("max_length")
+    device: str | None = like("device")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def parser(description: str = "") -> Parser:
+    parser = Parser(prog="python -m harness.token_probs", description=description)
+    add_arguments(parser, TokenProbsConfig)
+    return parser
+
+
+def parse_token_probs(
+    argv: list[str] | None = None, description: str = ""
+) -> tuple[TokenProbsConfig, TrainConfig]:
+    """``python -m harness.token_probs``'s command line, resolved: its settings, and the training
+    configuration whose rows it reads (task or file, length, device)."""
+    args = parser(description).parse_args(sys.argv[1:] if argv is None else argv)
+    config = TokenProbsConfig(**vars(args))
+    check_task(config.task)
+    train = TrainConfig(
+        model=config.model,
+        task=config.task,
+        train_data=config.train_data,
+        prompt_template=config.prompt_template,
+        max_length=config.max_length,
+        device=config.device,
+    )
+    train = resolve_train(replace(train, batch_size=1, micro_batch_size=1))
+    check_inputs(train, [])
+    return replace(config, model=train.model), train
 
 
 def main(argv: list[str] | None = None) -> int:

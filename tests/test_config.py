@@ -9,6 +9,7 @@ from dataclasses import fields
 import pytest
 
 from harness import config as settings
+from harness.ablate import SweepConfig, parse_sweep
 from harness.config import (
     HPARAM_KEYS,
     LATER_DEFAULTS,
@@ -23,14 +24,15 @@ from harness.config import (
     split_batch,
     to_flags,
 )
-from harness.config.resolve import parse_evaluate, parse_experiment, parse_sweep, parse_train, resolve_train
+from harness.config.resolve import parse_experiment, parse_train, resolve_train
 from harness.errors import ConfigError
-from harness.results import config_id
+from harness.evaluate import EvalConfig, parse_evaluate
+from harness.identity import config_id
 from harness.train import train
 
 
 def test_every_field_declares_a_known_role_and_help():
-    for cls in (TrainConfig, Sampling, settings.ExperimentConfig, settings.EvalConfig, settings.SweepConfig):
+    for cls in (TrainConfig, Sampling, settings.ExperimentConfig, EvalConfig, SweepConfig):
         for f in fields(cls):
             assert f.metadata.get("role") in (settings.HPARAM, settings.OBJECTIVE, settings.RUN), (
                 cls,
@@ -114,10 +116,10 @@ def test_a_config_round_trips_through_its_flags():
 
 def test_list_flags_take_several_values_and_name_the_flag():
     parser = argparse.ArgumentParser()
-    add_arguments(parser, settings.SweepConfig)
+    add_arguments(parser, SweepConfig)
     assert parser.parse_args(["--lr", "1e-3", "2e-3"]).lr == [1e-3, 2e-3]
     with pytest.raises(ConfigError, match="--lr must be a positive number, got -1.0"):
-        settings.SweepConfig(lr=[1e-3, -1.0])
+        SweepConfig(lr=[1e-3, -1.0])
 
 
 def test_eval_every_and_curve_limit_are_checked():

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from harness import results
-from harness.config.resolve import parse_continuum
-from harness.continuum import main, map_experiments, plan, warm_up, warmup_config
+from harness.continuum import main, map_experiments, parse_continuum, plan, warm_up, warmup_config
 from harness.errors import ConfigError
-from harness.experiment import plan_method, replicates
 from harness.models import backbone_name
 from harness.report import continuum
 from harness.results import make_record
+from harness.runs import plan_method, replicates
 
 HPARAMS = {"lr": 1e-3, "batch_size": 8, "epochs": 1, "train_limit": 64}
 
@@ -214,7 +213,7 @@ def test_a_loop_of_trained_starts_is_named_by_its_path_not_recursed_forever(tmp_
     from dataclasses import asdict
 
     from harness.config import TrainConfig
-    from harness.experiment import model_identity
+    from harness.runs import model_identity
 
     a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
     for folder, start in ((a, b), (b, a)):  # each retrained from the other since: a loop

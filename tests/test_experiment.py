@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import experiment
+from harness import runs
+from harness.ablate import parse_sweep
 from harness.config import flag
-from harness.config.resolve import ood_task_names, parse_experiment, parse_sweep
+from harness.config.resolve import ood_task_names, parse_experiment
 from harness.errors import ConfigError, HarnessError
 from tasks.math_words import MathWords
 
@@ -219,7 +220,7 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
 
 
 def test_each_benchmark_is_sampled_by_its_own_protocol_unless_flags_say_otherwise():
-    from harness.experiment import evaluation_of
+    from harness.runs import evaluation_of
 
     experiment = parse_experiment(["--ood-tasks", "math-500,humaneval"])
     spec = evaluation_of(experiment, "sft")
@@ -325,7 +326,7 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     (tmp_path / "selfgen.json").write_text("{}")  # finished (parsing reads no further)
     methods = ["--methods", "base," + ",".join(OBJECTIVES), "--train-data", str(tmp_path)]
     run = parse_experiment([*methods, *flags])
-    configs = {m: experiment.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
+    configs = {m: runs.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():
         assert config.objective == method
         # Each parameter goes to the objectives that read it; every other one gets the paper's value.

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from harness import leaderboard, lmeval
+from harness import ablate, continuum, evaluate, leaderboard, lmeval, selfgen, token_probs
 from harness.bench import performance
-from harness.config import AXIS_NOTE
-from harness.config.resolve import command_parsers
+from harness.config import AXIS_NOTE, Parser, preset_of
+from harness.config.resolve import experiment_parser, train_parser
 
 # Flags whose meaning is the command's own: what the task is used for, where the output goes.
 PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}
@@ -22,7 +22,19 @@ PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}
 
 def _flags():
     """``(command, flag, help)`` for every long flag of every command."""
-    parsers = [*command_parsers(), lmeval.parser(), leaderboard.parser(), performance.parser()]
+    laptop = preset_of([])
+    parsers = [
+        train_parser(preset_of([], default="paper-math", by_model=False)),
+        experiment_parser(laptop, Parser(prog="python -m harness.experiment")),
+        ablate.sweep_parser(laptop),
+        continuum.parser(laptop),
+        evaluate.parser(),
+        selfgen.parser(),
+        token_probs.parser(),
+        lmeval.parser(),
+        leaderboard.parser(),
+        performance.parser(),
+    ]
     for parser in parsers:
         for action in parser._actions:
             names = [

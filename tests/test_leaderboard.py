@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness import results
+from harness.identity import config_id
 from harness.leaderboard import main, render
-from harness.results import config_id, load_records, make_record, write_record
+from harness.results import load_records, make_record, write_record
 
 HPARAMS = {"lr": 1e-5, "batch_size": 8, "epochs": 1}
 BACKBONE = "Qwen/Qwen2.5-0.5B-Instruct"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from harness import environment, results
+from harness import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "constraints.txt"
@@ -23,9 +23,10 @@ LOCK = ROOT / "constraints.txt"
 def test_every_declared_dependency_is_pinned_in_the_lock():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["dependencies"] + project["optional-dependencies"]["test"]
-    pins = results.read_lock(LOCK)
+    pins = environment.read_lock(LOCK)
     names = {
-        results.normalize(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]) for requirement in declared
+        environment.normalize(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
+        for requirement in declared
     }
     missing = sorted(names - set(pins))
     assert not missing, f"declared in pyproject.toml but not in constraints.txt (run nox -s lock): {missing}"
@@ -33,7 +34,7 @@ def test_every_declared_dependency_is_pinned_in_the_lock():
 
 
 def test_this_environment_is_the_locked_one():
-    state = results.lock_state(LOCK)
+    state = environment.lock_state(LOCK)
     assert state is not None and re.fullmatch(r"[0-9a-f]{16}", state["sha256"])
     assert not state["differs"], (
         "installed packages differ from constraints.txt (install with -c constraints.txt, or "
@@ -44,12 +45,12 @@ def test_this_environment_is_the_locked_one():
 def test_a_drifted_environment_is_named_package_by_package(tmp_path):
     lock = tmp_path / "constraints.txt"
     lock.write_text("# header\ntorch==0.0.1\nno-such-package-anywhere==1.0\n")
-    state = results.lock_state(lock)
+    state = environment.lock_state(lock)
     # A locked package that is not installed is no deviation (ruff is only in the lint session).
     assert state["differs"] == {"torch": f"{environment.version('torch')} (locked 0.0.1)"}
-    assert results.lock_state(tmp_path / "missing.txt") is None
+    assert environment.lock_state(tmp_path / "missing.txt") is None
     lock.write_text("harness @ file:///somewhere\n")  # what pip freeze writes for a local install
-    assert "expected name==version" in results.lock_state(lock)["error"]  # recorded, not raised
+    assert "expected name==version" in environment.lock_state(lock)["error"]  # recorded, not raised
 
 
 @pytest.mark.parametrize("line", ["torch>=2.0", "==1.0", "torch=="])
@@ -59,4 +60,4 @@ def test_a_lock_line_that_is_not_an_exact_pin_is_refused(tmp_path, line):
     with pytest.raises(
         ValueError, match=f"constraints.txt:2: expected name==version, got '{re.escape(line)}'"
     ):
-        results.read_lock(lock)
+        environment.read_lock(lock)

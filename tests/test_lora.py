@@ -15,9 +15,9 @@ from harness import lora
 from harness.config import TrainConfig
 from harness.config.resolve import parse_experiment, resolve_train
 from harness.errors import ConfigError
-from harness.experiment import plan_method
+from harness.identity import config_id
 from harness.models import load_model
-from harness.results import config_id
+from harness.runs import plan_method
 from harness.train import finish, optimizer_step, setup, train
 
 

@@ -23,7 +23,7 @@ import sys
 
 import pytest
 
-from harness import numerics
+from harness import environment, numerics, provenance
 
 # What a CPU of each ATen level would have each library use: ATen's dispatch, MKL's instructions,
 # oneDNN's JIT ceiling.
@@ -103,17 +103,15 @@ def test_pinning_replaces_the_shells_variables_and_native_leaves_them():
 def test_this_process_is_pinned_and_its_record_says_so():
     import torch
 
-    from harness import results
-
     numerics.pin_torch()
     if numerics.host_level() in ("avx512", "avx2"):
         assert torch.backends.cpu.get_cpu_capability() == "AVX2"
         assert numerics.current_key("cpu").startswith("pinned AVX2")
     assert not torch.backends.mkldnn.enabled
-    origin = results.provenance("cpu")
+    origin = provenance.provenance("cpu")
     assert origin["numerics"]["mode"] == "pinned" and origin["device"] == "cpu"
     assert origin["host"]["isa"] == numerics.host_level() and origin["host"]["threads"] >= 1
-    assert results.environment({"provenance": origin})["numerics"] == numerics.current_key("cpu")
+    assert environment.of_record({"provenance": origin})["numerics"] == numerics.current_key("cpu")
 
 
 def test_a_bad_mode_is_one_line_naming_the_variable(monkeypatch):

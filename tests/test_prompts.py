@@ -11,13 +11,15 @@ import pytest
 import tasks
 from harness.checkpoint import check_resumable
 from harness.config import LATER_DEFAULTS, PROMPT_TEMPLATES, TrainConfig
-from harness.config.resolve import parse_evaluate, parse_experiment
+from harness.config.resolve import parse_experiment
 from harness.data.rows import check_row, training_rows
 from harness.data.text import encode
 from harness.errors import ConfigError, DataError
-from harness.experiment import evaluation_of, hparams_of, plan_method
+from harness.evaluate import parse_evaluate
+from harness.identity import config_id, record_path
 from harness.losses import IGNORE_INDEX
-from harness.results import config_id, conflict, make_record, read_record, record_path, write_record
+from harness.results import conflict, make_record, read_record, write_record
+from harness.runs import evaluation_of, hparams_of, plan_method
 from tasks import prompts
 
 QUESTION = "What is $2 + 3$?"
@@ -151,7 +153,7 @@ def test_evaluation_asks_with_the_raw_template(tmp_path):
 
 
 def test_a_template_mismatch_is_warned_about_once(monkeypatch, capsys, tmp_path):
-    from harness import experiment as module
+    from harness import runs as module
 
     ran = []
     monkeypatch.setattr(module, "run_method", lambda seeded, method: ran.append(method))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
+from harness import environment, identity, results
 from harness.experiment import main
 
 PINNED = Path(__file__).parent / "pinned" / "reference"
@@ -82,7 +82,7 @@ def test_records_are_reused_compared_refused_or_redone_never_silently_replaced(t
     assert "[sft seed 0] matches the reference" in captured.out
     ours, seed0 = (100 * results.read_record(p)["scores"]["test"]["value"] for p in (paths[1], paths[0]))
     # Each difference against the reference's seed-to-seed spread: here its seeds 0 and 1 (50.0).
-    spread, key = abs(seed0 - 50.0), results.environment(results.read_record(paths[1]))["numerics"]
+    spread, key = abs(seed0 - 50.0), environment.of_record(results.read_record(paths[1]))["numerics"]
     where = "within" if abs(ours - 50.0) <= spread else "beyond"
     assert (
         f"[sft seed 1] differs from the reference {changed}: test 50.0 -> {ours:.1f} ({ours - 50.0:+.1f}:"
@@ -128,6 +128,6 @@ def test_todays_default_run_is_the_committed_references_run(task, extra):
     root = Path(__file__).resolve().parents[1] / "results"
     for seeded, method in replicates(experiment):
         planned = plan_method(seeded, method)
-        reference = results.record_path(planned.slot, root)
+        reference = identity.record_path(planned.slot, root)
         assert reference.exists(), reference
         assert results.conflict(reference, planned.slot, planned.evaluation) is None, reference

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from harness import environment, results
-from harness.results import config_id, load_records, make_record, write_record
+from harness import environment, identity, provenance, results
+from harness.identity import config_id
+from harness.results import load_records, make_record, write_record
 
 HPARAMS = {"lr": 1e-5, "batch_size": 8, "epochs": 1, "max_len": 1024, "seed": 0}
 FIXED_PROVENANCE = {"commit": "0" * 40, "dirty": False, "packages": {}, "python": "3.11", "device": "cpu"}
@@ -105,7 +106,7 @@ def test_the_seeds_of_one_config_share_its_id_and_get_their_own_files(tmp_path):
     assert config_id({**sft, "seed": 1}) == config_id(sft)
     paths = [write_record(record("sft", hparams={**sft, "seed": seed}), tmp_path) for seed in (0, 1, 2)]
     assert [p.name for p in paths] == [f"sft-{config_id(sft)}-seed{seed}.json" for seed in (0, 1, 2)]
-    assert [results.seed_of(r) for r in load_records(tmp_path)] == [0, 1, 2]
+    assert [identity.seed_of(r) for r in load_records(tmp_path)] == [0, 1, 2]
 
 
 def test_config_id_is_stable_across_processes():
@@ -202,8 +203,8 @@ def test_missing_results_folder_is_an_error(tmp_path):
 
 def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
     monkeypatch.undo()  # the real provenance, not the fixture's
-    monkeypatch.setattr(results, "_SOURCE_DIR", tmp_path)
-    info = results.provenance()
+    monkeypatch.setattr(provenance, "_SOURCE_DIR", tmp_path)
+    info = provenance.provenance()
     assert info["commit"] is None and info["dirty"] is False
     assert set(info["packages"]) == set(environment.PACKAGES) >= {"torch", "transformers", "math-verify"}
     assert info["lock"] is None  # no constraints.txt beside this copy of the code
@@ -212,7 +213,7 @@ def test_provenance_outside_a_repo_and_without_git(tmp_path, monkeypatch):
     assert info["date"].endswith("+00:00")
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no git binary to be found
-    assert results._git_state(tmp_path) == (None, False)
+    assert provenance._git_state(tmp_path) == (None, False)
 
 
 CURVE = [{"step": 0, "split": "gsm8k", "role": "test", "value": 0.1, "stderr": 0.02, "n": 50}]
@@ -303,7 +304,7 @@ def test_dirty_describes_the_code_not_the_output_folders(tmp_path):
     git("commit", "-qm", "one")
     for path in ("results/t/b/sft.json", "leaderboards/math.md", "runs/x.txt"):
         (tmp_path / path).write_text("rewritten by a run\n")
-    commit, dirty = results._git_state(tmp_path / "harness")
+    commit, dirty = provenance._git_state(tmp_path / "harness")
     assert len(commit) == 40 and dirty is False
     (tmp_path / "harness" / "code.py").write_text("two\n")
-    assert results._git_state(tmp_path / "harness")[1] is True
+    assert provenance._git_state(tmp_path / "harness")[1] is True

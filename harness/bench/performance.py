@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import code_execution, end_to_end, generation, gpu, loss, trainer
-from harness.config import LeaderboardConfig, add_arguments
+from harness.config import add_arguments
 from harness.environment import version
 from harness.files import atomic_write_text
+from harness.leaderboard import LeaderboardConfig
 from harness.numerics import host, mode
-from harness.results import provenance
+from harness.provenance import provenance
 
 PARTS = ("loss", "trainer", "generation", "sampling", "code-execution")  # what a plain run measures
 OPT_IN = ("end-to-end",)  # measured only when --only names it: it takes longer than all of PARTS

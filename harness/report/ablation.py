@@ -21,8 +21,9 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.config import BATCH_SPLIT_KEYS, SWEEP_AXES
-from harness.report.domain import (
+from harness.config import BATCH_SPLIT_KEYS, OBJECTIVE_KEYS, REPLICATE_KEYS, SWEEP_AXES
+from harness.identity import backbone_slug, config_id, distinctive, variant
+from harness.report.tables import (
     UNMEASURED_NOTE,
     Page,
     comparable_groups,
@@ -37,7 +38,6 @@ from harness.report.domain import (
     step_panels,
     summary_score,
 )
-from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, backbone_slug, config_id, distinctive, variant
 
 GRID_KEYS = SWEEP_AXES
 SPLIT_KEYS = BATCH_SPLIT_KEYS  # may differ between the cells of one grid: not the update

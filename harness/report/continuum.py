@@ -24,8 +24,9 @@ from collections import defaultdict
 from functools import partial
 from typing import Any
 
-from harness.config import BATCH_SPLIT_KEYS
-from harness.report.domain import (
+from harness.config import BATCH_SPLIT_KEYS, OBJECTIVE_KEYS, REPLICATE_KEYS
+from harness.identity import config_id, distinctive, variant
+from harness.report.tables import (
     MISSING,
     UNMEASURED_NOTE,
     Page,
@@ -37,7 +38,6 @@ from harness.report.domain import (
     row_order,
     score_text,
 )
-from harness.results import OBJECTIVE_KEYS, REPLICATE_KEYS, config_id, distinctive, variant
 from harness.stats import Estimate, significant_difference
 
 AXES = ("model", "train_noise")  # what varies along a map

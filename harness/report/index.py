@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from harness.report.domain import (
+from harness.identity import config_id, variant
+from harness.report.tables import (
     SIGNIFICANCE_NOTE,
     Record,
     comparable_groups,
@@ -20,7 +21,6 @@ from harness.report.domain import (
     replicate_score,
     score_text,
 )
-from harness.results import config_id, variant
 
 # Pages in the leaderboard folder that other commands write; the index links them when present.
 OTHER_PAGES = {
