@@ -60,11 +60,11 @@ from harness.config import (
     at_least,
     axis,
     check_fields,
+    config_from,
     dry_run,
     preset_of,
     setting,
     split_batch,
-    take,
 )
 from harness.config.resolve import (
     Experiment,
@@ -128,7 +128,7 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv)
     args = vars(sweep_parser(preset, description, epilog).parse_args(argv))
-    grid = take(args, SweepConfig)
+    grid = config_from(args, SweepConfig)
     try:
         task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
     except KeyError as error:

@@ -45,10 +45,10 @@ from harness.config import (
     at_least,
     below_one,
     check_fields,
+    config_from,
     objective_defaults,
     preset_of,
     setting,
-    take,
 )
 from harness.config.resolve import Experiment, experiment_parser, resolve_experiment
 from harness.data.noise import with_noise
@@ -118,7 +118,7 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv)
     args = vars(parser(preset, description).parse_args(argv))
-    study = take(args, ContinuumConfig)
+    study = config_from(args, ContinuumConfig)
     experiment = resolve_experiment(args, preset)
     train = experiment.train
     if "sft" not in experiment.config.method_list:

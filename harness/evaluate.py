@@ -35,14 +35,14 @@ from harness.config import (
     Sampling,
     add_arguments,
     check_fields,
+    config_from,
     eval_backend,
     eval_limit,
     eval_template,
     generation_backend,
-    like,
     setting,
-    take,
     tensor_parallel_size,
+    training_setting,
 )
 from harness.config.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 from harness.data.images import has_images, printable
@@ -274,7 +274,7 @@ def model_key(model: str) -> dict[str, Any]:
 class EvalConfig:
     """``python -m harness.evaluate``: one model on one task's evaluation splits."""
 
-    model: str | None = like("model")
+    model: str | None = training_setting("model")
     task: str = setting("math-words", "registered task name")
     eval_limit: int | None = eval_limit()
     samples_dir: str | None = setting(None, "write per-sample JSONL here")
@@ -282,9 +282,9 @@ class EvalConfig:
     problem_file: str | None = setting(
         None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"
     )
-    device: str | None = like("device")
-    min_pixels: int | None = like("min_pixels")
-    max_pixels: int | None = like("max_pixels")
+    device: str | None = training_setting("device")
+    min_pixels: int | None = training_setting("min_pixels")
+    max_pixels: int | None = training_setting("max_pixels")
     eval_backend: str = eval_backend()
     generation_backend: str = generation_backend()
     tensor_parallel_size: int = tensor_parallel_size()
@@ -304,7 +304,7 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     """``python -m harness.evaluate``'s command line, resolved: the task (and ``--problem-file``)
     and the model are checked, and the model defaults to the task domain's embedded one."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
-    sampling, config = take(args, Sampling), take(args, EvalConfig)
+    sampling, config = config_from(args, Sampling), config_from(args, EvalConfig)
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
     check_template(config.eval_template, [config.task], "--eval-template")
     check_task(config.task, **options)

@@ -73,9 +73,9 @@ def variant_settings(method: str, hparams: dict[str, Any]) -> list[tuple[str, fl
     ([('q', 0.5)], [])
     """
     return [
-        (short, hparams[key])
-        for key, (short, paper, owners) in OBJECTIVE_PARAMS.items()
-        if method in owners and hparams.get(key, paper) != paper
+        (param.short, hparams[key])
+        for key, param in OBJECTIVE_PARAMS.items()
+        if method in param.owners and hparams.get(key, param.default) != param.default
     ]
 
 

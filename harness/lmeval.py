@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from harness.config import Parser, Sampling, add_arguments, eval_limit, like
+from harness.config import Parser, Sampling, add_arguments, eval_limit, training_setting
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
 from harness.errors import ConfigError, DataError, HarnessError
@@ -207,7 +207,7 @@ def parser():
 class ExportConfig:
     """The settings ``harness.lmeval``'s export shares with the other commands (declared there)."""
 
-    model: str | None = like("model")  # its end-of-turn tokens are the stop strings
+    model: str | None = training_setting("model")  # its end-of-turn tokens are the stop strings
     eval_limit: int | None = eval_limit()
 
 

@@ -46,12 +46,12 @@ from harness.config import (
     Sampling,
     add_arguments,
     check_fields,
+    config_from,
     eval_template,
     generation_backend,
-    like,
     setting,
-    take,
     tensor_parallel_size,
+    training_setting,
 )
 from harness.config.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.data.images import has_images, printable
@@ -318,16 +318,16 @@ SELFGEN_PROTOCOL = {"temperature": 1.0, "top_p": 1.0, "num_samples": 4}
 class SelfgenConfig:
     """``python -m harness.selfgen``: a backbone's own graded samples on a task's training questions."""
 
-    model: str | None = like("model")
+    model: str | None = training_setting("model")
     task: str = setting("math-words", "registered task whose training questions are answered and graded")
     output_dir: str = setting(
         "runs/selfgen", "where rows.jsonl, pairs.jsonl, samples.jsonl and selfgen.json go", role=RUN
     )
-    train_limit: int | None = like("train_limit")
+    train_limit: int | None = training_setting("train_limit")
     eval_template: str = eval_template("chat")
-    device: str | None = like("device")
-    min_pixels: int | None = like("min_pixels")
-    max_pixels: int | None = like("max_pixels")
+    device: str | None = training_setting("device")
+    min_pixels: int | None = training_setting("min_pixels")
+    max_pixels: int | None = training_setting("max_pixels")
     generation_backend: str = generation_backend()
     tensor_parallel_size: int = tensor_parallel_size()
 
@@ -347,7 +347,7 @@ def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple
     questions and a grader, the model (default: the task domain's embedded one), the backends, and
     the sampling with its unset fields from :data:`harness.config.SELFGEN_PROTOCOL`."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
-    sampling, config = take(args, Sampling), take(args, SelfgenConfig)
+    sampling, config = config_from(args, Sampling), config_from(args, SelfgenConfig)
     task = check_task(config.task)
     check_template(config.eval_template, [config.task], "--eval-template")
     if not task.graded:

@@ -27,7 +27,10 @@ into an ordinary model folder.
 
 from __future__ import annotations
 
+import os
 import warnings
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -118,3 +121,26 @@ def full_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The whole model's weights gathered on rank 0, on the CPU (every rank must call it; the others
     get an empty dict)."""
     return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+# --- the process group of a torchrun run -----------------------------------------------------------
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device, timeout: timedelta | None = None) -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))

@@ -34,8 +34,8 @@ from harness.config import (
     add_arguments,
     at_least,
     check_fields,
-    like,
     setting,
+    training_setting,
 )
 from harness.config.resolve import check_inputs, check_task, resolve_train
 from harness.data.encode import collate, encode_all
@@ -135,14 +135,14 @@ def token_probability_histogram(
 class TokenProbsConfig:
     """``python -m harness.token_probs``: the histogram of p(target) of any checkpoint."""
 
-    model: str | None = like("model")
-    task: str = like("task")
-    train_data: str | None = like("train_data")
-    prompt_template: str = like("prompt_template")
+    model: str | None = training_setting("model")
+    task: str = training_setting("task")
+    train_data: str | None = training_setting("train_data")
+    prompt_template: str = training_setting("prompt_template")
     rows: int = setting(PROB_ROWS, "training rows read", check=at_least(1))
     bins: int = setting(PROB_BINS, "bins over [0, 1]", check=at_least(1))
-    max_length: int = like("max_length")
-    device: str | None = like("device")
+    max_length: int = training_setting("max_length")
+    device: str | None = training_setting("device")
 
     def __post_init__(self) -> None:
         check_fields(self)

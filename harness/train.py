@@ -49,142 +49,17 @@ import tasks
 from harness import checkpoint, environment, lora, objectives, sharding
 from harness.config import TrainConfig
 from harness.config.resolve import parse_train, resolve_train
-from harness.data.encode import collate, encode_all
+from harness.data.encode import collate, encode_all, step_indices, step_schedule
 from harness.data.noise import with_noise
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
 from harness.files import atomic_write_text
-from harness.losses import LossStats, Objective, causal_lm_loss, fused_causal_lm_loss, trained_positions_of
-from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
-
-
-class CausalLMWithLoss(torch.nn.Module):
-    """The backbone and the objective in one module, so DDP or FSDP wraps the whole loss computation.
-
-    An objective that reads a second model's outputs on the same inputs (ASFT: the starting model;
-    PSFT: the old policy) gets it as ``reference``, a frozen copy, or for ASFT under LoRA the
-    backbone itself with its adapters switched off (``adapters.disable_adapter()``: no second copy).
-    The copy is kept out of the module tree, so it is never trained, wrapped, sharded nor saved."""
-
-    def __init__(self, model, objective: Objective, chunk_size: int, reference=None, adapters=None):
-        super().__init__()
-        self.model = model
-        self.objective = objective
-        self.fused = chunk_size > 0 and has_plain_lm_head(model)
-        self.chunk_size = chunk_size
-        self._reference = (reference,)  # a tuple: not a submodule
-        self.adapters = (adapters,)
-
-    @property
-    def reference(self):
-        """The other model the objective reads (ASFT's start, PSFT's old policy), else None."""
-        return self._reference[0]
-
-    @torch.no_grad()
-    def _reference_outputs(self, inputs: dict):
-        """The starting model's last hidden states and head (fused), else its logits."""
-        reference, adapters = self._reference[0], self.adapters[0]
-        if reference is None:  # LoRA: the backbone with its adapters off is the starting model
-            reference = self.model
-        with adapters.disable_adapter() if reference is self.model else contextlib.nullcontext():
-            if self.fused:
-                hidden = reference.base_model(**inputs).last_hidden_state
-                return hidden, reference.get_output_embeddings().weight
-            return reference(**inputs).logits
-
-    def forward(
-        self,
-        input_ids,
-        labels,
-        position_ids=None,
-        attention_mask=None,
-        num_trained_tokens=None,
-        stats=None,
-        trained_positions=None,
-        sequence_ids=None,
-        num_sequences=None,
-        **images,  # pixel_values, image_grid_thw, mm_token_type_ids for vision-language backbones
-    ):
-        inputs = dict(
-            input_ids=input_ids,
-            position_ids=position_ids,
-            attention_mask=attention_mask,
-            use_cache=False,
-            **images,
-        )
-        reference = self._reference_outputs(inputs) if self.objective.needs_reference else None
-        if self.fused:
-            # The base model (a decoder, or a VLM's vision tower + decoder) gives the hidden states.
-            hidden = self.model.base_model(**inputs).last_hidden_state
-            weight = self.model.get_output_embeddings().weight
-            return fused_causal_lm_loss(
-                hidden,
-                weight,
-                labels,
-                self.objective,
-                self.chunk_size,
-                num_trained_tokens=num_trained_tokens,
-                stats=stats,
-                reference=reference,
-                trained_positions=trained_positions,
-                sequence_ids=sequence_ids,
-                num_sequences=num_sequences,
-            )
-        logits = self.model(**inputs).logits
-        return causal_lm_loss(
-            logits,
-            labels,
-            self.objective,
-            num_trained_tokens=num_trained_tokens,
-            stats=stats,
-            reference_logits=reference,
-            sequence_ids=sequence_ids,
-            num_sequences=num_sequences,
-        )
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device, timeout: timedelta | None = None) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timeout)
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def step_schedule(config: TrainConfig, n_examples: int, world: int) -> tuple[int, int]:
-    """(total optimizer steps, gradient-accumulation micro-batches per step) of a resolved config."""
-    per_step = config.micro_batch_size * world
-    if config.batch_size % per_step:  # resolve_train derives a micro-batch that divides
-        raise ConfigError(
-            f"--batch-size {config.batch_size} is not a multiple of --micro-batch-size {config.micro_batch_size} "
-            f"x {world} rank(s)"
-        )
-    if n_examples < config.batch_size:
-        raise ConfigError(f"--batch-size {config.batch_size} exceeds the {n_examples} training examples")
-    steps_per_epoch = n_examples // config.batch_size  # the last partial batch is dropped
-    steps = config.steps if config.steps is not None else max(1, math.floor(config.epochs * steps_per_epoch))
-    return steps, config.batch_size // per_step
-
-
-def step_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
-    """Example indices of optimizer step ``step``: a fresh seeded permutation every epoch."""
-    steps_per_epoch = n_examples // batch_size
-    epoch, offset = divmod(step, steps_per_epoch)
-    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return order[offset * batch_size : (offset + 1) * batch_size].tolist()
+from harness.forward import CausalLMWithLoss, compile_layers
+from harness.fused_loss import trained_positions_of
+from harness.losses import LossStats, Objective
+from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
+from harness.sharding import Distributed, init_distributed
 
 
 @dataclass
@@ -314,7 +189,7 @@ def setup(config: TrainConfig) -> Run:
             model.enable_input_require_grads()
     model.config.use_cache = False
     if config.compile:
-        _compile_layers(model)
+        compile_layers(model)
     reference = None
     # ASFT's frozen starting model (as it starts, whatever checkpoint resumes); PSFT's old policy, a
     # copy refreshed at each PSFT batch (optimizer_step).
@@ -330,10 +205,30 @@ def setup(config: TrainConfig) -> Run:
     start_step = checkpoint.restore(state, optimizer, scheduler) if state is not None else 0
 
     run = Run(
-        config, device, amp_dtype, ddp, tokenizer, processor, len(rows), examples, counts, output_dir,
-        total_steps, accumulation, model, module, wrapped, optimizer, scheduler, start_step, resumed_from,
-        started=started, adapted=adapted, how=how, noisy_rows=len(corrupted),
-    )  # fmt: skip
+        config=config,
+        device=device,
+        amp_dtype=amp_dtype,
+        ddp=ddp,
+        tokenizer=tokenizer,
+        processor=processor,
+        rows=len(rows),
+        examples=examples,
+        overlong=counts,
+        output_dir=output_dir,
+        total_steps=total_steps,
+        accumulation=accumulation,
+        model=model,
+        module=module,
+        wrapped=wrapped,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        start_step=start_step,
+        last_saved=resumed_from,
+        started=started,
+        adapted=adapted,
+        how=how,
+        noisy_rows=len(corrupted),
+    )
     if ddp.main:
         checkpoint.truncate_log(run.log_path, start_step)
         # Evaluations up to the checkpoint's step happened before it was saved; a fresh run redoes step 0.
@@ -342,24 +237,6 @@ def setup(config: TrainConfig) -> Run:
 
         run.writer = SummaryWriter(str(output_dir / "tb"), purge_step=start_step + 1)
     return run
-
-
-def _compile_layers(model) -> None:
-    """``torch.compile`` each repeated block of the backbone in place (regional compilation: the
-    blocks share one graph, so a 28-layer model compiles once, not 28 times, and the fused loss and
-    the optimizer stay eager). Refused in one line for a backbone without such blocks."""
-    blocks = [
-        module
-        for module in model.modules()
-        if isinstance(module, torch.nn.ModuleList)
-        and len(module) > 1
-        and module[0].__class__.__name__.endswith("Layer")
-    ]
-    if not blocks:
-        raise ConfigError(f"--compile: {type(model).__name__} has no list of decoder layers to compile")
-    for block_list in blocks:
-        for block in block_list:
-            block.compile()
 
 
 def _optimizer_and_schedule(model, config: TrainConfig, device: torch.device, total_steps: int):

@@ -41,7 +41,7 @@ Test and ood questions never occur in train, and no question occurs twice in one
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 from tasks.base import Split, Task, load_generated
 from tasks.math_grading import MathAnswerTask
@@ -145,6 +145,21 @@ def render_solution(problem: dict) -> str:
     return "\n".join([*problem["steps"], f"The answer is \\boxed{{{problem['answer']}}}."])
 
 
+class SplitDesign(NamedTuple):
+    """How one split is generated: its seed and size, the number of operations, the range of the
+    numbers, the phrasings, and the people and objects the problems are about."""
+
+    seed: int
+    size: int
+    min_steps: int
+    max_steps: int
+    low: int
+    high: int
+    templates: Any
+    names: Any = NAMES
+    objects: Any = OBJECTS
+
+
 class MathWords(MathAnswerTask, Task):
     """Synthetic arithmetic word problems; see the module docstring for the splits."""
 
@@ -164,27 +179,31 @@ class MathWords(MathAnswerTask, Task):
         Split("ood-steps", "ood", "4-5 operations instead of 1-3"),
         Split("ood-numbers", "ood", "numbers 20..99 instead of 1..20"),
     )
-    # name -> (seed, size, min steps, max steps, low, high, templates[, names, objects])
     config = {
-        "train": (1001, 2000, 1, 3, 1, 20, SEEN),
-        "test": (2002, 200, 1, 3, 1, 20, SEEN),
-        "ood-steps": (3003, 200, 4, 5, 1, 20, SEEN),
-        "ood-numbers": (4004, 200, 1, 3, 20, 99, SEEN),
-        "ood-phrasing": (5005, 200, 1, 3, 1, 20, UNSEEN),
-        "ood-names": (6006, 200, 1, 3, 1, 20, SEEN, UNSEEN_NAMES, OBJECTS),
-        "ood-numbers-near": (7007, 200, 1, 3, 21, 30, SEEN),
+        "train": SplitDesign(1001, 2000, 1, 3, 1, 20, SEEN),
+        "test": SplitDesign(2002, 200, 1, 3, 1, 20, SEEN),
+        "ood-steps": SplitDesign(3003, 200, 4, 5, 1, 20, SEEN),
+        "ood-numbers": SplitDesign(4004, 200, 1, 3, 20, 99, SEEN),
+        "ood-phrasing": SplitDesign(5005, 200, 1, 3, 1, 20, UNSEEN),
+        "ood-names": SplitDesign(6006, 200, 1, 3, 1, 20, SEEN, names=UNSEEN_NAMES),
+        "ood-numbers-near": SplitDesign(7007, 200, 1, 3, 21, 30, SEEN),
     }
 
     def _generate(self, split: str, exclude: set[str]) -> list[dict[str, Any]]:
-        seed, size, min_steps, max_steps, low, high, templates, *vocabulary = self.config[split]
-        names, objects = vocabulary or (NAMES, OBJECTS)
-        rng = random.Random(seed)
+        design = self.config[split]
+        rng = random.Random(design.seed)
         seen = set(exclude)
         examples = []
-        while len(examples) < size:
-            steps = rng.randint(min_steps, max_steps)
+        while len(examples) < design.size:
+            steps = rng.randint(design.min_steps, design.max_steps)
             problem = make_problem(
-                rng, steps=steps, low=low, high=high, templates=templates, names=names, objects=objects
+                rng,
+                steps=steps,
+                low=design.low,
+                high=design.high,
+                templates=design.templates,
+                names=design.names,
+                objects=design.objects,
             )
             if problem["question"] in seen:
                 continue

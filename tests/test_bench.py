@@ -14,7 +14,7 @@ import sys
 import pytest
 from transformers import AutoModelForCausalLM
 
-from harness.bench import end_to_end, generation, gpu, loss, performance
+from harness.bench import end_to_end, generation, gpu, gpu_page, loss, performance
 
 
 @pytest.fixture
@@ -305,14 +305,14 @@ def gpu_bench(trl_missing: bool = False) -> dict:
 
 
 def test_the_gpu_sections_show_measured_rows_goals_and_missing_peers():
-    page = "\n".join(gpu.section(gpu_bench()))
+    page = "\n".join(gpu_page.section(gpu_bench()))
     assert "1 x NVIDIA H200, CUDA 13.0, driver 580.1; dense bf16 peak 989 TFLOP/s." in page
     assert "| Qwen2.5-0.5B, 8,192 | 16 / 0.90 | 16 / 0.95 | 200 / 1.60 | 20 / 0.50 | 26 / 14.20 |" in page
     assert "Qwen2.5-7B at 32,768: 1.00x TRL's time, 0.95x its memory (met)." in page
     # MFU: 6 x 1,543,714,304 x 70,000 / 989e12 = 65.6%.
     assert "| Qwen2.5-1.5B | ours | 70,000 | 9.0 | 66% | 1.40x (goal 1.3x) |" in page
     assert "| vllm | not installed | | |" in page and "| harness | 384 | 12.0 | 32.0 |" in page
-    missing = "\n".join(gpu.section(gpu_bench(trl_missing=True)))
+    missing = "\n".join(gpu_page.section(gpu_bench(trl_missing=True)))
     assert "| not installed |" in missing and "Goal, no slower and no larger than TRL: not judged" in missing
 
 

@@ -330,8 +330,9 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     for method, config in configs.items():
         assert config.objective == method
         # Each parameter goes to the objectives that read it; every other one gets the paper's value.
-        for name, (_, default, owners) in OBJECTIVE_PARAMS.items():
-            assert getattr(config, name) == (given.get(name, default) if method in owners else default)
+        for name, param in OBJECTIVE_PARAMS.items():
+            expected = given.get(name, param.default) if method in param.owners else param.default
+            assert getattr(config, name) == expected
         mine = {"objective", "output_dir", *OBJECTIVE_PARAMS}
         same = {k: v for k, v in asdict(config).items() if k not in mine}
         assert same == {k: v for k, v in asdict(configs["sft"]).items() if k not in mine}

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from harness import kernels
-from harness.losses import Objective, fused_causal_lm_loss, uses_kernels
+from harness.fused_loss import fused_causal_lm_loss, uses_kernels
+from harness.losses import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(kernels._triton_problem() is not None, reason="Triton is not installed")
@@ -45,7 +46,8 @@ def test_the_kernels_give_the_plain_losses_values_and_gradients():
         """
         import json, torch
         from harness import kernels
-        from harness.losses import Objective, causal_lm_loss, fused_causal_lm_loss, uses_kernels
+        from harness.losses import Objective, causal_lm_loss
+        from harness.fused_loss import fused_causal_lm_loss, uses_kernels
 
         kernels.BLOCK = 64  # several steps of the row loop at this small vocabulary
         torch.manual_seed(0)
@@ -114,9 +116,9 @@ def test_a_training_step_through_the_kernels_matches_the_torch_path():
     result = interpreted(
         """
         import json, torch
-        from harness import losses
+        from harness import kernels, losses
         from harness.models import load_model
-        from harness.train import CausalLMWithLoss
+        from harness.forward import CausalLMWithLoss
 
         torch.manual_seed(0)
         labels = torch.randint(0, 100, (2, 12))
@@ -124,7 +126,7 @@ def test_a_training_step_through_the_kernels_matches_the_torch_path():
         inputs = torch.randint(0, 100, (2, 12))
         results, twice = [], []
         for use in (True, False):
-            losses.kernels.available = lambda device, use=use: use
+            kernels.available = lambda device, use=use: use
             model = load_model("tiny")
             module = CausalLMWithLoss(model, losses.Objective("dft"), chunk_size=4)
             loss = module(input_ids=inputs, labels=labels)

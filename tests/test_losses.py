@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from harness.losses import IGNORE_INDEX, LossStats, Objective, causal_lm_loss, fused_causal_lm_loss
+from harness.fused_loss import fused_causal_lm_loss
+from harness.losses import IGNORE_INDEX, LossStats, Objective, causal_lm_loss
 
 torch.set_default_dtype(torch.float32)
 

@@ -18,7 +18,8 @@ from harness.config import TrainConfig, to_flags
 from harness.config.resolve import resolve_train
 from harness.errors import ConfigError
 from harness.models import load_model
-from harness.train import Distributed, train
+from harness.sharding import Distributed
+from harness.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

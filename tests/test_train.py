@@ -14,15 +14,16 @@ import torch
 from conftest import math_words_pairs, write_jsonl
 from safetensors.torch import load_file
 
-import harness.train as train_module
+import harness.forward as forward_module
 from harness.config import TrainConfig
 from harness.config.resolve import resolve_train
-from harness.data.encode import collate, encode_all
+from harness.data.encode import collate, encode_all, step_schedule
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, TrainingError
+from harness.forward import CausalLMWithLoss, compile_layers
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
-from harness.train import CausalLMWithLoss, train
+from harness.train import train
 from tasks.math_words import MathWords
 
 pytestmark = pytest.mark.slow  # every test here loads and trains the embedded model
@@ -206,14 +207,14 @@ def test_resume_takes_changed_run_settings_and_needs_a_checkpoint(checkpointed, 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train_module.fused_causal_lm_loss
+    real = forward_module.fused_causal_lm_loss
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] >= 3 else loss  # micro-batch 3 = step 3
 
-    monkeypatch.setattr(train_module, "fused_causal_lm_loss", poisoned)
+    monkeypatch.setattr(forward_module, "fused_causal_lm_loss", poisoned)
     config = base_config(tmp_path, "nan", steps=4, save_every=1)
     with pytest.raises(TrainingError, match=r"loss is nan at step 3 .*checkpoint-2"):
         train(config)
@@ -306,7 +307,7 @@ def test_more_ranks_than_examples_is_one_line_before_any_work():
     # at most the training examples: so four ranks over three examples stop here, naming both.
     config = resolve_train(TrainConfig(batch_size=4, micro_batch_size=1), world_size=4)
     with pytest.raises(ConfigError, match=r"^--batch-size 4 exceeds the 3 training examples$"):
-        train_module.step_schedule(config, 3, 4)
+        step_schedule(config, 3, 4)
     with pytest.raises(ConfigError, match="--batch-size 2 is smaller than the 4 ranks"):
         resolve_train(TrainConfig(batch_size=2, micro_batch_size=1), world_size=4)
 
@@ -372,7 +373,7 @@ def test_compile_trains_the_same_updates_to_round_off(tmp_path, reference):
     train(base_config(tmp_path, "compiled", compile=True))
     assert_same_updates(run_dir, tmp_path / "compiled", lr=2e-3)
     with pytest.raises(ConfigError, match=r"^--compile: Linear has no list of decoder layers to compile$"):
-        train_module._compile_layers(torch.nn.Linear(2, 2))
+        compile_layers(torch.nn.Linear(2, 2))
 
 
 def pairs_file(tmp_path: Path, n: int = 16) -> Path:

@@ -2,7 +2,7 @@
 LM head and the loss at Qwen2.5-0.5B's head (vocabulary 151,936, hidden 896), fp32, each in a fresh
 process so that one's memory cannot hide in another's peak.
 
-- ``harness``: :func:`harness.losses.fused_causal_lm_loss` (chunks of 1,024 tokens, recomputed in
+- ``harness``: :func:`harness.fused_loss.fused_causal_lm_loss` (chunks of 1,024 tokens, recomputed in
   backward);
 - ``trl``: TRL's own DFT path: its fused head (``trl.kernels.ChunkedLogProbFunction``, what
   ``SFTTrainer(loss_type="dft")`` calls; torch tiles on CPU, Triton on CUDA), then ``-log p * sg(p)``;
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness.losses import fused_causal_lm_loss
+from harness.fused_loss import fused_causal_lm_loss
 
 VOCAB, HIDDEN = 151_936, 896  # Qwen2.5-0.5B's LM head
 CHUNK = 1024  # our fused loss's default --loss-chunk-size

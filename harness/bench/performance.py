@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.bench import code_execution, end_to_end, generation, gpu, loss, trainer
+from harness.bench import code_execution, end_to_end, generation, gpu, gpu_page, loss, trainer
 from harness.config import add_arguments
 from harness.environment import version
 from harness.files import atomic_write_text
@@ -341,7 +341,7 @@ def render(bench: dict[str, Any]) -> str:
                     f"_Measured at commit `{(at['commit'] or 'unknown')[:10]}`{dirty}, {at['date']}._",
                     "",
                 ]
-    lines += gpu.section(bench.get("gpu"))
+    lines += gpu_page.section(bench.get("gpu"))
     if "end-to-end" not in bench:
         lines += [
             "## Not measured here",

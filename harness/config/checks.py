@@ -107,7 +107,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def names(cls: type, *roles: str, **marks) -> tuple[str, ...]:
+def field_names(cls: type, *roles: str, **marks) -> tuple[str, ...]:
     """The fields of ``cls`` with one of ``roles`` (any role if none given) and all of ``marks``."""
     return tuple(
         f.name

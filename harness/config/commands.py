@@ -1,7 +1,7 @@
 """The settings of the commands built on the training settings: the experiment (and the sweep and
 the continuum on top of it), evaluation, self-generated data, token probabilities and the
 leaderboard. A setting two commands share is one declaration (:func:`eval_limit`,
-:func:`eval_template`, :func:`results_dir`, :func:`leaderboard_dir`, :func:`dry_run`, ``like``), so
+:func:`eval_template`, :func:`results_dir`, :func:`leaderboard_dir`, :func:`dry_run`, ``training_setting``), so
 it has one flag and one help in all of them.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config.checks import RUN, at_least, check_fields, names, setting
+from harness.config.checks import RUN, at_least, check_fields, field_names, setting
 from harness.config.presets import PRESETS
 from harness.config.sampling import eval_backend, generation_backend, tensor_parallel_size
 from harness.config.settings import METHODS, PROB_ROWS, PROMPT_TEMPLATES
@@ -145,4 +145,4 @@ class ExperimentConfig:
         return self.nnodes * self.nproc_per_node
 
 
-PER_CELL = frozenset(names(ExperimentConfig, per_cell=True))
+PER_CELL = frozenset(field_names(ExperimentConfig, per_cell=True))

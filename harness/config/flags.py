@@ -107,7 +107,7 @@ def to_flags(config) -> list[str]:
     return flags
 
 
-def take(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
+def config_from(args: dict[str, Any], cls: type[T], skip=frozenset(), **fixed) -> T:
     """Build ``cls`` from the parsed values of its fields (popped from ``args``; but ``skip``) and ``fixed``."""
     values = {f.name: args.pop(f.name) for f in fields(cls) if f.name not in skip and f.name not in fixed}
     return cls(**values, **fixed)

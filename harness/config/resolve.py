@@ -46,8 +46,8 @@ from harness.config import (
     flag,
     preset_of,
     split_batch,
-    take,
 )
+from harness.config.flags import config_from
 from harness.data.rows import data_file, holds_pairs, read_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
@@ -247,16 +247,16 @@ def resolve_experiment(
     axes (absent from ``args``) take the preset's values, ``--seeds`` defaults to the preset's seed
     (the training configuration holds the first), training-time evaluation sees what the final one
     sees, and every input is checked."""
-    config = take(args, ExperimentConfig, **fixed)
+    config = config_from(args, ExperimentConfig, **fixed)
     seed_field = TrainConfig.__dataclass_fields__["seed"]
     config = replace(config, seeds=config.seeds or [preset.get("seed", seed_field.default)])
-    sampling = take(args, Sampling)
+    sampling = config_from(args, Sampling)
     axes = {
         name: preset.get(name, TrainConfig.__dataclass_fields__[name].default)
         for name in SWEEP_AXES
         if name not in args
     }
-    train = take(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
+    train = config_from(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
     trained = [m for m in config.method_list if m != "base"] if objectives is None else objectives

@@ -11,7 +11,7 @@ the settings added after records existed, and the split of the global batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness import objectives
 from harness.config.checks import (
@@ -21,9 +21,9 @@ from harness.config.checks import (
     at_least,
     below_one,
     check_fields,
+    field_names,
     flag,
     fraction,
-    names,
     non_negative,
     open_fraction,
     positive,
@@ -272,7 +272,7 @@ class TrainConfig:
         check_fields(self)
 
 
-def like(name: str) -> Any:
+def training_setting(name: str) -> Any:
     """A field of another command declared as :class:`TrainConfig`'s field ``name`` is: the same
     default, help and check (``--device`` means one thing in every command)."""
     f = TrainConfig.__dataclass_fields__[name]
@@ -298,18 +298,29 @@ def axis(name: str) -> Any:
 # --- what the roles say ------------------------------------------------------------------------------
 
 
-HPARAM_KEYS = names(TrainConfig, HPARAM, OBJECTIVE)  # a record's hparams (with world_size); resume keys
-OBJECTIVE_KEYS = frozenset(names(TrainConfig, OBJECTIVE))  # left out of the config id
-SWEEP_AXES = names(TrainConfig, axis=True)
-REPLICATE_KEYS = frozenset(names(TrainConfig, replicate=True))  # left out of the config id too
+HPARAM_KEYS = field_names(TrainConfig, HPARAM, OBJECTIVE)  # a record's hparams (with world_size); resume keys
+OBJECTIVE_KEYS = frozenset(field_names(TrainConfig, OBJECTIVE))  # left out of the config id
+SWEEP_AXES = field_names(TrainConfig, axis=True)
+REPLICATE_KEYS = frozenset(field_names(TrainConfig, replicate=True))  # left out of the config id too
 # How a global batch is split: never changes the update (the loss is normalized per optimizer step),
 # so cells of one grid may differ in it. world_size is the number of ranks a record's hparams add.
-BATCH_SPLIT_KEYS = (*names(TrainConfig, split=True), "world_size")
-PER_METHOD = frozenset(names(TrainConfig, per_method=True))
+BATCH_SPLIT_KEYS = (*field_names(TrainConfig, split=True), "world_size")
+PER_METHOD = frozenset(field_names(TrainConfig, per_method=True))
+
+
 # The objectives' own parameters, by field: (short name in a variant's name, the paper's value,
 # the objectives that read it).
+class ObjectiveParam(NamedTuple):
+    """One objective parameter: its short name in a variant's label (``floor``), its paper's value,
+    and the objectives that read it."""
+
+    short: str
+    default: Any
+    owners: tuple[str, ...]
+
+
 OBJECTIVE_PARAMS = {
-    f.name: (f.metadata["short"], f.default, objectives.owners_of(f.name))
+    f.name: ObjectiveParam(f.metadata["short"], f.default, objectives.owners_of(f.name))
     for f in fields(TrainConfig)
     if f.metadata["role"] == OBJECTIVE and f.name != "objective"
 }
@@ -330,9 +341,7 @@ def objective_defaults(objective: str) -> dict[str, Any]:
     >>> sorted(objective_defaults("dft"))[:3], "q" in objective_defaults("q-family")
     (['asft_lambda', 'dpo_beta', 'eaft_alpha'], False)
     """
-    return {
-        name: default for name, (_, default, owners) in OBJECTIVE_PARAMS.items() if objective not in owners
-    }
+    return {name: param.default for name, param in OBJECTIVE_PARAMS.items() if objective not in param.owners}
 
 
 def check_objective_params(config: TrainConfig, objectives: list[str]) -> None:
@@ -344,11 +353,11 @@ def check_objective_params(config: TrainConfig, objectives: list[str]) -> None:
     ...
     harness.errors.ConfigError: --q 0.5 applies to objective q-family only, and none is trained here (sft, dft)
     """
-    for name, (_, default, owners) in OBJECTIVE_PARAMS.items():
+    for name, param in OBJECTIVE_PARAMS.items():
         value = getattr(config, name)
-        if value != default and not set(owners) & set(objectives):
+        if value != param.default and not set(param.owners) & set(objectives):
             raise ConfigError(
-                f"{flag(name)} {value:g} applies to objective {', '.join(owners)} only, and none is trained "
+                f"{flag(name)} {value:g} applies to objective {', '.join(param.owners)} only, and none is trained "
                 f"here ({', '.join(objectives) or 'none'})"
             )
 

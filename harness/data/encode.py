@@ -12,15 +12,18 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import OVERLONG_POLICIES
+import torch
+
+from harness.config import OVERLONG_POLICIES, TrainConfig
 from harness.data.images import VisionEncoded, collate_with_images, encode_with_images, has_images
 from harness.data.rows import Rows, check_pair, check_row
 from harness.data.text import Encoded, OverlongPolicy, collate_text, encode
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 from harness.models import stop_token_ids
 
 SIDES = ("chosen", "rejected")  # a pair's answers, in the order its sequences take
@@ -113,3 +116,29 @@ def collate(
     if sequences:
         batch["num_sequences"] = len(examples)
     return batch
+
+
+# --- which rows each optimizer step trains on ------------------------------------------------------
+
+
+def step_schedule(config: TrainConfig, n_examples: int, world: int) -> tuple[int, int]:
+    """(total optimizer steps, gradient-accumulation micro-batches per step) of a resolved config."""
+    per_step = config.micro_batch_size * world
+    if config.batch_size % per_step:  # resolve_train derives a micro-batch that divides
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is not a multiple of --micro-batch-size {config.micro_batch_size} "
+            f"x {world} rank(s)"
+        )
+    if n_examples < config.batch_size:
+        raise ConfigError(f"--batch-size {config.batch_size} exceeds the {n_examples} training examples")
+    steps_per_epoch = n_examples // config.batch_size  # the last partial batch is dropped
+    steps = config.steps if config.steps is not None else max(1, math.floor(config.epochs * steps_per_epoch))
+    return steps, config.batch_size // per_step
+
+
+def step_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
+    """Example indices of optimizer step ``step``: a fresh seeded permutation every epoch."""
+    steps_per_epoch = n_examples // batch_size
+    epoch, offset = divmod(step, steps_per_epoch)
+    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[offset * batch_size : (offset + 1) * batch_size].tolist()

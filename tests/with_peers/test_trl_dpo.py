@@ -11,7 +11,8 @@ import pytest
 import torch
 from conftest import math_words_pairs
 
-from harness.losses import IGNORE_INDEX, Objective, causal_lm_loss, fused_causal_lm_loss
+from harness.fused_loss import fused_causal_lm_loss
+from harness.losses import IGNORE_INDEX, Objective, causal_lm_loss
 from harness.models import load_model, load_tokenizer
 
 pytestmark = pytest.mark.skipif(
