@@ -242,7 +242,8 @@ def test_the_gpu_loss_measurement_runs_on_a_cpu_and_a_missing_peer_is_a_row(tiny
 
 
 @pytest.mark.slow
-def test_the_gpu_trainer_measurement_runs_ours_on_a_cpu(tiny_gpu_shapes, tmp_path):
+def test_the_gpu_trainer_measurement_runs_ours_on_a_cpu(tiny_gpu_shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu, "BATCH", 4)  # a quarter of the GPU's batch: the same code, a CPU's time
     parameters = gpu.make_backbone("Qwen2.5-0.5B", tmp_path / "m", tmp_path / "rows.jsonl", 48)
     assert parameters == sum(
         p.numel() for p in AutoModelForCausalLM.from_pretrained(tmp_path / "m").parameters()

@@ -120,26 +120,17 @@ def test_cli_end_to_end_writes_records_and_leaderboard(tmp_path):
         assert row in board.replace("**", "")
 
 
-@pytest.mark.slow
-def test_cli_bad_model_is_one_line_error(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "harness.experiment",
-        "--model",
-        str(tmp_path / "missing"),
-        "--results-dir",
-        str(tmp_path / "results"),
-    ]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 1
-    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+def test_cli_bad_model_is_one_line_error(tmp_path, capsys):
+    from harness.experiment import main  # in this process: the end-to-end tests start the interpreter
+
+    assert main(["--model", str(tmp_path / "missing"), "--results-dir", str(tmp_path / "results")]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: --model") and "missing" in lines[0]
     assert not (tmp_path / "results").exists()
 
 
 def test_cli_unknown_task_suggests_a_name(capsys):
-    from harness.experiment import main  # in this process: the bad-model test starts the interpreter
+    from harness.experiment import main  # in this process: the end-to-end tests start the interpreter
 
     assert main(["--task", "math-word"]) == 1
     err = capsys.readouterr().err.strip()
