@@ -32,12 +32,20 @@ import json
 import shlex
 import sys
 from dataclasses import asdict, replace
+from typing import Any
 
 import transformers
 
 import tasks
 from harness import leaderboard, recipes
-from harness.config.resolve import Experiment, ood_task_names, parse_experiment, resolve_train
+from harness.config import Parser, preset_of
+from harness.config.resolve import (
+    Experiment,
+    experiment_parser,
+    ood_task_names,
+    resolve_experiment,
+    resolve_train,
+)
 from harness.errors import ConfigError, HarnessError
 from harness.runs import (
     compare_with_reference,
@@ -50,6 +58,23 @@ from harness.runs import (
 )
 
 EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
+
+
+def parser(preset: dict[str, Any], description: str = "") -> Parser:
+    """The experiment's command line: every experiment and training flag, defaults from ``preset``."""
+    return experiment_parser(preset, Parser(prog="python -m harness.experiment", description=description))
+
+
+def parse_experiment(argv: list[str] | None = None, description: str = "") -> Experiment:
+    """``python -m harness.experiment``'s command line, resolved (default preset: ``laptop``).
+
+    >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
+    >>> experiment.train.steps, experiment.train.lr, experiment.config.method_list
+    (2, 0.001, ['base', 'sft', 'dft'])
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    preset = preset_of(argv)
+    return resolve_experiment(vars(parser(preset, description).parse_args(argv)), preset)
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:
@@ -77,7 +102,6 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     task is scored), what the paper reports for a recipe, and the commands that run it on one node
     and on several.
 
-    >>> from harness.config.resolve import parse_experiment
     >>> text = describe(parse_experiment(["--recipe", "code-qwen2.5-3b"]), ["--recipe", "code-qwen2.5-3b"])
     >>> "paper-code" in text and "torchrun --nnodes=2 --nproc-per-node=8" in text
     True

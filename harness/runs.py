@@ -6,7 +6,7 @@ A record that exists is never replaced silently: a finished one of exactly this 
 of the same configuration evaluated otherwise stops the run before any work, and ``--redo`` runs
 again and replaces them, printing which scores changed.
 
->>> from harness.config.resolve import parse_experiment
+>>> from harness.experiment import parse_experiment
 >>> [(method, seeded.train.seed) for seeded, method in replicates(parse_experiment(["--seeds", "0", "1"]))]
 [('base', 0), ('sft', 0), ('dft', 0), ('sft', 1), ('dft', 1)]
 """

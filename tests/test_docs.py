@@ -160,3 +160,17 @@ def test_the_readme_lists_every_nox_session():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name for name in sessions if not re.search(rf"nox -s {re.escape(name)}(?![\w-])", readme)]
     assert not missing, f"README.md does not list these nox sessions: {missing}"
+
+
+def test_the_readme_headline_is_the_generated_one():
+    # The README copies the headline of leaderboards/README.md (generated from the records) for the
+    # embedded backbones: each of its rows must be there, number for number.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    generated = (ROOT / "leaderboards" / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w-]+)`[^|]*\| (-?[\d.]+\*?) \| (-?[\d.]+\*?) \|$", readme, re.M)
+    assert len(rows) == 3, rows
+    for task, in_domain, ood in rows:
+        backbone = "embedded/tiny-qwen2-vl" if task == "visual-math" else "embedded/tiny-qwen2"
+        line = next(line for line in generated.splitlines() if f"`{task}` | `{backbone}`" in line)
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert (cells[7], cells[10]) == (in_domain, ood), (task, cells)

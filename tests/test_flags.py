@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from harness import ablate, continuum, evaluate, leaderboard, lmeval, selfgen, token_probs
+from harness import ablate, continuum, evaluate, experiment, leaderboard, lmeval, selfgen, token_probs
 from harness.bench import performance
-from harness.config import AXIS_NOTE, Parser, preset_of
-from harness.config.resolve import experiment_parser, train_parser
+from harness.config import AXIS_NOTE, preset_of
+from harness.config.resolve import train_parser
 
 # Flags whose meaning is the command's own: what the task is used for, where the output goes.
 PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}
@@ -25,7 +25,7 @@ def _flags():
     laptop = preset_of([])
     parsers = [
         train_parser(preset_of([], default="paper-math", by_model=False)),
-        experiment_parser(laptop, Parser(prog="python -m harness.experiment")),
+        experiment.parser(laptop),
         ablate.sweep_parser(laptop),
         continuum.parser(laptop),
         evaluate.parser(),

@@ -15,8 +15,9 @@ import pytest
 
 from harness import experiment, gguf, runs
 from harness.config import to_flags
-from harness.config.resolve import parse_experiment, parse_train
+from harness.config.resolve import parse_train
 from harness.errors import ModelError, ModelNotFound
+from harness.experiment import parse_experiment
 from harness.models import backbone_name, resolve
 
 

@@ -15,10 +15,10 @@ import pytest
 
 import tasks
 from harness import experiment, lmeval
-from harness.config.resolve import parse_experiment
 from harness.errors import ConfigError, DataError
 from harness.evaluate import evaluate_task
 from harness.evaluate import main as evaluate_main
+from harness.experiment import parse_experiment
 from harness.models import EMBEDDED
 
 LIMIT = 4

@@ -386,17 +386,3 @@ def check_template(template: str, task_names: list[str], flag_name: str) -> None
             prompts.check_applies(task, template)
         except ValueError as error:
             raise ConfigError(f"{flag_name}: {error}") from None
-
-
-def parse_experiment(argv: list[str] | None = None, description: str = "") -> Experiment:
-    """``python -m harness.experiment``'s command line, resolved (default preset: ``laptop``).
-
-    >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
-    >>> experiment.train.steps, experiment.train.lr, experiment.config.method_list
-    (2, 0.001, ['base', 'sft', 'dft'])
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    preset = preset_of(argv)
-    parser = Parser(prog="python -m harness.experiment", description=description)
-    args = vars(experiment_parser(preset, parser).parse_args(argv))
-    return resolve_experiment(args, preset)
