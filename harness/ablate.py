@@ -87,7 +87,7 @@ class SweepConfig:
     base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")
-    dry_run: bool = dry_run()
+    dry_run: bool = dry_run("the cells of the grid, each with its command")
     print_commands: bool = setting(False, "print one command per cell and stop")
     cell: int | None = setting(None, "run only this cell of the plan (0-based)", check=at_least(0))
 

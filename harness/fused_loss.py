@@ -263,7 +263,7 @@ def fused_causal_lm_loss(
     hidden states and head on the same inputs. ``trained_positions``, the flat indices of the
     trained targets (:func:`trained_positions_of` the labels), spares a GPU the synchronization of
     finding them itself. A per-sequence objective (iw-SFT, DPO) needs ``sequence_ids`` and
-    ``num_sequences`` as :func:`causal_lm_loss` does. Where Triton runs (CUDA) an objective that is
+    ``num_sequences`` as :func:`harness.losses.causal_lm_loss` does. Where Triton runs (CUDA) an objective that is
     a per-token weight of the cross-entropy goes through :mod:`harness.kernels`; otherwise, and on a
     CPU, through torch.
     """

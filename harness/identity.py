@@ -91,7 +91,7 @@ def variant(method: str, hparams: dict[str, Any]) -> str:
 
 
 def record_path(record: dict[str, Any], results_dir: str | os.PathLike[str]) -> Path:
-    """Where :func:`write_record` puts ``record`` under ``results_dir``: one file per variant,
+    """Where :func:`harness.results.write_record` puts ``record`` under ``results_dir``: one file per variant,
     configuration and seed.
 
     >>> record_path({"task": "t", "backbone": "b", "method": "sft", "hparams": {"seed": 2}}, "r").as_posix()

@@ -20,7 +20,7 @@ unchanged results gives identical bytes and a diff of a leaderboard is a diff of
 Command line::
 
     python -m harness.leaderboard                       # results/ -> leaderboards/
-    python -m harness.leaderboard --results results --out leaderboards
+    python -m harness.leaderboard --results-dir results --leaderboard-dir leaderboards
 
 >>> from harness.results import make_record
 >>> score = {"role": "test", "value": 0.415, "stderr": 0.035, "n": 200, "samples_per_example": 1}

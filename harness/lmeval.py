@@ -212,7 +212,6 @@ class ExportConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     args = parser().parse_args(argv)
     try:
         written = export(args.task, args.out, args.model, args.eval_limit)

@@ -87,7 +87,7 @@ def selfgen(
 ) -> dict[str, Any]:
     """Make (or find finished) the self-generated data of ``model`` on ``task_name``'s training
     questions in ``output_dir``; returns the contents of its ``selfgen.json``. ``sampling``'s unset
-    fields take :data:`harness.config.SELFGEN_PROTOCOL`, then the task's generation budget."""
+    fields take :data:`SELFGEN_PROTOCOL`, then the task's generation budget."""
     task = tasks.get(task_name)
     if not task.graded:
         raise DataError(f"task {task.name} has no grader (training data only): nothing can be kept")
@@ -345,7 +345,7 @@ def parser(description: str = "") -> Parser:
 def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple[SelfgenConfig, Sampling]:
     """``python -m harness.selfgen``'s command line, resolved: a registered task with training
     questions and a grader, the model (default: the task domain's embedded one), the backends, and
-    the sampling with its unset fields from :data:`harness.config.SELFGEN_PROTOCOL`."""
+    the sampling with its unset fields from :data:`SELFGEN_PROTOCOL`."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = config_from(args, Sampling), config_from(args, SelfgenConfig)
     task = check_task(config.task)

@@ -20,10 +20,9 @@ from harness.config.resolve import train_parser
 PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}
 
 
-def _flags():
-    """``(command, flag, help)`` for every long flag of every command."""
+def _parsers():
     laptop = preset_of([])
-    parsers = [
+    return [
         train_parser(preset_of([], default="paper-math", by_model=False)),
         experiment.parser(laptop),
         ablate.sweep_parser(laptop),
@@ -35,15 +34,16 @@ def _flags():
         leaderboard.parser(),
         performance.parser(),
     ]
-    for parser in parsers:
+
+
+def _flags():
+    """``(command, flag, help)`` for every long flag of every command: every name an action has
+    (an alias is a second name), less the ``--no-`` form of a switch."""
+    for parser in _parsers():
         for action in parser._actions:
-            names = [
-                name
-                for name in action.option_strings
-                if name.startswith("--") and not name.startswith("--no-")
-            ]
-            if names and action.help:
-                yield parser.prog, names[0], declared(action.help)
+            for name in action.option_strings:
+                if name.startswith("--") and not name.startswith("--no-"):
+                    yield parser.prog, name, declared(action.help or "")
 
 
 def declared(help_text: str) -> str:
@@ -83,3 +83,29 @@ def test_the_commands_that_evaluate_share_the_evaluation_flags():
         assert {"--eval-limit", "--eval-template", "--model"} <= flags_of[command], command
     assert {"--results-dir", "--leaderboard-dir"} <= flags_of["python -m harness.leaderboard"]
     assert "--limit" not in set().union(*flags_of.values())
+
+
+def test_every_flag_has_a_help_and_one_name():
+    for parser in _parsers():
+        for action in parser._actions:
+            long_names = [
+                n for n in action.option_strings if n.startswith("--") and not n.startswith("--no-")
+            ]
+            assert action.help, (parser.prog, action.option_strings)
+            assert len(long_names) <= 1, (parser.prog, long_names)  # no aliases: one name per setting
+
+
+def test_the_names_a_setting_had_before_are_gone():
+    # Renamed in issue 31, each to the name the other commands give the same setting.
+    gone = {
+        "python -m harness.evaluate": {"--limit", "--prompt-template"},
+        "python -m harness.selfgen": {"--limit", "--prompt-template"},
+        "python -m harness.lmeval": {"--limit"},
+        "python -m harness.leaderboard": {"--results", "--out"},
+        "python -m harness.bench": {"--out"},
+    }
+    flags_of = defaultdict(set)
+    for command, name, _ in _flags():
+        flags_of[command].add(name)
+    for command, names in gone.items():
+        assert not names & flags_of[command], (command, names & flags_of[command])

@@ -26,14 +26,14 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.bench import code_execution, end_to_end, generation, gpu, gpu_page, loss, trainer
-from harness.config import add_arguments
+from harness.config import add_arguments, leaderboard_dir
 from harness.environment import version
 from harness.files import atomic_write_text
-from harness.leaderboard import LeaderboardConfig
 from harness.numerics import host, mode
 from harness.provenance import provenance
 
@@ -355,9 +355,16 @@ def render(bench: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class BenchConfig:
+    """The bench's settings that other commands share (declared once there)."""
+
+    leaderboard_dir: str = leaderboard_dir("leaderboards", " (performance.json and performance.md)")
+
+
 def parser() -> argparse.ArgumentParser:
     made = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0])
-    add_arguments(made, LeaderboardConfig, exclude={"results_dir"})  # performance.{json,md} go there
+    add_arguments(made, BenchConfig)
     made.add_argument(
         "--only",
         nargs="+",

@@ -39,17 +39,16 @@ def results_dir(default: str, note: str = "") -> Any:
     return setting(default, "the folder of JSON run records, one per evaluated model" + note, role=RUN)
 
 
-def leaderboard_dir(default: str) -> Any:
-    """The folder of rendered pages: one declaration for the commands that write them."""
-    return setting(default, "the folder the markdown pages and plots/ are rendered into", role=RUN)
+def leaderboard_dir(default: str, what: str = " (the markdown pages and plots/)") -> Any:
+    """The folder of generated pages: one declaration for the commands that write them; ``what``
+    says which pages the command writes there."""
+    return setting(default, "the folder of the generated leaderboard pages" + what, role=RUN)
 
 
-def dry_run() -> Any:
-    """Print instead of run: one declaration for the commands that plan runs."""
-    return setting(
-        False,
-        "print the plan (the resolved configuration, each run and its commands, on one node and on several) and stop",
-    )
+def dry_run(what: str) -> Any:
+    """Print instead of run: one declaration for the commands that plan runs; ``what`` says what the
+    command's plan shows."""
+    return setting(False, f"print the plan and stop ({what})")
 
 
 @dataclass
@@ -121,7 +120,9 @@ class ExperimentConfig:
         "error, and a half-done training continues from its model or last checkpoint",
     )
 
-    dry_run: bool = dry_run()
+    dry_run: bool = dry_run(
+        "the resolved configuration and the commands that run it on one node and on several"
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -134,7 +134,7 @@ def world_size() -> int:
 
 def train_parser(preset: dict[str, Any], description: str = "") -> Parser:
     parser = Parser(prog="python -m harness.train", description=description)
-    help_text = ExperimentConfig.__dataclass_fields__["preset"].metadata["help"]
+    help_text = "hyperparameter preset (explicit flags win over it)"  # the experiment's, less its defaults
     parser.add_argument("--preset", default="paper-math", choices=tuple(PRESETS), help=help_text)
     add_arguments(parser, TrainConfig, defaults=preset)
     return parser
