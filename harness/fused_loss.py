@@ -24,9 +24,9 @@ from harness.losses import (
     IGNORE_INDEX,
     LossStats,
     Objective,
-    _sequences,
-    _shift,
     as_objective,
+    sequence_index,
+    shifted_labels,
 )
 
 _OUT_DTYPE_WORKS: dict[torch.device, bool] = {}
@@ -272,7 +272,7 @@ def fused_causal_lm_loss(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if objective.needs_reference and reference is None:
         raise ValueError(f"objective {objective.name!r} needs the reference model's outputs")
-    targets = _shift(labels).reshape(-1)
+    targets = shifted_labels(labels).reshape(-1)
     flat_hidden = hidden.reshape(-1, hidden.size(-1))
     ref_hidden, ref_weight = reference if objective.needs_reference else (None, None)
     if ref_hidden is not None:
@@ -283,7 +283,7 @@ def fused_causal_lm_loss(
     trained = trained_positions.numel()
     sequences = None
     if objective.row.per_sequence:
-        flat_ids = _sequences(objective, sequence_ids, num_sequences).reshape(-1).to(targets.device)
+        flat_ids = sequence_index(objective, sequence_ids, num_sequences).reshape(-1).to(targets.device)
         sequences = (flat_ids.index_select(0, trained_positions), num_sequences)
         if num_trained_tokens is None and objective.row.data == objectives.PAIRS:
             num_trained_tokens = max(num_sequences // 2, 1)
@@ -322,7 +322,7 @@ def trained_positions_of(labels: torch.Tensor) -> torch.Tensor:
     >>> trained_positions_of(torch.tensor([[-100, -100, 5, 6]])).tolist()  # targets of positions 1, 2
     [1, 2]
     """
-    return (_shift(labels).reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
+    return (shifted_labels(labels).reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)
 
 
 def uses_kernels(objective: str | Objective, device: torch.device) -> bool:

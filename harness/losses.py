@@ -272,25 +272,25 @@ class LossStats:
     tokens: int | torch.Tensor
 
 
-def _shift(labels: torch.Tensor) -> torch.Tensor:
+def shifted_labels(labels: torch.Tensor) -> torch.Tensor:
     """Labels aligned with input_ids -> the target of each position (next token); last gets ignored."""
     return F.pad(labels[..., 1:], (0, 1), value=IGNORE_INDEX)
 
 
-def _normalizer(targets: torch.Tensor, num_trained_tokens: int | float | torch.Tensor | None):
+def token_normalizer(targets: torch.Tensor, num_trained_tokens: int | float | torch.Tensor | None):
     if num_trained_tokens is None:
         return (targets != IGNORE_INDEX).sum().clamp(min=1)
     return num_trained_tokens
 
 
-def _unit_normalizer(objective, targets, num_trained_tokens, num_sequences: int):
+def unit_normalizer(objective, targets, num_trained_tokens, num_sequences: int):
     """The default normalizer of a per-sequence objective: the pairs here (DPO), else the tokens."""
     if num_trained_tokens is None and objective.row.data == objectives.PAIRS:
         return max(num_sequences // 2, 1)
-    return _normalizer(targets, num_trained_tokens)
+    return token_normalizer(targets, num_trained_tokens)
 
 
-def _sequences(objective, sequence_ids: torch.Tensor | None, num_sequences: int | None) -> torch.Tensor:
+def sequence_index(objective, sequence_ids: torch.Tensor | None, num_sequences: int | None) -> torch.Tensor:
     if sequence_ids is None or num_sequences is None:
         raise ValueError(
             f"objective {objective.name!r} weighs whole sequences: give sequence_ids and num_sequences"
@@ -320,7 +320,7 @@ def causal_lm_loss(
     a list, one ``LossStats`` (plain NLL and probability sums) is appended to it.
     """
     objective = as_objective(objective)
-    targets = _shift(labels).reshape(-1)
+    targets = shifted_labels(labels).reshape(-1)
     flat = logits.reshape(-1, logits.size(-1)).float()
     token_nll = F.cross_entropy(flat, targets.clamp(min=0), reduction="none")
     mask = targets != IGNORE_INDEX
@@ -338,12 +338,12 @@ def causal_lm_loss(
             stats.append(LossStats(token_nll.sum(), probs.sum(), mask.sum()))
     if objective.row.per_sequence:
         trained = mask.nonzero().squeeze(1)
-        sequence = _sequences(objective, sequence_ids, num_sequences).reshape(-1)[trained]
+        sequence = sequence_index(objective, sequence_ids, num_sequences).reshape(-1)[trained]
         _, total = objective.sequence_weights(token_nll[trained], old_nll[trained], sequence, num_sequences)
-        return total / _unit_normalizer(objective, targets, num_trained_tokens, num_sequences)
+        return total / unit_normalizer(objective, targets, num_trained_tokens, num_sequences)
     weights = objective.token_weights(token_nll, top, old_nll) * mask
     total = (objective.token_losses(token_nll, weights, old_nll) * mask).sum()
     if objective.kl_weight:
         token_kl = (reference.exp() * (reference - torch.log_softmax(flat, dim=-1))).sum(dim=-1)
         total = total + objective.kl_weight * (token_kl * mask).sum()
-    return total / _normalizer(targets, num_trained_tokens)
+    return total / token_normalizer(targets, num_trained_tokens)
