@@ -35,7 +35,7 @@ generated.
 >>> task.name, task.title
 ('multipl-e-sh', 'Bash')
 >>> prompt = '#!/bin/bash\n# Add two numbers\nadd() {\n'
->>> print(task.assemble({"prompt": prompt, "tests": '}\n\nadd 1 2\n', "stop_tokens": ["\n}"]},
+>>> print(task.program({"prompt": prompt, "tests": '}\n\nadd 1 2\n', "stop_tokens": ["\n}"]},
 ...     "```bash\nadd() {\n    echo $(( $1 + $2 ))\n}\n```"))
 #!/bin/bash
 # Add two numbers
@@ -49,7 +49,6 @@ add 1 2
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
@@ -172,7 +171,7 @@ class MultiPLE(CodeTask):
     def extract(self, completion: str) -> str:
         return code_of(completion, self.language, None)
 
-    def assemble(self, example: dict[str, Any], completion: str) -> str | None:
+    def program(self, example: dict[str, Any], completion: str) -> str | None:
         """The program for ``completion``: see :mod:`tasks.multipl_e_program`. None without code."""
         prompt, tests = example["prompt"], example["tests"]
         name = function_name(prompt.rstrip().rpartition("\n")[2], self.language)
@@ -183,12 +182,6 @@ class MultiPLE(CodeTask):
         if found is None:  # a continuation of the prompt, as MultiPL-E reads a base model's
             return prompt + cut_at_stop(code, example["stop_tokens"]) + "\n" + tests
         return assemble(prompt, tests, code, found, self.language)
-
-    def program(self, example: dict[str, Any], completion: str) -> str | None:
-        return self.assemble(example, completion)
-
-    def limits(self, example: dict[str, Any]) -> Limits:
-        return Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s), memory_mb=self.memory_mb)
 
     def grade(self, pairs: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         programs = [self.program(example, completion) for example, completion in pairs]

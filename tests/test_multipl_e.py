@@ -112,7 +112,7 @@ def needs_toolchain(language: str) -> None:
 def test_a_chat_answer_becomes_prompt_head_helpers_signature_body_and_tests(language):
     task = LANGUAGE_TASKS[language]()
     for example, row in zip(examples(language), rows(language)):
-        program = task.assemble(example, row["solution"])
+        program = task.program(example, row["solution"])
         signature = example["prompt"].rstrip().rsplit("\n", 1)[-1]
         assert program.count(signature) == 1, program  # the prompt's signature, once
         head = example["prompt"].rstrip().rsplit("\n", 1)[0]
@@ -128,10 +128,10 @@ def test_a_chat_answer_becomes_prompt_head_helpers_signature_body_and_tests(lang
 
 def test_helpers_before_the_function_are_kept_and_headers_dropped():
     example = examples("java")[1]
-    program = LANGUAGE_TASKS["java"]().assemble(example, rows("java")[1]["solution"])
+    program = LANGUAGE_TASKS["java"]().program(example, rows("java")[1]["solution"])
     assert "private static boolean positive(long x)" in program
     assert program.count("class Problem {") == 1
-    cpp = LANGUAGE_TASKS["cpp"]().assemble(examples("cpp")[1], rows("cpp")[1]["solution"])
+    cpp = LANGUAGE_TASKS["cpp"]().program(examples("cpp")[1], rows("cpp")[1]["solution"])
     assert "using namespace std;" in cpp and cpp.startswith("#include <vector>\n#include<assert.h>")
     assert "#include <bits/stdc++.h>" not in cpp  # the prompt has it (spelled without the space)
 
@@ -139,10 +139,10 @@ def test_helpers_before_the_function_are_kept_and_headers_dropped():
 def test_an_answer_without_the_function_is_a_continuation_cut_at_the_stop_tokens():
     task = LANGUAGE_TASKS["cpp"]()
     example = examples("cpp")[0]
-    program = task.assemble(example, "    return x + y;\n}\n\nint main() { return 1; }\n")
+    program = task.program(example, "    return x + y;\n}\n\nint main() { return 1; }\n")
     assert program == example["prompt"] + "    return x + y;" + "\n" + example["tests"]
     assert cut_at_stop("a\n}\nb", ["\n}", "\nb"]) == "a"
-    assert task.assemble(example, "  \n") is None and task.assemble(example, "```cpp\n```") is None
+    assert task.program(example, "  \n") is None and task.program(example, "```cpp\n```") is None
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_a_typescript_object_return_type_is_not_the_body():
     prompt = "//Count letters.\nfunction histogram(test: string): {[key: string]: number} {\n"
     answer = "```ts\nfunction histogram(test: string): {[key: string]: number} {\n  const seen: {[key: string]: number} = {};\n  return seen;\n}\n```"
     task = LANGUAGE_TASKS["ts"]()
-    program = task.assemble({"prompt": prompt, "tests": "test();", "stop_tokens": []}, answer)
+    program = task.program({"prompt": prompt, "tests": "test();", "stop_tokens": []}, answer)
     assert program == prompt + "  const seen: {[key: string]: number} = {};\n  return seen;\n}\n\ntest();"
 
 

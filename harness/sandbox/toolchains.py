@@ -86,7 +86,6 @@ class Toolchain:
     tools: tuple[Tool, ...]
     memory_mb: int = Limits.memory_mb
     processes: int = Limits.processes
-    env: tuple[tuple[str, str], ...] = ()
 
     def missing(self) -> list[Tool]:
         return [tool for tool in self.tools if found_tool(tool) is None]
@@ -206,5 +205,4 @@ def run_in_language(language: str, program: str, limits: Limits, main: str = "Pr
         files={chain.source: program, "run.sh": script(chain, tools, main)},
         limits=limits,
         reach=reach,
-        env=dict(chain.env),
     )
