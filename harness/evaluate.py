@@ -40,6 +40,7 @@ from harness.config import (
     eval_limit,
     eval_template,
     generation_backend,
+    makeable_folder,
     setting,
     tensor_parallel_size,
     training_setting,
@@ -277,7 +278,7 @@ class EvalConfig:
     model: str | None = training_setting("model")
     task: str = setting("math-words", "registered task name")
     eval_limit: int | None = eval_limit()
-    samples_dir: str | None = setting(None, "write per-sample JSONL here")
+    samples_dir: str | None = setting(None, "write per-sample JSONL here", check=makeable_folder)
     eval_template: str = eval_template("chat")
     problem_file: str | None = setting(
         None, "humaneval tasks: a HumanEval-format JSONL(.gz) file instead of the package's"

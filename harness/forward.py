@@ -11,13 +11,17 @@ whole loss computation, with the frozen reference model an objective reads kept 
 from __future__ import annotations
 
 import contextlib
+import copy
+from pathlib import Path
 
 import torch
 
+from harness import lora, objectives
+from harness.config import TrainConfig
 from harness.errors import ConfigError
 from harness.fused_loss import fused_causal_lm_loss
 from harness.losses import Objective, causal_lm_loss
-from harness.models import has_plain_lm_head
+from harness.models import has_plain_lm_head, load_model
 
 
 class CausalLMWithLoss(torch.nn.Module):
@@ -121,3 +125,54 @@ def compile_layers(model) -> None:
     for block_list in blocks:
         for block in block_list:
             block.compile()
+
+
+def training_module(
+    config: TrainConfig,
+    objective: Objective,
+    how: str,
+    device: torch.device,
+    resumed_from: Path | None = None,
+    sharded_resume: bool = False,
+):
+    """The model a run trains, as ``(model, adapted, module)``: the backbone (or a whole-model
+    checkpoint's weights), its LoRA adapters (``adapted``, the peft model, else None), gradient
+    checkpointing and compilation as configured, and the :class:`CausalLMWithLoss` around it with the
+    reference the objective reads. Under FSDP (``how == "fsdp"``) everything stays on the CPU for the
+    shards to move; a sharded checkpoint's weights are loaded later, into the shards."""
+    adapted = None
+    load_device = torch.device("cpu") if how == "fsdp" else device
+    whole_checkpoint = resumed_from is not None and not sharded_resume
+    if config.lora_rank:
+        # The backbone as it was, frozen; adapters fresh, or the checkpoint's (a LoRA checkpoint holds
+        # only them). The adapted module is the backbone itself: the fused loss reads it unchanged.
+        model = load_model(config.model, device=load_device)
+        adapted = (
+            lora.resumed_lora(model, resumed_from)
+            if whole_checkpoint
+            else lora.with_lora(model, config.lora_rank, config.lora_alpha)
+        )
+    else:
+        model = load_model(str(resumed_from) if whole_checkpoint else config.model, device=load_device)
+    use_checkpointing = (
+        config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
+    )
+    if use_checkpointing:
+        # FSDP2's gather hooks need non-reentrant checkpointing; DDP keeps transformers' default.
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False} if how == "fsdp" else None
+        )
+        if adapted is not None:  # frozen embeddings: checkpointed blocks need inputs that want grads
+            model.enable_input_require_grads()
+    model.config.use_cache = False
+    if config.compile:
+        compile_layers(model)
+    reference = None
+    # ASFT's frozen starting model (as it starts, whatever checkpoint resumes); PSFT's old policy, a
+    # copy refreshed at each PSFT batch (harness.train.optimizer_step).
+    if objective.row.reference == objectives.START and adapted is None:
+        reference = load_model(config.model, device=load_device).eval().requires_grad_(False)
+    elif objective.row.reference == objectives.OLD_POLICY:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    module = CausalLMWithLoss(model, objective, config.loss_chunk_size, reference, adapted)
+    return model, adapted, module

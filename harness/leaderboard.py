@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import Parser, add_arguments, leaderboard_dir, results_dir
+from harness.config import Parser, add_arguments, check_fields, leaderboard_dir, results_dir
 from harness.errors import HarnessError
 from harness.files import atomic_write_bytes, atomic_write_text, file_lock
 from harness.report import ablation, continuum
@@ -122,6 +122,9 @@ class LeaderboardConfig:
     results_dir: str = results_dir("results")
     leaderboard_dir: str = leaderboard_dir("leaderboards")
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def parser() -> Parser:
     made = Parser(prog="python -m harness.leaderboard", description=__doc__.split("\n")[0])
@@ -142,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness.leaderboard: no results folder at {args.results_dir}", file=sys.stderr)
         return 1
     try:
+        LeaderboardConfig(**vars(args))  # its checks: a folder that cannot be made is named by its flag
         paths = write(args.results_dir, args.leaderboard_dir)
     except (OSError, HarnessError) as error:
         print(f"harness.leaderboard: {error}", file=sys.stderr)

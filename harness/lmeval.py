@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from harness.config import Parser, Sampling, add_arguments, eval_limit, training_setting
+from harness.config import Parser, Sampling, add_arguments, eval_limit, makeable_folder, training_setting
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
 from harness.errors import ConfigError, DataError, HarnessError
@@ -214,6 +214,9 @@ class ExportConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        problem = makeable_folder(args.out)
+        if problem:
+            raise ConfigError(f"--out {problem}")
         written = export(args.task, args.out, args.model, args.eval_limit)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -49,6 +49,7 @@ from harness.config import (
     config_from,
     eval_template,
     generation_backend,
+    makeable_folder,
     setting,
     tensor_parallel_size,
     training_setting,
@@ -107,10 +108,14 @@ def selfgen(
     finished = _finished(folder, json.loads(json.dumps(defining)))
     if finished is not None:
         return finished
-    try:  # before any model loads: a folder that cannot be made is one line, not a lost generation
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(f"--output-dir {folder}: cannot be made ({error.strerror})") from None
+    problem = makeable_folder(folder)  # before any model loads: one line, not a lost generation
+    if problem is None:
+        try:  # what the check cannot see (a file system that refuses, /proc)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"cannot be made: {folder} ({error.strerror})"
+    if problem:
+        raise DataError(f"--output-dir {problem}")
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; there is nothing to answer")

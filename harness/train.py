@@ -27,7 +27,6 @@ TensorBoard events in ``tb/``, ``checkpoint-N/`` and the final model in ``model/
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -55,7 +54,7 @@ from harness.data.rows import training_rows
 from harness.errors import ConfigError, HarnessError, TrainingError
 from harness.evaluate import evaluate_loaded
 from harness.files import atomic_write_text
-from harness.forward import CausalLMWithLoss, compile_layers
+from harness.forward import CausalLMWithLoss, training_module
 from harness.fused_loss import trained_positions_of
 from harness.losses import LossStats, Objective
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
@@ -162,42 +161,7 @@ def setup(config: TrainConfig) -> Run:
         print(f"overlong rows ({config.overlong} policy): {dict(counts)} of {len(rows)}", file=sys.stderr)
 
     torch.manual_seed(config.seed)
-    adapted = None
-    # FSDP moves each rank's shards to the device; the whole model stays on the CPU until then.
-    load_device = torch.device("cpu") if how == "fsdp" else device
-    whole_checkpoint = resumed_from is not None and not sharded_resume
-    if config.lora_rank:
-        # The backbone as it was, frozen; adapters fresh, or the checkpoint's (a LoRA checkpoint holds
-        # only them). The adapted module is the backbone itself: the fused loss reads it unchanged.
-        model = load_model(config.model, device=load_device)
-        adapted = (
-            lora.resumed_lora(model, resumed_from)
-            if whole_checkpoint
-            else lora.with_lora(model, config.lora_rank, config.lora_alpha)
-        )
-    else:
-        model = load_model(str(resumed_from) if whole_checkpoint else config.model, device=load_device)
-    use_checkpointing = (
-        config.gradient_checkpointing if config.gradient_checkpointing is not None else device.type == "cuda"
-    )
-    if use_checkpointing:
-        # FSDP2's gather hooks need non-reentrant checkpointing; DDP keeps transformers' default.
-        model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False} if how == "fsdp" else None
-        )
-        if adapted is not None:  # frozen embeddings: checkpointed blocks need inputs that want grads
-            model.enable_input_require_grads()
-    model.config.use_cache = False
-    if config.compile:
-        compile_layers(model)
-    reference = None
-    # ASFT's frozen starting model (as it starts, whatever checkpoint resumes); PSFT's old policy, a
-    # copy refreshed at each PSFT batch (optimizer_step).
-    if objective.row.reference == objectives.START and adapted is None:
-        reference = load_model(config.model, device=load_device).eval().requires_grad_(False)
-    elif objective.row.reference == objectives.OLD_POLICY:
-        reference = copy.deepcopy(model).eval().requires_grad_(False)
-    module = CausalLMWithLoss(model, objective, config.loss_chunk_size, reference, adapted)
+    model, adapted, module = training_module(config, objective, how, device, resumed_from, sharded_resume)
     wrapped = sharding.wrap(module, model, how, device, vision)
     optimizer, scheduler = _optimizer_and_schedule(model, config, device, total_steps)  # of the shards
     if sharded_resume:

@@ -8,12 +8,16 @@ as ``--help`` shows it, less the ``(default: ...)`` that depends on the command.
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 from collections import defaultdict
 
+import pytest
+
 from harness import ablate, continuum, evaluate, experiment, leaderboard, lmeval, selfgen, token_probs
 from harness.bench import performance
-from harness.config import AXIS_NOTE, preset_of
+from harness.config import AXIS_NOTE, makeable_folder, preset_of
 from harness.config.resolve import train_parser
 
 # Flags whose meaning is the command's own: what the task is used for, where the output goes.
@@ -109,3 +113,48 @@ def test_the_names_a_setting_had_before_are_gone():
         flags_of[command].add(name)
     for command, names in gone.items():
         assert not names & flags_of[command], (command, names & flags_of[command])
+
+
+FOLDER_FLAGS = [
+    ("harness.train", ["--steps", "1"], "--output-dir"),
+    ("harness.evaluate", [], "--samples-dir"),
+    ("harness.experiment", [], "--runs-dir"),
+    ("harness.experiment", [], "--results-dir"),
+    ("harness.experiment", [], "--leaderboard-dir"),
+    ("harness.ablate", ["--lr", "1e-3"], "--runs-dir"),
+    ("harness.continuum", [], "--leaderboard-dir"),
+    ("harness.selfgen", ["--train-limit", "2"], "--output-dir"),
+    ("harness.lmeval", ["--task", "math-words"], "--out"),
+    ("harness.leaderboard", [], "--leaderboard-dir"),
+    ("harness.bench", [], "--leaderboard-dir"),
+]
+
+
+@pytest.mark.parametrize(("command", "argv", "flag"), FOLDER_FLAGS)
+def test_a_folder_that_cannot_be_made_is_one_line_naming_its_flag(command, argv, flag, tmp_path, capsys):
+    # A file where the folder would go: refused before any model loads or anything is measured.
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("kept\n")
+    main = importlib.import_module(
+        command if command != "harness.bench" else "harness.bench.performance"
+    ).main
+    assert main([*argv, flag, str(in_the_way / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{flag} cannot be made: {in_the_way} is a file") and "\n" not in err
+    assert in_the_way.read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_folder_flag_is_checked_without_making_anything(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    assert makeable_folder(locked / "new" / "deeper") is None and not (locked / "new").exists()
+    locked.chmod(0o500)
+    try:
+        problem = makeable_folder(locked / "new")
+        # root may write anywhere: then the check agrees with what the system allows
+        assert problem == (
+            None if os.access(locked, os.W_OK) else f"cannot be written: {locked} is not writable"
+        )
+    finally:
+        locked.chmod(0o700)

@@ -156,7 +156,7 @@ def test_image_prompts_are_stored_beside_the_rows_and_train_from_there(tmp_path,
         (["--num-samples", "4", "--temperature", "0"], "--num-samples > 1 needs --temperature > 0"),
         (["--model", "/no/such/folder"], "/no/such/folder"),
         (["--tensor-parallel-size", "2"], "--tensor-parallel-size"),
-        (["--output-dir", "/proc/no-such-folder"], "--output-dir /proc/no-such-folder: cannot be made ("),
+        (["--output-dir", "/proc/no-such-folder"], "--output-dir cannot be made: /proc/no-such-folder ("),
     ],
 )
 def test_cli_bad_input_is_one_error_line_before_any_model_loads(argv, message, capsys, tmp_path):

@@ -1,6 +1,7 @@
-"""FSDP2 (``--sharding fsdp``) on CPU: two gloo ranks give the single-process update, for full
-fine-tuning, LoRA and the vision-language backbone; a sharded checkpoint resumes on another number
-of ranks; what cannot run sharded is one line before any work."""
+"""Training on two gloo ranks on CPU: DDP and FSDP2 (``--sharding fsdp``) give the single-process
+update, for full fine-tuning, LoRA and the vision-language backbone; a sharded checkpoint resumes
+on another number of ranks; what cannot run sharded is one line before any work. Every two-rank
+training here is one plan of a single ``torchrun`` launch (:func:`two_rank_runs`)."""
 
 import json
 import os
@@ -20,6 +21,7 @@ from harness.errors import ConfigError
 from harness.models import load_model
 from harness.sharding import Distributed
 from harness.train import train
+from tasks.math_words import MathWords
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,23 +43,50 @@ def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
     return replace(base, **overrides)
 
 
-def torchrun_fsdp(tmp_path: Path, name: str, **overrides) -> Path:
-    """Two ranks (gloo on CPU, nccl on CUDA) training ``config(tmp_path, name, **overrides)`` sharded,
-    launched with the flags the experiment would give them (:func:`harness.config.to_flags`)."""
-    flags = to_flags(config(tmp_path, name, sharding="fsdp", **overrides))
+def torchrun(folder: Path, plans: list[TrainConfig]) -> None:
+    """Two ranks (gloo on CPU, nccl on CUDA) training ``plans`` in turn in one launch
+    (tests/train_in_turn.py), with the flags the experiment would give them
+    (:func:`harness.config.to_flags`)."""
+    plans_file = folder / "plans.json"
+    plans_file.write_text(json.dumps([to_flags(plan) for plan in plans]))
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--nproc-per-node=2",
-        "-m",
-        "harness.train",
-        *flags,
+        str(ROOT / "tests" / "train_in_turn.py"),
+        str(plans_file),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return tmp_path / name
+
+
+# What each two-rank test trains, besides config()'s settings.
+TWO_RANK_PLANS = {
+    # DDP; the main rank evaluates between steps while the other waits: no deadlock, no change.
+    "ddp": {"eval_every": 1, "curve_limit": 1},
+    # Gradient checkpointing on: the non-reentrant kind FSDP needs, and it must not change the update.
+    "fsdp": {"sharding": "fsdp", "save_every": 1, "gradient_checkpointing": True},
+    "fsdp-lora": {"sharding": "fsdp", "lora_rank": 4},
+    "fsdp-vision": {"sharding": "fsdp", "task": "visual-math"},
+}
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(tmp_path_factory) -> Path:
+    """The folder of every plan of :data:`TWO_RANK_PLANS`, trained on two ranks in one launch."""
+    folder = tmp_path_factory.mktemp("two-ranks")
+    torchrun(folder, [config(folder, name, **overrides) for name, overrides in TWO_RANK_PLANS.items()])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    """config() trained by one process: the update DDP and FSDP must reproduce."""
+    folder = tmp_path_factory.mktemp("single")
+    train(config(folder, "single"))
+    return folder / "single"
 
 
 def steps(run_dir: Path) -> list[dict]:
@@ -81,11 +110,19 @@ def assert_same_run(a: Path, b: Path, atol: float = 2e-3) -> None:
 
 
 @pytest.mark.slow
-def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(tmp_path):
-    single = tmp_path / "single"
-    train(config(tmp_path, "single"))
-    # Gradient checkpointing on: the non-reentrant kind FSDP needs, and it must not change the update.
-    sharded = torchrun_fsdp(tmp_path, "sharded", save_every=1, gradient_checkpointing=True)
+def test_two_ddp_ranks_give_the_single_process_update_and_evaluate_once(two_rank_runs, single):
+    out = two_rank_runs / "ddp"
+    curve = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    splits = MathWords().eval_splits
+    assert [p["step"] for p in curve] == [s for s in (0, 1, 2) for _ in splits]  # once, by rank 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert (summary["sharding"], summary["world_size"]) == ("ddp", 2)
+    assert_same_run(single, out)
+
+
+@pytest.mark.slow
+def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(two_rank_runs, single, tmp_path):
+    sharded = two_rank_runs / "fsdp"
     summary = json.loads((sharded / "train_summary.json").read_text())
     assert (summary["sharding"], summary["world_size"], summary["fused_loss"]) == ("fsdp", 2, True)
     assert_same_run(single, sharded)
@@ -114,22 +151,21 @@ def test_two_sharded_ranks_give_the_single_process_update_and_resume_on_one(tmp_
 
 
 @pytest.mark.slow
-def test_lora_trains_sharded_as_on_one_process(tmp_path):
+def test_lora_trains_sharded_as_on_one_process(two_rank_runs, tmp_path):
     train(config(tmp_path, "single", lora_rank=4))
-    sharded = torchrun_fsdp(tmp_path, "sharded", lora_rank=4)
+    sharded = two_rank_runs / "fsdp-lora"
     assert_same_run(tmp_path / "single", sharded)  # the adapters, gathered and merged on rank 0
     merged = load_file(str(sharded / "model" / "model.safetensors"))
     assert not any("lora" in name for name in merged)
 
 
 @pytest.mark.slow
-def test_the_vision_language_backbone_trains_sharded_as_on_one_process(tmp_path):
+def test_the_vision_language_backbone_trains_sharded_as_on_one_process(two_rank_runs, tmp_path):
     train(config(tmp_path, "single", task="visual-math"))
-    sharded = torchrun_fsdp(tmp_path, "sharded", task="visual-math")
-    assert_same_run(tmp_path / "single", sharded)
+    assert_same_run(tmp_path / "single", two_rank_runs / "fsdp-vision")
 
 
-def two_ranks(monkeypatch) -> None:
+def believe_two_ranks(monkeypatch) -> None:
     """The trainer believes it is one of two ranks (no process group: each test stops before one)."""
     monkeypatch.setattr(train_module, "init_distributed", lambda *_: Distributed(0, 2, 0))
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -138,7 +174,7 @@ def two_ranks(monkeypatch) -> None:
 @pytest.mark.slow
 def test_a_whole_model_checkpoint_is_not_resumed_sharded(tmp_path, monkeypatch):
     train(config(tmp_path, "run", steps=2, save_every=1))
-    two_ranks(monkeypatch)
+    believe_two_ranks(monkeypatch)
     with pytest.raises(ConfigError, match=r"^--resume: .*checkpoint-1 is a whole-model \(--sharding ddp\)"):
         train(config(tmp_path, "run", sharding="fsdp", resume=True))
 
@@ -156,7 +192,7 @@ def test_images_missing_from_some_rows_is_one_line_under_fsdp(tmp_path, monkeypa
     ]
     data = tmp_path / "text-only.jsonl"
     write_jsonl(data, rows)
-    two_ranks(monkeypatch)
+    believe_two_ranks(monkeypatch)
     run = config(tmp_path, "vl", model="tiny-vl", train_data=str(data), sharding="fsdp")
     with pytest.raises(
         ConfigError, match=r"^--sharding fsdp: 8 of 8 training rows of .*text-only.jsonl have no image"
@@ -198,7 +234,8 @@ def test_an_unknown_sharding_is_one_line():
 def test_two_gpus_shard_in_bf16_close_to_one_gpu(tmp_path):
     # bf16 parameters in compute and fp32 reduction against one GPU's bf16 autocast: close, not equal.
     train(config(tmp_path, "one-gpu", device="cuda"))
-    out = torchrun_fsdp(tmp_path, "two-gpus", device="cuda")
+    torchrun(tmp_path, [config(tmp_path, "two-gpus", sharding="fsdp", device="cuda")])
+    out = tmp_path / "two-gpus"
     for x, y in zip(steps(tmp_path / "one-gpu"), steps(out), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=2e-2)
     # The weights: within 5e-2, as tests/test_train.py allows bf16 against fp32.

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench import code_execution, end_to_end, generation, gpu, gpu_page, loss, trainer
-from harness.config import add_arguments, leaderboard_dir
+from harness.config import add_arguments, check_fields, leaderboard_dir
 from harness.environment import version
+from harness.errors import ConfigError
 from harness.files import atomic_write_text
 from harness.numerics import host, mode
 from harness.provenance import provenance
@@ -361,6 +362,9 @@ class BenchConfig:
 
     leaderboard_dir: str = leaderboard_dir("leaderboards", " (performance.json and performance.md)")
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 def parser() -> argparse.ArgumentParser:
     made = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0])
@@ -383,6 +387,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:  # a folder the pages cannot be written to is one line before minutes of measuring
+        BenchConfig(leaderboard_dir=args.leaderboard_dir)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     out = Path(args.leaderboard_dir)
     path = out / "performance.json"
     if args.render_only and not path.exists():

@@ -12,8 +12,10 @@ one configuration pair up) and ``run`` (where, how fast, how watched; never a hy
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import field, fields
+from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
@@ -77,6 +79,18 @@ def one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
         return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
 
     return check
+
+
+def makeable_folder(value) -> str | None:
+    """What stops ``value`` from being made and written as a folder (a file on its path, a folder
+    that is not writable), found without making anything: a command refuses it before any work."""
+    path = Path(value).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        return f"cannot be made: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be written: {existing} is not writable"
+    return None
 
 
 def setting(default, help: str, *, role: str = HPARAM, check=None, choices=None, **marks) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config.checks import RUN, at_least, check_fields, field_names, setting
+from harness.config.checks import RUN, at_least, check_fields, field_names, makeable_folder, setting
 from harness.config.presets import PRESETS
 from harness.config.sampling import eval_backend, generation_backend, tensor_parallel_size
 from harness.config.settings import METHODS, PROB_ROWS, PROMPT_TEMPLATES
@@ -36,13 +36,20 @@ def eval_template(default: str | None, default_note: str = "") -> Any:
 
 def results_dir(default: str, note: str = "") -> Any:
     """The folder of run records: one declaration for the commands that write or read them."""
-    return setting(default, "the folder of JSON run records, one per evaluated model" + note, role=RUN)
+    return setting(
+        default,
+        "the folder of JSON run records, one per evaluated model" + note,
+        role=RUN,
+        check=makeable_folder,
+    )
 
 
 def leaderboard_dir(default: str, what: str = " (the markdown pages and plots/)") -> Any:
     """The folder of generated pages: one declaration for the commands that write them; ``what``
     says which pages the command writes there."""
-    return setting(default, "the folder of the generated leaderboard pages" + what, role=RUN)
+    return setting(
+        default, "the folder of the generated leaderboard pages" + what, role=RUN, check=makeable_folder
+    )
 
 
 def dry_run(what: str) -> Any:
@@ -75,7 +82,7 @@ class ExperimentConfig:
         "the seed-to-seed variance) (default: the preset's seed, 0)",
         check=at_least(0),
     )
-    runs_dir: str = setting("runs", "checkpoints, logs and samples go here")
+    runs_dir: str = setting("runs", "checkpoints, logs and samples go here", check=makeable_folder)
     results_dir: str = results_dir(
         "runs/results",
         " (the committed reference records are in results/: give --results-dir results to add to them)",

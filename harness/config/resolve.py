@@ -44,6 +44,7 @@ from harness.config import (
     add_arguments,
     check_objective_params,
     flag,
+    makeable_folder,
     preset_of,
     split_batch,
 )
@@ -148,6 +149,10 @@ def parse_train(argv: list[str] | None = None, description: str = "") -> TrainCo
     args.pop("preset")
     config = resolve_train(TrainConfig(**args), world_size())
     check_trainable(config)
+    # Checked here, not on TrainConfig: a record's configuration names a folder of the host it ran on.
+    problem = makeable_folder(config.output_dir)
+    if problem:
+        raise ConfigError(f"--output-dir {problem}")
     return config
 
 

@@ -1,0 +1,21 @@
+"""Train several configurations in turn in one ``torchrun`` launch: ``train_in_turn.py PLANS.json``,
+where the file holds a list of flag lists (:func:`harness.config.to_flags`), each trained as
+``python -m harness.train`` would train it, in one process group. The tests of training on several
+ranks use it because a launch costs each rank the import of torch and transformers (~6 s on 2
+cores), more than the tiny trainings themselves."""
+
+import json
+import sys
+
+import torch.distributed as dist
+
+from harness.config.resolve import parse_train
+from harness.train import train
+
+if __name__ == "__main__":
+    try:
+        for flags in json.loads(open(sys.argv[1]).read()):
+            train(parse_train(flags))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
