@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -194,15 +192,18 @@ def test_a_bad_image_stops_training_before_anything_is_written(tmp_path):
 def test_train_and_evaluate_the_tiny_vlm_through_the_cli_and_reload_the_checkpoint(
     tmp_path, processor, capsys
 ):
+    # The commands in this process: an interpreter of their own would only repeat the imports (the
+    # numerics and two-rank tests start `python -m harness.train` itself).
+    from harness.evaluate import main as evaluate_main  # import cost: torch and transformers
+    from harness.train import main as train_main
+
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "harness.train", "--model", "tiny-vl", "--task", "visual-math"]
-    command += ["--output-dir", str(out), "--steps", "2", "--batch-size", "4", "--micro-batch-size", "2"]
-    command += ["--train-limit", "8", "--lr", "1e-3", "--max-length", "128", "--no-progress"]
-    subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+    argv = ["--model", "tiny-vl", "--task", "visual-math"]
+    argv += ["--output-dir", str(out), "--steps", "2", "--batch-size", "4", "--micro-batch-size", "2"]
+    argv += ["--train-limit", "8", "--lr", "1e-3", "--max-length", "128", "--no-progress"]
+    assert train_main(argv) == 0
     logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(logged) == 2 and all(r["trained_tokens"] > 0 for r in logged)
-    # The evaluation command in this process: a second interpreter would only repeat the imports.
-    from harness.evaluate import main as evaluate_main  # import cost: torch and transformers
 
     capsys.readouterr()
     assert evaluate_main(["--model", str(out / "model"), "--task", "visual-math", "--eval-limit", "3"]) == 0
