@@ -111,7 +111,7 @@ def test_sweep_resolves_each_axis_and_keeps_the_most_that_fits():
 
 
 def test_a_config_round_trips_through_its_flags():
-    config = resolve_train(TrainConfig(lr=3e-4, packing=False, steps=7, train_limit=64, overlong="drop"))
+    config = resolve_train(TrainConfig(lr=3e-4, packing=False, steps=7, train_limit=512, overlong="drop"))
     assert parse_train(to_flags(config)) == config
 
 

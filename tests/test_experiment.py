@@ -178,11 +178,37 @@ def test_micro_batch_size_is_the_most_that_fits_here_too():
         (["--task", "visual-mat"], "--task unknown task 'visual-mat'; did you mean 'visual-math'"),
         (["--task", "humaneval"], "--task humaneval: task 'humaneval' has no train split"),
         (["--model", "tiny", "--task", "mathwords"], "--task unknown task 'mathwords'"),
+        (
+            ["--batch-size", "8", "--train-limit", "4"],
+            "--batch-size 8 exceeds --train-limit 4: one step takes 8",
+        ),
     ],
 )
 def test_bad_values_fail_before_anything_loads_naming_the_flag(argv, message):
     with pytest.raises(HarnessError, match=re.escape(message)):
         parse_experiment(argv)
+
+
+def test_a_batch_larger_than_the_training_file_is_refused_before_the_base_is_evaluated(tmp_path):
+    from tests.conftest import write_jsonl
+
+    data = tmp_path / "three.jsonl"
+    row = {
+        "prompt": [{"role": "user", "content": "What is 1 + 1?"}],
+        "completion": [{"role": "assistant", "content": "2"}],
+    }
+    write_jsonl(data, [row] * 3)
+    with pytest.raises(
+        ConfigError, match=f"^--batch-size 4 exceeds the 3 training rows of {re.escape(str(data))}$"
+    ):
+        parse_experiment(["--train-data", str(data), "--batch-size", "4"])
+    with pytest.raises(
+        ConfigError, match=r"exceeds the 1 training rows of .*three\.jsonl past --train-offset 2$"
+    ):
+        parse_experiment(["--train-data", str(data), "--batch-size", "2", "--train-offset", "2"])
+    assert parse_experiment(["--train-data", str(data), "--batch-size", "3"]).train.batch_size == 3
+    # Nothing trains: the base alone reads the rows for its histogram, whatever the batch.
+    assert parse_experiment(["--methods", "base", "--train-data", str(data), "--batch-size", "8"])
 
 
 @pytest.mark.slow
@@ -317,7 +343,14 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     pair = {"prompt": prompt, "chosen": answer, "rejected": [{"role": "assistant", "content": "3"}]}
     (tmp_path / "pairs.jsonl").write_text(json.dumps(pair) + "\n")
     (tmp_path / "selfgen.json").write_text("{}")  # finished (parsing reads no further)
-    methods = ["--methods", "base," + ",".join(OBJECTIVES), "--train-data", str(tmp_path)]
+    methods = [
+        "--methods",
+        "base," + ",".join(OBJECTIVES),
+        "--train-data",
+        str(tmp_path),
+        "--batch-size",
+        "1",
+    ]
     run = parse_experiment([*methods, *flags])
     configs = {m: runs.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():

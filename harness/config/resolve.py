@@ -207,11 +207,24 @@ def check_inputs(train: TrainConfig, objectives: list[str] | None = None) -> Non
         names = [train.objective] if objectives is None else objectives
         wanted = {objective_row(name).data == PAIRS for name in names} or {holds_pairs(train.train_data)}
         for pairs in sorted(wanted):
-            read_rows(data_file(train.train_data, pairs), pairs)
+            path = data_file(train.train_data, pairs)
+            rows = max(0, len(read_rows(path, pairs)) - train.train_offset)
+            rows = rows if train.train_limit is None else min(rows, train.train_limit)
+            if names and rows < train.batch_size:  # a method trains: one step needs a whole batch
+                raise ConfigError(
+                    f"--batch-size {train.batch_size} exceeds the {rows} training rows of {path}"
+                    + (f" past --train-offset {train.train_offset}" if train.train_offset else "")
+                )
 
 
 def check_trainable(train: TrainConfig) -> None:
-    """A run that trains needs rows: ``--train-data``, or a task with a train split."""
+    """A run that trains needs rows (``--train-data``, or a task with a train split) and, where
+    ``--train-limit`` says how many, at least a batch of them."""
+    if train.train_limit is not None and train.train_limit < train.batch_size:
+        raise ConfigError(
+            f"--batch-size {train.batch_size} exceeds --train-limit {train.train_limit}: "
+            f"one step takes {train.batch_size} rows"
+        )
     if train.train_data is None:
         try:
             _ = check_task(train.task).train_split  # a property that raises for an evaluation-only task
