@@ -308,12 +308,11 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     sampling, config = config_from(args, Sampling), config_from(args, EvalConfig)
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
     check_template(config.eval_template, [config.task], "--eval-template")
-    check_task(config.task, **options)
+    task = check_task(config.task, **options)
     device_and_dtype(config.device)
     if config.model is None:
         config = replace(config, model=default_model(config.task))
     resolve_model(config.model, convert=False)
-    task = check_task(config.task, **options)
     spec = sampling.resolved(task.protocol, budget=task.max_new_tokens)
     check_backends(config.eval_backend, config.generation_backend, config.tensor_parallel_size)
     if config.eval_backend == "lm-eval":
