@@ -68,7 +68,9 @@ from harness.config import (
 )
 from harness.config.resolve import (
     Experiment,
+    check_inputs,
     check_task,
+    check_trainable,
     experiment_parser,
     resolve_experiment,
     resolve_train,
@@ -146,6 +148,11 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
+    # Every cell trains but the base: each batch must fit the rows (resolved above with the first).
+    largest = replace(experiment.train, batch_size=max(batch_sizes))
+    check_trainable(largest)
+    if largest.train_data and max(batch_sizes) != batch_sizes[0]:
+        check_inputs(largest, list(grid.method))
     return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
 
 

@@ -126,6 +126,12 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     if train.train_noise:
         raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
     pool = max(study.warmup_rows)
+    short = [rows for rows in study.warmup_rows if 0 < rows < train.batch_size]
+    if short:  # a warm-up trains whole batches of the mapped runs' size
+        raise ConfigError(
+            f"--warmup-rows {short[0]} is fewer than --batch-size {train.batch_size}: a warm-up "
+            "trains at least one batch"
+        )
     if pool:
         if train.train_limit is None:
             raise ConfigError(

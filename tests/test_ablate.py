@@ -128,6 +128,8 @@ def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsy
         (["--domain", "chemistry"], "--domain no trainable task in domain 'chemistry'"),
         (["--seeds", "0", "1", "0"], "--seeds 0 1 0: seed 0 is given twice"),
         (["--seeds", "-1"], "--seeds must be >= 0, got -1"),
+        (["--train-limit", "4", "--batch-size", "2", "8"], "--batch-size 8 exceeds --train-limit 4"),
+        (["--task", "humaneval"], "--task humaneval: task 'humaneval' has no train split"),
     ],
 )
 def test_impossible_sweeps_fail_before_any_cell_runs(argv, message, tmp_path, capsys):
@@ -148,6 +150,14 @@ def test_a_missing_or_malformed_training_file_fails_before_the_plan(tmp_path, ca
         assert main(["--train-data", str(data), "--dry-run", *folders(tmp_path)]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    # Every cell's batch against the file's rows, whatever the order the batches are given in.
+    three = tmp_path / "three.jsonl"
+    three.write_text((row + "\n") * 3)
+    for batches in (["2", "4"], ["4", "2"]):
+        assert (
+            main(["--train-data", str(three), "--batch-size", *batches, "--dry-run", *folders(tmp_path)]) == 1
+        )
+        assert f"--batch-size 4 exceeds the 3 training rows of {three}" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 

@@ -150,6 +150,10 @@ def test_the_plan_and_its_bad_inputs():
         (["--noise", "1"], r"--noise must be in \[0, 1\), got 1.0"),
         (["--train-noise", "0.1"], "--train-noise: a map trains at each of --noise"),
         (["--warmup-rows", "-1"], "--warmup-rows must be >= 0, got -1"),
+        (
+            ["--train-limit", "64", "--warmup-rows", "0", "16", "--batch-size", "32"],
+            "--warmup-rows 16 is fewer than --batch-size 32: a warm-up trains at least one batch",
+        ),
     ]
     for argv, message in bad:
         with pytest.raises(ConfigError, match=f"^{message}"):

@@ -140,12 +140,17 @@ def test_a_folder_that_cannot_be_made_is_one_line_naming_its_flag(command, argv,
     ).main
     assert main([*argv, flag, str(in_the_way / "out")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.endswith(f"{flag} cannot be made: {in_the_way} is a file") and "\n" not in err
+    assert err.endswith(f"{flag} cannot be made: {in_the_way} is not a folder") and "\n" not in err
     assert in_the_way.read_text() == "kept\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
 def test_a_folder_flag_is_checked_without_making_anything(tmp_path):
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone")
+    for path in (dangling, dangling / "under"):  # mkdir would fail on both
+        assert makeable_folder(path) == f"cannot be made: {dangling} is not a folder"
+    assert makeable_folder("relative/new") is None  # from the working directory
     locked = tmp_path / "locked"
     locked.mkdir()
     assert makeable_folder(locked / "new" / "deeper") is None and not (locked / "new").exists()

@@ -46,7 +46,7 @@ def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:
 def torchrun(folder: Path, plans: list[TrainConfig]) -> None:
     """Two ranks (gloo on CPU, nccl on CUDA) training ``plans`` in turn in one launch
     (tests/train_in_turn.py), with the flags the experiment would give them
-    (:func:`harness.config.to_flags`)."""
+    (:func:`harness.config.to_flags`); a failure shows the failed plan's own lines first."""
     plans_file = folder / "plans.json"
     plans_file.write_text(json.dumps([to_flags(plan) for plan in plans]))
     command = [
@@ -57,9 +57,14 @@ def torchrun(folder: Path, plans: list[TrainConfig]) -> None:
         str(ROOT / "tests" / "train_in_turn.py"),
         str(plans_file),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The checkout's harness first, as `-m harness.train` from ROOT would import it (a script's own
+    # folder, tests/, is what Python puts first on its path).
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    # torchrun's banner ends stderr; the ranks' tracebacks and the failed plan's name come before it.
+    failed = [line for line in completed.stderr.splitlines() if "plan " in line and " failed: " in line]
+    assert completed.returncode == 0, "\n".join([*failed[:2], completed.stderr[-6000:]])
 
 
 # What each two-rank test trains, besides config()'s settings.

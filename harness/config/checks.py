@@ -84,10 +84,12 @@ def one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
 def makeable_folder(value) -> str | None:
     """What stops ``value`` from being made and written as a folder (a file on its path, a folder
     that is not writable), found without making anything: a command refuses it before any work."""
-    path = Path(value).absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
-    if not existing.is_dir():
-        return f"cannot be made: {existing} is a file"
+    path = Path(os.path.abspath(value))
+    # lexists and isdir answer False where the path cannot be looked at (a folder above it that
+    # cannot be entered), so that case is named by the access check, never a traceback.
+    existing = next(p for p in (path, *path.parents) if os.path.lexists(p))  # the root always exists
+    if not os.path.isdir(existing):
+        return f"cannot be made: {existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot be written: {existing} is not writable"
     return None
