@@ -60,7 +60,7 @@ from harness.sandbox.process import Execution, Limits
 from harness.sandbox.toolchains import BUILD_FAILED, TOOLCHAINS, run_in_language
 from tasks.base import Split
 from tasks.code_grading import CodeTask
-from tasks.multipl_e_program import assemble, find_definition
+from tasks.multipl_e_program import assemble, braced_arrows, find_definition
 from tasks.sources import Source, field, load_rows
 
 HUB_ID = "nuprl/MultiPL-E"
@@ -94,9 +94,11 @@ def code_of(completion: str, language: str, name: str | None) -> str:
     else the longest such block; the whole completion when it has no fence."""
     tags = FENCE_TAGS[language]
     fenced = FENCE.findall(completion)
-    blocks = [body for tag, body in fenced if tag.lower() in ("", *tags) and body.strip()]
+    blocks = [
+        braced_arrows(body, language) for tag, body in fenced if tag.lower() in ("", *tags) and body.strip()
+    ]
     if not blocks:
-        return "" if fenced else completion  # fences, none with this language's code: no code
+        return "" if fenced else braced_arrows(completion, language)  # fences, none in this language: no code
     defining = [block for block in blocks if name and find_definition(block, name, language)]
     return (defining or sorted(blocks, key=len, reverse=True))[0]
 

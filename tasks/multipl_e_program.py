@@ -137,6 +137,74 @@ class Definition:
     close_brace: int | None
 
 
+# A top-level arrow function bound to a name (``const add = (x, y) =>``, ``let f = async x =>``,
+# with TypeScript's types); what follows the arrow is its body.
+ARROW_HEAD = re.compile(
+    r"(?m)^[ \t]*(?:export\s+)?(?:const|let|var)\s+[\w$]+\s*(?::[^=;]*)?=\s*(?:async\s+)?"
+    r"(?P<params>\([^;]*?\)|[\w$]+)\s*(?::[^=;{]*?)?=>[ \t]*"
+)
+# Where an expression goes on past a line's end: the next line starts with one of these, or the line
+# ends with one.
+CONTINUES_NEXT = tuple(".?:+-*/%&|,=<>")
+CONTINUES_LINE = tuple("=+-*/%&|,(?:<>[{")
+
+
+def braced_arrows(code: str, language: str) -> str:
+    r"""``code`` with each top-level arrow function whose body is an expression given a block body
+    (``const add = (x, y) => x + y;`` becomes ``const add = (x, y) => { return x + y; };``) and a
+    lone parameter its parentheses (``l =>`` becomes ``(l) =>``), so that it is found and assembled
+    as every other definition; JavaScript and TypeScript only.
+
+    >>> print(braced_arrows("const add = (x, y) =>\n  x +\n  y\nconst one = () => { return 1; };", "js"))
+    const add = (x, y) =>
+      { return x +
+      y; }
+    const one = () => { return 1; };
+    """
+    if language not in ("js", "ts"):
+        return code
+    text = masked(code, language)
+    for head in reversed(list(ARROW_HEAD.finditer(text))):
+        code = _expression_braced(code, text, head.end())
+        if not head.group("params").startswith("("):
+            params = slice(head.start("params"), head.end("params"))
+            code = code[: params.start] + "(" + code[params] + ")" + code[params.stop :]
+    return code
+
+
+def _expression_braced(code: str, text: str, start: int) -> str:
+    """``code`` with the arrow body that starts at ``start`` (masked: ``text``) in a block, when it
+    is an expression that ends (at a ``;``, or a line's end where nothing carries it on)."""
+    while start < len(text) and text[start] in " \t\n":
+        start += 1
+    if start >= len(text) or text[start] in "{;":
+        return code  # a block body already (or nothing)
+    end, depth, i = None, 0, start
+    while i < len(text):
+        char = text[i]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                break
+        elif depth == 0 and char == ";":
+            end = i
+            break
+        elif depth == 0 and char == "\n":
+            before, after = text[start:i].rstrip(), text[i + 1 :].lstrip()
+            if not before.endswith(CONTINUES_LINE) and not after.startswith(CONTINUES_NEXT):
+                end = i
+                break
+        i += 1
+    if end is None:
+        end = i if depth <= 0 else None
+    if end is None:
+        return code  # cut off inside the expression: left as it is
+    expression = code[start:end].rstrip()
+    return code[:start] + "{ return " + expression + "; }" + code[start + len(expression) :]
+
+
 def _body_brace(text: str, after_params: int) -> int | None:
     """The ``{`` that opens a body after a parameter list ending at ``after_params``, or None when
     what follows is not a definition (a call: ``;``, ``)``, an operator). An object type in a

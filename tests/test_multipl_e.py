@@ -24,7 +24,7 @@ from harness.config.resolve import check_task
 from harness.sandbox import toolchains
 from harness.sandbox.process import Limits
 from tasks.multipl_e import LANGUAGE_TASKS, MultiPLE, cut_at_stop, with_exit_path
-from tasks.multipl_e_program import matching_brace
+from tasks.multipl_e_program import braced_arrows, matching_brace
 
 DATA = Path(__file__).parent / "data" / "multipl-e"
 LANGUAGES = list(LANGUAGE_TASKS)
@@ -62,12 +62,17 @@ SHAPES = {
     ],
     "js": [
         (0, "```javascript\nconst add = (x, y) => {\n  return x + y;\n};\n```"),
+        # expression-bodied arrows, the function's over two lines, a helper's before and after it
+        (0, "```javascript\nconst plus = (a, b) => a + b;\nconst add = (x, y) =>\n  plus(x,\n    y)\n"
+            "const unused = z => z * 2;\nconsole.log(add(2, 3));\n```"),
+        (1, "```js\nconst get_positive = l => l.filter(x => x > 0)\n```"),
         (1, '```js\n// >>> get_positive([-1, 2, -4, 5, 6]) gives {"kept": [2, 5, 6]}\nfunction get_positive(l) {\n'
             '  process.stdout.write("no newline");\n  return l.filter(isPositive);\n}\nfunction isPositive(x) { return x > 0; }\n'
             'console.log(get_positive().length);  // an example call that would throw before the tests\n```'),
     ],
     "ts": [(1, "```typescript\nconst get_positive = (l: number[]): number[] => {\n  return l.filter(pos);\n};\n"
-               "function pos(x: number): boolean { return x > 0; }\n```")],
+               "function pos(x: number): boolean { return x > 0; }\n```"),
+           (1, "```typescript\nconst get_positive = (l: number[]): number[] => l.filter((x) => x > 0);\n```")],
     "php": [(1, "```php\n<?php\nfunction get_positive($l) {\n    return array_values(array_filter($l, 'is_positive'));\n}\n"
                 "function is_positive($x) { return $x > 0; }\n?>\n```")],
     "sh": [
@@ -124,6 +129,27 @@ def test_a_chat_answer_becomes_prompt_head_helpers_signature_body_and_tests(lang
                       "console.log(add(2, 3))", "cout << add", "public static void main(String[] args) {\n        System",
                       'Console.WriteLine(Add(2, 3))', '\nadd "$@"'):  # fmt: skip
             assert extra not in program
+
+
+@pytest.mark.parametrize(
+    ("code", "braced"),
+    [
+        ("const f = (a, b) => a + b;", "const f = (a, b) => { return a + b; };"),
+        ("let f = x =>\n  g(x,\n    1)\nf(2)", "let f = (x) =>\n  { return g(x,\n    1); }\nf(2)"),
+        ("const f = (s) => s.split(';')\n  .length", "const f = (s) => { return s.split(';')\n  .length; }"),
+        (
+            "export const f = async (a: number): Promise<number> => a",
+            "export const f = async (a: number): Promise<number> => { return a; }",
+        ),
+        ("const f = (a) => {\n  return a;\n};", "const f = (a) => {\n  return a;\n};"),  # a block already
+        ("const f = x => { return x; }", "const f = (x) => { return x; }"),
+        ("const f = (a) => g(a,", "const f = (a) => g(a,"),  # cut off: left as it is
+        ("    xs.map(x => x + 1);", "    xs.map(x => x + 1);"),  # not a definition
+    ],
+)
+def test_an_arrow_with_an_expression_body_gets_a_block(code, braced):
+    assert braced_arrows(code, "ts") == braced
+    assert braced_arrows(code, "cpp") == code
 
 
 def test_helpers_before_the_function_are_kept_and_headers_dropped():
