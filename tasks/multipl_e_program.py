@@ -334,6 +334,8 @@ def assemble(prompt: str, tests: str, code: str, found: Definition, language: st
         after = _definitions_only(_lines(unwrapped[end + 1 :], language, imports), language)
     # Stray closing braces left where the answer's wrapper was cut off are blanked too.
     before, after = (_unmatched_closers(part, language) for part in (before, after))
+    if language == "java":  # the helpers land inside the prompt's class
+        before, after = _static_nested(before), _static_nested(after)
     body = code[found.open_brace + 1 : end].lstrip(" \t").removeprefix("\n").rstrip()
     prompt_lines = {_import_key(line) for line in prompt.splitlines()}
     hoisted = [line + "\n" for line in dict.fromkeys(imports) if _import_key(line) not in prompt_lines]
@@ -344,6 +346,37 @@ def assemble(prompt: str, tests: str, code: str, found: Definition, language: st
     else:
         closer, rest = "}\n", "\n" + tests
     return "".join(hoisted) + function + closer + (after + "\n" if after else "") + rest
+
+
+# A Java type declaration: its modifiers, then what it is.
+JAVA_TYPE = re.compile(
+    r"((?:(?:public|protected|private|static|final|abstract|sealed|strictfp)\s+)*)(class|interface|enum|record)\b"
+)
+
+
+def _static_nested(code: str) -> str:
+    r"""Java helpers with every type they declare at their top level made ``static``: placed inside
+    the prompt's class, a class the answer wrote beside it would otherwise be an inner class, which
+    the static function and the tests' ``main`` cannot make without an instance of the prompt's.
+
+    >>> _static_nested("class Pair { class Inner {} }\npublic final class Zero {}\nstatic final class S {}")
+    'static class Pair { class Inner {} }\npublic final static class Zero {}\nstatic final class S {}'
+    """
+    text, depth, starts, last = masked(code, "java"), 0, [], ""  # last: the last non-space character
+    for i, char in enumerate(text):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif depth == 0 and last in ("", ";", "{", "}", ")") and not char.isspace():  # a statement starts
+            found = JAVA_TYPE.match(text, i)
+            if found and "static" not in found.group(1).split():
+                starts.append(found.start(2))
+        if not char.isspace():
+            last = char
+    for at in reversed(starts):
+        code = code[:at] + "static " + code[at:]
+    return code
 
 
 def _unmatched_closers(code: str, language: str) -> str:

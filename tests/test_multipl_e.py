@@ -56,6 +56,11 @@ SHAPES = {
             "    public static void main(String[] args) { System.out.println(add(2, 3)); }\n"
             "    public static long add(long x, long y) {\n        BinaryOperator<Long> plus = Long::sum;\n"
             "        return plus.apply(x, y) + zero();\n    }\n    private static long zero() { return 0L; }\n}\n```"),
+        # helper classes of its own, before and after the one with the function (nested in the
+        # prompt's class, they must not need an instance of it)
+        (0, "```java\nclass Pair {\n    final long a, b;\n    Pair(long a, long b) { this.a = a; this.b = b; }\n"
+            "    long sum() { return a + b; }\n}\npublic class Problem {\n    public static long add(long x, long y) {\n"
+            "        return new Pair(x, y).sum() + Zero.ZERO;\n    }\n}\nfinal class Zero { static final long ZERO = 0L; }\n```"),
         (1, "```java\nimport static java.lang.Math.*;\nclass Problem {\n"
             "    public static ArrayList<Long> getPositive(ArrayList<Long> l) {\n        ArrayList<Long> kept = new ArrayList<>();\n"
             "        for (long x : l) if (signum(x) > 0) kept.add(x);\n        return kept;\n    }\n}\n```"),
