@@ -147,6 +147,7 @@ ARROW_HEAD = re.compile(
 # ends with one.
 CONTINUES_NEXT = tuple(".?:+-*/%&|,=<>")
 CONTINUES_LINE = tuple("=+-*/%&|,(?:<>[{")
+NON_SPACE = re.compile(r"\S")
 
 
 def braced_arrows(code: str, language: str) -> str:
@@ -179,7 +180,7 @@ def _expression_braced(code: str, text: str, start: int) -> str:
         start += 1
     if start >= len(text) or text[start] in "{;":
         return code  # a block body already (or nothing)
-    end, depth, i = None, 0, start
+    end, depth, i, last = None, 0, start, ""  # last: the expression's last non-space character
     while i < len(text):
         char = text[i]
         if char in "([{":
@@ -192,10 +193,13 @@ def _expression_braced(code: str, text: str, start: int) -> str:
             end = i
             break
         elif depth == 0 and char == "\n":
-            before, after = text[start:i].rstrip(), text[i + 1 :].lstrip()
-            if not before.endswith(CONTINUES_LINE) and not after.startswith(CONTINUES_NEXT):
+            following = NON_SPACE.search(text, i + 1)
+            after = following.group() if following else ""
+            if last not in CONTINUES_LINE and after not in CONTINUES_NEXT:
                 end = i
                 break
+        if not char.isspace():
+            last = char
         i += 1
     if end is None:
         end = i if depth <= 0 else None
