@@ -17,7 +17,9 @@ own steps apply only where Math-Verify comes back empty-handed:
 * an answer it finds but cannot turn into math (``\boxed{6.}``, ``\boxed{3\%}``) is parsed again
   as ``$6$``-style inline math, which it does read;
 * when it finds no answer at all, a box it does not know (``\fbox``, ``\boxed 6``, an unclosed box
-  cut at ``max_new_tokens``), "The answer is X", "Answer: X" or a trailing "= X" is tried.
+  cut at ``max_new_tokens``), "The answer is X", "Answer: X" or a trailing "= X" is tried;
+* an answer over ``MAX_ANSWER_CHARS`` (runaway generation) is compared as text only, and a last box
+  that long never reaches Math-Verify, whose parse of it would only run into its timeout.
 
 :func:`grade_math` says how each completion went (``correct``, ``wrong``, ``unparsed``: an answer
 was found but is not math, so only its text was compared; ``no-answer``), and evaluation counts
@@ -208,6 +210,11 @@ def last_box_only(completion: str) -> str:
 def _find(completion: str, timeout: int | None) -> tuple[str | None, list]:
     """The answer text in ``completion`` and its Math-Verify parse (empty when it is not math)."""
     completion = last_box_only(completion)
+    boxed = last_box(completion)
+    if boxed is not None and len(boxed) > MAX_ANSWER_CHARS:
+        # A runaway box is compared as text without Math-Verify: its parse would only time out, and
+        # its signal.alarm can go off inside a weakref callback that swallows it (CI: 8.5 s, one box).
+        return boxed, []
     try:
         found = parse(_THOUSANDS.sub("", completion), PREDICTION, parsing_timeout=timeout)
     except Exception:  # noqa: BLE001 - Math-Verify already turns most failures into an empty parse

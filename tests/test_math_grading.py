@@ -170,6 +170,17 @@ def test_long_garbage_neither_crashes_nor_hangs(completion: str) -> None:
     assert time.monotonic() - start < 5
 
 
+def test_a_runaway_box_is_compared_as_text_without_math_verify(monkeypatch) -> None:
+    import tasks.math_grading as grading
+
+    box = "a+b^{c}" * 2_000
+    parsed = []
+    monkeypatch.setattr(grading, "parse", lambda text, *a, **k: parsed.append(text) or [])
+    graded = grade_math("6", f"Thinking. \\boxed{{{box}}}")
+    assert (graded.verdict, graded.answer, parsed) == ("unparsed", box, [])
+    assert grade_math(box, f"\\boxed{{{box}}}").verdict == "correct"  # equal text still matches
+
+
 @pytest.mark.parametrize(
     ("completion", "expected"),
     [

@@ -86,7 +86,10 @@ def test_cpu_limit_stops_a_loop_before_the_wall_clock():
 
 @pytest.mark.slow
 def test_memory_bomb_is_a_memory_failure():
-    ran = run_python("blocks = []\nwhile True: blocks.append(bytearray(2**26))", limits=QUICK)
+    # The address-space limit ends it (in 0.2 s here); the time limits are far off, so a loaded host
+    # slow to hand out pages cannot turn it into a timeout (CI once took over 2 s for 1 GiB).
+    limits = Limits(timeout_s=20, cpu_s=10, memory_mb=256)
+    ran = run_python("blocks = []\nwhile True: blocks.append(bytearray(2**24))", limits=limits)
     assert ran.status == "memory"
 
 
