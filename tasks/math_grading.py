@@ -42,17 +42,21 @@ Math-Verify behaviours worth knowing (checked on math-verify 0.9):
 * ``verify(gold, target)`` takes the gold first; an equation target is compared through its
   right-hand side, so ``x = 6`` matches ``6``, while ``6 = x`` does not.
 * It guards parsing and comparison with ``signal.alarm``, which raises in any thread but the main
-  one; elsewhere it runs without its timeout.
+  one; elsewhere it runs without its timeout. Its one alarm is lost when it goes off inside a
+  weakref callback; ``_bounded`` sends it again past ``BACKSTOP_S``.
 """
 
 from __future__ import annotations
 
+import _thread
 import re
+import signal
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from math_verify.errors import TimeoutException
 
 # Math-Verify's extraction for a model's answer: LaTeX with boxes first, then plain expressions.
 PREDICTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
@@ -61,6 +65,12 @@ MAX_ANSWER_CHARS = 300
 # Seconds Math-Verify may spend per parse or comparison (signal.alarm takes whole seconds); a power
 # tower like 10^{10^{10^{10}}} otherwise burns the 5 s default.
 TIMEOUT_S = 2
+# Math-Verify's timeout is one signal.alarm: when it goes off inside a weakref callback or a __del__,
+# Python prints "Exception ignored" and the work runs on with no deadline (seen on CI: a 2 s parse
+# took 8.5 s; a power tower could run for ever). From BACKSTOP_S seconds into a call the alarm is
+# delivered again every REALARM_S until the call returns.
+BACKSTOP_S = 5 * TIMEOUT_S
+REALARM_S = 0.25
 VERDICTS = ("correct", "wrong", "unparsed", "no-answer")
 
 _BOX = re.compile(r"\\(?:boxed|fbox)")
@@ -85,6 +95,45 @@ def _timeout() -> int | None:
     # signal.alarm only works in the main thread; elsewhere run without Math-Verify's timeout rather
     # than have every answer scored 0 by the ValueError it raises.
     return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
+def _bounded(call, *args, fallback, backstop_s: float = BACKSTOP_S, **kwargs):
+    """``call(*args, **kwargs)``, a Math-Verify function, with its alarm delivered again from
+    ``backstop_s`` on; ``fallback`` when one ends it. Outside the main thread, where Math-Verify
+    runs without its timeout (see ``_timeout``), the call runs as it is.
+
+    >>> _bounded(lambda x: x + 1, 1, fallback=None)
+    2
+    """
+    if _timeout() is None:
+        return call(*args, **kwargs)
+    done = threading.Event()
+
+    def realarm() -> None:
+        # interrupt_main runs the main thread's Python handler for SIGALRM: Math-Verify's own inside
+        # its timeout, ours between them; it does nothing once the default handler is back.
+        if not done.wait(backstop_s):
+            while True:
+                _thread.interrupt_main(signal.SIGALRM)
+                if done.wait(REALARM_S):
+                    return
+
+    def expired(signum, frame):
+        raise TimeoutException(f"Math-Verify ran past {backstop_s} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    watchdog = threading.Thread(target=realarm, name="math-verify-backstop", daemon=True)
+    watchdog.start()
+    try:
+        try:
+            return call(*args, **kwargs)
+        finally:
+            done.set()
+            watchdog.join()  # no alarm comes after this; one already sent is raised by now
+    except TimeoutException:
+        return fallback
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
 
 def _box_content(text: str, start: int) -> str | None:
@@ -161,7 +210,7 @@ def _parse_answer(answer: str, timeout: int | None) -> list:
     answer = _THOUSANDS.sub("", answer)
     # "$...$" first: it parses "6." and "3\%", which the boxed form rejects.
     for wrapped in (f"${answer}$", f"\\boxed{{{answer}}}"):
-        parsed = parse(wrapped, parsing_timeout=timeout)
+        parsed = _bounded(parse, wrapped, parsing_timeout=timeout, fallback=[])
         if _is_math(parsed):
             return parsed
     return []
@@ -182,7 +231,11 @@ def _normalize(answer: str) -> str:
 
 def _compare(gold: str, gold_parsed: list, answer: str, parsed: list, timeout: int | None) -> MathGrade:
     try:
-        if gold_parsed and _is_math(parsed) and verify(gold_parsed, parsed, timeout_seconds=timeout):
+        if (
+            gold_parsed
+            and _is_math(parsed)
+            and _bounded(verify, gold_parsed, parsed, timeout_seconds=timeout, fallback=False)
+        ):
             return MathGrade(1.0, "correct", answer)
     except Exception:  # noqa: BLE001 - a hostile string must cost a 0, never a crashed evaluation
         pass
@@ -216,7 +269,8 @@ def _find(completion: str, timeout: int | None) -> tuple[str | None, list]:
         # its signal.alarm can go off inside a weakref callback that swallows it (CI: 8.5 s, one box).
         return boxed, []
     try:
-        found = parse(_THOUSANDS.sub("", completion), PREDICTION, parsing_timeout=timeout)
+        text = _THOUSANDS.sub("", completion)
+        found = _bounded(parse, text, PREDICTION, parsing_timeout=timeout, fallback=[])
     except Exception:  # noqa: BLE001 - Math-Verify already turns most failures into an empty parse
         found = []
     answer = str(found[-1]) if found else _stated_answer(completion)

@@ -5,8 +5,10 @@ Math-Verify, whose grading we follow, decides otherwise, the row says so."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -168,6 +170,44 @@ def test_long_garbage_neither_crashes_nor_hangs(completion: str) -> None:
     start = time.monotonic()
     assert score_math("6", completion) == 0.0
     assert time.monotonic() - start < 5
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_alarm_lost_in_a_weakref_callback_is_sent_again() -> None:
+    """Math-Verify's one alarm, raised inside a weakref callback, is printed and dropped; the
+    backstop sends it again, so the call ends instead of running its 30 s."""
+    from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout as math_verify_timeout
+
+    from tasks.math_grading import _bounded
+
+    lost, finished = [], []
+
+    def callback(_) -> None:
+        try:
+            _spin(1.3)  # Math-Verify's alarm goes off at 1 s, in here
+        except TimeoutException:
+            lost.append(True)
+            raise
+
+    @math_verify_timeout(1)
+    def parse_like() -> str:
+        held = threading.Event()  # any object a weak reference can watch
+        watched = weakref.ref(held, callback)
+        del held
+        _spin(30)
+        finished.append(watched)
+        return "parsed"
+
+    assert _bounded(parse_like, fallback="timed out", backstop_s=1.5) == "timed out"
+    assert lost == [True] and not finished
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # the handler before it is back
 
 
 def test_a_runaway_box_is_compared_as_text_without_math_verify(monkeypatch) -> None:
