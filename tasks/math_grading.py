@@ -107,30 +107,35 @@ def _bounded(call, *args, fallback, backstop_s: float = BACKSTOP_S, **kwargs):
     """
     if _timeout() is None:
         return call(*args, **kwargs)
+    running = [True]  # cleared by a plain store, which no alarm can pre-empt
     done = threading.Event()
 
     def realarm() -> None:
         # interrupt_main runs the main thread's Python handler for SIGALRM: Math-Verify's own inside
         # its timeout, ours between them; it does nothing once the default handler is back.
-        if not done.wait(backstop_s):
-            while True:
-                _thread.interrupt_main(signal.SIGALRM)
-                if done.wait(REALARM_S):
-                    return
+        if done.wait(backstop_s):
+            return
+        while running[0]:
+            _thread.interrupt_main(signal.SIGALRM)
+            if done.wait(REALARM_S):
+                return
 
     def expired(signum, frame):
-        raise TimeoutException(f"Math-Verify ran past {backstop_s} s")
+        if running[0]:  # an alarm that arrives after the call returned is dropped
+            raise TimeoutException(f"Math-Verify ran past {backstop_s} s")
 
     previous = signal.signal(signal.SIGALRM, expired)
     watchdog = threading.Thread(target=realarm, name="math-verify-backstop", daemon=True)
-    watchdog.start()
     try:
         try:
+            watchdog.start()
             return call(*args, **kwargs)
         finally:
+            running[0] = False
             done.set()
-            watchdog.join()  # no alarm comes after this; one already sent is raised by now
-    except TimeoutException:
+            if watchdog.ident is not None:  # it runs (an alarm can cut start() short)
+                watchdog.join()
+    except TimeoutException:  # from our handler or from Math-Verify's
         return fallback
     finally:
         signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
