@@ -178,6 +178,7 @@ def _spin(seconds: float) -> None:
         pass
 
 
+@pytest.mark.slow  # it waits out a 1 s alarm and a 1.5 s backstop
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_alarm_lost_in_a_weakref_callback_is_sent_again() -> None:
     """Math-Verify's one alarm, raised inside a weakref callback, is printed and dropped; the
