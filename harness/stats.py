@@ -4,9 +4,11 @@ Two sources of noise make a leaderboard score: **evaluation** noise (which examp
 holds: each record's binomial standard error over its examples) and **training** noise (the seed:
 data order and initialization; measured only when a configuration was trained with several seeds).
 :func:`over_seeds` averages the replicates of one configuration and adds the two as independent
-variances; :func:`significant_difference` tests a difference of two such means with Welch's t-test
+variances; :func:`welch_p_value` tests a difference of two such means with Welch's t-test
 (Welch-Satterthwaite degrees of freedom, the evaluation terms taken as known) and refuses to call
-anything significant while the training variance is unmeasured.
+anything significant while the training variance is unmeasured. A page that compares many cells
+controls the false-discovery rate over them (:func:`discoveries`, Benjamini-Hochberg) instead of
+testing each at 5%.
 
 >>> mean_and_stderr([1.0, 0.0, 1.0, 0.0])
 (0.5, 0.28867513459481287)
@@ -21,6 +23,10 @@ from dataclasses import dataclass
 
 # Two-sided z-test at 5%: a difference is significant when it exceeds 1.96 of its standard error.
 Z = 1.96
+# The false-discovery rate of a page's many differences (Benjamini-Hochberg): the expected share of
+# starred differences that are not real.
+FDR = 0.05
+ALPHA = 0.05  # one comparison's significance level
 
 
 def mean_and_stderr(values: list[float]) -> tuple[float, float]:
@@ -89,18 +95,59 @@ def over_seeds(scores: list[tuple[float, float]]) -> Estimate:
     return Estimate(mean, math.sqrt(evaluation + seed_term), m, seed_term)
 
 
-def t_critical(dof: float) -> float:
-    """The two-sided 5% critical value of Student's t with ``dof`` degrees of freedom (:data:`Z` at
-    infinity).
+def welch_p_value(a: Estimate, b: Estimate) -> float | None:
+    """The two-sided p-value of ``a - b`` in Welch's t-test over the seeds, the evaluation variance
+    of both added as known (Welch-Satterthwaite degrees of freedom from the seed terms alone); None
+    when either side's training variance is unmeasured (one seed).
 
-    >>> round(t_critical(2), 3), round(t_critical(math.inf), 2)
-    (4.303, 1.96)
+    >>> sft = over_seeds([(0.60, 0.0), (0.62, 0.0), (0.61, 0.0)])
+    >>> round(welch_p_value(over_seeds([(0.70, 0.0), (0.72, 0.0), (0.71, 0.0)]), sft), 6)
+    0.000255
     """
+    if not (a.training_measured and b.training_measured):
+        return None
+    spread = math.hypot(a.stderr, b.stderr)
+    if spread == 0:
+        return 1.0 if a.value == b.value else 0.0
+    estimated = sum(term**2 / (est.seeds - 1) for term, est in ((a.seed_term, a), (b.seed_term, b)))
+    dof = math.inf if estimated == 0 else spread**4 / estimated
+    statistic = abs(a.value - b.value) / spread
     if math.isinf(dof):
-        return Z
+        return math.erfc(statistic / math.sqrt(2))
     from scipy.stats import t  # import cost: scipy.stats, only when seeds were measured
 
-    return float(t.ppf(0.975, dof))
+    return float(2 * t.sf(statistic, dof))
+
+
+def benjamini_hochberg(p_values: list[float | None], rate: float = FDR) -> list[float | None]:
+    """Benjamini-Hochberg adjusted p-values (q-values) of a family of tests, in the input's order:
+    a difference is a discovery at false-discovery rate ``rate`` when its q-value is at most it.
+    The family is the p-values given (None: a test not made, left out of the family and of the
+    count). ``q_(i) = min over j >= i of p_(j) * m / j`` over the sorted p-values, capped at 1.
+
+    >>> [None if q is None else round(q, 4) for q in benjamini_hochberg([0.01, 0.04, 0.03, None, 0.2])]
+    [0.04, 0.0533, 0.0533, None, 0.2]
+    """
+    tested = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 1.0
+    for rank in range(m, 0, -1):
+        p, index = tested[rank - 1]
+        running = min(running, p * m / rank)
+        adjusted[index] = running
+    return adjusted
+
+
+def discoveries(p_values: list[float | None], rate: float = FDR) -> list[bool | None]:
+    """Which tests of a family are discoveries at false-discovery rate ``rate`` (Benjamini-Hochberg
+    step-up: the largest k with p_(k) <= k rate / m, and every p at most p_(k)); None for a test
+    not made.
+
+    >>> discoveries([0.01, 0.04, 0.03, None, 0.2])
+    [True, False, False, None, False]
+    """
+    return [None if q is None else q <= rate for q in benjamini_hochberg(p_values, rate)]
 
 
 def significant_difference(a: Estimate, b: Estimate) -> bool | None:
@@ -116,12 +163,5 @@ def significant_difference(a: Estimate, b: Estimate) -> bool | None:
     >>> significant_difference(over_seeds([(0.90, 0.03)]), sft) is None
     True
     """
-    if not (a.training_measured and b.training_measured):
-        return None
-    spread = math.hypot(a.stderr, b.stderr)
-    if spread == 0:
-        return a.value != b.value
-    # Welch-Satterthwaite: only the seed terms are estimated from few replicates.
-    estimated = sum(term**2 / (est.seeds - 1) for term, est in ((a.seed_term, a), (b.seed_term, b)))
-    dof = math.inf if estimated == 0 else spread**4 / estimated
-    return abs(a.value - b.value) > t_critical(dof) * spread
+    p = welch_p_value(a, b)
+    return None if p is None else p < ALPHA

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+import tasks
 from harness.config import (
     PROB_BINS,
     PROB_ROWS,
@@ -40,6 +41,7 @@ from harness.config import (
 from harness.config.resolve import check_inputs, check_task, resolve_train
 from harness.data.encode import collate, encode_all
 from harness.data.rows import histogram_rows
+from harness.data.text import render
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.losses import IGNORE_INDEX
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
@@ -113,10 +115,19 @@ def token_probability_histogram(
     device, amp_dtype = device_and_dtype(config.device)
     tokenizer, processor = load_tokenizer_and_processor(model, config.min_pixels, config.max_pixels)
     all_rows, source = histogram_rows(  # the rows as written: --train-noise's wrong answers are not read
-        config.task, config.train_data, config.train_limit, config.prompt_template, config.train_offset
+        config.task,
+        config.train_data,
+        config.train_limit,
+        config.prompt_template,
+        config.train_offset,
+        config.train_style,
     )
     chosen = all_rows[:rows]
     examples, _ = encode_all(tokenizer, chosen, config.max_length, config.overlong, source, processor)
+    # Rows the overlong policy dropped are not measured: the mask needs the rows that were kept.
+    deciding = None
+    if processor is None and config.overlong != "drop":
+        deciding = deciding_mask(tokenizer, tasks.get(config.task), chosen, examples)
     loaded = load_model(model, dtype=amp_dtype, device=device).eval()
     pieces = []
     for start in range(0, len(examples), micro_batch_size):
@@ -127,8 +138,54 @@ def token_probability_histogram(
         with torch.autocast(device.type, dtype=amp_dtype, enabled=device.type == "cuda"):
             pieces.append(target_probabilities(loaded, batch))
     del loaded
-    result = histogram_of(torch.cat(pieces), bins)
-    return {**result, "rows": len(examples), "source": f"{source}, first {len(chosen)} rows"}
+    probabilities = torch.cat(pieces)
+    result = {
+        **histogram_of(probabilities, bins),
+        "rows": len(examples),
+        "source": f"{source}, first {len(chosen)} rows",
+    }
+    if deciding is not None and deciding.numel() == probabilities.numel() and deciding.any():
+        result["deciding"] = histogram_of(probabilities[deciding], bins)
+    return result
+
+
+def deciding_mask(tokenizer, task, rows: list[dict[str, Any]], examples: list) -> torch.Tensor | None:
+    """For each trained token of ``examples`` (the encoded ``rows``, in order), whether it is one of
+    the tokens that decide the grade: it overlaps a span of ``task.deciding_spans`` of its row's
+    completion. None where that cannot be said: the task names no such spans, or the tokenizer
+    gives no character offsets (not a fast tokenizer).
+
+    >>> from harness.models import load_tokenizer
+    >>> from harness.data.encode import encode_all
+    >>> from harness.data.rows import training_rows
+    >>> tokenizer, task = load_tokenizer("tiny"), tasks.get("math-words")
+    >>> rows, source = training_rows("math-words", None, 1)
+    >>> examples, _ = encode_all(tokenizer, rows, 512, "truncate", source)
+    >>> mask = deciding_mask(tokenizer, task, rows, examples)
+    >>> trained = [t for t in examples[0].labels if t != -100]
+    >>> tokenizer.decode([t for t, d in zip(trained, mask.tolist()) if d])
+    '3232'
+    """
+    if not getattr(tokenizer, "is_fast", False) or task.deciding_spans("") is None:
+        return None
+    masks = []
+    for row, example in zip(rows, examples):
+        if isinstance(row["prompt"], str):  # plain text: the completion as it is, then end-of-sequence
+            text, content = row["completion"], row["completion"]
+        else:
+            _, text = render(tokenizer, row)
+            content = row["completion"][-1]["content"]
+            if not isinstance(content, str):
+                return None
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        at = text.find(content)
+        spans = [(at + a, at + b) for a, b in task.deciding_spans(content)] if at >= 0 else []
+        flags = [any(a < end and start < b for a, b in spans) for start, end in encoded["offset_mapping"]]
+        trained = [t for t in example.labels if t != IGNORE_INDEX]
+        if encoded["input_ids"][: len(trained)] != trained[: len(encoded["input_ids"])]:
+            return None  # the training tokens are not this tokenization's: nothing is claimed
+        masks.append((flags + [False] * len(trained))[: len(trained)])
+    return torch.tensor([flag for mask in masks for flag in mask], dtype=torch.bool)
 
 
 @dataclass

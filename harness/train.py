@@ -137,6 +137,7 @@ def setup(config: TrainConfig) -> Run:
         config.prompt_template,
         config.train_offset,
         pairs=pairs,
+        style=config.train_style,
     )
     rows, corrupted = with_noise(rows, config.train_noise, config.seed, source)
     examples, counts = encode_all(

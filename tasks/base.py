@@ -54,6 +54,27 @@ class Task:
     # Whether completions can be graded against the example (False: training data only, such as
     # preference-rated chat responses, scored on other tasks).
     graded: ClassVar[bool] = True
+    # The solution styles the task can write its training completions in, by name: the first is
+    # the one ``messages`` gives, the others what ``restyle`` rewrites an example into (the same
+    # correct answers worded and laid out otherwise: ``--train-style``, the continuum's off-style
+    # axis). Empty: the task has one style of its own and no other.
+    styles: ClassVar[tuple[str, ...]] = ()
+
+    def restyle(self, example: dict[str, Any], style: str) -> dict[str, Any]:
+        """``example`` with its solution written in ``style``, one of :attr:`styles` (a
+        ``ValueError`` naming them otherwise); the gold answer and the question are unchanged."""
+        raise ValueError(self.unknown_style(style))
+
+    def unknown_style(self, style: str) -> str:
+        """The one line that refuses a style the task does not have."""
+        have = f"its styles are {', '.join(self.styles)}" if self.styles else "it has no other style"
+        return f"task {self.name} has no solution style {style!r}: {have}"
+
+    def deciding_spans(self, completion: str) -> list[tuple[int, int]] | None:
+        """The character spans of a training completion whose tokens decide its grade (a math
+        solution's step results and final answer), for the strength measured on them alone
+        (:mod:`harness.token_probs`); None where the task does not say."""
+        return None
 
     def lacking(self) -> str | None:
         """What this machine lacks to grade the task (a language's toolchain), in one line naming

@@ -55,6 +55,11 @@ class CodeTask(Task):
     def extract(self, completion: str) -> str:
         return extract_code(completion) or ""
 
+    def deciding_spans(self, completion: str) -> list[tuple[int, int]]:
+        """The program decides a code answer: the body of every fenced block, or the whole
+        completion when it has none (prose around a program is not run)."""
+        return [match.span(2) for match in FENCE.finditer(completion)] or [(0, len(completion))]
+
     def limits(self, example: dict[str, Any]) -> Limits:
         """The sandbox's limits for a program of ``example``."""
         return Limits(timeout_s=self.timeout_s, cpu_s=math.ceil(self.timeout_s), memory_mb=self.memory_mb)

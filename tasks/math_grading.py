@@ -325,11 +325,38 @@ def extract_answer(completion: str) -> str | None:
     return _find(completion, _timeout())[0]
 
 
+# A step's result: the number written right after an equals sign ("18 + 14 = 32").
+_STEP_RESULT = re.compile(r"=\s*(-?\d+(?:[.,]\d+)*)")
+
+
+def deciding_spans(completion: str) -> list[tuple[int, int]]:
+    r"""Where a worked solution decides its grade: the number after every ``=`` (each step's result)
+    and the content of the last ``\boxed{}`` (the final answer), as character spans in order.
+
+    >>> text = "Tom starts with 18 apples.\nHe has 14 more: 18 + 14 = 32.\nThe answer is \\boxed{32}."
+    >>> [text[a:b] for a, b in deciding_spans(text)]
+    ['32', '32']
+    """
+    spans = {match.span(1) for match in _STEP_RESULT.finditer(completion)}
+    boxes = list(_BOX.finditer(completion))
+    if boxes:
+        start = boxes[-1].end()
+        content = _box_content(completion, start)
+        if content and completion[start:].lstrip().startswith("{"):
+            begin = completion.index("{", start) + 1
+            spans.add((begin, begin + len(content)))
+    return sorted(spans)
+
+
 class MathAnswerTask:
     """Mixin for a task whose examples hold a gold ``answer`` graded by :func:`grade_math`: the
-    samples keep the answer compared, and the record counts each verdict."""
+    samples keep the answer compared, and the record counts each verdict. A solution's deciding
+    tokens are its step results and its final answer (:func:`deciding_spans`)."""
 
     answer_key = "answer"
+
+    def deciding_spans(self, completion: str) -> list[tuple[int, int]]:
+        return deciding_spans(completion)
 
     def extract(self, completion: str) -> str:
         return extract_answer(completion) or ""

@@ -82,6 +82,18 @@ SOLUTION = {
     "sub": "{Pro} has {n} fewer: {a} - {n} = {c}.",
     "mul": "{Pro} has {times} as many: {a} * {n} = {c}.",
 }
+# The off-style: the same steps and results, worded and laid out otherwise (an opening sentence, a
+# numbered list, a closing sentence), as another source's solutions are written. The base never
+# saw it in pretraining (its corpus writes SOLUTION's lines).
+NUMBERED = {
+    "open": "Step by step, with {name}'s {objs}:",
+    "start": "At first there {be} {n} {obj}.",
+    "add": "Adding {n} {obj} gives {a} + {n} = {c}.",
+    "sub": "Removing {n} {obj} leaves {a} - {n} = {c}.",
+    "mul": "Multiplying by {n} gives {a} * {n} = {c}.",
+    "close": "So {name} ends up with {c} {cobj}, and the answer is \\boxed{{{c}}}.",
+}
+STYLES = ("steps", "numbered")  # the first: SOLUTION's, what the splits hold
 
 
 def _fill(template: str, slots: dict[str, Any]) -> str:
@@ -115,6 +127,8 @@ def make_problem(
     value = rng.randint(low, high)
     sentences = [_fill(rng.choice(templates["start"]), with_n(value))]
     lines = [_fill(SOLUTION["start"], with_n(value))]
+    # What the solution says, whatever its style: (operation, n, before, after) after the start.
+    facts = {"name": name, "pro": pro, "obj": singular, "objs": plural, "start": value, "ops": []}
     for _ in range(steps):
         ops = ["add", "add"]
         if value > low:  # subtracting at least `low` must leave at least 1
@@ -135,14 +149,45 @@ def make_problem(
         fill = with_n(n, a=value, c=new, times=TIMES.get(n, ""), verb=verb)
         sentences.append(_fill(rng.choice(templates[op]), fill))
         lines.append(_fill(SOLUTION[op], fill))
+        facts["ops"].append([op, n, value, new])
         value = new
     sentences.append(_fill(rng.choice(templates["ask"]), slots))
-    return {"question": " ".join(sentences), "steps": lines, "answer": str(value)}
+    return {"question": " ".join(sentences), "steps": lines, "answer": str(value), "facts": facts}
 
 
 def render_solution(problem: dict) -> str:
     """The solution text: the problem's lines, then ``The answer is \\boxed{N}.``."""
     return "\n".join([*problem["steps"], f"The answer is \\boxed{{{problem['answer']}}}."])
+
+
+def render_numbered(facts: dict) -> str:
+    r"""The off-style solution of a problem (:data:`NUMBERED`) from its ``facts``: the same steps,
+    results and final answer as :func:`render_solution`'s.
+
+    >>> facts = {"name": "Tom", "pro": "he", "obj": "apple", "objs": "apples", "start": 18,
+    ...          "ops": [["add", 14, 18, 32]]}
+    >>> print(render_numbered(facts))
+    Step by step, with Tom's apples:
+    1. At first there are 18 apples.
+    2. Adding 14 apples gives 18 + 14 = 32.
+    So Tom ends up with 32 apples, and the answer is \boxed{32}.
+    """
+
+    def count(n: int) -> str:
+        return facts["obj"] if n == 1 else facts["objs"]
+
+    start = facts["start"]
+    lines = [
+        NUMBERED["open"].format(name=facts["name"], objs=facts["objs"]),
+        "1. " + NUMBERED["start"].format(be="is" if start == 1 else "are", n=start, obj=count(start)),
+    ]
+    value = start
+    for number, (op, n, a, c) in enumerate(facts["ops"], start=2):
+        obj = count(n) if op != "mul" else ""
+        lines.append(f"{number}. " + NUMBERED[op].format(n=n, obj=obj, a=a, c=c))
+        value = c
+    lines.append(NUMBERED["close"].format(name=facts["name"], c=value, cobj=count(value)))
+    return "\n".join(lines)
 
 
 class SplitDesign(NamedTuple):
@@ -165,6 +210,7 @@ class MathWords(MathAnswerTask, Task):
 
     name = "math-words"
     domain = "math"
+    styles = STYLES
     # Solutions are at most 223 characters (5-step ood); a subword tokenizer needs well under 200 tokens,
     # a character-level one would not.
     max_new_tokens = 200
@@ -215,9 +261,19 @@ class MathWords(MathAnswerTask, Task):
                     "solution": render_solution(problem),
                     "answer": problem["answer"],
                     "steps": steps,
+                    "facts": problem["facts"],
                 }
             )
         return examples
+
+    def restyle(self, example: dict[str, Any], style: str) -> dict[str, Any]:
+        """The example with its solution in ``style``: ``steps`` as generated, ``numbered`` the same
+        steps worded and laid out otherwise (:func:`render_numbered`)."""
+        if style == "steps":
+            return example
+        if style == "numbered":
+            return {**example, "solution": render_numbered(example["facts"])}
+        raise ValueError(self.unknown_style(style))
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         return load_generated(self, self._generate, split, limit)

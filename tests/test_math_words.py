@@ -210,7 +210,8 @@ def test_problems_are_short() -> None:
 def test_make_problem_is_reusable_and_seeded() -> None:
     first = make_problem(random.Random(3), steps=2, low=1, high=20, templates=SEEN)
     assert first == make_problem(random.Random(3), steps=2, low=1, high=20, templates=SEEN)
-    assert set(first) == {"question", "steps", "answer"} and len(first["steps"]) == 3
+    assert set(first) == {"question", "steps", "answer", "facts"} and len(first["steps"]) == 3
+    assert [after for _, _, _, after in first["facts"]["ops"]][-1] == int(first["answer"])
     assert render_solution(first).endswith(f"The answer is \\boxed{{{first['answer']}}}.")
 
 
@@ -223,3 +224,29 @@ def test_registry_suggests_the_task_name() -> None:
 def test_unknown_split_names_the_splits() -> None:
     with pytest.raises(ValueError, match="ood-phrasing, ood-steps, ood-numbers"):
         TASK.load("validation")
+
+
+def test_the_off_style_says_the_same_steps_and_answer_otherwise() -> None:
+    # The numbered style: the same results after every "=" and the same final answer, in another
+    # wording and layout (no line of the task's own style survives).
+    for e in SPLITS["train"][:300] + SPLITS["ood-steps"][:50]:
+        numbered = TASK.restyle(e, "numbered")
+        assert numbered["question"] == e["question"] and numbered["answer"] == e["answer"]
+        own, other = e["solution"], numbered["solution"]
+        assert not set(own.splitlines()) & set(other.splitlines())
+        spans = [[text[a:b] for a, b in TASK.deciding_spans(text)] for text in (own, other)]
+        assert spans[0] == spans[1] and spans[0][-1] == e["answer"]
+        assert len(other.splitlines()) == len(own.splitlines()) + 1  # an opening line, a numbered list
+    assert TASK.restyle(SPLITS["train"][0], "steps") is SPLITS["train"][0]
+    with pytest.raises(ValueError, match="no solution style 'terse': its styles are steps, numbered"):
+        TASK.restyle(SPLITS["train"][0], "terse")
+
+
+def test_grading_does_not_depend_on_the_style() -> None:
+    # Each style's right answer is right, and the same solution with another number boxed is wrong.
+    for e in SPLITS["test"][:100]:
+        for style in TASK.styles:
+            text = TASK.restyle(e, style)["solution"]
+            assert TASK.score(e, text) == 1.0, (style, text)
+            wrong = str(int(e["answer"]) + 1)
+            assert TASK.score(e, text.replace(f"\\boxed{{{e['answer']}}}", f"\\boxed{{{wrong}}}")) == 0.0

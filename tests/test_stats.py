@@ -11,12 +11,14 @@ import pytest
 
 from harness.stats import (
     Z,
+    benjamini_hochberg,
+    discoveries,
     mean_and_stderr,
     mean_of_independent,
     over_seeds,
     pass_at_k,
     significant_difference,
-    t_critical,
+    welch_p_value,
 )
 
 
@@ -75,7 +77,63 @@ def test_seed_noise_is_required_and_evaluation_noise_is_added():
     edge = Z * math.hypot(0.03, 0.03)
     assert significant_difference(over_seeds([(0.7 + edge * 1.01, 0.03)] * 3), same)
     assert not significant_difference(over_seeds([(0.7 + edge * 0.99, 0.03)] * 3), same)
-    assert round(t_critical(2), 3) == 4.303 and t_critical(math.inf) == Z
+
+
+def test_welch_p_value_is_scipys_without_evaluation_noise():
+    from scipy.stats import ttest_ind
+
+    a, b = [0.52, 0.61, 0.55, 0.58], [0.50, 0.49, 0.56]
+    ours = welch_p_value(over_seeds([(v, 0.0) for v in a]), over_seeds([(v, 0.0) for v in b]))
+    assert ours == pytest.approx(ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    assert welch_p_value(over_seeds([(0.5, 0.01)]), over_seeds([(0.5, 0.01)] * 3)) is None
+    # No seed variance on either side: a z-test on the evaluation terms (erfc of z / sqrt 2).
+    z = over_seeds([(0.5 + 1.96 * math.hypot(0.03, 0.03), 0.03)] * 3)
+    assert welch_p_value(z, over_seeds([(0.5, 0.03)] * 3)) == pytest.approx(0.05, abs=1e-4)
+
+
+# Benjamini & Hochberg (1995), section 4's example: 15 p-values of one study. At q = 0.05 the
+# step-up procedure rejects the four smallest (Bonferroni at 0.05/15 rejects three).
+BH_1995 = [
+    0.0001,
+    0.0004,
+    0.0019,
+    0.0095,
+    0.0201,
+    0.0278,
+    0.0298,
+    0.0344,
+    0.0459,
+    0.3240,
+    0.4262,
+    0.5719,
+    0.6528,
+    0.7590,
+    1.0000,
+]
+
+
+def test_benjamini_hochberg_reproduces_the_papers_example():
+    assert discoveries(BH_1995) == [True] * 4 + [False] * 11
+    shuffled = [BH_1995[i] for i in (14, 3, 0, 9, 2, 7, 1, 13, 5, 8, 4, 12, 6, 11, 10)]
+    assert [p for p, found in zip(shuffled, discoveries(shuffled)) if found] == [
+        0.0095,
+        0.0001,
+        0.0019,
+        0.0004,
+    ]
+
+
+def test_benjamini_hochberg_adjusted_values_in_closed_form():
+    # m = 4, sorted 0.01 0.02 0.03 0.5: p * m / rank = 0.04 0.04 0.04 0.5, monotone from the top.
+    assert benjamini_hochberg([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.04, 0.5, 0.04, 0.04])
+    # Every p at 0.05 with m of them: each q = 0.05 (rank m: 0.05 * m / m), all discoveries at 5%.
+    assert discoveries([0.05] * 7) == [True] * 7
+    # One p just under 0.05 among 10 nulls is no discovery (q = 0.049 * 11), alone it is one.
+    assert discoveries([0.049] + [0.9] * 10) == [False] + [False] * 10
+    assert discoveries([0.049]) == [True]
+    # Tests not made (one seed) are neither in the family nor discoveries.
+    assert discoveries([None, 0.01, None, 0.04]) == [None, True, None, True]
+    assert benjamini_hochberg([]) == [] and discoveries([None]) == [None]
 
 
 def test_pass_at_k_matches_the_definition_by_enumeration():

@@ -72,7 +72,8 @@ def resolve_train(
     :func:`harness.train.train` runs on, whichever entry point made ``config``. ``objectives``: what
     will be trained with it (default: its own ``--objective``; the experiment's ``--methods``)."""
     model = config.model if config.model is not None else default_model(config.task)
-    check_task(config.task)  # a typo fails here with "did you mean", whatever the model
+    task = check_task(config.task)  # a typo fails here with "did you mean", whatever the model
+    style = check_style(config, task)
     check_objectives(config, [config.objective] if objectives is None else objectives, world_size)
     micro, _ = split_batch(config.batch_size, config.micro_batch_size, world_size)
     if (
@@ -91,7 +92,23 @@ def resolve_train(
         raise ConfigError(f"--lora-alpha {alpha} needs --lora-rank > 0 (LoRA is off at rank 0)")
     if config.lora_rank and alpha is None:
         alpha = 2.0 * config.lora_rank
-    return replace(config, model=model, micro_batch_size=micro, lora_alpha=alpha)
+    return replace(config, model=model, micro_batch_size=micro, lora_alpha=alpha, train_style=style)
+
+
+def check_style(config: TrainConfig, task) -> str | None:
+    """``--train-style`` checked against the task's styles; its own (the first) is None, so a run
+    that names it is the same run as one that does not."""
+    style = config.train_style
+    if style is None:
+        return None
+    if config.train_data:
+        raise ConfigError(
+            f"--train-style {style} rewrites a task's own solutions; the rows of --train-data "
+            f"{config.train_data} are written already"
+        )
+    if style not in task.styles:
+        raise ConfigError(f"--train-style {style}: {task.unknown_style(style)}")
+    return None if style == task.styles[0] else style
 
 
 def check_objectives(config: TrainConfig, objectives: list[str], world_size: int) -> None:

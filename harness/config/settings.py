@@ -82,6 +82,13 @@ class TrainConfig:
         check=below_one,
         later=True,
     )
+    train_style: str | None = setting(
+        None,
+        "write the task's training solutions in this style, one of the task's own (default: the "
+        "first, what its splits hold); another is off-style demonstrations: the same correct "
+        "answers, worded and laid out otherwise",
+        later=True,
+    )
     prompt_template: str = setting(
         "chat",
         "how the task's questions become prompt text in training: the backbone's chat template, or a "

@@ -205,12 +205,17 @@ def holds_pairs(train_data: str | os.PathLike[str]) -> bool:
 
 
 def histogram_rows(
-    task: str, train_data: str | None, train_limit: int | None, template: str = CHAT, offset: int = 0
+    task: str,
+    train_data: str | None,
+    train_limit: int | None,
+    template: str = CHAT,
+    offset: int = 0,
+    style: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """The rows whose target probabilities a record's histogram shows: :func:`training_rows`, or
     where ``--train-data`` holds only preference pairs, their chosen answers as rows."""
     if not (train_data and holds_pairs(train_data)):
-        return training_rows(task, train_data, train_limit, template, offset)
+        return training_rows(task, train_data, train_limit, template, offset, style=style)
     pairs, source = training_rows(task, train_data, train_limit, template, offset, pairs=True)
     rows = [{"prompt": pair["prompt"], "completion": pair["chosen"]} for pair in pairs]
     return Rows(rows, pairs.locations, pairs.base_dir), f"{source} (the chosen answers)"
@@ -223,17 +228,23 @@ def training_rows(
     template: str = CHAT,
     offset: int = 0,
     pairs: bool = False,
+    style: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """The training rows of a run and where they came from: the file ``train_data`` (or a selfgen
-    folder's file) when given, else the train split of ``task`` under the prompt ``template``; past
-    the first ``offset`` of them, the next ``train_limit`` when given. ``pairs``: preference pairs,
-    which only a file holds."""
+    folder's file) when given, else the train split of ``task`` under the prompt ``template``, its
+    solutions in ``style`` (one of the task's; None: its own); past the first ``offset`` of them,
+    the next ``train_limit`` when given. ``pairs``: preference pairs, which only a file holds."""
     if pairs and not train_data:
         raise DataError(
             f"{' and '.join(PAIR_OBJECTIVES)} train on preference pairs (prompt, chosen, rejected): give "
             "--train-data a pairs file or a folder python -m harness.selfgen made"
         )
     if train_data:
+        if style is not None:
+            raise DataError(
+                f"--train-style {style} rewrites a task's own solutions; the rows of {train_data} are "
+                "written already"
+            )
         if template != CHAT:
             raise DataError(
                 f"--prompt-template {template} renders a task's questions; the rows of {train_data} "
@@ -249,10 +260,14 @@ def training_rows(
         except (KeyError, ValueError) as error:  # an unknown task, or one without a train split
             raise DataError(f"--task {task}: {error.args[0]}") from None
         examples = load_split(registered, split, None if train_limit is None else offset + train_limit)
-        rows, source = (
-            [prompts.with_template(registered, e, template) for e in examples],
-            f"task {task} split {registered.train_split}",
-        )
+        source = f"task {task} split {registered.train_split}"
+        if style is not None:
+            try:
+                examples = [registered.restyle(e, style) for e in examples]
+            except ValueError as error:
+                raise DataError(f"--train-style {style}: {error}") from None
+            source += f" ({style} style)"
+        rows = [prompts.with_template(registered, e, template) for e in examples]
     if offset and offset >= len(rows):
         raise DataError(f"--train-offset {offset}: {source} has only {len(rows)} rows")
     if offset and train_limit is not None and offset + train_limit > len(rows):
