@@ -64,7 +64,7 @@ RECORD_KEYS = (
 # sweep matches finished cells by it), "curve" (training-time scores: [{step, split, role, value,
 # stderr, n}], from --eval-every) and "token_probs" (histogram of the training targets' probabilities,
 # harness.token_probs: {edges, counts, tokens, mean, rows, source}).
-OPTIONAL_RECORD_KEYS = ("evaluation", "curve", "token_probs")
+OPTIONAL_RECORD_KEYS = ("evaluation", "curve", "token_probs", "start")
 SCORE_KEYS = ("role", "value", "stderr", "n", "samples_per_example")
 # decoding: e.g. "greedy" or "temperature=0.6, top_p=0.95"; pass_at: {"1": 0.31, "10": 0.52}, unbiased
 # pass@k of tasks graded pass/fail; verdicts: {"passed": 12, "failed": 180, ...} of execution-graded tasks.
@@ -434,6 +434,9 @@ def _check_record(record: Any) -> None:
 def _check_optional(record: dict[str, Any]) -> None:
     if not isinstance(record.get("evaluation", {}), dict):
         raise RecordError("evaluation must be an object")
+    start = record.get("start", {})
+    if not isinstance(start, dict) or (start and not isinstance(start.get("target"), (int, float))):
+        raise RecordError("start must be an object with a numeric target (a continuum start's)")
     curve = record.get("curve", [])
     if not isinstance(curve, list):
         raise RecordError("curve must be a list of points")

@@ -114,7 +114,8 @@ def model_identity(model: str | None, _seen: frozenset[str] = frozenset()) -> st
     """``model`` as a record's ``hparams.model`` names it: as given (``tiny``, a hub id, a folder),
     except a model trained by the harness (a run's ``model`` folder beside its ``train_summary.json``,
     such as a continuum warm-up), which is named by its own start and training, recursively:
-    ``tiny + sft on 64 rows (4fea2465, seed 0)``. So the same trained start has one name whatever
+    ``tiny + sft on 64 rows (4fea2465, seed 0)``, or ``tiny + sft for 48 steps on 1500 rows (...)``
+    when its length was set in steps. So the same trained start has one name whatever
     the runs folder is called or where the command runs from, and another training is another name.
 
     >>> model_identity("tiny"), model_identity("runs/not-trained-yet/model")
@@ -134,7 +135,8 @@ def model_identity(model: str | None, _seen: frozenset[str] = frozenset()) -> st
     except (TypeError, KeyError, ValueError):  # not a run's folder, not trained yet, or another version's
         return model
     name = identity.variant(trained.objective, hparams)
-    return f"{hparams['model']} + {name} on {rows} rows ({identity.config_id(hparams)}, seed {trained.seed})"
+    length = f" for {trained.steps} steps" if trained.steps else ""  # a warm-up made to a target's length
+    return f"{hparams['model']} + {name}{length} on {rows} rows ({identity.config_id(hparams)}, seed {trained.seed})"
 
 
 def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
@@ -430,6 +432,8 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
             return None
         if not config.redo and results.finished(target, slot, evaluation):
             print(f"[{name}] finished before, reused: {target}", file=sys.stderr)
+            if method == "base" and config.prob_rows:
+                _add_deciding_strength(target, experiment.train.model, train_config, config)
             return target
         check_existing([planned], config.redo)  # it may have appeared since the run started
         previous = None
@@ -487,6 +491,36 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
             file=sys.stderr,
         )
     return path
+
+
+def _add_deciding_strength(path: Path, model: str, train_config: TrainConfig, config) -> None:
+    """A start's strength on the tokens that decide the grade, added to its base record made before
+    it was measured: the histogram is measured again and, where it is the recorded one (the same
+    tokens and mean: the same model, rows and numerics), its ``deciding`` part is kept; no score is
+    touched. Nothing where the record has it, or where the task names no deciding tokens."""
+    record = results.read_record(path)
+    recorded = record.get("token_probs")
+    if not isinstance(recorded, dict) or "deciding" in recorded:
+        return
+    histogram = token_probs.token_probability_histogram(model, train_config, rows=config.prob_rows)
+    if "deciding" not in histogram:
+        return
+    if (histogram["tokens"], histogram["counts"]) != (recorded.get("tokens"), recorded.get("counts")) or abs(
+        histogram["mean"] - recorded.get("mean", -1)
+    ) > 1e-6:
+        print(
+            f"[base] {path}: its token histogram is not the one measured now (another model or numerics); "
+            "the deciding-token strength is left out",
+            file=sys.stderr,
+        )
+        return
+    record["token_probs"] = recorded | {"deciding": histogram["deciding"]}
+    results.write_record(record, config.results_dir)
+    print(
+        f"[base] {path}: the deciding-token strength added (p̄ {histogram['deciding']['mean']:.3f} over "
+        f"{histogram['deciding']['tokens']} tokens); its scores are untouched",
+        file=sys.stderr,
+    )
 
 
 def read_json(path: Path) -> Any:
