@@ -236,3 +236,46 @@ def test_every_objective_has_its_own_difference_grid_after_dfts(records):
                             "### q-family − SFT (percentage points)"]  # fmt: skip
     # SFT's cells are 60/62, 68.5/70.5, 55/57, 64/66 over the seeds; q-family's 50 in each.
     assert "| 0.001 | -11.0* | -19.5* |" in page.text and "| 0.002 | -6.0 ★ | -15.0* |" in page.text
+
+
+def test_the_difference_grids_star_after_benjamini_hochberg_over_the_page():
+    from harness.report import ablation
+    from harness.stats import over_seeds, welch_p_value
+
+    jitters = (0.0, 0.01, -0.01)
+
+    def p_alone(gap: float) -> float:
+        sft = [(0.60 + j, 0.03) for j in jitters]
+        return welch_p_value(over_seeds([(v + gap, s) for v, s in sft]), over_seeds(sft))
+
+    # A gap significant alone at 5%, but not at p x 8 (its q when the other seven are nulls), and
+    # at p x 8 / 4 (its q when it is in all four in-domain cells, the four OOD ones null).
+    gap = next(g / 1000 for g in range(20, 200) if 0.05 / 8 < p_alone(g / 1000) < 0.05 / 2)
+
+    def page(gaps: dict) -> str:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(results, "provenance", lambda device=None: dict(ORIGIN))
+            made = [
+                cell(
+                    method,
+                    lr,
+                    batch,
+                    0.60 + j + (gaps.get((lr, batch), 0.0) if method == "dft" else 0.0),
+                    0.03,
+                    seed,
+                )
+                for lr in (1e-3, 2e-3)
+                for batch in (16, 32)
+                for seed, j in enumerate(jitters)
+                for method in ("sft", "dft")
+            ]
+        [rendered] = ablation.pages(made, "results").values()
+        return rendered.text
+
+    text = page({(1e-3, 16): gap})
+    assert "Benjamini–Hochberg at a 5% false-discovery rate over all of them: 8 differences" in text
+    shown = f"{100 * gap:+.1f}"
+    assert f"| 0.001 | {shown} ★ | +0.0 |" in text  # significant alone, not among eight
+    # The same gap in every cell: the four in-domain q-values are p x 8 / 4 < 0.05: all starred.
+    everywhere = page({(lr, b): gap for lr in (1e-3, 2e-3) for b in (16, 32)})
+    assert f"| 0.001 | {shown}* ★ | {shown}* ★ |" in everywhere

@@ -27,7 +27,6 @@ from harness.report.tables import (
     UNMEASURED_NOTE,
     Page,
     comparable_groups,
-    difference_text,
     grouped_provenance_note,
     pairs_text,
     replicate_label,
@@ -35,9 +34,11 @@ from harness.report.tables import (
     row_label,
     row_order,
     score_text,
+    signed_difference,
     step_panels,
     summary_score,
 )
+from harness.stats import FDR, discoveries, welch_p_value
 
 GRID_KEYS = SWEEP_AXES
 SPLIT_KEYS = BATCH_SPLIT_KEYS  # may differ between the cells of one grid: not the update
@@ -140,8 +141,9 @@ def _page(
         f" {', '.join(_label(c) for c in methods.values())}. Scores are percentages, the mean over each"
         " cell's seeds ± a standard error holding the evaluation and the seed-to-seed variance; ★ marks"
         " the best cell of a table (in an objective − SFT table, DFT − SFT and the others: where the"
-        " objective gains most); `*` marks a significant"
-        " difference (two-sided Welch t-test at 5% over the seeds). – is a cell not run.",
+        " objective gains most); `*` marks a discovery among the page's objective − SFT differences"
+        f" (two-sided Welch t-tests over the seeds, Benjamini–Hochberg at a {FDR:.0%} false-discovery"
+        " rate over all of them: {family}). – is a cell not run.",
         "",
         f"Fixed hyperparameters: {pairs_text(fixed)}; seeds per cell: {' to '.join(map(str, sorted({seeds[0], seeds[-1]})))}.",
         "",
@@ -149,6 +151,9 @@ def _page(
     ]
     if seeds[0] < 2:
         lines += ["", UNMEASURED_NOTE]
+    discovered = _discoveries(methods)
+    tested = sum(found is not None for found in discovered.values())
+    lines = [line.replace("{family}", f"{tested} differences") for line in lines]
     if base is not None:
         parts = [
             f"{label} {score_text(replicate_score([base], role))}"
@@ -173,16 +178,44 @@ def _page(
                     for cell, replicates in cells.items()
                     if cell in methods["sft"]
                 }
-                diffs = {cell: pair for cell, pair in pairs.items() if None not in pair}
+                diffs = {
+                    cell: (pair, discovered.get((key, cell, role)))
+                    for cell, pair in pairs.items()
+                    if None not in pair
+                }
                 lines += ["", f"### {label} − SFT (percentage points)", ""]
-                lines += _grid(lrs, batches, diffs, lambda pair: difference_text(*pair), key=_gain)
+                lines += _grid(lrs, batches, diffs, _difference_text, key=_gain)
     figures = _figures(name, task, methods, base)
     lines += [line for _, alt, path, _ in figures for line in ("", f"![{alt}]({path})")]
     return Page("\n".join(lines) + "\n", [(path, draw) for _, _, path, draw in figures])
 
 
-def _gain(pair) -> float:
-    return pair[0].value - pair[1].value
+def _discoveries(methods) -> dict[tuple[str, tuple[float, int], str], bool | None]:
+    """``{(objective, cell, role): discovery}`` over every objective − SFT difference of the page:
+    Welch p-values, Benjamini-Hochberg over the family (None: one seed, not tested)."""
+    keys, p_values = [], []
+    for role, _ in ROLES:
+        for key, cells in methods.items():
+            if key == "sft" or "sft" not in methods:
+                continue
+            for cell, replicates in cells.items():
+                if cell not in methods["sft"]:
+                    continue
+                ours, sft = replicate_score(replicates, role), replicate_score(methods["sft"][cell], role)
+                if ours is not None and sft is not None:
+                    keys.append((key, cell, role))
+                    p_values.append(welch_p_value(ours, sft))
+    return dict(zip(keys, discoveries(p_values)))
+
+
+def _gain(item) -> float:
+    (ours, sft), _ = item
+    return ours.value - sft.value
+
+
+def _difference_text(item) -> str:
+    (ours, sft), discovery = item
+    return signed_difference(ours.value, sft.value) + ("*" if discovery else "")
 
 
 def _grid(lrs, batches, values: dict, text, key=lambda score: score.value) -> list[str]:

@@ -46,6 +46,7 @@ from harness.report.tables import (
     row_label,
     row_order,
     score_text,
+    signed_difference,
 )
 from harness.stats import FDR, Estimate, benjamini_hochberg, welch_p_value
 
@@ -169,12 +170,8 @@ class Comparisons:
             return MISSING
         ours, sft = self.pairs[key]
         star = "*" if self.discovery(key) else ""
-        return f"{_signed(ours.value - sft.value)}{star} ± {100 * math.hypot(ours.stderr, sft.stderr):.1f}"
-
-
-def _signed(difference: float) -> str:
-    text = f"{100 * difference:+.1f}"
-    return "+0.0" if text == "-0.0" else text
+        spread = 100 * math.hypot(ours.stderr, sft.stderr)
+        return f"{signed_difference(ours.value, sft.value)}{star} ± {spread:.1f}"
 
 
 def _page(name: str, task: str, mid: str, runs: list[Record], bases, source: str) -> Page:

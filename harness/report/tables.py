@@ -82,7 +82,7 @@ def difference_text(a: Estimate | None, b: Estimate | None) -> str:
     """``a - b`` in percentage points, starred when significant over the seeds."""
     if a is None or b is None:
         return MISSING
-    return _signed(a.value, b.value) + ("*" if significant_difference(a, b) else "")
+    return signed_difference(a.value, b.value) + ("*" if significant_difference(a, b) else "")
 
 
 def score_text(score: Estimate | None) -> str:
@@ -299,7 +299,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _signed(dft: float | None, sft: float | None) -> str:
+def signed_difference(dft: float | None, sft: float | None) -> str:
+    """``dft - sft`` in percentage points with its sign (``+0.0`` for a rounding-level loss)."""
     if dft is None or sft is None:
         return MISSING
     text = f"{100 * (dft - sft):+.1f}"
