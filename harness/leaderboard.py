@@ -73,8 +73,9 @@ def render_all(
     ablations = ablation.pages(records, source)
     maps = continuum.pages(records, source)
     pages |= ablations | maps
+    findings = {name: page.findings for name, page in maps.items()}
     pages["README.md"] = Page(
-        index_page(records, source, sorted(pages), sorted(ablations), others, sorted(maps))
+        index_page(records, source, sorted(pages), sorted(ablations), others, sorted(maps), findings)
     )
     files: dict[str, str | bytes] = {}
     for name, page in sorted(pages.items()):

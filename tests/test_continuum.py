@@ -427,3 +427,26 @@ def test_a_loop_of_trained_starts_is_named_by_its_path_not_recursed_forever(tmp_
     summary = {"config": asdict(TrainConfig(model="tiny", steps=48)), "world_size": 1, "rows": 1500}
     (a.parent / "train_summary.json").write_text(json.dumps(summary))
     assert model_identity(str(a)).startswith("tiny + sft for 48 steps on 1500 rows (")
+
+
+def test_the_index_repeats_what_each_map_found_and_lists_the_starts_as_backbones():
+    from harness import leaderboard
+
+    records = seeded_map((0.06, 0.025, 0.0))
+    records += [
+        record(m, "weak", 0.9, 0.9, style="numbered", seed=s) for m in ("sft", "dft") for s in (0, 1, 2)
+    ]
+    files = leaderboard.render_all(records)
+    [name] = [n for n in files if n.startswith("continuum-")]
+    index = files["README.md"]
+    assert (
+        f"- [{name[:-3]}]({name}): Significantly above SFT after the correction: DFT at 1: `weak`, own style,"
+        " in-domain (+6.0*). **No objective is significantly below SFT anywhere on this map** (after the"
+        " correction)."
+    ) in index
+    # The headline row: the base's own score and strength; the off-style and noisy runs (90 here) are
+    # not candidates for a method's best configuration.
+    [row] = [line for line in index.splitlines() if line.startswith("| [math](math.md)")]
+    assert row.startswith(
+        "| [math](math.md) | `math-words` | `weak` | 10.0 ± 5.0 | 0.300 | – | 1 | 3 | 40.0 ± 0.8 | 46.0 ± 0.8 |"
+    )

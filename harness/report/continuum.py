@@ -213,7 +213,8 @@ def _page(name: str, task: str, mid: str, runs: list[Record], bases, source: str
     lines += ["", "## Starting points", "", *_starts_table(starts, base_of, names)]
     lines += _misses(starts, base_of, names)
     lines += ["", "## Every point of the map", "", *_map_table(cells, others, points, names, tests)]
-    lines += ["", "## What this map shows", "", *_summary(cells, others, points, names, tests)]
+    findings, table = _summary(cells, others, points, names, tests)
+    lines += ["", "## What this map shows", "", *[line for text in findings for line in (text, "")], *table]
     figures = _figures(name, task, cells, others, points, starts, base_of, names)
     lines += [line for _, alt, path, _ in figures for line in ("", f"![{alt}]({path})")]
     lines += [
@@ -222,7 +223,7 @@ def _page(name: str, task: str, mid: str, runs: list[Record], bases, source: str
         "",
         *_analysis(cells, names, tests),
     ]
-    return Page("\n".join(lines) + "\n", [(path, draw) for _, _, path, draw in figures])
+    return Page("\n".join(lines) + "\n", [(path, draw) for _, _, path, draw in figures], findings)
 
 
 def _order(score: Estimate | None) -> float:
@@ -323,10 +324,10 @@ def _map_table(cells, others: list[str], points: list[Point], names, tests: Comp
     return lines
 
 
-def _summary(cells, others: list[str], points: list[Point], names, tests: Comparisons) -> list[str]:
-    """A headline naming where each objective is above or below SFT after the correction (or that
-    it is nowhere), then per objective and kind of demonstrations: at how many points it is above
-    SFT, and how many of those differences, above and below, are discoveries."""
+def _summary(cells, others: list[str], points: list[Point], names, tests: Comparisons):
+    """The findings (sentences naming where each objective is above or below SFT after the
+    correction, or that it is nowhere: the index repeats them), and a table: per objective and kind
+    of demonstrations, at how many points it is above SFT, and how many differences are discoveries."""
     conditions = list(dict.fromkeys(condition(p) for p in points))
     header = ["objective", *[f"{c}: {label}" for c in conditions for _, label in ROLES]]
     rows, above, below = [], [], []
@@ -351,7 +352,7 @@ def _summary(cells, others: list[str], points: list[Point], names, tests: Compar
                 row.append(f"{ahead} of {len(keys)} ({len(up)}* above, {len(down)}* below)")
         rows.append("| " + " | ".join(row) + " |")
     if not tests.pairs:
-        return ["No objective besides SFT has a point to compare."]
+        return ["No objective besides SFT has a point to compare."], []
     lines = []
     if not tests.measured:
         lines.append(
@@ -372,8 +373,7 @@ def _summary(cells, others: list[str], points: list[Point], names, tests: Compar
         parts = [f"{_label(cells, m)} at {len(where)}: {'; '.join(where)}" for m, where in by_method.items()]
         lines.append(f"Significantly {sign} SFT after the correction: " + " — ".join(parts) + ".")
     table = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1), *rows]
-    return [
-        *[line for text in lines for line in (text, "")],
+    return lines, [
         "Points where the objective is above SFT, of the points it has, and how many differences are"
         " discoveries (`*`), by kind of demonstrations:",
         "",

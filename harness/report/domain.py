@@ -6,7 +6,7 @@ DFT and every other objective trained, on every evaluation split, each the mean 
 configuration's seeds with a standard error that holds both the evaluation and the seed-to-seed
 variance (:func:`harness.stats.over_seeds`), the mean over the out-of-distribution splits and, for
 each objective trained beside SFT (DFT, its variants, q-family, ...), its difference from SFT in
-percentage points with the significant ones starred (:func:`harness.stats.significant_difference`;
+percentage points with the discoveries starred (:func:`harness.report.tables.differences_text`;
 none while the training variance is unmeasured). Records of one configuration made with different
 package versions, or evaluated differently, are not averaged together: each group gets a table of
 its own, labelled (:func:`comparable_groups`). A DFT follow-up variant of the same configuration is a row of its
@@ -37,7 +37,7 @@ from harness.report.tables import (
     Plot,
     Record,
     comparable_groups,
-    difference_text,
+    differences_text,
     env_suffix,
     pairs_text,
     provenance_note,
@@ -231,8 +231,11 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
     differences = [
         key for key, reps in rows.items() if "sft" in scored and reps[0]["method"] not in ("base", "sft")
     ]
-    for key in differences:
-        diffs = [difference_text(d, s) for d, s in zip(scored[key], scored["sft"])]
+    # One family per table: every objective's difference in every column, corrected together.
+    family = differences_text([(d, s) for key in differences for d, s in zip(scored[key], scored["sft"])])
+    width = len(scored["sft"]) if differences else 0
+    for index, key in enumerate(differences):
+        diffs = family[index * width : (index + 1) * width]
         lines.append(f"| {row_label(rows[key][0])} − SFT | | " + " | ".join(diffs) + " |")
     unmeasured = any(len(rows[key]) < 2 for key in ["sft", *differences]) if differences else False
     # Each method's estimates under the column names a paper's table uses: the benchmark's title

@@ -1,8 +1,9 @@
 """The index page (``leaderboards/README.md``): the headline DFT − SFT per task, links, how to read.
 
-For each domain and task, SFT and DFT each at their best configuration (highest in-domain mean over
-its seeds), in-domain and out-of-domain, with the significant differences starred (only where the
-seed-to-seed variance was measured); then links to every page.
+For each domain, task and backbone: the base's own in-domain score and its two strengths, SFT and
+DFT each at their best configuration (highest in-domain mean over its seeds), in-domain and
+out-of-domain, the differences starred after Benjamini-Hochberg over the table (only where the
+seed-to-seed variance was measured); what each continuum map found; links to every page.
 
 >>> print(index_page([], "results", [], [], []).splitlines()[0])
 # Leaderboards: SFT vs DFT
@@ -14,10 +15,11 @@ from collections import defaultdict
 
 from harness.identity import config_id, variant
 from harness.report.tables import (
+    MISSING,
     SIGNIFICANCE_NOTE,
     Record,
     comparable_groups,
-    difference_text,
+    differences_text,
     replicate_score,
     score_text,
 )
@@ -29,8 +31,11 @@ OTHER_PAGES = {
 
 
 def index_page(
-    records: list[Record], source: str, pages: list[str], ablations: list[str], others, maps=()
+    records: list[Record], source: str, pages: list[str], ablations: list[str], others, maps=(), findings=None
 ) -> str:
+    """The index: the headline table (per task and backbone: the base's own score and strengths,
+    SFT and DFT at their best configuration, the differences starred after Benjamini-Hochberg over
+    the table), what each continuum map found (``findings``: its page's sentences), the links."""
     lines = [
         "# Leaderboards: SFT vs DFT",
         "",
@@ -39,17 +44,22 @@ def index_page(
         "",
         "## Headline: DFT − SFT",
         "",
-        "For each task and backbone, SFT and DFT each at their best configuration (highest in-domain"
-        " score; one configuration unless a sweep ran several; runs on deliberately wrong answers,"
-        " `--train-noise`, and the offline setting's runs on the backbone's own graded answers,"
+        "For each task and backbone (a starting point of a continuum map is a backbone of its own), the"
+        " base's own in-domain score and its two strengths (p̄: the mean probability it gives the"
+        " training targets, all of them and the tokens that decide the grade alone), then SFT and DFT"
+        " each at their best configuration (highest in-domain score; one configuration unless a sweep"
+        " ran several; runs on deliberately wrong answers, `--train-noise`, in another solution style,"
+        " `--train-style`, and the offline setting's runs on the backbone's own graded answers,"
         " `harness.selfgen`, are not candidates), in percentage points. In-domain is the"
-        " mean of the task's test splits, OOD the mean of its out-of-domain splits. " + SIGNIFICANCE_NOTE,
+        " mean of the task's test splits, OOD the mean of its out-of-domain splits. "
+        + SIGNIFICANCE_NOTE.replace("of the table", "of this table"),
         "",
-        "| domain | task | backbone | configs | seeds | SFT in-domain | DFT in-domain | DFT − SFT in-domain"
-        " | SFT OOD | DFT OOD | DFT − SFT OOD |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| domain | task | backbone | base in-domain | p̄ all | p̄ deciding | configs | seeds | SFT in-domain"
+        " | DFT in-domain | DFT − SFT in-domain | SFT OOD | DFT OOD | DFT − SFT OOD |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows, mixed, unmeasured = 0, [], False
+    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == "base"}
+    rows, pairs, mixed, unmeasured = [], [], [], False
     for (domain, task, backbone), trained in sorted(_by_task(records).items()):
         # One environment and evaluation for the whole row: SFT and DFT are never compared across.
         groups = comparable_groups(trained)
@@ -60,20 +70,29 @@ def index_page(
         if sft is None or dft is None:
             continue
         configs = len(set(runs["sft"]) | set(runs["dft"]))
-        cells = []
+        scores = []
         for role in ("test", "ood"):  # an OOD mean over different splits would not compare
             complete = len({frozenset(_splits(r, role)) for r in sft + dft}) == 1
             a, b = (replicate_score(sft, role), replicate_score(dft, role)) if complete else (None, None)
-            cells.append((score_text(a), score_text(b), difference_text(b, a)))
+            scores.append((a, b))
+            pairs.append((b, a))
         seeds = f"{len(sft)}" if len(sft) == len(dft) else f"{len(sft)} / {len(dft)}"
         unmeasured |= min(len(sft), len(dft)) < 2
+        base = bases.get((task, backbone))
+        rows.append((domain, task, backbone, base, configs, seeds, scores))
+    differences = differences_text(pairs)
+    for index, (domain, task, backbone, base, configs, seeds, scores) in enumerate(rows):
+        own = score_text(replicate_score([base], "test")) if base else MISSING
+        cells = [
+            f"{score_text(a)} | {score_text(b)} | {differences[2 * index + i]}"
+            for i, (a, b) in enumerate(scores)
+        ]
         lines.append(
-            f"| [{domain}]({domain}.md) | `{task}` | `{backbone}` | {configs} | {seeds} | {cells[0][0]}"
-            f" | {cells[0][1]} | {cells[0][2]} | {cells[1][0]} | {cells[1][1]} | {cells[1][2]} |"
+            f"| [{domain}]({domain}.md) | `{task}` | `{backbone}` | {own} | {_strength(base)}"
+            f" | {_strength(base, 'deciding')} | {configs} | {seeds} | {cells[0]} | {cells[1]} |"
         )
-        rows += 1
     if not rows:
-        lines.append("| – | no task has both SFT and DFT records yet | | | | | | | | | |")
+        lines.append("| – | no task has both SFT and DFT records yet | | | | | | | | | | | | |")
     if unmeasured:
         lines += [
             "",
@@ -86,6 +105,9 @@ def index_page(
             " compares records of one environment and one evaluation only (the largest such group);"
             " the domain page shows every group on its own.",
         ]
+    if findings:
+        lines += ["", "## What the continuum maps found", ""]
+        lines += [f"- [{name[:-3]}]({name}): {' '.join(found)}" for name, found in sorted(findings.items())]
     lines += ["", "## Pages", ""]
     lines += [
         f"- [{name[:-3]}]({name}): base, SFT, DFT and the other objectives per split"
@@ -94,7 +116,9 @@ def index_page(
     ]
     lines += [f"- [{name[:-3]}]({name}): learning rate × batch size grid" for name in ablations]
     lines += [
-        f"- [{name[:-3]}]({name}): each objective minus SFT against prior strength and noise" for name in maps
+        f"- [{name[:-3]}]({name}): each objective minus SFT from starts of growing competence, under"
+        " noise and in another solution style"
+        for name in maps
     ]
     lines += [f"- [{name[:-3]}]({name}): {OTHER_PAGES[name]}" for name in others]
     lines += ["", *HOW_TO_READ]
@@ -119,12 +143,14 @@ HOW_TO_READ = [
     " batch) of a sweep, one grid per method and one objective − SFT grid per objective (DFT − SFT"
     " first); ★ marks the best cell.",
     "- A continuum page maps where each objective beats SFT: the same training from starting points"
-    " of increasing strength (the mean probability they give the training targets) and with a growing"
-    " fraction of wrong demonstrations (`--train-noise`), made by `python -m harness.continuum`.",
-    "- Plots: accuracy against learning rate, accuracy against training step (runs made with"
-    " `--eval-every`; greedy, on the first `--eval-limit` examples), and the histogram of the"
-    " probabilities each model gives its training targets (the paper's Figure 2: SFT raises them"
-    " all, DFT pushes most up and some down).",
+    " of growing competence (the backbone, then warm-ups made to targets of their own in-domain score),"
+    " each with its two strengths, with a growing fraction of wrong demonstrations (`--train-noise`)"
+    " and in another solution style (`--train-style`), made by `python -m harness.continuum`; its stars"
+    " are corrected over the page's differences.",
+    "- Plots: accuracy against learning rate and against training step on a sweep's page (the"
+    " latter from runs made with `--eval-every`), each objective minus SFT against a start's score"
+    " and against noise on a continuum page, and the histogram of the probabilities each model gives"
+    " its training targets (the paper's Figure 2) wherever the records hold one.",
     "- Each table's provenance says which commit, date and device made its runs; `(dirty)` means the"
     " code had uncommitted changes, and a run outside the locked environment (`constraints.txt`)"
     " names the packages that differed.",
@@ -132,6 +158,14 @@ HOW_TO_READ = [
 
 
 Replicates = dict[str, list[Record]]  # config id -> the records of its seeds
+
+
+def _strength(base: Record | None, part: str | None = None) -> str:
+    """A base record's mean probability of the training targets (``part="deciding"``: of the tokens
+    that decide the grade), or ``–`` where it has none."""
+    histogram = (base or {}).get("token_probs") or {}
+    histogram = histogram.get(part) or {} if part else histogram
+    return f"{histogram['mean']:.3f}" if "mean" in histogram else MISSING
 
 
 def _splits(record: Record, role: str) -> list[str]:
@@ -143,10 +177,17 @@ def _by_task(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
     grouped: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
         # A run on deliberately corrupted rows (--train-noise) is a point of a continuum map, and one on
-        # the backbone's own answers (the offline setting) answers another question: neither is a
+        # the backbone's own answers (the offline setting) answers another question, and so does one
+        # in another solution style (--train-style): none is a
         # candidate for a method's best configuration on the task's demonstrations.
         offline = isinstance(record["data"].get("selfgen"), dict)
-        if record["method"] != "base" and not record["hparams"].get("train_noise") and not offline:
+        hparams = record["hparams"]
+        if (
+            record["method"] != "base"
+            and not hparams.get("train_noise")
+            and not hparams.get("train_style")
+            and not offline
+        ):
             grouped[record["domain"], record["task"], record["backbone"]].append(record)
     return grouped
 

@@ -5,8 +5,8 @@ and the provenance and data notes under a table.
 The domain pages (:mod:`harness.report.domain`), the ablation and continuum pages and the index all
 build their tables from these; each is a pure function of the records.
 
->>> score_text(None), difference_text(None, None)
-('–', '–')
+>>> score_text(None), differences_text([(None, None)])
+('–', ['–'])
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness import objectives
 from harness.config import METHODS
 from harness.environment import of_record
 from harness.identity import seed_of, variant_settings
-from harness.stats import Estimate, mean_of_independent, over_seeds, significant_difference
+from harness.stats import Estimate, discoveries, mean_of_independent, over_seeds, welch_p_value
 
 Record = dict[str, Any]
 
@@ -36,9 +36,10 @@ MISSING = "–"
 SIGNIFICANCE_NOTE = (
     "Each score is the mean over the configuration's seeds ± a standard error that adds the evaluation"
     " variance (binomial, over the split's examples) and the seed-to-seed variance divided by the"
-    " number of seeds. A difference marked `*` is significant in a two-sided Welch t-test at 5% over"
-    " the seeds (Welch–Satterthwaite degrees of freedom, the evaluation variance added as known)."
-    " With one seed the training variance is unmeasured, and no difference is marked."
+    " number of seeds. A difference marked `*` is a discovery at a 5% false-discovery rate:"
+    " two-sided Welch t-tests over the seeds (Welch–Satterthwaite degrees of freedom, the evaluation"
+    " variance added as known), Benjamini–Hochberg over the differences of the table. With one seed"
+    " the training variance is unmeasured, and no difference is marked."
 )
 
 
@@ -52,6 +53,7 @@ UNMEASURED_NOTE = (
 class Page:
     text: str
     plots: list[Plot] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # what it found, in sentences the index repeats
 
 
 def summary_score(record: Record, role: str) -> tuple[float, float] | None:
@@ -78,11 +80,21 @@ def replicate_score(replicates: list[Record], role: str | None = None, split: st
     return over_seeds(scores)
 
 
-def difference_text(a: Estimate | None, b: Estimate | None) -> str:
-    """``a - b`` in percentage points, starred when significant over the seeds."""
-    if a is None or b is None:
-        return MISSING
-    return signed_difference(a.value, b.value) + ("*" if significant_difference(a, b) else "")
+def differences_text(pairs: list[tuple[Estimate | None, Estimate | None]]) -> list[str]:
+    """Each ``a - b`` of a family of differences (one table's) in percentage points, starred when it
+    is a discovery at the false-discovery rate :data:`harness.stats.FDR`: Welch p-values over the
+    seeds, Benjamini-Hochberg over the family's tested differences (one seed: not tested).
+
+    >>> from harness.stats import over_seeds
+    >>> sft = over_seeds([(0.60, 0.01), (0.61, 0.01), (0.59, 0.01)])
+    >>> differences_text([(over_seeds([(0.70, 0.01), (0.71, 0.01), (0.69, 0.01)]), sft), (None, sft)])
+    ['+10.0*', '–']
+    """
+    tested = [welch_p_value(a, b) if a is not None and b is not None else None for a, b in pairs]
+    return [
+        MISSING if a is None or b is None else signed_difference(a.value, b.value) + ("*" if found else "")
+        for (a, b), found in zip(pairs, discoveries(tested))
+    ]
 
 
 def score_text(score: Estimate | None) -> str:
