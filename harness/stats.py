@@ -69,6 +69,7 @@ class Estimate:
     stderr: float
     seeds: int
     seed_term: float  # seed variance / seeds: the training part of stderr², 0 when unmeasured
+    seed_dof: int = 0  # degrees of freedom of the seed variance: seeds - 1, or a pooled variance's
 
     @property
     def training_measured(self) -> bool:
@@ -76,23 +77,55 @@ class Estimate:
         return self.seeds >= 2
 
 
-def over_seeds(scores: list[tuple[float, float]]) -> Estimate:
-    """The :class:`Estimate` of one configuration from its replicates' ``(value, stderr)``.
+Pooled = tuple[float, int]  # a seed variance pooled over configurations, and its degrees of freedom
+
+
+def pooled_seed_variance(groups: list[list[float]]) -> Pooled:
+    """The seed variance of one method pooled over configurations (each a list of its seeds'
+    scores): Σ Σ (x − mean of its configuration)² / Σ (n − 1), and its degrees of freedom; a
+    configuration of one seed adds nothing. ``(0.0, 0)`` when none has two.
+
+    >>> variance, dof = pooled_seed_variance([[25.0, 26.0, 25.0], [20.0, 30.0, 25.0], [40.0]])
+    >>> round(variance, 4), dof
+    (12.6667, 4)
+    """
+    measured = [g for g in groups if len(g) > 1]
+    dof = sum(len(g) - 1 for g in measured)
+    squares = sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in measured)
+    return (squares / dof, dof) if dof else (0.0, 0)
+
+
+def over_seeds(scores: list[tuple[float, float]], pooled: Pooled | None = None) -> Estimate:
+    """The :class:`Estimate` of one configuration from its replicates' ``(value, stderr)``. With
+    ``pooled`` (the method's seed variance pooled over a page's configurations,
+    :func:`pooled_seed_variance`), a seed variance below it is taken as the pooled one, with its
+    degrees of freedom: three seeds that happen to agree (25.0, 26.0, 25.0 where ten seeds spread by
+    2.9) cannot make a difference look surer than the method's runs are.
 
     >>> one = over_seeds([(0.70, 0.03)])
     >>> one.value, one.stderr, one.training_measured
     (0.7, 0.03, False)
     >>> three = over_seeds([(0.60, 0.03), (0.70, 0.03), (0.80, 0.03)])
-    >>> round(three.value, 3), round(three.stderr, 4), round(three.seed_term, 5)
-    (0.7, 0.0651, 0.00333)
+    >>> round(three.value, 3), round(three.stderr, 4), round(three.seed_term, 5), three.seed_dof
+    (0.7, 0.0651, 0.00333, 2)
+    >>> agreeing = over_seeds([(0.25, 0.0), (0.26, 0.0), (0.25, 0.0)], pooled=(0.0012, 24))
+    >>> round(agreeing.seed_term, 6), agreeing.seed_dof
+    (0.0004, 24)
     """
     if not scores:
         raise ValueError("over_seeds needs at least one score")
     m = len(scores)
     mean = sum(v for v, _ in scores) / m
     evaluation = sum(se**2 for _, se in scores) / m
-    seed_term = 0.0 if m < 2 else sum((v - mean) ** 2 for v, _ in scores) / (m - 1) / m
-    return Estimate(mean, math.sqrt(evaluation + seed_term), m, seed_term)
+    variance = 0.0 if m < 2 else sum((v - mean) ** 2 for v, _ in scores) / (m - 1)
+    dof = m - 1
+    larger = (
+        pooled is not None and pooled[0] > variance and not math.isclose(pooled[0], variance, rel_tol=1e-9)
+    )
+    if m >= 2 and larger and pooled[1]:  # equal up to rounding: the configuration's own
+        variance, dof = pooled
+    seed_term = variance / m
+    return Estimate(mean, math.sqrt(evaluation + seed_term), m, seed_term, dof)
 
 
 def welch_p_value(a: Estimate, b: Estimate) -> float | None:
@@ -109,7 +142,7 @@ def welch_p_value(a: Estimate, b: Estimate) -> float | None:
     spread = math.hypot(a.stderr, b.stderr)
     if spread == 0:
         return 1.0 if a.value == b.value else 0.0
-    estimated = sum(term**2 / (est.seeds - 1) for term, est in ((a.seed_term, a), (b.seed_term, b)))
+    estimated = sum(term**2 / est.seed_dof for term, est in ((a.seed_term, a), (b.seed_term, b)))
     dof = math.inf if estimated == 0 else spread**4 / estimated
     statistic = abs(a.value - b.value) / spread
     if math.isinf(dof):

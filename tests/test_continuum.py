@@ -16,7 +16,7 @@ from harness.errors import ConfigError
 from harness.models import backbone_name
 from harness.report import continuum
 from harness.results import make_record
-from harness.stats import benjamini_hochberg, over_seeds, welch_p_value
+from harness.stats import benjamini_hochberg, over_seeds, pooled_seed_variance, welch_p_value
 
 HPARAMS = {"lr": 1e-3, "batch_size": 8, "epochs": 1, "train_limit": 64}
 
@@ -450,3 +450,31 @@ def test_the_index_repeats_what_each_map_found_and_lists_the_starts_as_backbones
     assert row.startswith(
         "| [math](math.md) | `math-words` | `weak` | 10.0 ± 5.0 | 0.300 | – | 1 | 3 | 40.0 ± 0.8 | 46.0 ± 0.8 |"
     )
+
+
+def test_a_cell_whose_seeds_agree_by_chance_takes_the_methods_pooled_variance():
+    # From the backbone at no noise DFT's three seeds agree (25, 25, 25.5), SFT's spread; at the
+    # noise rate both spread by 4 points. Alone the agreeing seeds would give DFT a seed variance
+    # near 0; pooled over the map's two points (4 dof) DFT's is (0.167 + 32) / 4 = 8.04 points².
+    made = [record("base", "weak", 0.1, 0.1, mean_p=0.3)]
+    dft = {0.0: (0.25, 0.25, 0.255), 0.2: (0.20, 0.24, 0.28)}
+    sft = {0.0: (0.30, 0.34, 0.38), 0.2: (0.30, 0.34, 0.38)}
+    for rate in (0.0, 0.2):
+        for seed in range(3):
+            made += [
+                record("sft", "weak", sft[rate][seed], 0.3, seed=seed, noise=rate, se=0.01),
+                record("dft", "weak", dft[rate][seed], 0.3, seed=seed, noise=rate, se=0.01),
+            ]
+    text = next(iter(continuum.pages(made, "results").values())).text
+    pooled = pooled_seed_variance([list(dft[0.0]), list(dft[0.2])])
+    assert pooled[1] == 4 and pooled[0] == pytest.approx(
+        (2 * (0.25 - 0.251667) ** 2 + (0.255 - 0.251667) ** 2 + 0.0032) / 4, rel=1e-3
+    )
+    own = over_seeds([(v, 0.01) for v in dft[0.0]])
+    floored = over_seeds([(v, 0.01) for v in dft[0.0]], pooled=pooled)
+    assert floored.seed_dof == 4 and floored.stderr > 1.8 * own.stderr
+    sft_estimate = over_seeds([(v, 0.01) for v in sft[0.0]])
+    shown = f"{100 * (floored.value - sft_estimate.value):+.1f}"
+    spread = 100 * math.hypot(floored.stderr, sft_estimate.stderr)
+    assert f"| `weak` | own style | 34.0 ± {100 * sft_estimate.stderr:.1f} | 30.0 ± 0.8 | {shown}" in text
+    assert f"{shown} ± {spread:.1f}" in text or f"{shown}* ± {spread:.1f}" in text

@@ -29,6 +29,7 @@ from harness.report.tables import (
     comparable_groups,
     grouped_provenance_note,
     pairs_text,
+    pooled_variances,
     replicate_label,
     replicate_score,
     row_label,
@@ -143,7 +144,8 @@ def _page(
         " the best cell of a table (in an objective − SFT table, DFT − SFT and the others: where the"
         " objective gains most); `*` marks a discovery among the page's objective − SFT differences"
         f" (two-sided Welch t-tests over the seeds, Benjamini–Hochberg at a {FDR:.0%} false-discovery"
-        " rate over all of them: {family}). – is a cell not run.",
+        " rate over all of them: {family}); a cell's seed variance is its own, or where smaller the"
+        " method's pooled over the grid's cells. – is a cell not run.",
         "",
         f"Fixed hyperparameters: {pairs_text(fixed)}; seeds per cell: {' to '.join(map(str, sorted({seeds[0], seeds[-1]})))}.",
         "",
@@ -165,7 +167,7 @@ def _page(
             continue
         lines += ["", f"## {title}"]
         for cells in methods.values():
-            scores = {cell: replicate_score(replicates, role) for cell, replicates in cells.items()}
+            scores = {cell: _score(cells, cell, role) for cell in cells}
             lines += ["", f"### {_label(cells)}", "", *_grid(lrs, batches, scores, score_text)]
             lines += ["", grouped_provenance_note(backbone, [r for reps in cells.values() for r in reps])]
         if "sft" in methods:
@@ -174,7 +176,7 @@ def _page(
                     continue
                 label = _label(cells)
                 pairs = {
-                    cell: (replicate_score(replicates, role), replicate_score(methods["sft"][cell], role))
+                    cell: (_score(cells, cell, role), _score(methods["sft"], cell, role))
                     for cell, replicates in cells.items()
                     if cell in methods["sft"]
                 }
@@ -190,6 +192,11 @@ def _page(
     return Page("\n".join(lines) + "\n", [(path, draw) for _, _, path, draw in figures])
 
 
+def _score(cells: Cells, cell: tuple[float, int], role: str):
+    """A cell's estimate, its seed variance at least the method's pooled over the grid's cells."""
+    return replicate_score(cells[cell], role, pooled=pooled_variances(cells.values(), role))
+
+
 def _discoveries(methods) -> dict[tuple[str, tuple[float, int], str], bool | None]:
     """``{(objective, cell, role): discovery}`` over every objective − SFT difference of the page:
     Welch p-values, Benjamini-Hochberg over the family (None: one seed, not tested)."""
@@ -198,10 +205,10 @@ def _discoveries(methods) -> dict[tuple[str, tuple[float, int], str], bool | Non
         for key, cells in methods.items():
             if key == "sft" or "sft" not in methods:
                 continue
-            for cell, replicates in cells.items():
+            for cell in cells:
                 if cell not in methods["sft"]:
                     continue
-                ours, sft = replicate_score(replicates, role), replicate_score(methods["sft"][cell], role)
+                ours, sft = _score(cells, cell, role), _score(methods["sft"], cell, role)
                 if ours is not None and sft is not None:
                     keys.append((key, cell, role))
                     p_values.append(welch_p_value(ours, sft))

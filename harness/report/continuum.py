@@ -42,6 +42,7 @@ from harness.report.tables import (
     Page,
     comparable_groups,
     pairs_text,
+    pooled_variances,
     replicate_score,
     row_label,
     row_order,
@@ -125,9 +126,17 @@ def _label(cells, key: str) -> str:
 
 
 def _difference(cells, method: str, point: Point, role: str) -> tuple[Estimate, Estimate] | None:
-    ours = replicate_score(cells[method][point], role) if point in cells[method] else None
-    sft = replicate_score(cells["sft"][point], role) if point in cells["sft"] else None
+    """The objective's and SFT's estimates at ``point``, each with its seed variance at least the
+    method's pooled over the map's points (a cell's three seeds can agree by chance)."""
+    ours = _score(cells, method, point, role)
+    sft = _score(cells, "sft", point, role)
     return None if ours is None or sft is None else (ours, sft)
+
+
+def _score(cells, method: str, point: Point, role: str) -> Estimate | None:
+    if point not in cells[method]:
+        return None
+    return replicate_score(cells[method][point], role, pooled=pooled_variances(cells[method].values(), role))
 
 
 def condition(point: Point) -> str:
@@ -204,7 +213,10 @@ def _page(name: str, task: str, mid: str, runs: list[Record], bases, source: str
         "",
         f"`*`: a discovery at a {FDR:.0%} false-discovery rate, Benjamini–Hochberg over the page's"
         f" {tests.family} differences (Welch t-test p-values over the seeds; every p and q in the analysis"
-        " at the end). Unstarred is not evidence of no difference.",
+        " at the end). Unstarred is not evidence of no difference. A point's seed variance is its own, or"
+        " where that is smaller the method's pooled over the map's points (with their degrees of"
+        " freedom): three seeds that happen to agree do not make a difference surer than the method's"
+        " runs are.",
         "",
         f"Fixed hyperparameters: {pairs_text(fixed)}; seeds per point: {' to '.join(map(str, sorted({seeds[0], seeds[-1]})))}.",
     ]
@@ -318,7 +330,7 @@ def _map_table(cells, others: list[str], points: list[Point], names, tests: Comp
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for point in points:
         row = [names[point[0]], condition(point)]
-        row += [score_text(replicate_score(cells["sft"][point], role)) for role, _ in ROLES]
+        row += [score_text(_score(cells, "sft", point, role)) for role, _ in ROLES]
         row += [tests.text((point, method, role)) for method in others for role, _ in ROLES]
         lines.append("| " + " | ".join(row) + " |")
     return lines

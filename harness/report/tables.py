@@ -23,7 +23,15 @@ from harness import objectives
 from harness.config import METHODS
 from harness.environment import of_record
 from harness.identity import seed_of, variant_settings
-from harness.stats import Estimate, discoveries, mean_of_independent, over_seeds, welch_p_value
+from harness.stats import (
+    Estimate,
+    Pooled,
+    discoveries,
+    mean_of_independent,
+    over_seeds,
+    pooled_seed_variance,
+    welch_p_value,
+)
 
 Record = dict[str, Any]
 
@@ -65,9 +73,13 @@ def summary_score(record: Record, role: str) -> tuple[float, float] | None:
     return mean_of_independent([(s["value"], s["stderr"]) for s in scores])
 
 
-def replicate_score(replicates: list[Record], role: str | None = None, split: str | None = None):
+def replicate_score(
+    replicates: list[Record], role: str | None = None, split: str | None = None, pooled: Pooled | None = None
+):
     """The :class:`harness.stats.Estimate` over the seeds of one configuration, of one ``split`` or
-    of the mean over the splits of ``role``; None unless every replicate has it."""
+    of the mean over the splits of ``role``; None unless every replicate has it. ``pooled``: the
+    method's seed variance pooled over a page's configurations (:func:`pooled_variances`), the
+    least seed variance the estimate takes."""
     scores = []
     for record in replicates:
         if split is not None:
@@ -77,7 +89,17 @@ def replicate_score(replicates: list[Record], role: str | None = None, split: st
             scores.append(summary_score(record, role))
     if not scores or None in scores:
         return None
-    return over_seeds(scores)
+    return over_seeds(scores, pooled)
+
+
+def pooled_variances(configurations: Iterable[list[Record]], role: str) -> Pooled:
+    """One method's seed variance of its ``role`` score, pooled over a page's ``configurations``
+    (each the records of its seeds): :func:`harness.stats.pooled_seed_variance`."""
+    groups = []
+    for replicates in configurations:
+        values = [score[0] for record in replicates if (score := summary_score(record, role)) is not None]
+        groups.append(values)
+    return pooled_seed_variance(groups)
 
 
 def differences_text(pairs: list[tuple[Estimate | None, Estimate | None]]) -> list[str]:
