@@ -3,7 +3,7 @@
 ::
 
     python -m harness.continuum --task math-words --methods sft,dft --train-limit 500 \\
-        --start-scores 50 70 --noise 0 0.2 0.4 --off-styles numbered --seeds 0 1 2
+        --start-scores 50 71 --start-tolerance 3 --noise 0 0.2 0.4 --off-styles numbered --seeds 0 1 2
 
 The map's rows are **starting points by competence**: the backbone as it is, then for each target
 of ``--start-scores`` (the start's own in-domain score, in percent) the backbone after SFT on the
