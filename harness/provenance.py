@@ -23,8 +23,9 @@ from harness.environment import lock_file, lock_state, packages
 _SOURCE_DIR = Path(__file__).resolve().parent  # the commit recorded is the one of this code
 
 
-# Folders of outputs, not code: what a run writes there must not make its own record "dirty".
-OUTPUT_FOLDERS = ("results", "leaderboards", "runs")
+# Folders of outputs, not code (studies: the records of a study kept apart from results/, such as the
+# replicate study's numeric paths): what a run writes there must not make its own record "dirty".
+OUTPUT_FOLDERS = ("results", "studies", "leaderboards", "runs")
 
 
 def provenance(device: str | None = None) -> dict[str, Any]:
