@@ -187,3 +187,25 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_work(device, message
     for parse in (parse_experiment, parse_evaluate):
         with pytest.raises(ConfigError, match=message):
             parse(["--task", "math-words", "--device", device])
+
+
+def test_a_solution_style_is_checked_and_the_tasks_own_is_no_style():
+    assert resolve_train(TrainConfig(train_style="steps")).train_style is None  # one run, one id
+    assert resolve_train(TrainConfig(train_style="numbered")).train_style == "numbered"
+    numbered = resolve_train(TrainConfig(train_style="numbered"))
+    assert config_id({"train_style": numbered.train_style}) != config_id({})  # another run
+    with pytest.raises(
+        ConfigError,
+        match="^--train-style terse: task math-words has no solution style 'terse': its styles are steps, numbered$",
+    ):
+        resolve_train(TrainConfig(train_style="terse"))
+    with pytest.raises(
+        ConfigError,
+        match="^--train-style numbered: task code-lists has no solution style 'numbered': it has no other style$",
+    ):
+        resolve_train(TrainConfig(task="code-lists", train_style="numbered"))
+    with pytest.raises(
+        ConfigError,
+        match="^--train-style numbered rewrites a task's own solutions; the rows of --train-data x.jsonl",
+    ):
+        resolve_train(TrainConfig(train_style="numbered", train_data="x.jsonl"))

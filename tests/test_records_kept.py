@@ -131,3 +131,26 @@ def test_todays_default_run_is_the_committed_references_run(task, extra):
         reference = identity.record_path(planned.slot, root)
         assert reference.exists(), reference
         assert results.conflict(reference, planned.slot, planned.evaluation) is None, reference
+
+
+@pytest.mark.slow
+def test_a_base_record_made_before_the_deciding_strength_gains_it_and_nothing_else(tmp_path, capsys):
+    settings = ["--task", "math-words", "--methods", "base", "--eval-limit", "1", "--max-new-tokens", "8",
+                "--prob-rows", "4", "--no-progress"]  # fmt: skip
+    assert run(tmp_path, settings, tmp_path / "results") == 0
+    (path,) = (tmp_path / "results").rglob("base-*.json")
+    made = json.loads(path.read_text())
+    assert made["token_probs"]["deciding"]["tokens"] > 0
+    older = {**made, "token_probs": {k: v for k, v in made["token_probs"].items() if k != "deciding"}}
+    path.write_text(json.dumps(older))  # as a record made before the deciding strength existed
+    capsys.readouterr()
+    assert run(tmp_path, settings, tmp_path / "results") == 0
+    assert "the deciding-token strength added" in capsys.readouterr().err
+    upgraded = json.loads(path.read_text())
+    assert upgraded["token_probs"] == made["token_probs"] and upgraded["scores"] == made["scores"]
+    # A histogram that is not the one measured now (another model or numerics): left as it is.
+    tampered = {**older, "token_probs": {**older["token_probs"], "mean": 0.5}}
+    path.write_text(json.dumps(tampered))
+    assert run(tmp_path, settings, tmp_path / "results") == 0
+    assert "the deciding-token strength is left out" in capsys.readouterr().err
+    assert json.loads(path.read_text()) == tampered

@@ -76,3 +76,29 @@ def test_cli_prints_the_histogram_and_names_bad_input(capsys, tmp_path):
     assert capsys.readouterr().err.strip() == "error: --rows must be >= 1, got 0"
     assert main(["--train-data", str(tmp_path / "missing.jsonl")]) == 1
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_deciding_tokens_are_the_step_results_and_the_answer():
+    config = TrainConfig(task="math-words")
+    result = token_probability_histogram("tiny", config, rows=5, bins=4)
+    tokenizer = load_tokenizer("tiny")
+    rows, source = training_rows(config.task, None, None)
+    examples, _ = encode_all(tokenizer, rows[:5], config.max_length, config.overlong, source)
+    # The tiny tokenizer splits digits one by one: a result or answer of k digits is k tokens.
+    from tasks import get
+
+    task = get("math-words")
+    digits = sum(
+        len(row["completion"][-1]["content"][a:b])
+        for row in rows[:5]
+        for a, b in task.deciding_spans(row["completion"][-1]["content"])
+    )
+    assert result["deciding"]["tokens"] == digits == sum(result["deciding"]["counts"])
+    assert 0 < result["deciding"]["tokens"] < result["tokens"] == sum(e.trained_tokens for e in examples)
+    # The off style: the same results and answers, so as many deciding tokens, more tokens in all.
+    numbered = token_probability_histogram(
+        "tiny", TrainConfig(task="math-words", train_style="numbered"), rows=5
+    )
+    assert numbered["deciding"]["tokens"] == digits and numbered["tokens"] > result["tokens"]
+    assert numbered["mean"] < result["mean"]  # a style the base never saw
