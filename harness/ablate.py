@@ -75,7 +75,7 @@ from harness.config.resolve import (
     resolve_experiment,
     resolve_train,
 )
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, command
 from harness.runs import check_existing, plan_method, run_method, status
 
 
@@ -295,13 +295,10 @@ def _render(config: ExperimentConfig) -> bool:
     return True
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
-    try:
-        return run(parse_args(argv))
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

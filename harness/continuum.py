@@ -60,7 +60,7 @@ from harness.config import (
 from harness.config.resolve import Experiment, experiment_parser, resolve_experiment
 from harness.data.noise import with_noise
 from harness.data.rows import training_rows
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, command
 from harness.evaluate import evaluate_task
 from harness.files import atomic_write_text
 from harness.identity import config_id
@@ -476,28 +476,25 @@ def _chosen(study: ContinuumConfig, measured: dict[int, float], target: float) -
     return min(tried, key=lambda s: (abs(measured[s] - goal), s))
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()
     started = time.time()
-    try:
-        continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
-        if continuum.experiment.config.dry_run:
-            print(describe(continuum))
-            return 0
-        starts = {start.target: start for start in find_starts(continuum)}
-        for target, rate, style, methods in plan(continuum):
-            start = starts[target]
-            experiment = point_experiment(continuum, start.model, rate, style, methods)
-            where = f"--train-noise {rate:g}, style {style or 'own'}"
-            print(f"== from {start.model}, {where}: {methods}", file=sys.stderr)
-            run(experiment)
-            if "base" in methods:
-                annotate_start(experiment, start, continuum.study.start_tolerance)
-        config = continuum.experiment.config
-        written = leaderboard.write(config.results_dir, config.leaderboard_dir)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
+    if continuum.experiment.config.dry_run:
+        print(describe(continuum))
+        return 0
+    starts = {start.target: start for start in find_starts(continuum)}
+    for target, rate, style, methods in plan(continuum):
+        start = starts[target]
+        experiment = point_experiment(continuum, start.model, rate, style, methods)
+        where = f"--train-noise {rate:g}, style {style or 'own'}"
+        print(f"== from {start.model}, {where}: {methods}", file=sys.stderr)
+        run(experiment)
+        if "base" in methods:
+            annotate_start(experiment, start, continuum.study.start_tolerance)
+    config = continuum.experiment.config
+    written = leaderboard.write(config.results_dir, config.leaderboard_dir)
     maps = [
         p for p in written if Path(p).name.startswith(f"continuum-{config.task}-") and Path(p).suffix == ".md"
     ]

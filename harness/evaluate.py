@@ -48,7 +48,7 @@ from harness.config import (
 from harness.config.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import load_split
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError, command
 from harness.generate import generate, generation_settings
 from harness.lmeval import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
@@ -324,30 +324,27 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     return config, sampling
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, sampling = parse_evaluate(argv, description=__doc__.split("\n\n")[0])
-        options = {} if config.problem_file is None else {"problem_file": config.problem_file}
-        task = tasks.get(config.task, **options)
-        if options:
-            load_split(task, "test", 1)  # reads and checks the whole file before a model is loaded
-        summary = evaluate_task(
-            config.model,
-            task,
-            limit=config.eval_limit,
-            sampling=sampling,
-            samples_dir=config.samples_dir,
-            device=config.device,
-            min_pixels=config.min_pixels,
-            max_pixels=config.max_pixels,
-            template=config.eval_template,
-            generation_backend=config.generation_backend,
-            tensor_parallel_size=config.tensor_parallel_size,
-            eval_backend=config.eval_backend,
-        )
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config, sampling = parse_evaluate(argv, description=__doc__.split("\n\n")[0])
+    options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+    task = tasks.get(config.task, **options)
+    if options:
+        load_split(task, "test", 1)  # reads and checks the whole file before a model is loaded
+    summary = evaluate_task(
+        config.model,
+        task,
+        limit=config.eval_limit,
+        sampling=sampling,
+        samples_dir=config.samples_dir,
+        device=config.device,
+        min_pixels=config.min_pixels,
+        max_pixels=config.max_pixels,
+        template=config.eval_template,
+        generation_backend=config.generation_backend,
+        tensor_parallel_size=config.tensor_parallel_size,
+        eval_backend=config.eval_backend,
+    )
     for split, score in summary.items():
         print(
             f"{split:16s} {score['role']:5s} {100 * score['value']:5.1f} ± {100 * score['stderr']:.1f}  (n={score['n']})"

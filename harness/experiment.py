@@ -46,7 +46,7 @@ from harness.config.resolve import (
     resolve_experiment,
     resolve_train,
 )
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, command
 from harness.runs import (
     compare_with_reference,
     decoding_label,
@@ -166,20 +166,17 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
-        if experiment.config.dry_run:
-            print(describe(experiment, argv))
-            return 0
-        written = run(experiment)
-        paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
-        comparison = compare_with_reference(written, experiment.config)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
+    if experiment.config.dry_run:
+        print(describe(experiment, argv))
+        return 0
+    written = run(experiment)
+    paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
+    comparison = compare_with_reference(written, experiment.config)
     print("records: " + ", ".join(str(p) for p in written))
     print("leaderboards: " + ", ".join(str(p) for p in paths))
     if comparison:

@@ -32,7 +32,7 @@ import tasks
 from harness.config import Parser, Sampling, add_arguments, eval_limit, makeable_folder, training_setting
 from harness.config.resolve import check_lm_eval, check_task, default_model
 from harness.data.rows import load_split
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError, command
 from harness.files import atomic_write_text
 from harness.models import device_and_dtype, load_model, load_tokenizer, stop_token_ids
 from harness.score import score_split
@@ -211,16 +211,13 @@ class ExportConfig:
     eval_limit: int | None = eval_limit()
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        problem = makeable_folder(args.out)
-        if problem:
-            raise ConfigError(f"--out {problem}")
-        written = export(args.task, args.out, args.model, args.eval_limit)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    problem = makeable_folder(args.out)
+    if problem:
+        raise ConfigError(f"--out {problem}")
+    written = export(args.task, args.out, args.model, args.eval_limit)
     print("lm-eval tasks: " + ", ".join(p.stem for p in written) + f" (lm_eval --include_path {args.out})")
     return 0
 

@@ -57,7 +57,7 @@ from harness.config import (
 from harness.config.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import SELFGEN_FILES, load_split
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError, command
 from harness.evaluate import generate_kept, generator, model_key
 from harness.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
 from harness.generate import generation_settings
@@ -370,25 +370,22 @@ def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple
     return config, sampling.resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, sampling = parse_selfgen(argv, description=__doc__.split("\n\n")[0])
-        meta = selfgen(
-            config.model,
-            config.task,
-            config.output_dir,
-            limit=config.train_limit,
-            sampling=sampling,
-            template=config.eval_template,
-            device=config.device,
-            generation_backend=config.generation_backend,
-            tensor_parallel_size=config.tensor_parallel_size,
-            min_pixels=config.min_pixels,
-            max_pixels=config.max_pixels,
-        )
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config, sampling = parse_selfgen(argv, description=__doc__.split("\n\n")[0])
+    meta = selfgen(
+        config.model,
+        config.task,
+        config.output_dir,
+        limit=config.train_limit,
+        sampling=sampling,
+        template=config.eval_template,
+        device=config.device,
+        generation_backend=config.generation_backend,
+        tensor_parallel_size=config.tensor_parallel_size,
+        min_pixels=config.min_pixels,
+        max_pixels=config.max_pixels,
+    )
     counts = meta["counts"]
     print(
         f"{counts['questions']} questions, {counts['samples']} samples: {counts['correct']} correct "

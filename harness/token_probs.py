@@ -42,7 +42,7 @@ from harness.config.resolve import check_inputs, check_task, resolve_train
 from harness.data.encode import collate, encode_all
 from harness.data.rows import histogram_rows
 from harness.data.text import render
-from harness.errors import ConfigError, DataError, HarnessError
+from harness.errors import ConfigError, DataError, command
 from harness.losses import IGNORE_INDEX
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
 
@@ -232,13 +232,10 @@ def parse_token_probs(
     return replace(config, model=train.model), train
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, train = parse_token_probs(argv, description=__doc__.split("\n")[0])
-        result = token_probability_histogram(config.model, train, rows=config.rows, bins=config.bins)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config, train = parse_token_probs(argv, description=__doc__.split("\n")[0])
+    result = token_probability_histogram(config.model, train, rows=config.rows, bins=config.bins)
     print(json.dumps(result))
     return 0
 

@@ -51,7 +51,7 @@ from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all, step_indices, step_schedule
 from harness.data.noise import with_noise
 from harness.data.rows import training_rows
-from harness.errors import ConfigError, HarnessError, TrainingError
+from harness.errors import ConfigError, TrainingError, command
 from harness.evaluate import evaluate_loaded
 from harness.files import atomic_write_text
 from harness.forward import CausalLMWithLoss, training_module
@@ -471,12 +471,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     return finish(run)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     try:
         summary = train(parse_train(argv, description=__doc__.split("\n\n")[0]))
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

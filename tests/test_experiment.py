@@ -39,11 +39,13 @@ def test_seeds_default_to_the_presets_and_the_training_config_holds_the_first():
 
 
 def test_a_seed_that_is_not_a_whole_number_is_a_one_line_error(capsys):
-    with pytest.raises(SystemExit):
+    from harness.experiment import main
+
+    with pytest.raises(ConfigError, match="argument --seeds: --seeds takes whole numbers; 'x' is not one"):
         parse_experiment(["--seeds", "0", "x"])
+    assert main(["--seeds", "0", "x"]) == 1  # argparse's refusal and the harness's read the same
     err = capsys.readouterr().err.strip()
-    assert err.endswith("argument --seeds: --seeds takes whole numbers; 'x' is not one (see --help)")
-    assert len(err.splitlines()) == 1
+    assert err == "error: argument --seeds: --seeds takes whole numbers; 'x' is not one (see --help)"
 
 
 def test_unknown_method_is_an_error():

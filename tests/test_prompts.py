@@ -96,8 +96,8 @@ def test_a_raw_template_applies_to_math_tasks_only(tmp_path):
         training_rows("math-words", str(rows), None, "qwen-boxed")
     with pytest.raises(ConfigError, match="--eval-template: .*visual-math is vlm"):
         parse_evaluate(["--task", "visual-math", "--eval-template", "qwen-boxed"])
-    with pytest.raises(SystemExit):
-        parse_experiment(["--prompt-template", "qwen"])  # argparse's choices
+    with pytest.raises(ConfigError, match="argument --prompt-template: invalid choice: 'qwen'"):
+        parse_experiment(["--prompt-template", "qwen"])  # argparse's choices, refused as the harness refuses
 
 
 def test_the_evaluation_template_defaults_to_the_training_one_and_is_recorded():

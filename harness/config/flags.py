@@ -13,15 +13,18 @@ from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 from harness.config.checks import flag
+from harness.errors import ConfigError
 
 T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line naming the flag (not the 40-line usage)."""
+    """An argument parser whose errors are one line naming the flag (not the 40-line usage), raised as
+    a :class:`harness.errors.ConfigError`: a flag argparse refuses and one the harness refuses read
+    the same (``error: ...``, exit status 1, through :func:`harness.errors.command`)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        raise ConfigError(f"{message} (see --help)")
 
 
 def _base_type(annotation: Any) -> Any:
