@@ -76,6 +76,7 @@ from harness.config.resolve import (
     resolve_train,
 )
 from harness.errors import ConfigError, HarnessError, command
+from harness.objectives import BASE, BASELINE, SUBJECT
 from harness.runs import check_existing, plan_method, run_method, status
 
 
@@ -85,7 +86,7 @@ class SweepConfig:
 
     lr: list[float] | None = axis("lr")
     batch_size: list[int] | None = axis("batch_size")
-    method: list[str] = setting(["sft", "dft"], "methods trained in every cell", choices=OBJECTIVES)
+    method: list[str] = setting([BASELINE, SUBJECT], "methods trained in every cell", choices=OBJECTIVES)
     base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")
@@ -144,7 +145,7 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
     experiment = resolve_experiment(
-        args, preset, objectives=list(grid.method), task=task, methods="base", dry_run=False
+        args, preset, objectives=list(grid.method), task=task, methods=BASE, dry_run=False
     )
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
@@ -166,7 +167,7 @@ class Cell:
     experiment: Experiment
 
     def describe(self) -> str:
-        if self.method == "base":
+        if self.method == BASE:
             return f"cell {self.index} (base model)"
         return f"cell {self.index} ({self.method}, lr {self.lr:g}, batch {self.batch_size}, seed {self.seed})"
 
@@ -190,8 +191,8 @@ def plan(sweep: Sweep) -> list[Cell]:
     shared = sweep.experiment
     cells = []
     if sweep.grid.base:
-        base = replace(shared, config=replace(shared.config, methods="base"))
-        cells.append(Cell(0, "base", None, None, None, base))
+        base = replace(shared, config=replace(shared.config, methods=BASE))
+        cells.append(Cell(0, BASE, None, None, None, base))
     for method in list(dict.fromkeys(sweep.grid.method)):
         for lr in sweep.lrs:
             for batch in sweep.batch_sizes:
@@ -213,7 +214,7 @@ def plan(sweep: Sweep) -> list[Cell]:
 
 def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
     shared = sweep.experiment
-    trained = [c for c in cells if c.method != "base"]
+    trained = [c for c in cells if c.method != BASE]
     print(
         f"sweep of {shared.config.task} from {shared.train.model}: {len(sweep.lrs)} lr x "
         f"{len(sweep.batch_sizes)} batch x {len(set(sweep.grid.method))} method = {len(trained)} trained cells"
@@ -227,7 +228,7 @@ def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
     )
     for cell in cells:
         planned = plan_method(cell.experiment, cell.method)
-        if cell.method == "base":
+        if cell.method == BASE:
             lr = batch = seed = split = "-"
         else:
             micro, accumulation = split_batch(cell.batch_size, sweep.max_micro_batch_size, ranks)

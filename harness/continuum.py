@@ -65,6 +65,7 @@ from harness.evaluate import evaluate_task
 from harness.files import atomic_write_text
 from harness.identity import config_id
 from harness.models import backbone_name
+from harness.objectives import BASE, BASELINE
 from harness.runs import (
     evaluation_of,
     hparams_of,
@@ -190,7 +191,7 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     study = config_from(args, ContinuumConfig)
     experiment = resolve_experiment(args, preset)
     train, task = experiment.train, tasks.get(experiment.config.task)
-    if "sft" not in experiment.config.method_list:
+    if BASELINE not in experiment.config.method_list:
         raise ConfigError("--methods: a map compares each objective with SFT, so it must include sft")
     if train.train_noise:
         raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
@@ -282,7 +283,7 @@ def in_domain(record: dict[str, Any]) -> float | None:
 
 
 def _base_score(config, backbone: str) -> tuple[float, str] | None:
-    for record in _reference_records(config, backbone, "base"):
+    for record in _reference_records(config, backbone, BASE):
         if (score := in_domain(record)) is not None:
             return score, f"its base record in {config.reference_dir}/"
     return None
@@ -292,7 +293,7 @@ def _best_sft(config, backbone: str) -> tuple[float, str] | None:
     """The best in-domain score, over its seeds, of any SFT configuration recorded for the task and
     backbone, and which one."""
     by_config: dict[str, list[float]] = {}
-    for record in _reference_records(config, backbone, "sft"):
+    for record in _reference_records(config, backbone, BASELINE):
         if (score := in_domain(record)) is not None and not record["hparams"].get("train_noise"):
             by_config.setdefault(config_id(record["hparams"]), []).append(score)
     if not by_config:
@@ -307,8 +308,8 @@ def warmup_config(continuum: Continuum, steps: int) -> TrainConfig:
     train = continuum.experiment.train
     config = replace(
         train,
-        objective="sft",
-        **objective_defaults("sft"),
+        objective=BASELINE,
+        **objective_defaults(BASELINE),
         train_offset=train.train_offset + train.train_limit,
         train_limit=continuum.pool_rows,
         steps=steps,
@@ -329,7 +330,7 @@ def probe(continuum: Continuum, steps: int) -> tuple[str, float]:
     folder = Path(config.output_dir)
     print(f"== warm-up: SFT for {steps} steps on the {continuum.pool_rows} pool rows", file=sys.stderr)
     summary = train_or_reuse(config, experiment.config.nproc_per_node, not experiment.config.redo)
-    evaluation = evaluation_of(experiment, "base")
+    evaluation = evaluation_of(experiment, BASE)
     found = read_json(folder / PROBE_FILE)
     if isinstance(found, dict) and found.get("evaluation") == evaluation and not experiment.config.redo:
         return summary["model_dir"], found["in_domain"]
@@ -384,11 +385,11 @@ def plan(continuum: Continuum) -> list[tuple[float | None, float, str | None, st
     """``(target, noise rate, style, methods)`` of every experiment of the map, in the order run:
     from each start (the backbone, target None, first) its own style without noise (with its base
     evaluation: its own scores and strengths), then each noise rate, then each off style."""
-    methods = [m for m in continuum.experiment.config.method_list if m != "base"]
+    methods = [m for m in continuum.experiment.config.method_list if m != BASE]
     trained = ",".join(methods)
     points = []
     for target in [None, *continuum.study.start_scores]:
-        points.append((target, 0.0, None, ",".join(["base", *methods])))
+        points.append((target, 0.0, None, ",".join([BASE, *methods])))
         points += [(target, rate, None, trained) for rate in sorted(set(continuum.study.noise)) if rate]
         points += [(target, 0.0, style, trained) for style in continuum.study.off_styles]
     return points
@@ -408,7 +409,7 @@ def annotate_start(experiment: Experiment, start: Start, tolerance: float) -> No
     annotation = start.annotation(tolerance)
     if annotation is None:
         return
-    path = plan_method(experiment, "base").record
+    path = plan_method(experiment, BASE).record
     with results.record_lock(path) as held:
         if not held or not path.exists():
             return
@@ -426,7 +427,7 @@ def describe(continuum: Continuum) -> str:
     from a start not found yet, and every run under ``--redo``, are to do."""
     shared, study = continuum.experiment, continuum.study
     lines, counts = [], Counter()
-    evaluation = evaluation_of(shared, "base")
+    evaluation = evaluation_of(shared, BASE)
     measured = {}
     for steps in study.warmup_steps:
         found = read_json(Path(warmup_config(continuum, steps).output_dir) / PROBE_FILE)
@@ -491,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"--train-noise {rate:g}, style {style or 'own'}"
         print(f"== from {start.model}, {where}: {methods}", file=sys.stderr)
         run(experiment)
-        if "base" in methods:
+        if BASE in methods:
             annotate_start(experiment, start, continuum.study.start_tolerance)
     config = continuum.experiment.config
     written = leaderboard.write(config.results_dir, config.leaderboard_dir)

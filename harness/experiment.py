@@ -47,6 +47,7 @@ from harness.config.resolve import (
     resolve_train,
 )
 from harness.errors import ConfigError, command
+from harness.objectives import BASE
 from harness.runs import (
     compare_with_reference,
     decoding_label,
@@ -158,7 +159,7 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
         return "\n".join(lines)
     lines.append("  1. on every node, one training after the other:")
     for seeded, method in replicates(spread):
-        if method != "base":
+        if method != BASE:
             lines.append("     " + multinode_command(plan_method(seeded, method).train, nodes, gpus))
     flags = [*rest, "--nproc-per-node", str(gpus), "--nnodes", str(nodes)]
     lines.append("  2. then on one node (evaluates the trained models and the base, and records them):")

@@ -41,6 +41,9 @@ SHARDED = "fsdp"
 MATH_COLUMNS = ("Math500", "Minerva Math", "Olympiad Bench", "AIME24", "AMC23", "Avg.")
 CODE_COLUMNS = ("HumanEval", "HumanEval+")
 VLM_COLUMNS = ("MathVerse", "MathVision", "WeMath")
+# The paper's tables' own rows, the keys of each recipe's reported numbers: its base, SFT and DFT
+# (data, as the paper printed them, whatever baseline the harness compares with).
+PAPER_COLUMNS = ("base", "sft", "dft")
 
 
 @dataclass(frozen=True)
@@ -296,8 +299,8 @@ def table(recipes: list[Recipe] | None = None) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in recipes or list(RECIPES.values()):
-        cells = [r.formatted(r.reported[m]) if m in r.reported else "—" for m in ("base", "sft", "dft")]
-        others = {m: v for m, v in r.reported.items() if m not in ("base", "sft", "dft")} | r.context
+        cells = [r.formatted(r.reported[m]) if m in r.reported else "—" for m in PAPER_COLUMNS]
+        others = {m: v for m, v in r.reported.items() if m not in PAPER_COLUMNS} | r.context
         cells.append("; ".join(f"{m}: {r.formatted(v)}" for m, v in others.items()) or "—")
         lines.append(
             f"| `{r.name}` | {r.table} | {r.model} | {' / '.join(r.columns)} | " + " | ".join(cells) + " |"

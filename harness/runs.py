@@ -31,6 +31,7 @@ from harness.config.resolve import Experiment, ood_task_names
 from harness.errors import RecordError, TrainingError
 from harness.evaluate import evaluate_task
 from harness.models import backbone_name
+from harness.objectives import BASE
 from harness.train import train
 
 
@@ -155,7 +156,7 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
         spec["backend"] = experiment.config.eval_backend
     if experiment.config.generation_backend != "hf":  # vLLM's bf16 kernels: greedy scores may differ a little
         spec["generation_backend"] = experiment.config.generation_backend
-    if method == "base":
+    if method == BASE:
         return spec
     return spec | {"eval_every": experiment.train.eval_every, "curve_limit": experiment.train.curve_limit}
 
@@ -270,10 +271,10 @@ def replicates(experiment: Experiment) -> list[tuple[Experiment, str]]:
     """``(experiment, method)`` of every run: the base once (it trains nothing, so has no seed),
     then every trained method for each of ``--seeds``, seed by seed."""
     methods = experiment.config.method_list
-    runs = [(experiment, "base")] if "base" in methods else []
+    runs = [(experiment, BASE)] if BASE in methods else []
     for seed in experiment.config.seeds:
         seeded = replace(experiment, train=replace(experiment.train, seed=seed))
-        runs += [(seeded, method) for method in methods if method != "base"]
+        runs += [(seeded, method) for method in methods if method != BASE]
     return runs
 
 
@@ -298,7 +299,7 @@ def run(experiment: Experiment) -> list[Path]:
     runs = replicates(experiment)
     check_existing([plan_method(seeded, method) for seeded, method in runs], experiment.config.redo)
     selfgen.origin(experiment.train.train_data)  # a selfgen folder's selfgen.json: checked before any work
-    if experiment.eval_template != experiment.train.prompt_template and any(m != "base" for _, m in runs):
+    if experiment.eval_template != experiment.train.prompt_template and any(m != BASE for _, m in runs):
         print(
             f"warning: the models are trained with the prompt template {experiment.train.prompt_template}"
             f" and evaluated with {experiment.eval_template} (as the paper did: chat template in"
@@ -392,10 +393,10 @@ def plan_method(experiment: Experiment, method: str) -> MethodRun:
     config = experiment.config
     backbone = backbone_name(experiment.train.model)
     train_config = method_config(experiment, method, run_root(experiment) / method)
-    hparams = {} if method == "base" else hparams_of(train_config, config.world_size)
+    hparams = {} if method == BASE else hparams_of(train_config, config.world_size)
     slot = {"task": config.task, "backbone": backbone, "method": method, "hparams": hparams}
     target = identity.record_path(slot, config.results_dir)
-    if method != "base":  # one folder per configuration: the runs of a sweep do not share checkpoints
+    if method != BASE:  # one folder per configuration: the runs of a sweep do not share checkpoints
         train_config = replace(train_config, output_dir=str(run_root(experiment) / target.stem))
     return MethodRun(method, train_config, slot, evaluation_of(experiment, method), target)
 
@@ -409,7 +410,7 @@ def status(planned: MethodRun) -> str:
     if results.is_locked(planned.record):
         return "running"
     run_dir = planned.run_dir
-    if planned.method != "base" and (
+    if planned.method != BASE and (
         (run_dir / "train_summary.json").exists() or latest_checkpoint(run_dir) is not None
     ):
         return "partial"
@@ -425,14 +426,14 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
     planned = plan_method(experiment, method)
     train_config, slot, target, run_dir = planned.train, planned.slot, planned.record, planned.run_dir
     backbone, hparams, evaluation = slot["backbone"], slot["hparams"], planned.evaluation
-    name = method if method == "base" else f"{method} seed {train_config.seed}"
+    name = method if method == BASE else f"{method} seed {train_config.seed}"
     with results.record_lock(target) as held:
         if not held:
             print(f"[{name}] {target} is being made by another process; skipped", file=sys.stderr)
             return None
         if not config.redo and results.finished(target, slot, evaluation):
             print(f"[{name}] finished before, reused: {target}", file=sys.stderr)
-            if method == "base" and config.prob_rows:
+            if method == BASE and config.prob_rows:
                 _add_deciding_strength(target, experiment.train.model, train_config, config)
             return target
         check_existing([planned], config.redo)  # it may have appeared since the run started
@@ -445,7 +446,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
         started = time.time()
         data: dict[str, Any] = {}
         model, curve = experiment.train.model, None
-        if method != "base":
+        if method != BASE:
             summary = train_or_reuse(train_config, config.nproc_per_node, not config.redo, config.nnodes)
             model, curve = summary["model_dir"], summary.get("curve")
             data = {

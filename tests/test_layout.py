@@ -299,3 +299,52 @@ def test_the_checker_sees_a_planted_upward_import_and_a_local_one():
     assert visitor.top == {"harness.experiment"}
     assert [(line, name) for line, name, _ in visitor.local] == [(4, "harness.ablate")]
     assert "import cost" not in visitor.local[0][2]
+
+
+def literal_role_uses(source: str) -> list[tuple[int, str]]:
+    """Where ``source`` compares with, looks up or indexes by an objective's or role's name written as
+    a string literal (``== "sft"``, ``in ("base", "sft")``, ``methods["sft"]``, ``.get("dft")``)."""
+    from harness.objectives import BASE, NAMES
+
+    names = {BASE, *NAMES}
+
+    def named(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(named(element) for element in node.elts)
+        return False
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(named(n) for n in (node.left, *node.comparators)):
+            found.append((node.lineno, "compares"))
+        elif isinstance(node, ast.Subscript) and named(node.slice):
+            found.append((node.lineno, "indexes by"))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and named(node.args[0])
+        ):
+            found.append((node.lineno, "looks up"))
+    return found
+
+
+def test_roles_and_objectives_are_named_once_not_compared_as_literals():
+    # BASE (the untouched backbone) and the baseline and subject objectives (the objectives table's
+    # columns) are names in harness.objectives; a module that compared "sft" by hand would not follow
+    # a change of the baseline there.
+    offenders = [
+        f"{module}:{line} {what} a role or objective literal"
+        for module, path in MODULES.items()
+        if module != "harness.objectives"
+        for line, what in literal_role_uses(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders
+
+
+def test_the_role_literal_check_finds_each_kind():
+    source = 'a == "sft"\nb in ("base", "x")\nc["dft"]\nd.get("q-family")\ne == "sfts"\n'
+    assert literal_role_uses(source) == [(1, "compares"), (2, "compares"), (3, "indexes by"), (4, "looks up")]

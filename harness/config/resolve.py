@@ -53,7 +53,7 @@ from harness.data.rows import data_file, holds_pairs, read_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
-from harness.objectives import OLD_POLICY, PAIRS
+from harness.objectives import BASE, OLD_POLICY, PAIRS
 from harness.objectives import row as objective_row
 from harness.recipes import recipe
 from tasks import prompts
@@ -294,10 +294,10 @@ def resolve_experiment(
     train = config_from(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    trained = [m for m in config.method_list if m != "base"] if objectives is None else objectives
+    trained = [m for m in config.method_list if m != BASE] if objectives is None else objectives
     train = resolve_train(train, config.world_size, trained)
     ood_names = ood_task_names(config)
-    if set(config.method_list) - {"base"}:
+    if set(config.method_list) - {BASE}:
         check_trainable(train)
     made_by = recipe(config.recipe) if config.recipe else None
     if (

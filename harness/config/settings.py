@@ -34,7 +34,7 @@ from harness.errors import ConfigError
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
 # unless --methods / --method name others.
 OBJECTIVES = objectives.NAMES  # the table of harness.objectives, in its order
-METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
+METHODS = (objectives.BASE, *OBJECTIVES)  # the untouched backbone, evaluated only, then the objectives
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
 # How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
@@ -95,7 +95,9 @@ class TrainConfig:
         "raw template of the paper's math evaluation",
         choices=PROMPT_TEMPLATES,
     )
-    objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
+    objective: str = setting(
+        objectives.BASELINE, "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True
+    )
     # Each objective's own parameters (harness.losses has the formulas; harness.objectives which
     # objectives read each: any other refuses a value away from the default), ``short`` names a value
     # away from the default in a variant's name (dft-floor0.1), the default is the paper's.

@@ -25,6 +25,7 @@ from harness.config import (
     REPLICATE_KEYS,
     TrainConfig,
 )
+from harness.objectives import BASE
 from harness.stats import Estimate
 
 Record = dict[str, Any]
@@ -120,7 +121,7 @@ def matching_row(task: str, backbone: str, rows: Rows) -> tuple[recipes.Recipe, 
     """The recipe of ``backbone`` (the recipe's model, as a record names it or as ``--model`` gave it)
     and ``task`` that reports numbers for the table's trained methods,
     with the fewest settings that differ from the table's runs; None when no recipe is of them."""
-    trained = [reps[0] for key, reps in rows.items() if reps[0]["method"] != "base"]
+    trained = [reps[0] for key, reps in rows.items() if reps[0]["method"] != BASE]
     if not trained:
         return None
     methods = {record["method"] for record in trained}

@@ -23,6 +23,7 @@ from harness import objectives
 from harness.config import METHODS
 from harness.environment import of_record
 from harness.identity import seed_of, variant_settings
+from harness.objectives import BASE
 from harness.stats import (
     Estimate,
     Pooled,
@@ -125,7 +126,7 @@ def score_text(score: Estimate | None) -> str:
 
 def seeds_text(replicates: list[Record]) -> str:
     """How many seeds a row averages; ``–`` for the base, which trains nothing."""
-    return MISSING if replicates[0]["method"] == "base" else str(len(replicates))
+    return MISSING if replicates[0]["method"] == BASE else str(len(replicates))
 
 
 def comparable_groups(records: list[Record]) -> list[tuple[str, list[Record]]]:
@@ -256,7 +257,7 @@ def _data_source(records: list[Record]) -> str:
     sources = set()
     for record in records:
         hparams = record["hparams"]
-        if record["method"] == "base":
+        if record["method"] == BASE:
             continue
         where = (
             f"`{hparams['train_data']}`"
