@@ -66,7 +66,9 @@ from harness.config import (
     setting,
     split_batch,
 )
-from harness.config.resolve import (
+from harness.errors import ConfigError, HarnessError, command
+from harness.objectives import BASE, BASELINE, SUBJECT
+from harness.resolve import (
     Experiment,
     check_inputs,
     check_task,
@@ -75,8 +77,6 @@ from harness.config.resolve import (
     resolve_experiment,
     resolve_train,
 )
-from harness.errors import ConfigError, HarnessError, command
-from harness.objectives import BASE, BASELINE, SUBJECT
 from harness.runs import check_existing, plan_method, run_method, status
 
 

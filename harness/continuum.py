@@ -57,7 +57,6 @@ from harness.config import (
     preset_of,
     setting,
 )
-from harness.config.resolve import Experiment, experiment_parser, resolve_experiment
 from harness.data.noise import with_noise
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, command
@@ -66,6 +65,7 @@ from harness.files import atomic_write_text
 from harness.identity import config_id
 from harness.models import backbone_name
 from harness.objectives import BASE, BASELINE
+from harness.resolve import Experiment, experiment_parser, resolve_experiment
 from harness.runs import (
     evaluation_of,
     hparams_of,

@@ -45,7 +45,6 @@ from harness.config import (
     tensor_parallel_size,
     training_setting,
 )
-from harness.config.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import load_split
 from harness.errors import ConfigError, DataError, command
@@ -54,6 +53,7 @@ from harness.lmeval import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
 from harness.models import resolve as resolve_model
 from harness.progress import SamplesProgress
+from harness.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 from harness.score import score_split
 from harness.vllm_engine import Engine
 from tasks.prompts import CHAT, check_applies, with_template

@@ -39,15 +39,15 @@ import transformers
 import tasks
 from harness import leaderboard, recipes
 from harness.config import Parser, preset_of
-from harness.config.resolve import (
+from harness.errors import ConfigError, command
+from harness.objectives import BASE
+from harness.resolve import (
     Experiment,
     experiment_parser,
     ood_task_names,
     resolve_experiment,
     resolve_train,
 )
-from harness.errors import ConfigError, command
-from harness.objectives import BASE
 from harness.runs import (
     compare_with_reference,
     decoding_label,

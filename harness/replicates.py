@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Parser, add_arguments, check_fields, leaderboard_dir, results_dir, setting
-from harness.config.resolve import check_task
 from harness.errors import ConfigError, command
 from harness.files import atomic_write_text
 from harness.report import replicates
+from harness.resolve import check_task
 from harness.results import load_records
 
 

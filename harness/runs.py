@@ -27,11 +27,11 @@ import tasks
 from harness import environment, identity, results, selfgen, token_probs
 from harness.checkpoint import latest_checkpoint
 from harness.config import HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, objective_defaults, to_flags
-from harness.config.resolve import Experiment, ood_task_names
 from harness.errors import RecordError, TrainingError
 from harness.evaluate import evaluate_task
 from harness.models import backbone_name
 from harness.objectives import BASE
+from harness.resolve import Experiment, ood_task_names
 from harness.train import train
 
 

@@ -54,7 +54,6 @@ from harness.config import (
     tensor_parallel_size,
     training_setting,
 )
-from harness.config.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.data.images import has_images, printable
 from harness.data.rows import SELFGEN_FILES, load_split
 from harness.errors import ConfigError, DataError, command
@@ -65,6 +64,7 @@ from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
 from harness.progress import changes
 from harness.provenance import provenance
+from harness.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.score import grade_samples
 from tasks.prompts import CHAT, with_template
 

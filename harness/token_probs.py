@@ -28,6 +28,7 @@ import torch
 
 import tasks
 from harness.config import (
+    IGNORE_INDEX,
     PROB_BINS,
     PROB_ROWS,
     Parser,
@@ -38,13 +39,12 @@ from harness.config import (
     setting,
     training_setting,
 )
-from harness.config.resolve import check_inputs, check_task, resolve_train
 from harness.data.encode import collate, encode_all
 from harness.data.rows import histogram_rows
 from harness.data.text import render
 from harness.errors import ConfigError, DataError, command
-from harness.losses import IGNORE_INDEX
 from harness.models import device_and_dtype, has_plain_lm_head, load_model, load_tokenizer_and_processor
+from harness.resolve import check_inputs, check_task, resolve_train
 
 
 @torch.inference_mode()

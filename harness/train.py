@@ -47,7 +47,6 @@ from transformers import get_cosine_schedule_with_warmup
 import tasks
 from harness import checkpoint, environment, lora, objectives, sharding
 from harness.config import TrainConfig
-from harness.config.resolve import parse_train, resolve_train
 from harness.data.encode import collate, encode_all, step_indices, step_schedule
 from harness.data.noise import with_noise
 from harness.data.rows import training_rows
@@ -58,6 +57,7 @@ from harness.forward import CausalLMWithLoss, training_module
 from harness.fused_loss import trained_positions_of
 from harness.losses import LossStats, Objective
 from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
+from harness.resolve import parse_train, resolve_train
 from harness.sharding import Distributed, init_distributed
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import write_jsonl
 
+from harness.config import IGNORE_INDEX
 from harness.data.encode import collate, encode_all
 from harness.data.rows import check_row, read_rows
 from harness.data.text import Encoded, encode, pack
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 REPO = Path(__file__).resolve().parents[1]

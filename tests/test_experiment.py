@@ -12,9 +12,9 @@ import pytest
 from harness import runs
 from harness.ablate import parse_sweep
 from harness.config import flag
-from harness.config.resolve import ood_task_names
 from harness.errors import ConfigError, HarnessError
 from harness.experiment import parse_experiment
+from harness.resolve import ood_task_names
 from tasks.math_words import MathWords
 
 ROOT = Path(__file__).resolve().parents[1]

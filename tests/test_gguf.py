@@ -15,10 +15,10 @@ import pytest
 
 from harness import experiment, gguf, runs
 from harness.config import to_flags
-from harness.config.resolve import parse_train
 from harness.errors import ModelError, ModelNotFound
 from harness.experiment import parse_experiment
 from harness.models import backbone_name, resolve
+from harness.resolve import parse_train
 
 
 @pytest.fixture

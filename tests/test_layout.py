@@ -20,6 +20,8 @@ PROJECT = ("harness", "tasks")
 
 # The pipeline core in import order: each may import only modules listed before it (a module of a
 # package counts as its package's entry). The wings (sandbox, build, bench) sit outside this order.
+# The order is the architecture's: the settings (standard library), the records, the backbones, the
+# data, the resolve step that reads all of them, then training, generation, evaluation and pages.
 PIPELINE = [
     "harness.errors",
     "harness.objectives",
@@ -38,18 +40,18 @@ PIPELINE = [
     "harness.config",
     "harness.identity",
     "harness.results",
-    "harness.kernels",
-    "harness.losses",
-    "harness.fused_loss",
     "harness.gguf",
     "harness.models",
-    "harness.lora",
-    "harness.forward",
     "harness.data.rows",
-    "harness.config.resolve",
     "harness.data.text",
     "harness.data.images",
     "harness.data.encode",
+    "harness.resolve",
+    "harness.kernels",
+    "harness.losses",
+    "harness.fused_loss",
+    "harness.lora",
+    "harness.forward",
     "harness.generate",
     "harness.vllm_engine",
     "harness.score",

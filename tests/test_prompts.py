@@ -10,14 +10,13 @@ import pytest
 
 import tasks
 from harness.checkpoint import check_resumable
-from harness.config import LATER_DEFAULTS, PROMPT_TEMPLATES, TrainConfig
+from harness.config import IGNORE_INDEX, LATER_DEFAULTS, PROMPT_TEMPLATES, TrainConfig
 from harness.data.rows import check_row, training_rows
 from harness.data.text import encode
 from harness.errors import ConfigError, DataError
 from harness.evaluate import parse_evaluate
 from harness.experiment import parse_experiment
 from harness.identity import config_id, record_path
-from harness.losses import IGNORE_INDEX
 from harness.results import conflict, make_record, read_record, write_record
 from harness.runs import evaluation_of, hparams_of, plan_method
 from tasks import prompts

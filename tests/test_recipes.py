@@ -16,9 +16,9 @@ import pytest
 from harness import experiment, recipes, runs
 from harness.ablate import parse_sweep
 from harness.config import PRESETS, TrainConfig
-from harness.config.resolve import parse_train
 from harness.errors import ConfigError, TrainingError
 from harness.experiment import parse_experiment
+from harness.resolve import parse_train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,9 @@ from safetensors.torch import load_file
 
 import harness.train as train_module
 from harness.config import TrainConfig, to_flags
-from harness.config.resolve import resolve_train
 from harness.errors import ConfigError
 from harness.models import load_model
+from harness.resolve import resolve_train
 from harness.sharding import Distributed
 from harness.train import train
 from tasks.math_words import MathWords

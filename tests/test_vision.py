@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from harness.config import IGNORE_INDEX
 from harness.data.encode import collate, encode_all
 from harness.data.images import VISION_TOKENS, encode_with_images
 from harness.data.rows import read_rows
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import is_vision, load_model, load_processor, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]

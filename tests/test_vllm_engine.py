@@ -19,12 +19,13 @@ import torch
 
 import harness.vllm_engine as vllm_engine
 import tasks
-from harness.config import Sampling, resolve
-from harness.config.resolve import check_generation_backend
+from harness import resolve
+from harness.config import Sampling
 from harness.errors import ConfigError
 from harness.evaluate import evaluate_loaded, evaluate_task, main
 from harness.experiment import parse_experiment
 from harness.models import load_model, stop_token_ids
+from harness.resolve import check_generation_backend
 
 VLLM_INSTALLED = importlib.util.find_spec("vllm") is not None
 

@@ -11,7 +11,7 @@ import sys
 
 import torch.distributed as dist
 
-from harness.config.resolve import parse_train
+from harness.resolve import parse_train
 from harness.train import train
 
 if __name__ == "__main__":

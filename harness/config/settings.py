@@ -46,6 +46,9 @@ PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
 DOMAIN_MODELS = {"vlm": "tiny-vl"}
 # The token-probability histogram (harness.token_probs): training rows read, bins over [0, 1].
 PROB_ROWS, PROB_BINS = 256, 20
+# The label of a position that is not trained (cross-entropy's ignore_index): the data layer writes
+# it on the prompt and padding, the losses and the token histogram skip it.
+IGNORE_INDEX = -100
 
 
 # --- the configs -----------------------------------------------------------------------------------
