@@ -336,18 +336,8 @@ def probe(continuum: Continuum, steps: int) -> tuple[str, float]:
         return summary["model_dir"], found["in_domain"]
     task = tasks.get(experiment.config.task)
     splits = [s.name for s in task.splits if s.role == "test"]
-    scores = evaluate_task(
-        summary["model_dir"],
-        task,
-        splits=splits,
-        limit=experiment.config.eval_limit,
-        sampling=experiment.sampling,
-        samples_dir=folder / "probe-samples",
-        device=config.device,
-        template=experiment.eval_template,
-        generation_backend=experiment.config.generation_backend,
-        tensor_parallel_size=experiment.config.tensor_parallel_size,
-    )
+    settings = replace(experiment.evaluation, samples_dir=str(folder / "probe-samples"))
+    scores = evaluate_task(summary["model_dir"], task, settings, splits=splits)
     score = mean_of_independent([(s["value"], s["stderr"]) for s in scores.values()])[0]
     made = {"steps": steps, "evaluation": evaluation, "scores": {k: s["value"] for k, s in scores.items()}}
     atomic_write_text(folder / PROBE_FILE, json.dumps(made | {"in_domain": score}, indent=2) + "\n")

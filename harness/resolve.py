@@ -37,6 +37,7 @@ from harness.config import (
     PRESETS,
     REPLICATE_KEYS,
     SWEEP_AXES,
+    Evaluation,
     ExperimentConfig,
     Parser,
     Sampling,
@@ -189,6 +190,23 @@ class Experiment:
     def eval_template(self) -> str:
         """The prompt template evaluation asks with: ``--eval-template``, else the training one."""
         return self.config.eval_template or self.train.prompt_template
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """How every model of the experiment is evaluated (images seen as in training); each run
+        keeps its samples in a folder of its own (``samples_dir``)."""
+        config, train = self.config, self.train
+        return Evaluation(
+            limit=config.eval_limit,
+            template=self.eval_template,
+            sampling=self.sampling,
+            generation_backend=config.generation_backend,
+            tensor_parallel_size=config.tensor_parallel_size,
+            eval_backend=config.eval_backend,
+            device=train.device,
+            min_pixels=train.min_pixels,
+            max_pixels=train.max_pixels,
+        )
 
 
 def check_task(name: str, flag_name: str = "--task", **options):

@@ -39,23 +39,10 @@ def _evaluate(experiment: Experiment, model: str, samples_dir: Path) -> dict[str
     """Scores on every evaluation split of the task, then on each OOD task: its splits become
     ``<task>`` (a one-split task such as humaneval) or ``<task>/<split>``, all with role ``ood``."""
     config = experiment.config
-    train = experiment.train  # images are seen as in training
 
     def evaluate(name: str, folder: Path) -> dict[str, dict[str, Any]]:
-        return evaluate_task(
-            model,
-            name,
-            limit=config.eval_limit,
-            sampling=experiment.sampling,
-            samples_dir=folder,
-            device=train.device,
-            min_pixels=train.min_pixels,
-            max_pixels=train.max_pixels,
-            template=experiment.eval_template,
-            generation_backend=config.generation_backend,
-            tensor_parallel_size=config.tensor_parallel_size,
-            eval_backend=config.eval_backend,  # lm-eval: checked in resolve (text tasks, chat, greedy)
-        )
+        # lm-eval as the backend: checked in resolve (text tasks, chat template, greedy)
+        return evaluate_task(model, name, replace(experiment.evaluation, samples_dir=str(folder)))
 
     main = tasks.get(config.task)
     # A training set scored only on its benchmarks (numina-math-cot) has nothing of its own to score.

@@ -21,7 +21,8 @@ and other settings are refused in one line naming what differs.
 ``python -m harness.selfgen --model tiny --task math-words --train-limit 64 --output-dir runs/selfgen``
 
 >>> import tempfile
->>> made = selfgen("tiny", "math-words", tempfile.mkdtemp(), limit=4, sampling=Sampling(max_new_tokens=48))
+>>> short = Evaluation(limit=4, sampling=Sampling(max_new_tokens=48))
+>>> made = selfgen("tiny", "math-words", tempfile.mkdtemp(), short)
 >>> made["counts"]["questions"], made["counts"]["samples"], made["generation"]["temperature"]
 (4, 16, 1.0)
 """
@@ -42,6 +43,7 @@ from PIL import Image
 import tasks
 from harness.config import (
     RUN,
+    Evaluation,
     Parser,
     Sampling,
     add_arguments,
@@ -66,34 +68,28 @@ from harness.progress import changes
 from harness.provenance import provenance
 from harness.resolve import check_generation_backend, check_task, check_template, default_model
 from harness.score import grade_samples
-from tasks.prompts import CHAT, with_template
+from tasks.prompts import with_template
 
 META, SAMPLES = "selfgen.json", "samples.jsonl"
 ROWS, PAIRS = SELFGEN_FILES[False], SELFGEN_FILES[True]  # where training reads them
 
 
 def selfgen(
-    model: str,
-    task_name: str,
-    output_dir: str | Path,
-    *,
-    limit: int | None = None,
-    sampling: Sampling | None = None,
-    template: str = CHAT,
-    device: str | None = None,
-    generation_backend: str = "hf",
-    tensor_parallel_size: int = 1,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
+    model: str, task_name: str, output_dir: str | Path, evaluation: Evaluation | None = None
 ) -> dict[str, Any]:
     """Make (or find finished) the self-generated data of ``model`` on ``task_name``'s training
-    questions in ``output_dir``; returns the contents of its ``selfgen.json``. ``sampling``'s unset
-    fields take :data:`SELFGEN_PROTOCOL`, then the task's generation budget."""
+    questions in ``output_dir``, generated as ``evaluation`` says (the first ``limit`` questions,
+    asked with its prompt template, on its device and backend); returns the contents of its
+    ``selfgen.json``. The sampling's unset fields take :data:`SELFGEN_PROTOCOL`, then the task's
+    generation budget."""
+    evaluation = evaluation or Evaluation()
     task = tasks.get(task_name)
     if not task.graded:
         raise DataError(f"task {task.name} has no grader (training data only): nothing can be kept")
     split = task.train_split
-    sampling = (sampling or Sampling()).resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
+    limit, template = evaluation.limit, evaluation.template
+    sampling = (evaluation.sampling or Sampling()).resolved(SELFGEN_PROTOCOL, budget=task.max_new_tokens)
+    generation = evaluation.generation()
     folder = Path(output_dir)
     data = {
         "task": task.name,
@@ -104,7 +100,8 @@ def selfgen(
     }
     # What defines the data, known before any model loads: a finished folder is found (or refused)
     # without loading one; where it was computed (device, dtype) does not make it other data.
-    defining = model_key(model) | {"backend": generation_backend, "pixels": [min_pixels, max_pixels]} | data
+    pixels = [generation["min_pixels"], generation["max_pixels"]]
+    defining = model_key(model) | {"backend": generation["generation_backend"], "pixels": pixels} | data
     finished = _finished(folder, json.loads(json.dumps(defining)))
     if finished is not None:
         return finished
@@ -119,7 +116,7 @@ def selfgen(
     examples = load_split(task, split, limit)
     if not examples:
         raise DataError(f"task {task.name} split {split} is empty; there is nothing to answer")
-    with generator(model, device, generation_backend, tensor_parallel_size, min_pixels, max_pixels) as loaded:
+    with generator(model, evaluation) as loaded:
         identity = json.loads(json.dumps(loaded.identity | data))
         conversations = [with_template(task, e, template)["prompt"] for e in examples]
         if loaded.processor is None and any(
@@ -373,19 +370,14 @@ def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple
 @command
 def main(argv: list[str] | None = None) -> int:
     config, sampling = parse_selfgen(argv, description=__doc__.split("\n\n")[0])
-    meta = selfgen(
-        config.model,
-        config.task,
-        config.output_dir,
+    names = ("device", "generation_backend", "tensor_parallel_size", "min_pixels", "max_pixels")
+    evaluation = Evaluation(
         limit=config.train_limit,
-        sampling=sampling,
         template=config.eval_template,
-        device=config.device,
-        generation_backend=config.generation_backend,
-        tensor_parallel_size=config.tensor_parallel_size,
-        min_pixels=config.min_pixels,
-        max_pixels=config.max_pixels,
+        sampling=sampling,
+        **{name: getattr(config, name) for name in names},
     )
+    meta = selfgen(config.model, config.task, config.output_dir, evaluation)
     counts = meta["counts"]
     print(
         f"{counts['questions']} questions, {counts['samples']} samples: {counts['correct']} correct "

@@ -31,7 +31,7 @@ def write_jsonl(path, rows):
 DIE_AFTER_FIRST_BATCH = """
 import os, signal, sys
 from harness import progress
-from harness.config import Sampling
+from harness.config import Evaluation, Sampling
 
 append = progress.SamplesProgress.append
 def append_then_die(self, indices, completions):

@@ -10,7 +10,7 @@ import pytest
 
 import tasks
 from harness.checkpoint import check_resumable
-from harness.config import IGNORE_INDEX, LATER_DEFAULTS, PROMPT_TEMPLATES, TrainConfig
+from harness.config import IGNORE_INDEX, LATER_DEFAULTS, PROMPT_TEMPLATES, Evaluation, TrainConfig
 from harness.data.rows import check_row, training_rows
 from harness.data.text import encode
 from harness.errors import ConfigError, DataError
@@ -144,7 +144,10 @@ def test_evaluation_asks_with_the_raw_template(tmp_path):
     from harness.evaluate import evaluate_task
 
     evaluate_task(
-        "tiny", "math-words", splits=["test"], limit=2, samples_dir=tmp_path, template="deepseek-math"
+        "tiny",
+        "math-words",
+        Evaluation(limit=2, samples_dir=tmp_path, template="deepseek-math"),
+        splits=["test"],
     )
     samples = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     example = tasks.get("math-words").load("test", limit=1)[0]

@@ -84,6 +84,7 @@ from harness.config.presets import (
     preset_of,
 )
 from harness.config.sampling import (
+    Evaluation,
     Sampling,
     eval_backend,
     generation_backend,
@@ -153,6 +154,7 @@ __all__ = [
     "RUN",
     "SHARDING",
     "SWEEP_AXES",
+    "Evaluation",
     "Sampling",
     "TrainConfig",
     "add_arguments",
