@@ -68,6 +68,7 @@ from harness.config import (
 )
 from harness.errors import ConfigError, HarnessError, command
 from harness.objectives import BASE, BASELINE, SUBJECT
+from harness.plan import check_existing, plan_method, status
 from harness.resolve import (
     Experiment,
     check_inputs,
@@ -77,7 +78,7 @@ from harness.resolve import (
     resolve_experiment,
     resolve_train,
 )
-from harness.runs import check_existing, plan_method, run_method, status
+from harness.runs import run_method
 
 
 @dataclass

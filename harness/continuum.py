@@ -61,22 +61,14 @@ from harness.data.noise import with_noise
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, command
 from harness.evaluate import evaluate_task
-from harness.files import atomic_write_text
+from harness.files import atomic_write_text, read_json
 from harness.identity import config_id
+from harness.launch import train_or_reuse
 from harness.models import backbone_name
 from harness.objectives import BASE, BASELINE
+from harness.plan import evaluation_of, hparams_of, plan_method, replicates, run_root, status
 from harness.resolve import Experiment, experiment_parser, resolve_experiment
-from harness.runs import (
-    evaluation_of,
-    hparams_of,
-    plan_method,
-    read_json,
-    replicates,
-    run,
-    run_root,
-    status,
-    train_or_reuse,
-)
+from harness.runs import run
 from harness.stats import mean_of_independent
 
 PROBE_FILE = "probe.json"  # a warm-up's own in-domain score, beside its train_summary.json

@@ -40,7 +40,10 @@ import tasks
 from harness import leaderboard, recipes
 from harness.config import Parser, preset_of
 from harness.errors import ConfigError, command
+from harness.launch import multinode_command
 from harness.objectives import BASE
+from harness.plan import decoding_label, hparams_of, plan_method, replicates
+from harness.reference import compare_with_reference
 from harness.resolve import (
     Experiment,
     experiment_parser,
@@ -48,15 +51,7 @@ from harness.resolve import (
     resolve_experiment,
     resolve_train,
 )
-from harness.runs import (
-    compare_with_reference,
-    decoding_label,
-    hparams_of,
-    multinode_command,
-    plan_method,
-    replicates,
-    run,
-)
+from harness.runs import run
 
 EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
 

@@ -413,7 +413,7 @@ def test_a_loop_of_trained_starts_is_named_by_its_path_not_recursed_forever(tmp_
     from dataclasses import asdict
 
     from harness.config import TrainConfig
-    from harness.runs import model_identity
+    from harness.plan import model_identity
 
     a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
     for folder, start in ((a, b), (b, a)):  # each retrained from the other since: a loop

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import runs
+from harness import plan
 from harness.ablate import parse_sweep
 from harness.config import flag
 from harness.errors import ConfigError, HarnessError
@@ -241,7 +241,7 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
 
 
 def test_each_benchmark_is_sampled_by_its_own_protocol_unless_flags_say_otherwise():
-    from harness.runs import evaluation_of
+    from harness.plan import evaluation_of
 
     experiment = parse_experiment(["--ood-tasks", "math-500,humaneval"])
     spec = evaluation_of(experiment, "sft")
@@ -354,7 +354,7 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
         "1",
     ]
     run = parse_experiment([*methods, *flags])
-    configs = {m: runs.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
+    configs = {m: plan.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():
         assert config.objective == method
         # Each parameter goes to the objectives that read it; every other one gets the paper's value.

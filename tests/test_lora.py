@@ -17,8 +17,8 @@ from harness.errors import ConfigError
 from harness.experiment import parse_experiment
 from harness.identity import config_id
 from harness.models import load_model
+from harness.plan import plan_method
 from harness.resolve import resolve_train
-from harness.runs import plan_method
 from harness.train import finish, optimizer_step, setup, train
 
 

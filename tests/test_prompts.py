@@ -17,8 +17,8 @@ from harness.errors import ConfigError, DataError
 from harness.evaluate import parse_evaluate
 from harness.experiment import parse_experiment
 from harness.identity import config_id, record_path
+from harness.plan import evaluation_of, hparams_of, plan_method
 from harness.results import conflict, make_record, read_record, write_record
-from harness.runs import evaluation_of, hparams_of, plan_method
 from tasks import prompts
 
 QUESTION = "What is $2 + 3$?"

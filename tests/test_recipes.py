@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import experiment, recipes, runs
+from harness import experiment, launch, plan, recipes
 from harness.ablate import parse_sweep
 from harness.config import PRESETS, TrainConfig
 from harness.errors import ConfigError, TrainingError
@@ -117,8 +117,8 @@ def test_the_docs_list_every_recipe_beside_the_papers_numbers():
 def test_the_multinode_command_parses_back_to_the_same_training(tmp_path):
     run = parse_experiment(["--recipe", "code-qwen2.5-coder-3b", "--nproc-per-node", "8", "--nnodes", "2"])
     assert run.config.world_size == 16 and run.train.micro_batch_size == 1  # 16 per step over 16 ranks
-    planned = runs.plan_method(run, "dft")
-    command = runs.multinode_command(planned.train, 2, 8)
+    planned = plan.plan_method(run, "dft")
+    command = launch.multinode_command(planned.train, 2, 8)
     launcher, _, flags = command.partition(" -m harness.train ")
     assert '--rdzv-endpoint="$MASTER_ADDR:29500"' in launcher and "--nnodes=2 --nproc-per-node=8" in launcher
     # harness.train resolves under torchrun's WORLD_SIZE: the same configuration comes back.
@@ -133,7 +133,7 @@ def test_several_nodes_never_train_here_and_say_what_to_run(tmp_path):
     with pytest.raises(
         TrainingError, match=r"not trained yet: run on each of the 2 nodes .*torchrun --nnodes=2"
     ):
-        runs.train_or_reuse(config, 1, True, nnodes=2)
+        launch.train_or_reuse(config, 1, True, nnodes=2)
     assert not (tmp_path / "dft").exists()  # nothing trained or written here
 
 
@@ -145,7 +145,7 @@ def test_several_nodes_never_clear_a_folder_a_training_may_be_writing(tmp_path):
     (run_dir / environment.FILE).write_text(json.dumps({"python": "another"}))
     config = TrainConfig(output_dir=str(run_dir), model="tiny", batch_size=4)
     with pytest.raises(TrainingError, match="not trained yet"):
-        runs.train_or_reuse(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
+        launch.train_or_reuse(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
     assert (run_dir / environment.FILE).exists()
 
 

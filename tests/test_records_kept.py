@@ -122,7 +122,7 @@ def test_todays_default_run_is_the_committed_references_run(task, extra):
     benchmarks' sampling protocols) leaves the default run as it was: same file (config id), same
     configuration and evaluation, so ``nox -s train-*`` reuses and compares with those records."""
     from harness.experiment import parse_experiment
-    from harness.runs import plan_method, replicates
+    from harness.plan import plan_method, replicates
 
     experiment = parse_experiment(["--task", task, "--seeds", "0", "1", "2", *extra])
     root = Path(__file__).resolve().parents[1] / "results"
