@@ -227,9 +227,12 @@ def evaluate_loaded(
     """:func:`evaluate_task` for a model already in memory (training-time evaluation uses it).
     Sets the tokenizer to pad on the left, as generation needs. ``identity`` names the model and
     backend for resuming a killed evaluation (:mod:`harness.progress`); by default the model's own
-    ``name_or_path``."""
+    ``name_or_path``; the task's own data files, when it reads any (``task.data_digest()``), name
+    its examples, so an edited copy never resumes another copy's completions."""
     if identity is None:
         identity = {"model": getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)}
+    if (data := task.data_digest()) is not None:
+        identity = identity | {"data": data}
     splits = splits or task.eval_splits
     for split in splits:
         task.split(split)  # an unknown split fails before any generation

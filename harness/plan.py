@@ -17,10 +17,12 @@ import tasks
 from harness import identity, results
 from harness.checkpoint import latest_checkpoint
 from harness.config import HPARAM_KEYS, OBJECTIVES, Sampling, TrainConfig, objective_defaults
+from harness.data.rows import training_digest
 from harness.errors import RecordError
 from harness.files import read_json
 from harness.models import backbone_name
-from harness.objectives import BASE
+from harness.objectives import BASE, PAIRS
+from harness.objectives import row as objective_row
 from harness.resolve import Experiment, ood_task_names
 
 
@@ -57,6 +59,9 @@ def hparams_of(config: TrainConfig, world_size: int, _seen: frozenset[str] = fro
     (:func:`model_identity`), not by the folder it sits in."""
     values = asdict(config)
     hparams = {key: values[key] for key in HPARAM_KEYS} | {"world_size": world_size}
+    pairs = objective_row(config.objective).data == PAIRS
+    data = training_digest(config.task, config.train_data, pairs)  # an edited file is another configuration
+    hparams |= {"train_data_sha256": data} if data is not None else {}
     return hparams | {"model": model_identity(config.model, _seen)}
 
 
@@ -84,6 +89,10 @@ def model_identity(model: str | None, _seen: frozenset[str] = frozenset()) -> st
         rows = summary["rows"]
     except (TypeError, KeyError, ValueError):  # not a run's folder, not trained yet, or another version's
         return model
+    # What it was trained on, as its summary kept it (its file may have been edited since).
+    hparams.pop("train_data_sha256", None)
+    if summary.get("train_data_sha256") is not None:
+        hparams["train_data_sha256"] = summary["train_data_sha256"]
     name = identity.variant(trained.objective, hparams)
     length = f" for {trained.steps} steps" if trained.steps else ""  # a warm-up made to a target's length
     return f"{hparams['model']} + {name}{length} on {rows} rows ({identity.config_id(hparams)}, seed {trained.seed})"
@@ -101,6 +110,12 @@ def evaluation_of(experiment: Experiment, method: str) -> dict[str, Any]:
     }
     if ood_sampling:  # only where a benchmark's protocol differs: older records stay identical
         spec["ood_sampling"] = ood_sampling
+    # What the evaluated tasks read from local files ($HARNESS_DATA copies), only where one does: an
+    # edited copy is another evaluation, never a finished record reused.
+    names = [experiment.config.task, *ood_task_names(experiment.config)]
+    data = {name: found for name in names if (found := tasks.get(name).data_digest()) is not None}
+    if data:
+        spec["data"] = data
     if experiment.config.eval_backend != "harness":  # likewise: recorded only where it is not the default
         spec["backend"] = experiment.config.eval_backend
     if experiment.config.generation_backend != "hf":  # vLLM's bf16 kernels: greedy scores may differ a little

@@ -88,6 +88,7 @@ class Run:
     adapted: Any = None  # with --lora-rank: the peft model around ``model`` (saved, merged at the end)
     how: str = "none"  # none (one process), ddp or fsdp: harness.sharding.choose
     noisy_rows: int = 0  # rows given a wrong final answer (--train-noise)
+    data_digest: str | None = None  # what the rows were read from (a file's hash), None if generated
     trained_tokens: int = 0
     train_seconds: float = 0.0
     started: float = field(default_factory=time.time)
@@ -193,6 +194,7 @@ def setup(config: TrainConfig) -> Run:
         adapted=adapted,
         how=how,
         noisy_rows=len(corrupted),
+        data_digest=checkpoint.data_digest(config),
     )
     if ddp.main:
         checkpoint.truncate_log(run.log_path, start_step)
@@ -418,6 +420,7 @@ def finish(run: Run) -> dict[str, Any]:
         "sharding": run.how,
         "packed": config.packing and run.processor is None,
         "config": asdict(config),
+        "train_data_sha256": run.data_digest,
     }
     if ddp.main and config.eval_every:
         summary["curve"] = [json.loads(line) for line in run.eval_path.read_text().splitlines() if line]

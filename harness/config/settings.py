@@ -344,6 +344,9 @@ OBJECTIVE_PARAMS = {
 LATER_DEFAULTS = {"prompt_template": "chat", "lora_rank": 0, "lora_alpha": None} | {
     f.name: f.default for f in fields(TrainConfig) if f.metadata.get("later")
 }  # of hparams
+# Not a setting but part of a run's identity: what its training file holds (harness.plan.hparams_of),
+# none for rows that are generated or packaged, as they were for every record made before it.
+LATER_DEFAULTS["train_data_sha256"] = None
 LATER_EVALUATION_DEFAULTS = {"prompt_template": "chat"}  # of a record's ``evaluation``
 
 
