@@ -127,7 +127,10 @@ OFFLINE = [
     "--train-data",
     OFFLINE_DATA,
     "--methods",
-    "base,sft,dft,dpo",
+    "base",
+    "sft",
+    "dft",
+    "dpo",
     "--lr",
     "1e-5",
 ]

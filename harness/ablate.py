@@ -3,15 +3,15 @@
 ::
 
     python -m harness.ablate --domain math --lr 5e-4 1e-3 --batch-size 16 32        # 2 x 2 x (SFT, DFT)
-    python -m harness.ablate --task code-lists --lr 1e-5 5e-5 1e-4 --batch-size 64 128 --method dft
+    python -m harness.ablate --task code-lists --lr 1e-5 5e-5 1e-4 --batch-size 64 128 --methods base dft
     python -m harness.ablate --lr 5e-4 1e-3 --seeds 0 1 2   # every cell three times: seed variance
     python -m harness.ablate ... --dry-run          # print the plan and each cell's status, run nothing
     python -m harness.ablate ... --print-commands   # one ready-to-run command per cell (job arrays)
     python -m harness.ablate ... --cell 3           # run only cell 3 (e.g. --cell $SLURM_ARRAY_TASK_ID)
 
-The grid is every ``--lr`` x ``--batch-size`` x ``--method`` (default: SFT and DFT) x ``--seeds``
-(default: 0; each seed is a record of its own, averaged on the pages), plus one evaluation of the
-untouched base model (``--no-base`` skips it). Every other flag of
+The grid is every ``--lr`` x ``--batch-size`` x objective of ``--methods`` (default: base, SFT and
+DFT) x ``--seeds`` (default: 0; each seed is a record of its own, averaged on the pages), plus one
+evaluation of the untouched base model where ``--methods`` holds ``base``. Every other flag of
 ``harness.experiment`` applies to each cell: ``--model``, ``--preset``, ``--epochs``,
 ``--eval-every``, ``--nproc-per-node`` (each cell under ``torchrun``) and the rest. Each cell trains
 with the shared trainer, is evaluated like an experiment, and writes one record; the leaderboards
@@ -30,10 +30,10 @@ every cell again and replaces their records, printing which scores changed. Two 
 while it runs (the other sweep skips it and says so), records are replaced atomically, and renders
 take turns.
 
->>> sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "32", "--method", "sft", "dft"])
+>>> sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "32", "--methods", "base", "sft", "dft"])
 >>> len(plan(sweep)), [(c.method, c.lr, c.batch_size) for c in plan(sweep)][:3]
 (9, [('base', None, None), ('sft', 0.001, 16), ('sft', 0.001, 32)])
->>> [(c.method, c.seed) for c in plan(parse_args(["--method", "sft", "--seeds", "0", "1"]))]
+>>> [(c.method, c.seed) for c in plan(parse_args(["--methods", "base", "sft", "--seeds", "0", "1"]))]
 [('base', None), ('sft', 0), ('sft', 1)]
 """
 
@@ -52,7 +52,6 @@ import transformers
 import tasks
 from harness import leaderboard, results
 from harness.config import (
-    OBJECTIVES,
     ExperimentConfig,
     Parser,
     TrainConfig,
@@ -67,7 +66,7 @@ from harness.config import (
     split_batch,
 )
 from harness.errors import ConfigError, HarnessError, command
-from harness.objectives import BASE, BASELINE, SUBJECT
+from harness.objectives import BASE
 from harness.plan import check_existing, plan_method, status
 from harness.resolve import (
     Experiment,
@@ -87,8 +86,6 @@ class SweepConfig:
 
     lr: list[float] | None = axis("lr")
     batch_size: list[int] | None = axis("batch_size")
-    method: list[str] = setting([BASELINE, SUBJECT], "methods trained in every cell", choices=OBJECTIVES)
-    base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")
     dry_run: bool = dry_run("the cells of the grid, each with its command")
@@ -109,6 +106,8 @@ class Sweep:
     experiment: Experiment  # lr, batch size and method vary per cell
     lrs: list[float]
     batch_sizes: list[int]
+    objectives: list[str]  # trained in every cell (--methods less base)
+    base: bool  # --methods holds base: the backbone is evaluated once
     max_micro_batch_size: int  # --micro-batch-size: each cell derives its own split from it
     argv: list[str]
 
@@ -145,8 +144,14 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
+    methods = list(dict.fromkeys(args.pop("methods")))
+    objectives = [m for m in methods if m != BASE]
+    if not objectives:
+        raise ConfigError(
+            "--methods: a sweep trains at least one objective in every cell (--methods base sft dft)"
+        )
     experiment = resolve_experiment(
-        args, preset, objectives=list(grid.method), task=task, methods=BASE, dry_run=False
+        args, preset, objectives=objectives, task=task, methods=[BASE], dry_run=False
     )
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
@@ -154,8 +159,8 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     largest = replace(experiment.train, batch_size=max(batch_sizes))
     check_trainable(largest)
     if largest.train_data and max(batch_sizes) != batch_sizes[0]:
-        check_inputs(largest, list(grid.method))
-    return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
+        check_inputs(largest, objectives)
+    return Sweep(grid, experiment, lrs, batch_sizes, objectives, BASE in methods, max_micro, argv)
 
 
 @dataclass
@@ -191,10 +196,10 @@ def plan(sweep: Sweep) -> list[Cell]:
     everywhere."""
     shared = sweep.experiment
     cells = []
-    if sweep.grid.base:
-        base = replace(shared, config=replace(shared.config, methods=BASE))
+    if sweep.base:
+        base = replace(shared, config=replace(shared.config, methods=[BASE]))
         cells.append(Cell(0, BASE, None, None, None, base))
-    for method in list(dict.fromkeys(sweep.grid.method)):
+    for method in sweep.objectives:
         for lr in sweep.lrs:
             for batch in sweep.batch_sizes:
                 for seed in shared.config.seeds:
@@ -206,7 +211,7 @@ def plan(sweep: Sweep) -> list[Cell]:
                         seed=seed,
                     )
                     train = resolve_train(cell, shared.config.world_size)  # the cell's own batch split
-                    config = replace(shared.config, methods=method, seeds=[seed])
+                    config = replace(shared.config, methods=[method], seeds=[seed])
                     cells.append(
                         Cell(len(cells), method, lr, batch, seed, Experiment(config, train, shared.sampling))
                     )
@@ -218,8 +223,8 @@ def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
     trained = [c for c in cells if c.method != BASE]
     print(
         f"sweep of {shared.config.task} from {shared.train.model}: {len(sweep.lrs)} lr x "
-        f"{len(sweep.batch_sizes)} batch x {len(set(sweep.grid.method))} method = {len(trained)} trained cells"
-        + (" + base" if sweep.grid.base else "")
+        f"{len(sweep.batch_sizes)} batch x {len(sweep.objectives)} method = {len(trained)} trained cells"
+        + (" + base" if sweep.base else "")
         + f"; records in {shared.config.results_dir}/, leaderboards in {shared.config.leaderboard_dir}/"
     )
     ranks = shared.config.world_size

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m harness.continuum --task math-words --methods sft,dft --train-limit 500 \\
+    python -m harness.continuum --task math-words --methods sft dft --train-limit 500 \\
         --start-scores 50 71 --start-tolerance 3 --noise 0 0.2 0.4 --off-styles numbered --seeds 0 1 2
 
 The map's rows are **starting points by competence**: the backbone as it is, then for each target
@@ -24,9 +24,10 @@ that are not the backbone's own). Each point is an ordinary experiment (records 
 finished). The map is a page of the leaderboard folder, ``continuum-<task>-<map id>.md``
 (:mod:`harness.report.continuum`), rendered from the records alone.
 
->>> plan(parse_continuum(["--methods", "sft,dft", "--train-limit", "64", "--noise", "0", "0.25",
-...                       "--off-styles", "numbered"]))
-[(None, 0.0, None, 'base,sft,dft'), (None, 0.25, None, 'sft,dft'), (None, 0.0, 'numbered', 'sft,dft')]
+>>> plan(parse_continuum(["--methods", "sft", "dft", "--train-limit", "64", "--noise", "0", "0.25",
+...                       "--off-styles", "numbered"]))  # doctest: +NORMALIZE_WHITESPACE
+[(None, 0.0, None, ['base', 'sft', 'dft']), (None, 0.25, None, ['sft', 'dft']),
+ (None, 0.0, 'numbered', ['sft', 'dft'])]
 """
 
 from __future__ import annotations
@@ -168,22 +169,18 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     noise rates (every row has an answer to corrupt) and the styles (the task's own others); SFT
     must be trained: it is the baseline.
 
-    >>> parse_continuum(["--start-scores", "50", "--methods", "sft,dft", "--train-limit", "2000"])
+    >>> parse_continuum(["--start-scores", "50", "--methods", "sft", "dft", "--train-limit", "2000"])
     Traceback (most recent call last):
     ...
     harness.errors.ConfigError: --start-scores 50: the warm-up pool is the rows after --train-limit 2000, and task math-words split train has 2000 (none left)
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--warmup-rows" in argv or any(arg.startswith("--warmup-rows=") for arg in argv):
-        raise ConfigError(
-            "--warmup-rows is gone: the ladder is built to the starts' own scores, --start-scores 50 70"
-        )
     preset = preset_of(argv)
     args = vars(parser(preset, description).parse_args(argv))
     study = config_from(args, ContinuumConfig)
     experiment = resolve_experiment(args, preset)
     train, task = experiment.train, tasks.get(experiment.config.task)
-    if BASELINE not in experiment.config.method_list:
+    if BASELINE not in experiment.config.methods:
         raise ConfigError("--methods: a map compares each objective with SFT, so it must include sft")
     if train.train_noise:
         raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
@@ -363,22 +360,21 @@ def find_starts(continuum: Continuum) -> list[Start]:
     return starts
 
 
-def plan(continuum: Continuum) -> list[tuple[float | None, float, str | None, str]]:
+def plan(continuum: Continuum) -> list[tuple[float | None, float, str | None, list[str]]]:
     """``(target, noise rate, style, methods)`` of every experiment of the map, in the order run:
     from each start (the backbone, target None, first) its own style without noise (with its base
     evaluation: its own scores and strengths), then each noise rate, then each off style."""
-    methods = [m for m in continuum.experiment.config.method_list if m != BASE]
-    trained = ",".join(methods)
+    trained = [m for m in continuum.experiment.config.methods if m != BASE]
     points = []
     for target in [None, *continuum.study.start_scores]:
-        points.append((target, 0.0, None, ",".join([BASE, *methods])))
+        points.append((target, 0.0, None, [BASE, *trained]))
         points += [(target, rate, None, trained) for rate in sorted(set(continuum.study.noise)) if rate]
         points += [(target, 0.0, style, trained) for style in continuum.study.off_styles]
     return points
 
 
 def point_experiment(
-    continuum: Continuum, model: str, rate: float, style: str | None, methods: str
+    continuum: Continuum, model: str, rate: float, style: str | None, methods: list[str]
 ) -> Experiment:
     shared = continuum.experiment
     train = replace(shared.train, model=model, train_noise=rate, train_style=style)
@@ -439,7 +435,9 @@ def describe(continuum: Continuum) -> str:
         ]
         counts.update(states)
         tally = ", ".join(f"{n} {s}" for s, n in sorted(Counter(states).items()))
-        lines.append(f"from {start}, --train-noise {rate:g}, style {style or 'own'}: {methods} ({tally})")
+        lines.append(
+            f"from {start}, --train-noise {rate:g}, style {style or 'own'}: {' '.join(methods)} ({tally})"
+        )
     seeds = " ".join(str(s) for s in shared.config.seeds)
     total = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines.append(f"seeds {seeds}; runs: {total}")
@@ -472,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         start = starts[target]
         experiment = point_experiment(continuum, start.model, rate, style, methods)
         where = f"--train-noise {rate:g}, style {style or 'own'}"
-        print(f"== from {start.model}, {where}: {methods}", file=sys.stderr)
+        print(f"== from {start.model}, {where}: {' '.join(methods)}", file=sys.stderr)
         run(experiment)
         if BASE in methods:
             annotate_start(experiment, start, continuum.study.start_tolerance)

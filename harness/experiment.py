@@ -23,7 +23,7 @@ given explicitly wins over both. ``--nproc-per-node N`` trains under ``torchrun`
 
 >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
 >>> experiment.train.steps, experiment.config.methods, experiment.config.eval_limit
-(2, 'base,sft,dft', 4)
+(2, ['base', 'sft', 'dft'], 4)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def parse_experiment(argv: list[str] | None = None, description: str = "") -> Ex
     """``python -m harness.experiment``'s command line, resolved (default preset: ``laptop``).
 
     >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
-    >>> experiment.train.steps, experiment.train.lr, experiment.config.method_list
+    >>> experiment.train.steps, experiment.train.lr, experiment.config.methods
     (2, 0.001, ['base', 'sft', 'dft'])
     """
     argv = list(sys.argv[1:] if argv is None else argv)

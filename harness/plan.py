@@ -134,7 +134,7 @@ def run_root(experiment: Experiment) -> Path:
 def replicates(experiment: Experiment) -> list[tuple[Experiment, str]]:
     """``(experiment, method)`` of every run: the base once (it trains nothing, so has no seed),
     then every trained method for each of ``--seeds``, seed by seed."""
-    methods = experiment.config.method_list
+    methods = experiment.config.methods
     runs = [(experiment, BASE)] if BASE in methods else []
     for seed in experiment.config.seeds:
         seeded = replace(experiment, train=replace(experiment.train, seed=seed))

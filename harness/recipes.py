@@ -250,7 +250,7 @@ _ALL += [
     Recipe(
         "offline-qwen2.5-math-1.5b",
         "Table 2 (offline RL)",
-        {**_OFFLINE, "methods": "base,sft,dft"},
+        {**_OFFLINE, "methods": ["base", "sft", "dft"]},
         ("Avg.",),
         {"base": (QWEN_MATH_15B_BASE[-1],), "sft": (23.97,), "dft": (35.43,)},
         selfgen=_OFFLINE_SELFGEN,
@@ -260,7 +260,7 @@ _ALL += [
     Recipe(
         "offline-dpo-qwen2.5-math-1.5b",
         "Table 2 (offline RL)",
-        {**_OFFLINE, "methods": "dpo", "lr": 1e-6, "batch_size": 128},
+        {**_OFFLINE, "methods": ["dpo"], "lr": 1e-6, "batch_size": 128},
         ("Avg.",),
         {"dpo": (23.20,)},
         selfgen=_OFFLINE_SELFGEN,
@@ -269,7 +269,7 @@ _ALL += [
     Recipe(
         "offline-iwsft-qwen2.5-math-1.5b",
         "Table 7 (offline RL, iw-SFT)",
-        {**_OFFLINE, "methods": "iw-sft"},
+        {**_OFFLINE, "methods": ["iw-sft"]},
         ("Avg.",),
         {},
         selfgen=_OFFLINE_SELFGEN,

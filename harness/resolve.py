@@ -32,7 +32,6 @@ import torch
 import tasks
 from harness.config import (
     DOMAIN_MODELS,
-    PER_CELL,
     PER_METHOD,
     PRESETS,
     REPLICATE_KEYS,
@@ -271,10 +270,11 @@ def ood_task_names(config: ExperimentConfig) -> list[str]:
     """The other tasks scored as out-of-domain splits of ``config.task`` (checked, did-you-mean)."""
     if config.ood_tasks is None:
         return list(check_task(config.task).ood_tasks)
-    names_given = [name.strip() for name in config.ood_tasks.split(",") if name.strip()]
-    for name in names_given:
+    if "" in config.ood_tasks:  # the old spelling of none
+        raise ConfigError("--ood-tasks '': give the flag with no task for none (--ood-tasks)")
+    for name in config.ood_tasks:
         check_task(name, "--ood-tasks")
-    return names_given
+    return list(config.ood_tasks)
 
 
 def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *, sweep: bool = False):
@@ -285,7 +285,7 @@ def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *
         parser.add_argument_group("experiment"),
         ExperimentConfig,
         defaults=preset,
-        exclude=PER_CELL | {"dry_run"} if sweep else (),  # the sweep's own --dry-run prints its plan
+        exclude={"task", "dry_run"} if sweep else (),  # the sweep's own --task and --dry-run
     )
     owned = PER_METHOD | REPLICATE_KEYS | {"task"} | (set(SWEEP_AXES) if sweep else set())
     add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
@@ -312,10 +312,10 @@ def resolve_experiment(
     train = config_from(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    trained = [m for m in config.method_list if m != BASE] if objectives is None else objectives
+    trained = [m for m in config.methods if m != BASE] if objectives is None else objectives
     train = resolve_train(train, config.world_size, trained)
     ood_names = ood_task_names(config)
-    if set(config.method_list) - {BASE}:
+    if set(config.methods) - {BASE}:
         check_trainable(train)
     made_by = recipe(config.recipe) if config.recipe else None
     if (

@@ -3,7 +3,7 @@ backbone answers each of a task's training questions ``n`` times (four at temper
 default), the task's own grader grades every answer, and the folder ``--output-dir`` gets
 
 - ``rows.jsonl``: every answer graded correct, as a conversational prompt/completion row (the
-  paper's RFT data; train on it with ``--train-data DIR/rows.jsonl``: ``--methods base,sft,dft`` is
+  paper's RFT data; train on it with ``--train-data DIR/rows.jsonl``: ``--methods base sft dft`` is
   then RFT vs DFT);
 - ``pairs.jsonl``: for each question with a correct and a wrong answer, one preference row
   ``{"prompt", "chosen", "rejected"}`` (TRL's conversational preference format): its first correct

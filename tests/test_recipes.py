@@ -43,7 +43,7 @@ def test_every_recipe_resolves_and_dry_runs(name, capsys):
         assert "step 1, the training data: " in text and f"\n  {row.selfgen_command()}\n" in text
         assert f"step 2, train on {row.values['train_data']} and evaluate" in text
     trainings = [line.strip() for line in text.splitlines() if line.strip().startswith("torchrun ")]
-    trained = [m for m in resolved.config.method_list if m != "base"]
+    trained = [m for m in resolved.config.methods if m != "base"]
     assert [re.search(r"--objective ([\w-]+)", line)[1] for line in trainings] == trained
     assert text.rstrip().endswith(f"--recipe {name} --nproc-per-node 8 --nnodes 2")
 
@@ -183,7 +183,7 @@ def test_an_offline_recipe_without_its_data_names_the_step_that_makes_it(tmp_pat
         f"({row.selfgen_command()}; --dry-run prints every step)"
     )
     resolved = parse_experiment(["--recipe", row.name, "--dry-run"])
-    assert (resolved.train.lr, resolved.train.batch_size, resolved.config.methods) == (1e-6, 128, "dpo")
+    assert (resolved.train.lr, resolved.train.batch_size, resolved.config.methods) == (1e-6, 128, ["dpo"])
 
 
 def test_the_offline_rows_make_their_data_with_the_papers_sampling():

@@ -183,7 +183,7 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
     meta = selfgen("tiny", "math-words", data, Evaluation(limit=8, sampling=Sampling(**SHORT)))
     where = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     where += ["--leaderboard-dir", str(tmp_path / "pages")]
-    argv = ["--train-data", str(data), "--methods", "sft,dpo", "--steps", "1", "--batch-size", "2"]
+    argv = ["--train-data", str(data), "--methods", "sft", "dpo", "--steps", "1", "--batch-size", "2"]
     argv += ["--eval-limit", "2", "--max-new-tokens", "16", "--prob-rows", "2", "--no-progress"]
     assert experiment.main([*argv, *where]) == 0
     records = {

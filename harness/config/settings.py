@@ -32,7 +32,7 @@ from harness.config.checks import (
 from harness.errors import ConfigError
 
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
-# unless --methods / --method name others.
+# unless --methods names others.
 OBJECTIVES = objectives.NAMES  # the table of harness.objectives, in its order
 METHODS = (objectives.BASE, *OBJECTIVES)  # the untouched backbone, evaluated only, then the objectives
 OVERLONG_POLICIES = ("truncate", "drop", "error")
