@@ -24,10 +24,13 @@ nox -s leaderboard                     # re-render leaderboards/ (pages and plot
 nox -s ablate -- --domain math --lr 1e-3 2e-3 --batch-size 16 32   # a learning rate x batch sweep
 """
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_venv = "yes"  # the torch install is the slow part; reuse it between runs
@@ -68,9 +71,12 @@ PINNED = {"HARNESS_NUMERICS": "pinned"}
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (what CI runs); arguments after -- go to pytest."""
+    """Run the whole test suite (what CI runs), every MultiPL-E language under its toolchain (what the
+    machine lacks installed first, where the registries and root allow); arguments after -- go to
+    pytest."""
     install(session, "-e", ".[test]")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED)
+    env = toolchains(session, required=False)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED | env)
 
 
 @nox.session(name="tests-quick", python=PYTHON)
@@ -253,51 +259,83 @@ def test_peers(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests/with_peers", *args, env=WRITE_BYTECODE | PINNED)
 
 
-# What MultiPL-E's seven languages need beyond Python: Debian packages (apt-get, as root), and the
-# TypeScript compiler from npm at a fixed version, into the session's own folder.
-TOOLCHAIN_APT = (
-    "g++",
-    "default-jdk-headless",
-    "libjavatuples-java",
-    "nodejs",
-    "php-cli",
-    "mono-mcs",
-    "mono-runtime",
-)
-TYPESCRIPT = "typescript@5.9.3"
+# MultiPL-E's seven languages need more than Python: what the machine lacks of their toolchains comes
+# from harness.sandbox.toolchains (each tool's Debian or npm package), installed with apt-get (as
+# root) and npm (TypeScript at a fixed version, into the session's own folder).
+NPM_PINS = {"typescript": "typescript@5.9.3"}
+
+
+def toolchains(session: nox.Session, required: bool) -> dict[str, str]:
+    """Install what MultiPL-E's toolchains lack on this machine; returns the environment to test in
+    (``PATH`` holding the session's ``tsc``). With ``required`` a package that cannot be installed
+    stops the session; without, it is named and its languages' tests skip (a registry out of reach,
+    or no root to run apt-get as)."""
+
+    def refuse(what: str) -> None:
+        if required:
+            session.error(what)
+        session.warn(f"{what}: those MultiPL-E languages are skipped")
+
+    listed = session.run(
+        "python",
+        "-c",
+        "import json; from harness.sandbox.toolchains import missing_packages as m; print(json.dumps(m()))",
+        silent=True,
+    )
+    missing = json.loads(listed.strip().splitlines()[-1])
+    if missing["apt"]:
+        if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            refuse(f"not installed (needs apt-get as root): {' '.join(missing['apt'])}")
+        else:
+            try:
+                session.run("apt-get", "update", "-q", external=True, silent=True)
+                session.run(
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    *missing["apt"],
+                    external=True,
+                    silent=True,
+                )
+            except CommandFailed:
+                refuse(f"apt-get could not install {' '.join(missing['apt'])}")
+    prefix = Path(session.virtualenv.location) / "toolchains"
+    for package in missing["npm"]:
+        if shutil.which("npm") is None:
+            refuse(f"not installed (needs npm): {package}")
+            continue
+        try:
+            session.run(
+                "npm",
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                NPM_PINS.get(package, package),
+                external=True,
+                silent=True,
+            )
+        except CommandFailed:
+            refuse(f"npm could not install {NPM_PINS.get(package, package)}")
+    return {
+        "PATH": f"{session.bin}{os.pathsep}{prefix / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    }
 
 
 @nox.session(name="test-multipl-e", python=PYTHON)
 def test_multipl_e(session: nox.Session) -> None:
-    """MultiPL-E under every language's real toolchain: installs the missing ones (apt-get as root,
-    npm for tsc), then runs each language's right answers (all pass), wrong answers and early exits
-    (all fail) and the hostile programs, with no language skipped (tests/test_multipl_e.py).
-    Opt-in: `nox -s tests` runs the languages whose toolchains the machine already has."""
-    import shutil
-
+    """MultiPL-E under every language's real toolchain, none skipped (``nox -s tests`` runs them too,
+    skipping a language whose packages could not be installed): installs the missing ones, then runs
+    each language's right answers (all pass), wrong answers and early exits (all fail) and the
+    hostile programs (tests/test_multipl_e.py)."""
     install(session, "-e", ".[test]")
-    missing = [package for package in TOOLCHAIN_APT if not _apt_installed(package)]
-    if missing:
-        if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-            session.error(f"install as root first: apt-get install {' '.join(missing)}")
-        session.run("apt-get", "update", "-q", external=True)
-        session.run("apt-get", "install", "-y", "-q", *missing, external=True)
-    prefix = Path(session.virtualenv.location) / "typescript"
-    if not (prefix / "node_modules" / ".bin" / "tsc").exists():
-        session.run(
-            "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", TYPESCRIPT, external=True
-        )
-    path = f"{prefix / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = toolchains(session, required=True)
     args = session.posargs or ["-q", "-p", "no:cacheprovider"]
-    env = WRITE_BYTECODE | {"PATH": f"{session.bin}{os.pathsep}{path}", "HARNESS_REQUIRE_TOOLCHAINS": "1"}
+    env = WRITE_BYTECODE | env | {"HARNESS_REQUIRE_TOOLCHAINS": "1"}
     session.run("python", "-m", "pytest", "tests/test_multipl_e.py", *args, env=env)
-
-
-def _apt_installed(package: str) -> bool:
-    import subprocess
-
-    shown = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return shown.returncode == 0 and shown.stdout.strip() == "install ok installed"
 
 
 @nox.session(python=PYTHON)
