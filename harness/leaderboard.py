@@ -61,12 +61,10 @@ def render(records: Iterable[Record], *, source: str = "results") -> dict[str, s
     return {domain: page.text for domain, page in domain_pages(list(records), source).items()}
 
 
-def render_all(
+def pages_of(
     records: Iterable[Record], *, source: str = "results", others: Sequence[str] = ()
-) -> dict[str, str | bytes]:
-    """Every file of the leaderboard folder, ``{relative path: markdown text or PNG bytes}``: the
-    index ``README.md``, ``<domain>.md``, ``ablation-*.md``, ``continuum-*.md`` and ``plots/*.png``. ``others`` names
-    pages of :data:`OTHER_PAGES` that exist, for the index to link."""
+) -> dict[str, Page]:
+    """Every page of the leaderboard folder, ``{file name: Page}`` (the plots not drawn yet)."""
     records = list(records)
     source = source.rstrip("/") or "/"
     pages = {f"{domain}.md": page for domain, page in domain_pages(records, source).items()}
@@ -77,8 +75,17 @@ def render_all(
     pages["README.md"] = Page(
         index_page(records, source, sorted(pages), sorted(ablations), others, sorted(maps), findings)
     )
+    return pages
+
+
+def render_all(
+    records: Iterable[Record], *, source: str = "results", others: Sequence[str] = ()
+) -> dict[str, str | bytes]:
+    """Every file of the leaderboard folder, ``{relative path: markdown text or PNG bytes}``: the
+    index ``README.md``, ``<domain>.md``, ``ablation-*.md``, ``continuum-*.md`` and ``plots/*.png``. ``others`` names
+    pages of :data:`OTHER_PAGES` that exist, for the index to link."""
     files: dict[str, str | bytes] = {}
-    for name, page in sorted(pages.items()):
+    for name, page in sorted(pages_of(records, source=source, others=others).items()):
         files[name] = page.text
         for path, draw in page.plots:
             files[path] = draw()

@@ -113,6 +113,18 @@ def owners_of(param: str) -> tuple[str, ...]:
     return tuple(r.name for r in OBJECTIVE_TABLE if param in r.params)
 
 
-def label(method: str) -> str:
-    """How a page names ``method``: an objective's label, or the method itself (``base``)."""
+# The baseline trained on the backbone's own graded answers (the offline setting, harness.selfgen) is
+# rejection-sampling fine-tuning: the paper's Table 4 calls it RFT, never SFT.
+OFFLINE_BASELINE_LABEL = "RFT"
+
+
+def label(method: str, offline: bool = False) -> str:
+    """How a page names ``method``: an objective's label, or the method itself (``base``); in the
+    ``offline`` setting the baseline is RFT.
+
+    >>> label("sft"), label("sft", offline=True), label("dft", offline=True)
+    ('SFT', 'RFT', 'DFT')
+    """
+    if offline and method == BASELINE:
+        return OFFLINE_BASELINE_LABEL
     return _BY_NAME[method].label if method in _BY_NAME else method

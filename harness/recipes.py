@@ -93,10 +93,14 @@ class Recipe:
             f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in flags.items()
         )
 
+    @property
+    def decimals(self) -> int:
+        """How many decimals the paper prints: one in the code table, two elsewhere."""
+        return 1 if self.columns == CODE_COLUMNS else 2
+
     def formatted(self, numbers: tuple[float, ...]) -> str:
-        """``numbers`` as the paper prints them: one decimal in the code table, two elsewhere."""
-        decimals = 1 if self.columns == CODE_COLUMNS else 2
-        return " / ".join(f"{v:.{decimals}f}" for v in numbers)
+        """``numbers`` as the paper prints them (:attr:`decimals`)."""
+        return " / ".join(f"{v:.{self.decimals}f}" for v in numbers)
 
 
 def _math(name: str, model: str, template: str, reported: dict[str, tuple[float, ...]], **more) -> Recipe:

@@ -122,6 +122,12 @@ def make_record(
     return with_later_defaults(record)
 
 
+def offline(record: dict[str, Any]) -> bool:
+    """Whether ``record`` trained on the backbone's own graded answers (the offline setting: its
+    ``data.selfgen`` says whose answers they are)."""
+    return isinstance((record.get("data") or {}).get("selfgen"), dict)
+
+
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The splits whose score differs between two records of one run, as ``split 68.5 -> 75.0``
     (percentages); a split only one of them has is listed as added or gone.

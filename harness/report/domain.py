@@ -237,7 +237,8 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
     width = len(scored[BASELINE]) if differences else 0
     for index, key in enumerate(differences):
         diffs = family[index * width : (index + 1) * width]
-        lines.append(f"| {row_label(rows[key][0])} − SFT | | " + " | ".join(diffs) + " |")
+        baseline = row_label(rows[BASELINE][0])  # RFT in the offline setting
+        lines.append(f"| {row_label(rows[key][0])} − {baseline} | | " + " | ".join(diffs) + " |")
     unmeasured = any(len(rows[key]) < 2 for key in [BASELINE, *differences]) if differences else False
     # Each method's estimates under the column names a paper's table uses: the benchmark's title
     # (else the split's name), and the mean over the OOD splits ("Avg." in a paper-style table).
@@ -328,6 +329,10 @@ def _eval_note(rows: Rows, splits: list[str]) -> str:
     parts = []
     ns, spelled = per_split("n")
     parts.append(f"n = {ns[0]} per split" if len(ns) == 1 else f"n = {spelled}")
+    limits = {(r.get("evaluation") or {}).get("limit") for r in records}
+    if len(limits) == 1 and None not in limits:  # a benchmark cut short is said so, not left to guess
+        limit = limits.pop()
+        parts.append(f"the first {limit} examples of each split only (`--eval-limit {limit}`)")
     counts, spelled = per_split("samples_per_example")
     if len(counts) == 1:
         parts.append(f"{counts[0]} sample{'s' if counts[0] != 1 else ''} per example")

@@ -24,6 +24,7 @@ from harness.config import METHODS
 from harness.environment import of_record
 from harness.identity import seed_of, variant_settings
 from harness.objectives import BASE
+from harness.results import offline
 from harness.stats import (
     Estimate,
     Pooled,
@@ -215,9 +216,10 @@ def row_order(key: str, method: str) -> tuple[int, str, bool, str]:
 
 
 def row_label(record: Record) -> str:
-    """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
+    """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant; the baseline trained in the
+    offline setting is ``RFT``."""
     settings = variant_settings(record["method"], record["hparams"])
-    label = objectives.label(record["method"])
+    label = objectives.label(record["method"], offline(record))
     return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 
