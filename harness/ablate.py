@@ -45,12 +45,8 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
-
-import tasks
-from harness import leaderboard, results
 from harness.config import (
     ExperimentConfig,
     Parser,
@@ -61,23 +57,16 @@ from harness.config import (
     check_fields,
     config_from,
     dry_run,
+    experiment_parser,
     preset_of,
     setting,
     split_batch,
 )
 from harness.errors import ConfigError, HarnessError, command
 from harness.objectives import BASE
-from harness.plan import check_existing, plan_method, status
-from harness.resolve import (
-    Experiment,
-    check_inputs,
-    check_task,
-    check_trainable,
-    experiment_parser,
-    resolve_experiment,
-    resolve_train,
-)
-from harness.runs import run_method
+
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 
 @dataclass
@@ -132,6 +121,10 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     preset = preset_of(argv)
     args = vars(sweep_parser(preset, description, epilog).parse_args(argv))
     grid = config_from(args, SweepConfig)
+    # import cost: the task registry and the resolve step (torch), once the flags parse
+    import tasks
+    from harness.resolve import check_inputs, check_task, check_trainable, resolve_experiment
+
     try:
         task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
     except KeyError as error:
@@ -194,6 +187,8 @@ def plan(sweep: Sweep) -> list[Cell]:
     """The cells in a fixed order: the base model, then method by method, lr by lr, batch by batch,
     seed by seed. The order depends only on the command line, so ``--cell N`` means the same cell
     everywhere."""
+    from harness.resolve import Experiment, resolve_train  # import cost: the resolve step (torch)
+
     shared = sweep.experiment
     cells = []
     if sweep.base:
@@ -219,6 +214,8 @@ def plan(sweep: Sweep) -> list[Cell]:
 
 
 def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
+    from harness.plan import plan_method, status  # import cost: the planning reads tasks
+
     shared = sweep.experiment
     trained = [c for c in cells if c.method != BASE]
     print(
@@ -256,6 +253,11 @@ def commands(sweep: Sweep, cells: list[Cell]) -> list[str]:
 
 def run(sweep: Sweep) -> int:
     """Run the sweep's cells (or its one ``--cell``); returns the exit status."""
+    # import cost: training and evaluation, once the sweep is known to be good
+    from harness import results
+    from harness.plan import check_existing, plan_method
+    from harness.runs import run_method
+
     cells = plan(sweep)
     if sweep.grid.print_commands:
         print("\n".join(commands(sweep, cells)))
@@ -295,6 +297,8 @@ def run(sweep: Sweep) -> int:
 
 def _render(config: ExperimentConfig) -> bool:
     """Re-render the leaderboards; a failure is reported, never allowed to stop the sweep."""
+    from harness import leaderboard  # import cost: the report wing, only when a cell finished
+
     try:
         leaderboard.write(config.results_dir, config.leaderboard_dir)
     except (OSError, HarnessError) as error:
@@ -304,8 +308,11 @@ def _render(config: ExperimentConfig) -> bool:
 
 @command
 def main(argv: list[str] | None = None) -> int:
+    sweep = parse_args(argv)
+    import transformers  # import cost: only for a sweep that runs
+
     transformers.utils.logging.disable_progress_bar()
-    return run(parse_args(argv))
+    return run(sweep)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
-
-import tasks
-from harness import leaderboard, results
+from harness import results
 from harness.config import (
     RUN,
     Parser,
@@ -53,24 +50,20 @@ from harness.config import (
     below_one,
     check_fields,
     config_from,
+    experiment_parser,
     objective_defaults,
     positive,
     preset_of,
     setting,
 )
-from harness.data.noise import with_noise
-from harness.data.rows import training_rows
 from harness.errors import ConfigError, command
-from harness.evaluate import evaluate_task
 from harness.files import atomic_write_text, read_json
 from harness.identity import config_id
-from harness.launch import train_or_reuse
-from harness.models import backbone_name
 from harness.objectives import BASE, BASELINE
-from harness.plan import evaluation_of, hparams_of, plan_method, replicates, run_root, status
-from harness.resolve import Experiment, experiment_parser, resolve_experiment
-from harness.runs import run
 from harness.stats import mean_of_independent
+
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 PROBE_FILE = "probe.json"  # a warm-up's own in-domain score, beside its train_summary.json
 # The warm-up lengths tried for a target, in order: about 1.5 times the last each time, so a start
@@ -178,6 +171,12 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     preset = preset_of(argv)
     args = vars(parser(preset, description).parse_args(argv))
     study = config_from(args, ContinuumConfig)
+    # import cost: the task registry, the rows and the resolve step (torch), once the flags parse
+    import tasks
+    from harness.data.noise import with_noise
+    from harness.data.rows import training_rows
+    from harness.resolve import resolve_experiment
+
     experiment = resolve_experiment(args, preset)
     train, task = experiment.train, tasks.get(experiment.config.task)
     if BASELINE not in experiment.config.methods:
@@ -214,6 +213,10 @@ def _check_styles(study: ContinuumConfig, task) -> None:
 def _check_pool(study: ContinuumConfig, experiment: Experiment) -> int:
     """The warm-up pool's size, once it is known to hold a batch and every target to be reachable:
     above the backbone's own in-domain score and not above the best SFT in the reference folder."""
+    # import cost: the rows and the backbones, once the flags parse
+    from harness.data.rows import training_rows
+    from harness.models import backbone_name
+
     train, config = experiment.train, experiment.config
     first = study.start_scores[0]
     if train.train_limit is None:
@@ -294,6 +297,8 @@ def _best_sft(config, backbone: str) -> tuple[float, str] | None:
 def warmup_config(continuum: Continuum, steps: int) -> TrainConfig:
     """The training of the warm-up of ``steps`` optimizer steps of SFT on the whole warm-up pool, in
     the task's own style and without noise, in its own run folder."""
+    from harness.plan import hparams_of, run_root  # import cost: the planning reads tasks and models
+
     train = continuum.experiment.train
     config = replace(
         train,
@@ -314,6 +319,12 @@ def warmup_config(continuum: Continuum, steps: int) -> TrainConfig:
 def probe(continuum: Continuum, steps: int) -> tuple[str, float]:
     """The warm-up of ``steps`` steps (trained once, then reused) and its own in-domain score (a
     fraction), measured once with the map's evaluation settings and kept in its folder."""
+    # import cost: training and evaluation, only for a map that runs
+    import tasks
+    from harness.evaluation import evaluate_task
+    from harness.launch import train_or_reuse
+    from harness.plan import evaluation_of
+
     experiment = continuum.experiment
     config = warmup_config(continuum, steps)
     folder = Path(config.output_dir)
@@ -384,6 +395,8 @@ def point_experiment(
 def annotate_start(experiment: Experiment, start: Start, tolerance: float) -> None:
     """Keep in the start's base record its target and the search that found it (``start``); a
     record that says otherwise (another map's search) is updated, and says so."""
+    from harness.plan import plan_method  # import cost: the planning reads tasks and models
+
     annotation = start.annotation(tolerance)
     if annotation is None:
         return
@@ -403,6 +416,8 @@ def describe(continuum: Continuum) -> str:
     """What ``--dry-run`` prints: the warm-ups measured so far, then every point of the map with its
     start, noise rate, style and methods, and the state of its runs; nothing is trained. The runs
     from a start not found yet, and every run under ``--redo``, are to do."""
+    from harness.plan import evaluation_of, plan_method, replicates, status  # import cost: tasks, models
+
     shared, study = continuum.experiment, continuum.study
     lines, counts = [], Counter()
     evaluation = evaluation_of(shared, BASE)
@@ -459,9 +474,15 @@ def _chosen(study: ContinuumConfig, measured: dict[int, float], target: float) -
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    transformers.utils.logging.disable_progress_bar()
     started = time.time()
     continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
+    # import cost: training and evaluation, once the command line is known to be good
+    import transformers
+
+    from harness import leaderboard
+    from harness.runs import run
+
+    transformers.utils.logging.disable_progress_bar()
     if continuum.experiment.config.dry_run:
         print(describe(continuum))
         return 0

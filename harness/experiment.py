@@ -32,26 +32,15 @@ import json
 import shlex
 import sys
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
-
-import tasks
-from harness import leaderboard, recipes
-from harness.config import Parser, preset_of
+from harness import recipes
+from harness.config import Parser, experiment_parser, preset_of
 from harness.errors import ConfigError, command
-from harness.launch import multinode_command
 from harness.objectives import BASE
-from harness.plan import decoding_label, hparams_of, plan_method, replicates
-from harness.reference import compare_with_reference
-from harness.resolve import (
-    Experiment,
-    experiment_parser,
-    ood_task_names,
-    resolve_experiment,
-    resolve_train,
-)
-from harness.runs import run
+
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
 
@@ -70,7 +59,10 @@ def parse_experiment(argv: list[str] | None = None, description: str = "") -> Ex
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv)
-    return resolve_experiment(vars(parser(preset, description).parse_args(argv)), preset)
+    args = vars(parser(preset, description).parse_args(argv))  # a bad flag: one line, nothing loaded
+    from harness.resolve import resolve_experiment  # import cost: tasks and torch, once the flags parse
+
+    return resolve_experiment(args, preset)
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:
@@ -102,6 +94,12 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     >>> "paper-code" in text and "torchrun --nnodes=2 --nproc-per-node=8" in text
     True
     """
+    # import cost: the planning reads tasks and models, only once a run is described
+    import tasks
+    from harness.launch import multinode_command
+    from harness.plan import decoding_label, hparams_of, plan_method, replicates
+    from harness.resolve import ood_task_names, resolve_train
+
     config, train = experiment.config, experiment.train
     rest = _without(argv, "--nproc-per-node", "--nnodes")  # each command sets them itself
     lines = []
@@ -164,9 +162,16 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
+    # import cost: training and evaluation, only once the command line is known to be good
+    import transformers
+
+    from harness import leaderboard
+    from harness.reference import compare_with_reference
+    from harness.runs import run
+
+    transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
     if experiment.config.dry_run:
         print(describe(experiment, argv))
         return 0

@@ -27,7 +27,7 @@ from harness.files import read_json
 from harness.objectives import PAIRS
 from harness.objectives import row as objective_row
 from harness.plan import hparams_of
-from harness.train import train
+from harness.trainer import train
 
 
 def train_or_reuse(config: TrainConfig, nproc: int, reuse: bool, nnodes: int = 1) -> dict[str, Any]:

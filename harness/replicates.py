@@ -25,7 +25,6 @@ from harness.config import Parser, add_arguments, check_fields, leaderboard_dir,
 from harness.errors import ConfigError, command
 from harness.files import atomic_write_text
 from harness.report import replicates
-from harness.resolve import check_task
 from harness.results import load_records
 
 
@@ -49,6 +48,8 @@ def parse_replicates(argv: list[str] | None = None) -> ReplicatesConfig:
     parser = Parser(prog="python -m harness.replicates", description=__doc__.split("\n")[0])
     add_arguments(parser, ReplicatesConfig)
     config = ReplicatesConfig(**vars(parser.parse_args(sys.argv[1:] if argv is None else argv)))
+    from harness.resolve import check_task  # import cost: the task registry, once the flags parse
+
     check_task(config.task)
     for flag, folder in (("--results-dir", config.results_dir), ("--paths-dir", config.paths_dir)):
         if not Path(folder).is_dir():

@@ -19,7 +19,6 @@ harness.errors.ConfigError: --batch-size 6 does not split evenly over 4 ranks
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -33,15 +32,11 @@ import tasks
 from harness.config import (
     DOMAIN_MODELS,
     PER_METHOD,
-    PRESETS,
-    REPLICATE_KEYS,
     SWEEP_AXES,
     Evaluation,
     ExperimentConfig,
-    Parser,
     Sampling,
     TrainConfig,
-    add_arguments,
     check_objective_params,
     flag,
     makeable_folder,
@@ -49,6 +44,7 @@ from harness.config import (
     split_batch,
 )
 from harness.config.flags import config_from
+from harness.config.parsers import train_parser
 from harness.data.rows import data_file, holds_pairs, read_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
@@ -69,7 +65,7 @@ def resolve_train(
 ) -> TrainConfig:
     """The domain's defaults, the checks that need more than one field, and the derived micro-batch
     (the largest that fits ``--micro-batch-size`` and divides each rank's share). Idempotent: what
-    :func:`harness.train.train` runs on, whichever entry point made ``config``. ``objectives``: what
+    :func:`harness.trainer.train` runs on, whichever entry point made ``config``. ``objectives``: what
     will be trained with it (default: its own ``--objective``; the experiment's ``--methods``)."""
     model = config.model if config.model is not None else default_model(config.task)
     task = check_task(config.task)  # a typo fails here with "did you mean", whatever the model
@@ -148,14 +144,6 @@ def check_objectives(config: TrainConfig, objectives: list[str], world_size: int
 def world_size() -> int:
     """Processes of this training run (``torchrun`` sets ``WORLD_SIZE``)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def train_parser(preset: dict[str, Any], description: str = "") -> Parser:
-    parser = Parser(prog="python -m harness.train", description=description)
-    help_text = "hyperparameter preset (explicit flags win over it)"  # the experiment's, less its defaults
-    parser.add_argument("--preset", default="paper-math", choices=tuple(PRESETS), help=help_text)
-    add_arguments(parser, TrainConfig, defaults=preset)
-    return parser
 
 
 def parse_train(argv: list[str] | None = None, description: str = "") -> TrainConfig:
@@ -275,22 +263,6 @@ def ood_task_names(config: ExperimentConfig) -> list[str]:
     for name in config.ood_tasks:
         check_task(name, "--ood-tasks")
     return list(config.ood_tasks)
-
-
-def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *, sweep: bool = False):
-    """Add the flags of an experiment to ``parser``, the training flags defaulting to ``preset``'s
-    values. Per-method fields are the experiment's to set, the seed too (``--seeds`` lists them); a
-    ``sweep`` also sets the task, the methods and the grid's axes itself."""
-    add_arguments(
-        parser.add_argument_group("experiment"),
-        ExperimentConfig,
-        defaults=preset,
-        exclude={"task", "dry_run"} if sweep else (),  # the sweep's own --task and --dry-run
-    )
-    owned = PER_METHOD | REPLICATE_KEYS | {"task"} | (set(SWEEP_AXES) if sweep else set())
-    add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
-    add_arguments(parser.add_argument_group("sampling"), Sampling, defaults=preset)
-    return parser
 
 
 def resolve_experiment(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from harness import results, selfgen, token_probs
+from harness import offline, probabilities, results
 from harness.config import TrainConfig
 from harness.errors import RecordError
 from harness.launch import train_or_reuse
@@ -30,7 +30,7 @@ def run(experiment: Experiment) -> list[Path]:
     """Run every method and seed; returns the paths of the records written (or found finished)."""
     runs = replicates(experiment)
     check_existing([plan_method(seeded, method) for seeded, method in runs], experiment.config.redo)
-    selfgen.origin(experiment.train.train_data)  # a selfgen folder's selfgen.json: checked before any work
+    offline.origin(experiment.train.train_data)  # a selfgen folder's selfgen.json: checked before any work
     if experiment.eval_template != experiment.train.prompt_template and any(m != BASE for _, m in runs):
         print(
             f"warning: the models are trained with the prompt template {experiment.train.prompt_template}"
@@ -82,7 +82,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
                 "trained_tokens_per_s": round(summary["trained_tokens_per_s"] or 0.0, 1),
                 "gradient_accumulation": summary["gradient_accumulation"],
             }
-            made = selfgen.origin(train_config.train_data)
+            made = offline.origin(train_config.train_data)
             if made is not None:  # the offline setting: whose answers, how sampled, how many kept
                 data["selfgen"] = made
         evaluated = ", ".join([*task.eval_splits, *ood_task_names(config)])
@@ -90,7 +90,7 @@ def run_method(experiment: Experiment, method: str) -> Path | None:
         scores = score_model(experiment, model, run_dir / "samples")
         histogram = None
         if config.prob_rows:
-            histogram = token_probs.token_probability_histogram(model, train_config, rows=config.prob_rows)
+            histogram = probabilities.token_probability_histogram(model, train_config, rows=config.prob_rows)
         record = results.make_record(
             task=task.name,
             domain=task.domain,
@@ -128,7 +128,7 @@ def _add_deciding_strength(path: Path, model: str, train_config: TrainConfig, co
     recorded = record.get("token_probs")
     if not isinstance(recorded, dict) or "deciding" in recorded:
         return
-    histogram = token_probs.token_probability_histogram(model, train_config, rows=config.prob_rows)
+    histogram = probabilities.token_probability_histogram(model, train_config, rows=config.prob_rows)
     if "deciding" not in histogram:
         return
     if (histogram["tokens"], histogram["counts"]) != (recorded.get("tokens"), recorded.get("counts")) or abs(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from harness.evaluate import evaluate_task
+from harness.evaluation import evaluate_task
 from harness.plan import decoding_label
 from harness.resolve import Experiment, ood_task_names
 

@@ -50,7 +50,7 @@ from harness.resolve import check_generation_backend, installed_vllm
 
 
 class Engine:
-    """A vLLM engine on one model folder, used like a loaded model by :mod:`harness.evaluate`; close it
+    """A vLLM engine on one model folder, used like a loaded model by :mod:`harness.evaluation`; close it
     (or use it as a context manager) to give the GPU memory back before the next model loads."""
 
     def __init__(

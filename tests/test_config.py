@@ -29,7 +29,7 @@ from harness.evaluate import EvalConfig, parse_evaluate
 from harness.experiment import parse_experiment
 from harness.identity import config_id
 from harness.resolve import parse_train, resolve_train
-from harness.train import train
+from harness.trainer import train
 
 
 def test_every_field_declares_a_known_role_and_help():

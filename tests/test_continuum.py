@@ -365,7 +365,9 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     study = parse_continuum(argv)
     folder = Path(warmup_config(study, 8).output_dir)
     folder.mkdir(parents=True)
-    evaluation = command.evaluation_of(study.experiment, "base")
+    from harness.plan import evaluation_of
+
+    evaluation = evaluation_of(study.experiment, "base")
     (folder / command.PROBE_FILE).write_text(json.dumps({"evaluation": evaluation, "in_domain": 0.52}))
     assert main(argv) == 0
     out = capsys.readouterr().out

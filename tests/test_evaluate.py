@@ -12,7 +12,8 @@ from conftest import DIE_AFTER_FIRST_BATCH
 import tasks
 from harness.config import Evaluation, Sampling
 from harness.errors import ConfigError, DataError
-from harness.evaluate import evaluate_split, evaluate_task, main
+from harness.evaluate import main
+from harness.evaluation import evaluate_split, evaluate_task
 from harness.generate import generation_settings
 from harness.models import load_model, load_tokenizer
 from harness.score import score_split
@@ -162,7 +163,7 @@ def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
 KILLED_AFTER_FIRST_BATCH = (
     DIE_AFTER_FIRST_BATCH
     + """
-from harness.evaluate import evaluate_task
+from harness.evaluation import evaluate_task
 evaluate_task("tiny", "math-words", Evaluation(limit=12, samples_dir=sys.argv[1],
               sampling=Sampling(**eval(sys.argv[2]))), splits=["test"])
 """

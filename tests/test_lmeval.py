@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import tasks
-from harness import experiment, lmeval
+from harness import experiment
+from harness import lmeval_tasks as lmeval
 from harness.config import Evaluation
 from harness.errors import ConfigError, DataError
-from harness.evaluate import evaluate_task
 from harness.evaluate import main as evaluate_main
+from harness.evaluation import evaluate_task
 from harness.experiment import parse_experiment
 from harness.models import EMBEDDED
 
@@ -70,7 +71,9 @@ def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
         lmeval.export("visual-math", tmp_path)
     with pytest.raises(ConfigError, match="did you mean 'math-words'"):
         lmeval.export("math-word", tmp_path)
-    assert lmeval.main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
+    from harness.lmeval import main as export_main
+
+    assert export_main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
     with pytest.raises(ConfigError, match="^--eval-limit must be >= 1, got 0$"):
         lmeval.export("math-words", tmp_path, limit=0)
     assert not (tmp_path / "harness-math-words").exists()  # refused before anything is written

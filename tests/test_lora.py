@@ -19,7 +19,7 @@ from harness.identity import config_id
 from harness.models import load_model
 from harness.plan import plan_method
 from harness.resolve import resolve_train
-from harness.train import finish, optimizer_step, setup, train
+from harness.trainer import finish, optimizer_step, setup, train
 
 
 def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:

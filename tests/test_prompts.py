@@ -141,7 +141,7 @@ def test_records_made_before_the_template_existed_keep_their_identity(tmp_path):
 
 @pytest.mark.slow
 def test_evaluation_asks_with_the_raw_template(tmp_path):
-    from harness.evaluate import evaluate_task
+    from harness.evaluation import evaluate_task
 
     evaluate_task(
         "tiny",

@@ -197,7 +197,7 @@ def test_an_edited_training_file_is_another_run_never_the_finished_one_reused(tm
 
     config = resolve_train(TrainConfig(train_data=str(data), steps=2, batch_size=8, micro_batch_size=8,
                                        save_every=1, output_dir=str(folder), progress=False, max_length=256))  # fmt: skip
-    from harness.train import train
+    from harness.trainer import train
 
     train(config)
     rows_file(data, answers_shift=8)

@@ -11,11 +11,12 @@ import pytest
 from conftest import DIE_AFTER_FIRST_BATCH
 
 import tasks
-from harness import selfgen as selfgen_module
+from harness import offline as selfgen_module
 from harness.config import Evaluation, Sampling
 from harness.data.rows import read_rows
 from harness.errors import ConfigError, DataError
-from harness.selfgen import main, selfgen
+from harness.offline import selfgen
+from harness.selfgen import main
 
 SHORT = {"max_new_tokens": 48, "gen_batch_size": 1}
 
@@ -92,7 +93,7 @@ def test_a_finished_folder_is_found_and_another_setting_is_refused_in_one_line(t
 KILLED_AFTER_FIRST_BATCH = (
     DIE_AFTER_FIRST_BATCH
     + """
-from harness.selfgen import selfgen
+from harness.offline import selfgen
 selfgen("tiny", "math-words", sys.argv[1], Evaluation(limit=8, sampling=Sampling(**eval(sys.argv[2]))))
 """
 )
@@ -217,7 +218,7 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
 def test_an_empty_answer_is_no_row_and_no_side_of_a_pair():
     # A model that stops at once writes "": graded wrong, it would be a rejected side that DPO's reader
     # refuses ("'rejected' has no text"); it is neither a row nor a side.
-    from harness.selfgen import _pairs
+    from harness.offline import _pairs
 
     prompt = [{"role": "user", "content": "q"}]
     samples = [
@@ -234,7 +235,7 @@ def test_an_empty_answer_is_no_row_and_no_side_of_a_pair():
 
 @pytest.mark.slow
 def test_a_finished_folder_missing_a_file_or_with_a_bad_selfgen_json_is_one_line(tmp_path):
-    from harness.selfgen import origin
+    from harness.offline import origin
 
     selfgen("tiny", "math-words", tmp_path, Evaluation(limit=4, sampling=Sampling(max_new_tokens=48)))
     (tmp_path / "pairs.jsonl").unlink()

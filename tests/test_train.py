@@ -21,7 +21,7 @@ from harness.forward import CausalLMWithLoss, compile_layers
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
 from harness.resolve import resolve_train
-from harness.train import train
+from harness.trainer import train
 from tasks.math_words import MathWords
 
 pytestmark = pytest.mark.slow  # every test here loads and trains the embedded model

@@ -167,7 +167,7 @@ def test_a_text_only_backbone_refuses_rows_with_images(tmp_path):
 @pytest.mark.slow
 def test_a_bad_image_stops_training_before_anything_is_written(tmp_path):
     from harness.config import TrainConfig
-    from harness.train import train
+    from harness.trainer import train
 
     data = write_rows(tmp_path / "data.jsonl", [row("gone.png")] * 4)
     out = tmp_path / "run"

@@ -22,7 +22,8 @@ import tasks
 from harness import resolve
 from harness.config import Evaluation, Sampling
 from harness.errors import ConfigError
-from harness.evaluate import evaluate_loaded, evaluate_task, main
+from harness.evaluate import main
+from harness.evaluation import evaluate_loaded, evaluate_task
 from harness.experiment import parse_experiment
 from harness.models import load_model, stop_token_ids
 from harness.resolve import check_generation_backend

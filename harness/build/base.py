@@ -35,7 +35,7 @@ from harness import numerics
 from harness.build import corpus
 from harness.config import Evaluation
 from harness.config import parse as parse_flags
-from harness.evaluate import evaluate_task
+from harness.evaluation import evaluate_task
 from harness.files import replace_folder
 from harness.models import EMBEDDED
 from tasks import get

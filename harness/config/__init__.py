@@ -78,12 +78,14 @@ from harness.config.flags import (
     parse,
     to_flags,
 )
+from harness.config.parsers import experiment_parser, train_parser
 from harness.config.presets import (
     MODEL_PRESETS,
     PRESETS,
     preset_of,
 )
 from harness.config.sampling import (
+    SELFGEN_PROTOCOL,
     Evaluation,
     Sampling,
     eval_backend,
@@ -155,9 +157,12 @@ __all__ = [
     "SHARDING",
     "SWEEP_AXES",
     "Evaluation",
+    "SELFGEN_PROTOCOL",
     "Sampling",
     "TrainConfig",
     "add_arguments",
+    "experiment_parser",
+    "train_parser",
     "at_least",
     "axis",
     "below_one",

@@ -120,9 +120,14 @@ def tensor_parallel_size() -> Any:
     return setting(1, "--generation-backend vllm: GPUs one model is split over", role=RUN, check=at_least(1))
 
 
+# The offline-RL setting's sampling (arXiv 2508.05629, section 4.2): four responses per training
+# question from the base model at temperature 1.0; the unset Sampling fields of selfgen take these.
+SELFGEN_PROTOCOL = {"temperature": 1.0, "top_p": 1.0, "num_samples": 4}
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """How a model is evaluated, passed whole from a command to :func:`harness.evaluate.evaluate_task`
+    """How a model is evaluated, passed whole from a command to :func:`harness.evaluation.evaluate_task`
     and to the generator: which examples (the first ``limit`` of each split, asked with the prompt
     ``template``), how completions are sampled (``sampling``: unset fields take the task's protocol),
     what makes them (``generation_backend``: Hugging Face ``generate`` or vLLM on
@@ -146,7 +151,7 @@ class Evaluation:
     samples_dir: str | None = None
 
     def generation(self) -> dict[str, Any]:
-        """What loads a model to generate (:func:`harness.evaluate.generator`): device, backend,
+        """What loads a model to generate (:func:`harness.evaluation.generator`): device, backend,
         tensor-parallel size and image sizes."""
         names = ("device", "generation_backend", "tensor_parallel_size", "min_pixels", "max_pixels")
         return {name: getattr(self, name) for name in names}
