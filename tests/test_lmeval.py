@@ -144,7 +144,6 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
         "--eval-limit",
         "3",
         "--ood-tasks",
-        "",
         "--prob-rows",
         "0",
     ]
