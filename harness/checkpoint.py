@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import objectives
 from harness.config import HPARAM_KEYS, LATER_DEFAULTS, TrainConfig, flag
+from harness.data.rows import training_digest
 from harness.errors import ConfigError
 from harness.files import atomic_folder
 
@@ -57,6 +59,12 @@ def check_resumable(trained: dict[str, Any], now: dict[str, Any], checkpoint: st
         )
 
 
+def data_digest(config: TrainConfig) -> str | None:
+    """What ``config``'s training rows are read from (:func:`harness.data.rows.training_digest`)."""
+    pairs = objectives.row(config.objective).data == objectives.PAIRS
+    return training_digest(config.task, config.train_data, pairs)
+
+
 def load_state(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of ``config.output_dir`` and its trainer state, checked against ``config``."""
     checkpoint = latest_checkpoint(config.output_dir)
@@ -64,6 +72,12 @@ def load_state(config: TrainConfig) -> tuple[Path, dict[str, Any]]:
         raise ConfigError(f"--resume: no checkpoint-*/{STATE_FILE} in {config.output_dir}")
     state = torch.load(checkpoint / STATE_FILE, weights_only=False)
     check_resumable(state["config"], asdict(config), checkpoint)
+    now = data_digest(config)
+    if "train_data_sha256" in state and state["train_data_sha256"] != now:  # older checkpoints: unknown
+        raise ConfigError(
+            f"--resume: {checkpoint} was trained on other rows: --train-data {config.train_data or config.task} "
+            f"has changed since (sha256 {state['train_data_sha256']} -> {now}); train it from the start"
+        )
     if state.get("sharded") and not (checkpoint / SHARDED_FOLDER / ".metadata").exists():
         raise ConfigError(
             f"--resume: {checkpoint} is a sharded checkpoint without its shards "
@@ -93,6 +107,7 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict(),
             "rng": rng_state(),
             "config": asdict(config),
+            "train_data_sha256": data_digest(config),
         }
         torch.save(state, folder / STATE_FILE)
 
@@ -114,6 +129,7 @@ def finish_sharded_checkpoint(
         "scheduler": scheduler.state_dict(),
         "rng": rng_state(),
         "config": asdict(config),
+        "train_data_sha256": data_digest(config),
     }
     staging = folder / (STATE_FILE + ".partial")
     torch.save(state, staging)

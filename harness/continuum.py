@@ -2,7 +2,7 @@
 
 ::
 
-    python -m harness.continuum --task math-words --methods sft,dft --train-limit 500 \\
+    python -m harness.continuum --task math-words --methods sft dft --train-limit 500 \\
         --start-scores 50 71 --start-tolerance 3 --noise 0 0.2 0.4 --off-styles numbered --seeds 0 1 2
 
 The map's rows are **starting points by competence**: the backbone as it is, then for each target
@@ -24,9 +24,10 @@ that are not the backbone's own). Each point is an ordinary experiment (records 
 finished). The map is a page of the leaderboard folder, ``continuum-<task>-<map id>.md``
 (:mod:`harness.report.continuum`), rendered from the records alone.
 
->>> plan(parse_continuum(["--methods", "sft,dft", "--train-limit", "64", "--noise", "0", "0.25",
-...                       "--off-styles", "numbered"]))
-[(None, 0.0, None, 'base,sft,dft'), (None, 0.25, None, 'sft,dft'), (None, 0.0, 'numbered', 'sft,dft')]
+>>> plan(parse_continuum(["--methods", "sft", "dft", "--train-limit", "64", "--noise", "0", "0.25",
+...                       "--off-styles", "numbered"]))  # doctest: +NORMALIZE_WHITESPACE
+[(None, 0.0, None, ['base', 'sft', 'dft']), (None, 0.25, None, ['sft', 'dft']),
+ (None, 0.0, 'numbered', ['sft', 'dft'])]
 """
 
 from __future__ import annotations
@@ -37,12 +38,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
-
-import tasks
-from harness import leaderboard, results
+from harness import results
 from harness.config import (
     RUN,
     Parser,
@@ -52,31 +50,20 @@ from harness.config import (
     below_one,
     check_fields,
     config_from,
+    experiment_parser,
     objective_defaults,
     positive,
     preset_of,
     setting,
 )
-from harness.config.resolve import Experiment, experiment_parser, resolve_experiment
-from harness.data.noise import with_noise
-from harness.data.rows import training_rows
-from harness.errors import ConfigError, HarnessError
-from harness.evaluate import evaluate_task
-from harness.files import atomic_write_text
+from harness.errors import ConfigError, command
+from harness.files import atomic_write_text, read_json
 from harness.identity import config_id
-from harness.models import backbone_name
-from harness.runs import (
-    evaluation_of,
-    hparams_of,
-    plan_method,
-    read_json,
-    replicates,
-    run,
-    run_root,
-    status,
-    train_or_reuse,
-)
+from harness.objectives import BASE, BASELINE
 from harness.stats import mean_of_independent
+
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 PROBE_FILE = "probe.json"  # a warm-up's own in-domain score, beside its train_summary.json
 # The warm-up lengths tried for a target, in order: about 1.5 times the last each time, so a start
@@ -175,22 +162,24 @@ def parse_continuum(argv: list[str] | None = None, description: str = "") -> Con
     noise rates (every row has an answer to corrupt) and the styles (the task's own others); SFT
     must be trained: it is the baseline.
 
-    >>> parse_continuum(["--start-scores", "50", "--methods", "sft,dft", "--train-limit", "2000"])
+    >>> parse_continuum(["--start-scores", "50", "--methods", "sft", "dft", "--train-limit", "2000"])
     Traceback (most recent call last):
     ...
     harness.errors.ConfigError: --start-scores 50: the warm-up pool is the rows after --train-limit 2000, and task math-words split train has 2000 (none left)
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--warmup-rows" in argv or any(arg.startswith("--warmup-rows=") for arg in argv):
-        raise ConfigError(
-            "--warmup-rows is gone: the ladder is built to the starts' own scores, --start-scores 50 70"
-        )
     preset = preset_of(argv)
     args = vars(parser(preset, description).parse_args(argv))
     study = config_from(args, ContinuumConfig)
+    # import cost: the task registry, the rows and the resolve step (torch), once the flags parse
+    import tasks
+    from harness.data.noise import with_noise
+    from harness.data.rows import training_rows
+    from harness.resolve import resolve_experiment
+
     experiment = resolve_experiment(args, preset)
     train, task = experiment.train, tasks.get(experiment.config.task)
-    if "sft" not in experiment.config.method_list:
+    if BASELINE not in experiment.config.methods:
         raise ConfigError("--methods: a map compares each objective with SFT, so it must include sft")
     if train.train_noise:
         raise ConfigError("--train-noise: a map trains at each of --noise; give the rates there")
@@ -224,6 +213,10 @@ def _check_styles(study: ContinuumConfig, task) -> None:
 def _check_pool(study: ContinuumConfig, experiment: Experiment) -> int:
     """The warm-up pool's size, once it is known to hold a batch and every target to be reachable:
     above the backbone's own in-domain score and not above the best SFT in the reference folder."""
+    # import cost: the rows and the backbones, once the flags parse
+    from harness.data.rows import training_rows
+    from harness.models import backbone_name
+
     train, config = experiment.train, experiment.config
     first = study.start_scores[0]
     if train.train_limit is None:
@@ -282,7 +275,7 @@ def in_domain(record: dict[str, Any]) -> float | None:
 
 
 def _base_score(config, backbone: str) -> tuple[float, str] | None:
-    for record in _reference_records(config, backbone, "base"):
+    for record in _reference_records(config, backbone, BASE):
         if (score := in_domain(record)) is not None:
             return score, f"its base record in {config.reference_dir}/"
     return None
@@ -292,7 +285,7 @@ def _best_sft(config, backbone: str) -> tuple[float, str] | None:
     """The best in-domain score, over its seeds, of any SFT configuration recorded for the task and
     backbone, and which one."""
     by_config: dict[str, list[float]] = {}
-    for record in _reference_records(config, backbone, "sft"):
+    for record in _reference_records(config, backbone, BASELINE):
         if (score := in_domain(record)) is not None and not record["hparams"].get("train_noise"):
             by_config.setdefault(config_id(record["hparams"]), []).append(score)
     if not by_config:
@@ -304,11 +297,13 @@ def _best_sft(config, backbone: str) -> tuple[float, str] | None:
 def warmup_config(continuum: Continuum, steps: int) -> TrainConfig:
     """The training of the warm-up of ``steps`` optimizer steps of SFT on the whole warm-up pool, in
     the task's own style and without noise, in its own run folder."""
+    from harness.plan import hparams_of, run_root  # import cost: the planning reads tasks and models
+
     train = continuum.experiment.train
     config = replace(
         train,
-        objective="sft",
-        **objective_defaults("sft"),
+        objective=BASELINE,
+        **objective_defaults(BASELINE),
         train_offset=train.train_offset + train.train_limit,
         train_limit=continuum.pool_rows,
         steps=steps,
@@ -324,29 +319,25 @@ def warmup_config(continuum: Continuum, steps: int) -> TrainConfig:
 def probe(continuum: Continuum, steps: int) -> tuple[str, float]:
     """The warm-up of ``steps`` steps (trained once, then reused) and its own in-domain score (a
     fraction), measured once with the map's evaluation settings and kept in its folder."""
+    # import cost: training and evaluation, only for a map that runs
+    import tasks
+    from harness.evaluation import evaluate_task
+    from harness.launch import train_or_reuse
+    from harness.plan import evaluation_of
+
     experiment = continuum.experiment
     config = warmup_config(continuum, steps)
     folder = Path(config.output_dir)
     print(f"== warm-up: SFT for {steps} steps on the {continuum.pool_rows} pool rows", file=sys.stderr)
     summary = train_or_reuse(config, experiment.config.nproc_per_node, not experiment.config.redo)
-    evaluation = evaluation_of(experiment, "base")
+    evaluation = evaluation_of(experiment, BASE)
     found = read_json(folder / PROBE_FILE)
     if isinstance(found, dict) and found.get("evaluation") == evaluation and not experiment.config.redo:
         return summary["model_dir"], found["in_domain"]
     task = tasks.get(experiment.config.task)
     splits = [s.name for s in task.splits if s.role == "test"]
-    scores = evaluate_task(
-        summary["model_dir"],
-        task,
-        splits=splits,
-        limit=experiment.config.eval_limit,
-        sampling=experiment.sampling,
-        samples_dir=folder / "probe-samples",
-        device=config.device,
-        template=experiment.eval_template,
-        generation_backend=experiment.config.generation_backend,
-        tensor_parallel_size=experiment.config.tensor_parallel_size,
-    )
+    settings = replace(experiment.evaluation, samples_dir=str(folder / "probe-samples"))
+    scores = evaluate_task(summary["model_dir"], task, settings, splits=splits)
     score = mean_of_independent([(s["value"], s["stderr"]) for s in scores.values()])[0]
     made = {"steps": steps, "evaluation": evaluation, "scores": {k: s["value"] for k, s in scores.items()}}
     atomic_write_text(folder / PROBE_FILE, json.dumps(made | {"in_domain": score}, indent=2) + "\n")
@@ -380,22 +371,21 @@ def find_starts(continuum: Continuum) -> list[Start]:
     return starts
 
 
-def plan(continuum: Continuum) -> list[tuple[float | None, float, str | None, str]]:
+def plan(continuum: Continuum) -> list[tuple[float | None, float, str | None, list[str]]]:
     """``(target, noise rate, style, methods)`` of every experiment of the map, in the order run:
     from each start (the backbone, target None, first) its own style without noise (with its base
     evaluation: its own scores and strengths), then each noise rate, then each off style."""
-    methods = [m for m in continuum.experiment.config.method_list if m != "base"]
-    trained = ",".join(methods)
+    trained = [m for m in continuum.experiment.config.methods if m != BASE]
     points = []
     for target in [None, *continuum.study.start_scores]:
-        points.append((target, 0.0, None, ",".join(["base", *methods])))
+        points.append((target, 0.0, None, [BASE, *trained]))
         points += [(target, rate, None, trained) for rate in sorted(set(continuum.study.noise)) if rate]
         points += [(target, 0.0, style, trained) for style in continuum.study.off_styles]
     return points
 
 
 def point_experiment(
-    continuum: Continuum, model: str, rate: float, style: str | None, methods: str
+    continuum: Continuum, model: str, rate: float, style: str | None, methods: list[str]
 ) -> Experiment:
     shared = continuum.experiment
     train = replace(shared.train, model=model, train_noise=rate, train_style=style)
@@ -405,10 +395,12 @@ def point_experiment(
 def annotate_start(experiment: Experiment, start: Start, tolerance: float) -> None:
     """Keep in the start's base record its target and the search that found it (``start``); a
     record that says otherwise (another map's search) is updated, and says so."""
+    from harness.plan import plan_method  # import cost: the planning reads tasks and models
+
     annotation = start.annotation(tolerance)
     if annotation is None:
         return
-    path = plan_method(experiment, "base").record
+    path = plan_method(experiment, BASE).record
     with results.record_lock(path) as held:
         if not held or not path.exists():
             return
@@ -424,9 +416,11 @@ def describe(continuum: Continuum) -> str:
     """What ``--dry-run`` prints: the warm-ups measured so far, then every point of the map with its
     start, noise rate, style and methods, and the state of its runs; nothing is trained. The runs
     from a start not found yet, and every run under ``--redo``, are to do."""
+    from harness.plan import evaluation_of, plan_method, replicates, status  # import cost: tasks, models
+
     shared, study = continuum.experiment, continuum.study
     lines, counts = [], Counter()
-    evaluation = evaluation_of(shared, "base")
+    evaluation = evaluation_of(shared, BASE)
     measured = {}
     for steps in study.warmup_steps:
         found = read_json(Path(warmup_config(continuum, steps).output_dir) / PROBE_FILE)
@@ -456,7 +450,9 @@ def describe(continuum: Continuum) -> str:
         ]
         counts.update(states)
         tally = ", ".join(f"{n} {s}" for s, n in sorted(Counter(states).items()))
-        lines.append(f"from {start}, --train-noise {rate:g}, style {style or 'own'}: {methods} ({tally})")
+        lines.append(
+            f"from {start}, --train-noise {rate:g}, style {style or 'own'}: {' '.join(methods)} ({tally})"
+        )
     seeds = " ".join(str(s) for s in shared.config.seeds)
     total = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines.append(f"seeds {seeds}; runs: {total}")
@@ -476,28 +472,31 @@ def _chosen(study: ContinuumConfig, measured: dict[int, float], target: float) -
     return min(tried, key=lambda s: (abs(measured[s] - goal), s))
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    transformers.utils.logging.disable_progress_bar()
     started = time.time()
-    try:
-        continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
-        if continuum.experiment.config.dry_run:
-            print(describe(continuum))
-            return 0
-        starts = {start.target: start for start in find_starts(continuum)}
-        for target, rate, style, methods in plan(continuum):
-            start = starts[target]
-            experiment = point_experiment(continuum, start.model, rate, style, methods)
-            where = f"--train-noise {rate:g}, style {style or 'own'}"
-            print(f"== from {start.model}, {where}: {methods}", file=sys.stderr)
-            run(experiment)
-            if "base" in methods:
-                annotate_start(experiment, start, continuum.study.start_tolerance)
-        config = continuum.experiment.config
-        written = leaderboard.write(config.results_dir, config.leaderboard_dir)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    continuum = parse_continuum(argv, description=__doc__.split("\n\n")[0])
+    # import cost: training and evaluation, once the command line is known to be good
+    import transformers
+
+    from harness import leaderboard
+    from harness.runs import run
+
+    transformers.utils.logging.disable_progress_bar()
+    if continuum.experiment.config.dry_run:
+        print(describe(continuum))
+        return 0
+    starts = {start.target: start for start in find_starts(continuum)}
+    for target, rate, style, methods in plan(continuum):
+        start = starts[target]
+        experiment = point_experiment(continuum, start.model, rate, style, methods)
+        where = f"--train-noise {rate:g}, style {style or 'own'}"
+        print(f"== from {start.model}, {where}: {' '.join(methods)}", file=sys.stderr)
+        run(experiment)
+        if BASE in methods:
+            annotate_start(experiment, start, continuum.study.start_tolerance)
+    config = continuum.experiment.config
+    written = leaderboard.write(config.results_dir, config.leaderboard_dir)
     maps = [
         p for p in written if Path(p).name.startswith(f"continuum-{config.task}-") and Path(p).suffix == ".md"
     ]

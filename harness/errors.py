@@ -1,4 +1,5 @@
-"""The harness's errors: one family, so every command prints one line and exits 1 for any of them.
+"""The harness's errors: one family, so every command prints one line and exits 1 for any of them
+(:func:`command`, the one entry wrapper every ``main`` is made with).
 
 A :class:`HarnessError` is a problem with what the user asked for or gave (a flag, a file, a row, a
 model folder, a run that cannot go on), and its message names the flag, file or row at fault on one
@@ -11,6 +12,12 @@ line. Anything else that escapes a command is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+
+Main = Callable[[Sequence[str] | None], int]
 
 
 class HarnessError(Exception):
@@ -43,3 +50,26 @@ class RecordError(HarnessError, ValueError):
 
 class TrainingError(HarnessError, RuntimeError):
     """The run cannot go on (a non-finite loss, a failed training process)."""
+
+
+def command(main: Main) -> Main:
+    """A command's entry point (``python -m harness.<command>``): a :class:`HarnessError` raised
+    anywhere in ``main``, a bad flag included (the parsers raise :class:`ConfigError`), is its one
+    line on stderr, ``error: ...``, and exit status 1. Anything else is a bug and keeps its traceback.
+
+    >>> @command
+    ... def main(argv=None):
+    ...     raise ConfigError("--lr must be a positive number, got -1")
+    >>> main([])  # prints: error: --lr must be a positive number, got -1
+    1
+    """
+
+    @functools.wraps(main)
+    def entry(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except HarnessError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+
+    return entry

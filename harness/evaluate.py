@@ -1,36 +1,22 @@
-"""Evaluate a model on a task's splits: generate, score, and summarize with standard errors.
+"""``python -m harness.evaluate``: a model on one task's evaluation splits, from the command line;
+prints each split's score (the evaluation itself is :mod:`harness.evaluation`). Its flags are read
+and checked before torch loads.
 
-Each example gets ``n`` completions; its score is their mean (``n = 16`` with temperature 1.0 is the
-paper's Average@16), and a split's value is the mean over examples with the standard error of that
-mean. Where every score is 0 or 1 (code, math), the summary adds unbiased pass@k for k in 1 and 10
-where ``n`` allows, and for execution-graded tasks the count of each verdict. Every completion is
-kept in ``<samples_dir>/<split>.jsonl`` (prompt, completion, extracted answer or program, score, and
-for code the verdict and the tail of stderr). With a ``samples_dir``, each batch's completions are
-kept as it finishes (:mod:`harness.progress`), and a rerun of a killed evaluation generates only
-what it lacks. Each split's summary names every setting its completions were generated with
-(``generation``, :func:`harness.generate.generation_settings`).
+::
 
-``python -m harness.evaluate --model runs/x/model --task math-words --eval-limit 50`` prints the table.
+    python -m harness.evaluate --model runs/x/model --task math-words --eval-limit 50
 
->>> summary = evaluate_task("tiny", "math-words", splits=["test"], limit=4)
->>> sorted(summary["test"])
-['generation', 'n', 'pass_at', 'role', 'samples_per_example', 'stderr', 'value', 'verdicts']
+>>> main(["--eval-template", "nope"])  # one line on stderr: error: argument --eval-template: invalid choice ...
+1
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from functools import partial
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
 
-import torch
-
-import tasks
 from harness.config import (
+    Evaluation,
     Parser,
     Sampling,
     add_arguments,
@@ -45,230 +31,7 @@ from harness.config import (
     tensor_parallel_size,
     training_setting,
 )
-from harness.config.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
-from harness.data.images import has_images, printable
-from harness.data.rows import load_split
-from harness.errors import ConfigError, DataError, HarnessError
-from harness.generate import generate, generation_settings
-from harness.lmeval import evaluate_task_lm_eval
-from harness.models import device_and_dtype, load_model, load_tokenizer_and_processor
-from harness.models import resolve as resolve_model
-from harness.progress import SamplesProgress
-from harness.score import score_split
-from harness.vllm_engine import Engine
-from tasks.prompts import CHAT, check_applies, with_template
-
-
-def evaluate_split(
-    model,
-    tokenizer,
-    task: tasks.Task,
-    split: str,
-    sampling: Sampling,
-    limit: int | None,
-    samples_path: Path | None,
-    processor=None,
-    template: str = CHAT,
-    identity: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    sampling = sampling.resolved(task.protocol, budget=task.max_new_tokens)
-    examples = load_split(task, split, limit)
-    if not examples:
-        raise DataError(f"task {task.name} split {split} is empty; nothing to evaluate")
-    conversations = [with_template(task, e, template)["prompt"] for e in examples]
-    if processor is None and any(has_images({"prompt": c}) for c in conversations if not isinstance(c, str)):
-        raise DataError(f"task {task.name} has images; the backbone is text-only (no vision tower)")
-    key = {**(identity or {}), "task": task.name, "split": split, "limit": limit, "template": template}
-    completions, progress = generate_kept(
-        model, tokenizer, conversations, [e["id"] for e in examples], sampling, processor, samples_path, key
-    )
-    summary = score_split(
-        task, split, examples, [printable(c) for c in conversations], completions, samples_path
-    )
-    if progress is not None:
-        progress.finish()
-    return summary | {"generation": generation_settings(sampling)}
-
-
-def generate_kept(
-    model,
-    tokenizer,
-    conversations: list[Any],
-    ids: list[Any],
-    sampling: Sampling,
-    processor=None,
-    samples_path: Path | None = None,
-    identity: dict[str, Any] | None = None,
-) -> tuple[list[list[str]], SamplesProgress | None]:
-    """The completions of ``conversations`` (examples ``ids``) by ``model`` (a Hugging Face model or
-    a vLLM :class:`~harness.vllm_engine.Engine`), each batch kept beside ``samples_path`` as it
-    finishes (:mod:`harness.progress`) and a rerun making only what a killed one lacked; with the
-    progress, which the caller finishes once its own files are written (None: nothing kept)."""
-    backend = model.generate if isinstance(model, Engine) else partial(generate, model)
-    progress, done = None, {}
-    if samples_path is not None:
-        key = {**(identity or {}), "sampling": asdict(sampling)}
-        progress = SamplesProgress(samples_path, key, ids)
-        done = progress.done()
-    completions = backend(
-        tokenizer,
-        conversations,
-        sampling,
-        processor,
-        done=done,
-        on_batch=progress.append if progress is not None else None,
-    )
-    return [done[i] if not made and i in done else made for i, made in enumerate(completions)], progress
-
-
-def evaluate_task(
-    model: str,
-    task_name: str | tasks.Task,
-    *,
-    splits: list[str] | None = None,
-    limit: int | None = None,
-    sampling: Sampling | None = None,
-    samples_dir: str | Path | None = None,
-    device: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    template: str = CHAT,
-    generation_backend: str = "hf",
-    tensor_parallel_size: int = 1,
-    eval_backend: str = "harness",
-) -> dict[str, dict[str, Any]]:
-    """Scores per split (``{split: {role, value, stderr, n, samples_per_example, generation}}``) of
-    ``model`` (a name for ``--model`` or a checkpoint folder) on the task's evaluation splits, its questions put
-    to the model with the prompt ``template`` (:mod:`tasks.prompts`), generated by Hugging Face
-    ``generate`` or (``generation_backend="vllm"``) by vLLM on ``tensor_parallel_size`` GPUs; with
-    ``eval_backend="lm-eval"`` lm-eval runs the evaluation (:func:`harness.lmeval.evaluate_task_lm_eval`:
-    greedy, the chat template) and the harness grades its completions alike."""
-    task = tasks.get(task_name) if isinstance(task_name, str) else task_name
-    if eval_backend == "lm-eval":
-        return evaluate_task_lm_eval(
-            model,
-            task.name,
-            limit=limit,
-            sampling=sampling,
-            samples_dir=samples_dir,
-            device=device,
-            template=template,
-        )
-    for split in splits or task.eval_splits:
-        task.split(split)  # an unknown split fails before the model is loaded
-    try:
-        check_applies(task, template)
-    except ValueError as error:
-        raise DataError(str(error)) from None
-    with generator(model, device, generation_backend, tensor_parallel_size, min_pixels, max_pixels) as loaded:
-        return evaluate_loaded(
-            loaded.model,
-            loaded.tokenizer,
-            task,
-            splits,
-            limit,
-            sampling,
-            samples_dir,
-            loaded.processor,
-            template,
-            loaded.identity,
-        )
-
-
-@dataclass
-class Generator:
-    """A model loaded to generate: a Hugging Face model or a vLLM engine, its tokenizer and processor,
-    and what names it for resuming (:func:`model_key`, backend, device, dtype)."""
-
-    model: Any
-    tokenizer: Any
-    processor: Any
-    identity: dict[str, Any]
-
-
-@contextmanager
-def generator(
-    model: str,
-    device: str | None = None,
-    generation_backend: str = "hf",
-    tensor_parallel_size: int = 1,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-) -> Iterator[Generator]:
-    """``model`` (a name for ``--model`` or a folder) loaded to generate on ``device`` through
-    ``generation_backend``; its memory given back when the block ends.
-
-    >>> with generator("tiny") as loaded:
-    ...     loaded.identity["backend"], loaded.identity["device"]
-    ('hf', 'cpu')
-    """
-    tokenizer, processor = load_tokenizer_and_processor(model, min_pixels, max_pixels)
-    identity = model_key(model) | {"backend": generation_backend, "pixels": [min_pixels, max_pixels]}
-    if generation_backend == "vllm":
-        with Engine(resolve_model(model), tensor_parallel_size, 0, min_pixels, max_pixels) as engine:
-            identity |= {"device": engine.device, "tensor_parallel_size": tensor_parallel_size}
-            yield Generator(engine, tokenizer, processor, identity)
-        return
-    chosen, amp_dtype = device_and_dtype(device)
-    loaded = Generator(load_model(model, dtype=amp_dtype, device=chosen), tokenizer, processor, identity)
-    identity |= {"device": str(chosen), "dtype": str(amp_dtype).removeprefix("torch.")}
-    try:
-        yield loaded
-    finally:
-        del loaded.model
-        if chosen.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-def evaluate_loaded(
-    model,
-    tokenizer,
-    task: tasks.Task,
-    splits: list[str] | None = None,
-    limit: int | None = None,
-    sampling: Sampling | None = None,
-    samples_dir: str | Path | None = None,
-    processor=None,
-    template: str = CHAT,
-    identity: dict[str, Any] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """:func:`evaluate_task` for a model already in memory (training-time evaluation uses it).
-    Sets the tokenizer to pad on the left, as generation needs. ``identity`` names the model and
-    backend for resuming a killed evaluation (:mod:`harness.progress`); by default the model's own
-    ``name_or_path``."""
-    if identity is None:
-        identity = {"model": getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__)}
-    splits = splits or task.eval_splits
-    for split in splits:
-        task.split(split)  # an unknown split fails before any generation
-    # Unset sampling fields take the task's own protocol (the paper's Average@16 for its math).
-    sampling = (sampling or Sampling()).resolved(task.protocol, budget=task.max_new_tokens)
-    tokenizer.padding_side = "left"
-    summary = {}
-    for split in splits:
-        path = Path(samples_dir) / f"{split}.jsonl" if samples_dir is not None else None
-        summary[split] = evaluate_split(
-            model, tokenizer, task, split, sampling, limit, path, processor, template, identity
-        )
-    return summary
-
-
-def model_key(model: str) -> dict[str, Any]:
-    """What names a model for resuming its evaluation: ``--model`` as given and, for a folder, each
-    file's size and modification time (a retrained folder is another model; reading 15 GB of
-    weights to hash them would cost more than the resume saves).
-
-    >>> model_key("tiny")["model"], len(model_key("tiny")["files"]) > 0
-    ('tiny', True)
-    """
-    folder = Path(resolve_model(model))
-    if not folder.is_dir():
-        return {"model": model}
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return {
-        "model": model,
-        "files": {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
-    }
+from harness.errors import ConfigError, command
 
 
 @dataclass
@@ -293,6 +56,24 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_fields(self)
 
+    def evaluation(self, sampling: Sampling) -> Evaluation:
+        """How this command evaluates its model, sampling as ``sampling`` says."""
+        names = (
+            "device",
+            "min_pixels",
+            "max_pixels",
+            "generation_backend",
+            "tensor_parallel_size",
+            "eval_backend",
+        )
+        return Evaluation(
+            limit=self.eval_limit,
+            template=self.eval_template,
+            sampling=sampling,
+            samples_dir=self.samples_dir,
+            **{name: getattr(self, name) for name in names},
+        )
+
 
 def parser(description: str = "") -> Parser:
     parser = Parser(prog="python -m harness.evaluate", description=description)
@@ -306,6 +87,11 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     and the model are checked, and the model defaults to the task domain's embedded one."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = config_from(args, Sampling), config_from(args, EvalConfig)
+    # import cost: the task registry, the backbones and the resolve step (torch), once the flags parse
+    from harness.models import device_and_dtype
+    from harness.models import resolve as resolve_model
+    from harness.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
+
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
     check_template(config.eval_template, [config.task], "--eval-template")
     task = check_task(config.task, **options)
@@ -324,30 +110,19 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     return config, sampling
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config, sampling = parse_evaluate(argv, description=__doc__.split("\n\n")[0])
-        options = {} if config.problem_file is None else {"problem_file": config.problem_file}
-        task = tasks.get(config.task, **options)
-        if options:
-            load_split(task, "test", 1)  # reads and checks the whole file before a model is loaded
-        summary = evaluate_task(
-            config.model,
-            task,
-            limit=config.eval_limit,
-            sampling=sampling,
-            samples_dir=config.samples_dir,
-            device=config.device,
-            min_pixels=config.min_pixels,
-            max_pixels=config.max_pixels,
-            template=config.eval_template,
-            generation_backend=config.generation_backend,
-            tensor_parallel_size=config.tensor_parallel_size,
-            eval_backend=config.eval_backend,
-        )
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config, sampling = parse_evaluate(argv, description=__doc__.split("\n\n")[0])
+    # import cost: the evaluation (generation, grading), once the command line is known to be good
+    import tasks
+    from harness.data.rows import load_split
+    from harness.evaluation import evaluate_task
+
+    options = {} if config.problem_file is None else {"problem_file": config.problem_file}
+    task = tasks.get(config.task, **options)
+    if options:
+        load_split(task, "test", 1)  # reads and checks the whole file before a model is loaded
+    summary = evaluate_task(config.model, task, config.evaluation(sampling))
     for split, score in summary.items():
         print(
             f"{split:16s} {score['role']:5s} {100 * score['value']:5.1f} ± {100 * score['stderr']:.1f}  (n={score['n']})"

@@ -23,7 +23,7 @@ given explicitly wins over both. ``--nproc-per-node N`` trains under ``torchrun`
 
 >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
 >>> experiment.train.steps, experiment.config.methods, experiment.config.eval_limit
-(2, 'base,sft,dft', 4)
+(2, ['base', 'sft', 'dft'], 4)
 """
 
 from __future__ import annotations
@@ -32,30 +32,15 @@ import json
 import shlex
 import sys
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import transformers
+from harness import recipes
+from harness.config import Parser, experiment_parser, preset_of
+from harness.errors import ConfigError, command
+from harness.objectives import BASE
 
-import tasks
-from harness import leaderboard, recipes
-from harness.config import Parser, preset_of
-from harness.config.resolve import (
-    Experiment,
-    experiment_parser,
-    ood_task_names,
-    resolve_experiment,
-    resolve_train,
-)
-from harness.errors import ConfigError, HarnessError
-from harness.runs import (
-    compare_with_reference,
-    decoding_label,
-    hparams_of,
-    multinode_command,
-    plan_method,
-    replicates,
-    run,
-)
+if TYPE_CHECKING:
+    from harness.resolve import Experiment
 
 EXAMPLE_NODES, EXAMPLE_GPUS = 2, 8  # what --dry-run shows where the command line does not say
 
@@ -69,12 +54,15 @@ def parse_experiment(argv: list[str] | None = None, description: str = "") -> Ex
     """``python -m harness.experiment``'s command line, resolved (default preset: ``laptop``).
 
     >>> experiment = parse_experiment(["--steps", "2", "--eval-limit", "4"])
-    >>> experiment.train.steps, experiment.train.lr, experiment.config.method_list
+    >>> experiment.train.steps, experiment.train.lr, experiment.config.methods
     (2, 0.001, ['base', 'sft', 'dft'])
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     preset = preset_of(argv)
-    return resolve_experiment(vars(parser(preset, description).parse_args(argv)), preset)
+    args = vars(parser(preset, description).parse_args(argv))  # a bad flag: one line, nothing loaded
+    from harness.resolve import resolve_experiment  # import cost: tasks and torch, once the flags parse
+
+    return resolve_experiment(args, preset)
 
 
 def _without(argv: list[str], *flags: str) -> list[str]:
@@ -106,6 +94,12 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     >>> "paper-code" in text and "torchrun --nnodes=2 --nproc-per-node=8" in text
     True
     """
+    # import cost: the planning reads tasks and models, only once a run is described
+    import tasks
+    from harness.launch import multinode_command
+    from harness.plan import decoding_label, hparams_of, plan_method, replicates
+    from harness.resolve import ood_task_names, resolve_train
+
     config, train = experiment.config, experiment.train
     rest = _without(argv, "--nproc-per-node", "--nnodes")  # each command sets them itself
     lines = []
@@ -158,7 +152,7 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
         return "\n".join(lines)
     lines.append("  1. on every node, one training after the other:")
     for seeded, method in replicates(spread):
-        if method != "base":
+        if method != BASE:
             lines.append("     " + multinode_command(plan_method(seeded, method).train, nodes, gpus))
     flags = [*rest, "--nproc-per-node", str(gpus), "--nnodes", str(nodes)]
     lines.append("  2. then on one node (evaluates the trained models and the base, and records them):")
@@ -166,20 +160,24 @@ def describe(experiment: Experiment, argv: list[str]) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
-        if experiment.config.dry_run:
-            print(describe(experiment, argv))
-            return 0
-        written = run(experiment)
-        paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
-        comparison = compare_with_reference(written, experiment.config)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    experiment = parse_experiment(argv, description=__doc__.split("\n\n")[0])
+    # import cost: training and evaluation, only once the command line is known to be good
+    import transformers
+
+    from harness import leaderboard
+    from harness.reference import compare_with_reference
+    from harness.runs import run
+
+    transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown the real progress
+    if experiment.config.dry_run:
+        print(describe(experiment, argv))
+        return 0
+    written = run(experiment)
+    paths = leaderboard.write(experiment.config.results_dir, experiment.config.leaderboard_dir)
+    comparison = compare_with_reference(written, experiment.config)
     print("records: " + ", ".join(str(p) for p in written))
     print("leaderboards: " + ", ".join(str(p) for p in paths))
     if comparison:

@@ -132,3 +132,11 @@ def is_locked(path: str | os.PathLike[str]) -> bool:
             return True
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     return False
+
+
+def read_json(path: Path) -> Any:
+    """The JSON at ``path``, or None when it is missing or unreadable (a half-written file)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

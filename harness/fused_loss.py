@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 
 from harness import kernels, objectives
+from harness.config import IGNORE_INDEX
 from harness.losses import (
-    IGNORE_INDEX,
     LossStats,
     Objective,
     as_objective,

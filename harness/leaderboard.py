@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Parser, add_arguments, check_fields, leaderboard_dir, results_dir
-from harness.errors import HarnessError
+from harness.errors import ConfigError, command
 from harness.files import atomic_write_bytes, atomic_write_text, file_lock
 from harness.report import ablation, continuum
 from harness.report.domain import domain_pages
@@ -61,12 +61,10 @@ def render(records: Iterable[Record], *, source: str = "results") -> dict[str, s
     return {domain: page.text for domain, page in domain_pages(list(records), source).items()}
 
 
-def render_all(
+def pages_of(
     records: Iterable[Record], *, source: str = "results", others: Sequence[str] = ()
-) -> dict[str, str | bytes]:
-    """Every file of the leaderboard folder, ``{relative path: markdown text or PNG bytes}``: the
-    index ``README.md``, ``<domain>.md``, ``ablation-*.md``, ``continuum-*.md`` and ``plots/*.png``. ``others`` names
-    pages of :data:`OTHER_PAGES` that exist, for the index to link."""
+) -> dict[str, Page]:
+    """Every page of the leaderboard folder, ``{file name: Page}`` (the plots not drawn yet)."""
     records = list(records)
     source = source.rstrip("/") or "/"
     pages = {f"{domain}.md": page for domain, page in domain_pages(records, source).items()}
@@ -77,8 +75,17 @@ def render_all(
     pages["README.md"] = Page(
         index_page(records, source, sorted(pages), sorted(ablations), others, sorted(maps), findings)
     )
+    return pages
+
+
+def render_all(
+    records: Iterable[Record], *, source: str = "results", others: Sequence[str] = ()
+) -> dict[str, str | bytes]:
+    """Every file of the leaderboard folder, ``{relative path: markdown text or PNG bytes}``: the
+    index ``README.md``, ``<domain>.md``, ``ablation-*.md``, ``continuum-*.md`` and ``plots/*.png``. ``others`` names
+    pages of :data:`OTHER_PAGES` that exist, for the index to link."""
     files: dict[str, str | bytes] = {}
-    for name, page in sorted(pages.items()):
+    for name, page in sorted(pages_of(records, source=source, others=others).items()):
         files[name] = page.text
         for path, draw in page.plots:
             files[path] = draw()
@@ -133,6 +140,7 @@ def parser() -> Parser:
     return made
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the leaderboard folder from ``<results>`` and print the paths written.
 
@@ -143,14 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     if not Path(args.results_dir).is_dir():
-        print(f"harness.leaderboard: no results folder at {args.results_dir}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"--results-dir {args.results_dir}: no results folder")
+    LeaderboardConfig(**vars(args))  # its checks: a folder that cannot be made is named by its flag
     try:
-        LeaderboardConfig(**vars(args))  # its checks: a folder that cannot be made is named by its flag
         paths = write(args.results_dir, args.leaderboard_dir)
-    except (OSError, HarnessError) as error:
-        print(f"harness.leaderboard: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # a page that cannot be written: one line, as every refusal
+        raise ConfigError(f"--leaderboard-dir {args.leaderboard_dir}: {error}") from None
     if not paths:
         print(f"harness.leaderboard: no records under {args.results_dir}; nothing written", file=sys.stderr)
     for path in paths:

@@ -46,10 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from harness import objectives
-from harness.config import OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig, flag
+from harness.config import IGNORE_INDEX, OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig, flag
 from harness.errors import ConfigError
 
-IGNORE_INDEX = -100
 _CHECK = {f.name: f.metadata["check"] for f in fields(TrainConfig) if f.name in OBJECTIVE_PARAMS}
 
 

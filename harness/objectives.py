@@ -8,6 +8,8 @@ row here, a function there and its parameters' fields (docs/objectives.md, "Addi
 
 >>> row("psft").reference, row("psft").fsdp, row("psft").lora
 ('old policy', False, False)
+>>> BASE, BASELINE, SUBJECT
+('base', 'sft', 'dft')
 >>> owners_of("prob_threshold")
 ('profit', 'gft')
 """
@@ -39,11 +41,15 @@ class ObjectiveRow:
     # Whether a token's weight reads its whole sequence (iw-SFT's sequence weight, DPO's pair
     # margin): the loss needs each token's sequence, and weighs a chunk only once all are scored.
     per_sequence: bool = False
+    # The yardstick: every other objective is compared with it (the pages' "X − SFT"), a map needs it.
+    baseline: bool = False
+    # The objective the harness is about, the headline's "DFT − SFT" and each page's first difference.
+    subject: bool = False
 
 
 OBJECTIVE_TABLE = (
-    ObjectiveRow("sft", "SFT", "cross-entropy"),
-    ObjectiveRow("dft", "DFT", "arXiv 2508.05629", params=("dft_min_weight", "dft_alpha")),
+    ObjectiveRow("sft", "SFT", "cross-entropy", baseline=True),
+    ObjectiveRow("dft", "DFT", "arXiv 2508.05629", params=("dft_min_weight", "dft_alpha"), subject=True),
     ObjectiveRow("q-family", "q-family", "arXiv 2510.00526; the authors' GeneralFamily-q", params=("q",)),
     ObjectiveRow("profit", "ProFit", "arXiv 2601.09195", params=("prob_threshold",)),
     ObjectiveRow("chord-phi", "CHORD-phi", "arXiv 2508.11408"),
@@ -90,6 +96,11 @@ OBJECTIVE_TABLE = (
 )
 NAMES = tuple(r.name for r in OBJECTIVE_TABLE)
 _BY_NAME = {r.name: r for r in OBJECTIVE_TABLE}
+# The two roles every command and page reads by name: the baseline objective (the table's column) and
+# the untouched backbone, evaluated and never trained (a method of the commands, not an objective).
+BASELINE = next(r.name for r in OBJECTIVE_TABLE if r.baseline)
+SUBJECT = next(r.name for r in OBJECTIVE_TABLE if r.subject)
+BASE = "base"
 
 
 def row(name: str) -> ObjectiveRow:
@@ -102,6 +113,18 @@ def owners_of(param: str) -> tuple[str, ...]:
     return tuple(r.name for r in OBJECTIVE_TABLE if param in r.params)
 
 
-def label(method: str) -> str:
-    """How a page names ``method``: an objective's label, or the method itself (``base``)."""
+# The baseline trained on the backbone's own graded answers (the offline setting, harness.selfgen) is
+# rejection-sampling fine-tuning: the paper's Table 4 calls it RFT, never SFT.
+OFFLINE_BASELINE_LABEL = "RFT"
+
+
+def label(method: str, offline: bool = False) -> str:
+    """How a page names ``method``: an objective's label, or the method itself (``base``); in the
+    ``offline`` setting the baseline is RFT.
+
+    >>> label("sft"), label("sft", offline=True), label("dft", offline=True)
+    ('SFT', 'RFT', 'DFT')
+    """
+    if offline and method == BASELINE:
+        return OFFLINE_BASELINE_LABEL
     return _BY_NAME[method].label if method in _BY_NAME else method

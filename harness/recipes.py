@@ -41,6 +41,9 @@ SHARDED = "fsdp"
 MATH_COLUMNS = ("Math500", "Minerva Math", "Olympiad Bench", "AIME24", "AMC23", "Avg.")
 CODE_COLUMNS = ("HumanEval", "HumanEval+")
 VLM_COLUMNS = ("MathVerse", "MathVision", "WeMath")
+# The paper's tables' own rows, the keys of each recipe's reported numbers: its base, SFT and DFT
+# (data, as the paper printed them, whatever baseline the harness compares with).
+PAPER_COLUMNS = ("base", "sft", "dft")
 
 
 @dataclass(frozen=True)
@@ -90,10 +93,14 @@ class Recipe:
             f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in flags.items()
         )
 
+    @property
+    def decimals(self) -> int:
+        """How many decimals the paper prints: one in the code table, two elsewhere."""
+        return 1 if self.columns == CODE_COLUMNS else 2
+
     def formatted(self, numbers: tuple[float, ...]) -> str:
-        """``numbers`` as the paper prints them: one decimal in the code table, two elsewhere."""
-        decimals = 1 if self.columns == CODE_COLUMNS else 2
-        return " / ".join(f"{v:.{decimals}f}" for v in numbers)
+        """``numbers`` as the paper prints them (:attr:`decimals`)."""
+        return " / ".join(f"{v:.{self.decimals}f}" for v in numbers)
 
 
 def _math(name: str, model: str, template: str, reported: dict[str, tuple[float, ...]], **more) -> Recipe:
@@ -247,7 +254,7 @@ _ALL += [
     Recipe(
         "offline-qwen2.5-math-1.5b",
         "Table 2 (offline RL)",
-        {**_OFFLINE, "methods": "base,sft,dft"},
+        {**_OFFLINE, "methods": ["base", "sft", "dft"]},
         ("Avg.",),
         {"base": (QWEN_MATH_15B_BASE[-1],), "sft": (23.97,), "dft": (35.43,)},
         selfgen=_OFFLINE_SELFGEN,
@@ -257,7 +264,7 @@ _ALL += [
     Recipe(
         "offline-dpo-qwen2.5-math-1.5b",
         "Table 2 (offline RL)",
-        {**_OFFLINE, "methods": "dpo", "lr": 1e-6, "batch_size": 128},
+        {**_OFFLINE, "methods": ["dpo"], "lr": 1e-6, "batch_size": 128},
         ("Avg.",),
         {"dpo": (23.20,)},
         selfgen=_OFFLINE_SELFGEN,
@@ -266,7 +273,7 @@ _ALL += [
     Recipe(
         "offline-iwsft-qwen2.5-math-1.5b",
         "Table 7 (offline RL, iw-SFT)",
-        {**_OFFLINE, "methods": "iw-sft"},
+        {**_OFFLINE, "methods": ["iw-sft"]},
         ("Avg.",),
         {},
         selfgen=_OFFLINE_SELFGEN,
@@ -296,8 +303,8 @@ def table(recipes: list[Recipe] | None = None) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in recipes or list(RECIPES.values()):
-        cells = [r.formatted(r.reported[m]) if m in r.reported else "—" for m in ("base", "sft", "dft")]
-        others = {m: v for m, v in r.reported.items() if m not in ("base", "sft", "dft")} | r.context
+        cells = [r.formatted(r.reported[m]) if m in r.reported else "—" for m in PAPER_COLUMNS]
+        others = {m: v for m, v in r.reported.items() if m not in PAPER_COLUMNS} | r.context
         cells.append("; ".join(f"{m}: {r.formatted(v)}" for m, v in others.items()) or "—")
         lines.append(
             f"| `{r.name}` | {r.table} | {r.model} | {' / '.join(r.columns)} | " + " | ".join(cells) + " |"

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Parser, add_arguments, check_fields, leaderboard_dir, results_dir, setting
-from harness.config.resolve import check_task
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, command
 from harness.files import atomic_write_text
 from harness.report import replicates
 from harness.results import load_records
@@ -49,6 +48,8 @@ def parse_replicates(argv: list[str] | None = None) -> ReplicatesConfig:
     parser = Parser(prog="python -m harness.replicates", description=__doc__.split("\n")[0])
     add_arguments(parser, ReplicatesConfig)
     config = ReplicatesConfig(**vars(parser.parse_args(sys.argv[1:] if argv is None else argv)))
+    from harness.resolve import check_task  # import cost: the task registry, once the flags parse
+
     check_task(config.task)
     for flag, folder in (("--results-dir", config.results_dir), ("--paths-dir", config.paths_dir)):
         if not Path(folder).is_dir():
@@ -56,26 +57,20 @@ def parse_replicates(argv: list[str] | None = None) -> ReplicatesConfig:
     return config
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config = parse_replicates(argv)
-        seeds = [r for r in load_records(config.results_dir, skipped=[]) if r["task"] == config.task]
-        paths = {
-            folder.name: [r for r in load_records(folder, skipped=[]) if r["task"] == config.task]
-            for folder in sorted(Path(config.paths_dir).iterdir())
-            if folder.is_dir()
-        }
-        if not any(paths.values()):
-            raise ConfigError(
-                f"--paths-dir {config.paths_dir}: no records of task {config.task} in its folders"
-            )
-        command = "python -m harness.replicates " + shlex.join(sys.argv[1:] if argv is None else argv)
-        made = replicates.page(config.task, seeds, paths, command.strip())
-        out = atomic_write_text(Path(config.leaderboard_dir) / f"replicates-{config.task}.md", made.text)
-    except HarnessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(out)
+    config = parse_replicates(argv)
+    seeds = [r for r in load_records(config.results_dir, skipped=[]) if r["task"] == config.task]
+    paths = {
+        folder.name: [r for r in load_records(folder, skipped=[]) if r["task"] == config.task]
+        for folder in sorted(Path(config.paths_dir).iterdir())
+        if folder.is_dir()
+    }
+    if not any(paths.values()):
+        raise ConfigError(f"--paths-dir {config.paths_dir}: no records of task {config.task} in its folders")
+    line = "python -m harness.replicates " + shlex.join(sys.argv[1:] if argv is None else argv)
+    made = replicates.page(config.task, seeds, paths, line.strip())
+    print(atomic_write_text(Path(config.leaderboard_dir) / f"replicates-{config.task}.md", made.text))
     return 0
 
 

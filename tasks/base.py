@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from tasks.sources import digest, local_copy
+
 SplitRole = Literal["train", "test", "ood"]
 
 
@@ -69,6 +71,13 @@ class Task:
         """The one line that refuses a style the task does not have."""
         have = f"its styles are {', '.join(self.styles)}" if self.styles else "it has no other style"
         return f"task {self.name} has no solution style {style!r}: {have}"
+
+    def data_digest(self) -> str | None:
+        """What the local files this task reads its examples from hold (:func:`tasks.sources.digest`
+        of a ``$HARNESS_DATA`` copy), or None where it reads none (generated, packaged or hub data): a
+        record's evaluation keeps it, so an edited copy is evaluated anew, never reused."""
+        copy = local_copy(self.name)
+        return None if copy is None else digest(copy)
 
     def deciding_spans(self, completion: str) -> list[tuple[int, int]] | None:
         """The character spans of a training completion whose tokens decide its grade (a math

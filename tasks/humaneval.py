@@ -32,6 +32,7 @@ from typing import Any
 from harness.sandbox.check import CheckFunction
 from tasks.base import Split
 from tasks.code_grading import CodeTask, extract_code
+from tasks.sources import digest
 
 INSTRUCTION = (
     "Complete the following Python function. Answer with the whole function in a ```python code block."
@@ -107,6 +108,10 @@ class HumanEval(CodeTask):
         """``problem_file``: a HumanEval-format JSONL file to use instead of the package's own (such
         as HumanEval+ with its extra tests)."""
         self.problem_file = problem_file
+
+    def data_digest(self) -> str | None:
+        """``--problem-file``'s content (the package's own problems are the package's version)."""
+        return None if self.problem_file is None else digest(self.problem_file)
 
     def load(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         self.split(split)

@@ -27,6 +27,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,40 @@ def local_copy(task_name: str, environ: Mapping[str, str] | None = None) -> Path
         if candidate.exists():
             return candidate
     return None
+
+
+def digest(path: str | Path) -> str:
+    """What a data file or folder holds, as a short hash (16 hex digits of SHA-256): a file's bytes,
+    or every file under a folder with its relative path, in order. A run's identity includes it, so
+    an edited file is another run (cached by size and modification time: a 15 GB folder is read once
+    per process).
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+    ...     _ = f.write('{"q": 1}\\n')
+    >>> len(digest(f.name)), digest(f.name) == digest(f.name)
+    (16, True)
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    stats = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _digest(str(path.resolve()), stats)
+
+
+@lru_cache(maxsize=64)
+def _digest(root: str, stats: tuple) -> str:
+    import hashlib
+
+    total = hashlib.sha256()
+    base = Path(root)
+    for name, _, _ in stats:
+        path = Path(name)
+        if path.resolve() != base:  # a folder's file: its path inside the folder counts too
+            total.update(str(path.resolve().relative_to(base)).encode("utf-8") + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                total.update(block)
+    return total.hexdigest()[:16]
 
 
 def _from_hub(source: Source):

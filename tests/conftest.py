@@ -31,7 +31,7 @@ def write_jsonl(path, rows):
 DIE_AFTER_FIRST_BATCH = """
 import os, signal, sys
 from harness import progress
-from harness.config import Sampling
+from harness.config import Evaluation, Sampling
 
 append = progress.SamplesProgress.append
 def append_then_die(self, indices, completions):
@@ -69,11 +69,11 @@ def tokenizer():
 # Modules whose doctest examples load a model or run the sandbox: in the slow tier with the tests
 # that do the same (the quick tier, `nox -s tests-quick`, is everything else).
 SLOW_DOCTESTS = {
-    "harness.train",
-    "harness.evaluate",
-    "harness.selfgen",
+    "harness.trainer",
+    "harness.evaluation",
+    "harness.offline",
     "harness.generate",
-    "harness.token_probs",
+    "harness.probabilities",
     "harness.lora",
     "harness.data.images",
     "harness.sandbox.process",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.ablate import main, parse_args, plan
+from harness.errors import ConfigError
 from harness.results import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,9 @@ def folders(tmp_path: Path) -> list[str]:
 
 
 def test_grid_expands_in_a_fixed_order_base_first():
-    sweep = parse_args(["--lr", "1e-3", "2e-3", "--batch-size", "16", "48", "--method", "dft", "sft"])
+    sweep = parse_args(
+        ["--lr", "1e-3", "2e-3", "--batch-size", "16", "48", "--methods", "base", "dft", "sft"]
+    )
     cells = plan(sweep)
     assert [(c.index, c.method, c.lr, c.batch_size) for c in cells] == [
         (0, "base", None, None),
@@ -49,7 +52,7 @@ def test_grid_expands_in_a_fixed_order_base_first():
     for cell in cells[1:]:
         train = asdict(cell.experiment.train)
         assert (train["lr"], train["batch_size"]) == (cell.lr, cell.batch_size)
-        assert cell.experiment.config.methods == cell.method and not cell.experiment.config.redo
+        assert cell.experiment.config.methods == [cell.method] and not cell.experiment.config.redo
         assert cell.experiment.config.seeds == [cell.seed] == [0]
         # Everything else is shared by every cell.
         shared = {k: v for k, v in train.items() if k not in ("lr", "batch_size", "micro_batch_size")}
@@ -61,7 +64,7 @@ def test_grid_expands_in_a_fixed_order_base_first():
 
 
 def test_seeds_multiply_the_trained_cells_and_each_cell_trains_one_seed():
-    cells = plan(parse_args(["--lr", "1e-3", "2e-3", "--method", "sft", "--seeds", "3", "4"]))
+    cells = plan(parse_args(["--lr", "1e-3", "2e-3", "--methods", "base", "sft", "--seeds", "3", "4"]))
     assert [(c.method, c.lr, c.seed) for c in cells] == [
         ("base", None, None),
         ("sft", 1e-3, 3),
@@ -74,8 +77,8 @@ def test_seeds_multiply_the_trained_cells_and_each_cell_trains_one_seed():
 
 
 def test_repeated_values_collapse_and_omitted_axes_take_the_preset():
-    sweep = parse_args(["--lr", "1e-3", "0.001", "--no-base", "--preset", "paper-math"])
-    assert sweep.lrs == [1e-3] and sweep.batch_sizes == [256] and sweep.grid.method == ["sft", "dft"]
+    sweep = parse_args(["--lr", "1e-3", "0.001", "--methods", "sft", "dft", "--preset", "paper-math"])
+    assert sweep.lrs == [1e-3] and sweep.batch_sizes == [256] and sweep.objectives == ["sft", "dft"]
     assert [c.method for c in plan(sweep)] == ["sft", "dft"]
 
 
@@ -100,16 +103,24 @@ def test_domain_picks_its_training_task_and_an_embedded_model_that_can_do_it(arg
         (["--batch-size"], "argument --batch-size: expected at least one argument"),
         (["--lr", "1e-3", "fast"], "argument --lr: --lr takes numbers; 'fast' is not one"),
         (["--batch-size", "1.5"], "--batch-size takes whole numbers; '1.5' is not one"),
-        (["--method", "grpo"], "argument --method: invalid choice: 'grpo'"),
+        (["--methods", "grpo"], "argument --methods: invalid choice: 'grpo'"),
+        (
+            ["--methods", "sft,dft"],
+            "argument --methods: --methods takes its values separated by spaces: --methods sft dft",
+        ),
+        (["--method", "sft"], "--method is gone: give the methods with --methods, space-separated"),
+        (["--no-base"], "--no-base is gone: the base is a method: leave base out of --methods"),
         (["--seeds", "0", "1.5"], "argument --seeds: --seeds takes whole numbers; '1.5' is not one"),
     ],
 )
 def test_bad_grid_flags_are_one_line_errors_naming_the_flag(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
+    # argparse's refusals read as the harness's own: one line, exit status 1 (harness.errors.command).
+    with pytest.raises(ConfigError) as refused:
         parse_args(argv)
-    assert exit_info.value.code == 2
+    assert message in str(refused.value) and str(refused.value).endswith("(see --help)")
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -162,7 +173,7 @@ def test_a_missing_or_malformed_training_file_fails_before_the_plan(tmp_path, ca
 
 
 def test_each_printed_command_runs_exactly_its_cell(capsys):
-    argv = ["--lr", "1e-3", "3e-3", "--batch-size", "8", "16", "--method", "dft", "--print-commands"]
+    argv = ["--lr", "1e-3", "3e-3", "--batch-size", "8", "16", "--methods", "base", "dft", "--print-commands"]
     assert main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     cells = plan(parse_args(argv))
@@ -197,7 +208,7 @@ def sft_record(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path, capsys):
-    argv = [*TINY, "--lr", "1e-3", "--method", "sft", "--no-base", "--save-every", "1", *folders(tmp_path)]
+    argv = [*TINY, "--lr", "1e-3", "--methods", "sft", "--save-every", "1", *folders(tmp_path)]
     assert main(argv) == 0
     record = sft_record(tmp_path)
     first = record.read_bytes()
@@ -243,7 +254,7 @@ def test_rerun_skips_finished_cells_and_redoes_broken_or_half_done_ones(tmp_path
 
 @pytest.mark.slow
 def test_two_sweeps_sharing_a_results_folder_lose_and_repeat_nothing(tmp_path):
-    argv = [*TINY, "--lr", "1e-3", "--no-base", *folders(tmp_path)]
+    argv = [*TINY, "--lr", "1e-3", "--methods", "sft", "dft", *folders(tmp_path)]
     command = [sys.executable, "-m", "harness.ablate", *argv]
     runs = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

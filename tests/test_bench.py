@@ -341,3 +341,23 @@ def test_the_sampled_bench_makes_the_same_completions_both_ways_and_can_set_thei
     assert padded["completions"] == continuous["completions"] == 32
     assert padded["tokens"] == continuous["tokens"] and padded["score"] == continuous["score"]
     assert 3 < continuous["tokens"] / 32 < 10  # geometric, mean 6 (the stop token itself not counted)
+
+
+def test_an_end_to_end_measurement_older_than_the_references_says_so():
+    import subprocess
+
+    from harness.bench.performance import PROJECT, references_changed_since, render
+
+    first = subprocess.run(
+        ["git", "-C", str(PROJECT), "rev-list", "--max-parents=0", "HEAD"], capture_output=True, text=True
+    ).stdout.split()
+    if not first:
+        pytest.skip("not a git checkout")
+    since = references_changed_since(first[-1])  # the first commit's results/ are not today's
+    assert since is not None and len(since["commit"]) == 40 and since["date"][:2] == "20"
+    assert references_changed_since("0" * 40) is None  # a commit git does not know: nothing claimed
+    measured = {"commit": first[-1], "uncommitted_changes_not_measured": False, "smollm2_cached": True,
+                "runs": {"train-math": {"seconds": 300.0, "matched": 3, "differed": 0}}}  # fmt: skip
+    page = render({"end-to-end": measured}, since)
+    assert "⚠ The committed reference records (`results/`) changed after this measurement" in page
+    assert "⚠" not in render({"end-to-end": measured}, None)

@@ -24,12 +24,12 @@ from harness.config import (
     split_batch,
     to_flags,
 )
-from harness.config.resolve import parse_train, resolve_train
 from harness.errors import ConfigError
 from harness.evaluate import EvalConfig, parse_evaluate
 from harness.experiment import parse_experiment
 from harness.identity import config_id
-from harness.train import train
+from harness.resolve import parse_train, resolve_train
+from harness.trainer import train
 
 
 def test_every_field_declares_a_known_role_and_help():

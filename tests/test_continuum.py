@@ -219,7 +219,9 @@ def test_the_plan_from_every_start():
     study = parse_continuum(
         [
             "--methods",
-            "base,sft,dft",
+            "base",
+            "sft",
+            "dft",
             "--train-limit",
             "64",
             "--start-scores",
@@ -238,9 +240,9 @@ def test_the_plan_from_every_start():
         (target, rate, style, methods)
         for target in (None, 50.0, 70.0)
         for rate, style, methods in (
-            (0.0, None, "base,sft,dft"),
-            (0.25, None, "sft,dft"),
-            (0.0, "numbered", "sft,dft"),
+            (0.0, None, ["base", "sft", "dft"]),
+            (0.25, None, ["sft", "dft"]),
+            (0.0, "numbered", ["sft", "dft"]),
         )
     ]
 
@@ -267,7 +269,8 @@ def test_bad_inputs_are_one_line_before_any_work(tmp_path):
         str(tmp_path / "runs"),
     ]
     bad = [
-        (["--methods", "dft,asft"], "--methods: a map compares each objective with SFT"),
+        (["--methods", "dft", "asft"], "--methods: a map compares each objective with SFT"),
+        (["--warmup-rows", "64"], "--warmup-rows is gone: the ladder is built to the starts' own scores"),
         (["--warmup-rows", "64"], "--warmup-rows is gone: the ladder is built to the starts' own scores"),
         (["--start-scores", "50"], "--start-scores 50 needs --train-limit"),
         (
@@ -344,17 +347,17 @@ def test_the_search_takes_the_first_length_within_the_tolerance(monkeypatch):
 
 
 def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
-    argv = ["--methods", "sft,dft", "--train-limit", "64", "--start-scores", "50", "--noise", "0.25",
+    argv = ["--methods", "sft", "dft", "--train-limit", "64", "--start-scores", "50", "--noise", "0.25",
             "--seeds", "0", "1", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "r"),
             "--reference-dir", "", "--dry-run"]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "warm-ups measured (in-domain): none yet",
-        "from the backbone tiny, --train-noise 0, style own: base,sft,dft (5 todo)",
-        "from the backbone tiny, --train-noise 0.25, style own: sft,dft (4 todo)",
-        "from a warm-up to 50% (to find), --train-noise 0, style own: base,sft,dft (5 todo)",
-        "from a warm-up to 50% (to find), --train-noise 0.25, style own: sft,dft (4 todo)",
+        "from the backbone tiny, --train-noise 0, style own: base sft dft (5 todo)",
+        "from the backbone tiny, --train-noise 0.25, style own: sft dft (4 todo)",
+        "from a warm-up to 50% (to find), --train-noise 0, style own: base sft dft (5 todo)",
+        "from a warm-up to 50% (to find), --train-noise 0.25, style own: sft dft (4 todo)",
         "seeds 0 1; runs: 18 todo",
     ]
     assert list(tmp_path.iterdir()) == []  # no warm-up, no record, no folder
@@ -362,12 +365,14 @@ def test_a_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     study = parse_continuum(argv)
     folder = Path(warmup_config(study, 8).output_dir)
     folder.mkdir(parents=True)
-    evaluation = command.evaluation_of(study.experiment, "base")
+    from harness.plan import evaluation_of
+
+    evaluation = evaluation_of(study.experiment, "base")
     (folder / command.PROBE_FILE).write_text(json.dumps({"evaluation": evaluation, "in_domain": 0.52}))
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "warm-ups measured (in-domain): 8 steps 52.0" in out
-    assert "from the warm-up of 8 steps for 50%, --train-noise 0, style own: base,sft,dft (5 todo)" in out
+    assert "from the warm-up of 8 steps for 50%, --train-noise 0, style own: base sft dft (5 todo)" in out
 
 
 @pytest.mark.slow
@@ -375,7 +380,7 @@ def test_a_map_from_a_warm_up_made_to_a_target(tmp_path, monkeypatch):
     """The whole command on a tiny budget: the warm-up trains once on the pool rows, is measured,
     chosen, annotated in its base record, and every point's records land where the page finds them."""
     monkeypatch.chdir(tmp_path)
-    argv = ["--methods", "sft,dft", "--train-limit", "16", "--steps", "1", "--batch-size", "8", "--eval-limit", "1",
+    argv = ["--methods", "sft", "dft", "--train-limit", "16", "--steps", "1", "--batch-size", "8", "--eval-limit", "1",
             "--start-scores", "1", "--warmup-steps", "1", "--noise", "0", "--off-styles", "numbered",
             "--reference-dir", "", "--results-dir", "results", "--leaderboard-dir", "pages", "--runs-dir", "runs",
             "--prob-rows", "2", "--no-progress"]  # fmt: skip
@@ -413,7 +418,7 @@ def test_a_loop_of_trained_starts_is_named_by_its_path_not_recursed_forever(tmp_
     from dataclasses import asdict
 
     from harness.config import TrainConfig
-    from harness.runs import model_identity
+    from harness.plan import model_identity
 
     a, b = tmp_path / "a" / "model", tmp_path / "b" / "model"
     for folder, start in ((a, b), (b, a)):  # each retrained from the other since: a loop

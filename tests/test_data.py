@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import write_jsonl
 
+from harness.config import IGNORE_INDEX
 from harness.data.encode import collate, encode_all
-from harness.data.rows import check_row, read_rows
+from harness.data.rows import check_row, read_rows, training_rows
 from harness.data.text import Encoded, encode, pack
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 REPO = Path(__file__).resolve().parents[1]
@@ -497,3 +497,43 @@ def test_a_packed_sequence_is_never_the_target_of_the_one_before_it():
     assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5]]
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 2, 3, IGNORE_INDEX, 5]]
     assert batch["sequence_ids"].tolist() == [[0, 0, 0, 1, 1]]
+
+
+def test_a_runs_identity_holds_what_its_training_file_holds(tmp_path, monkeypatch):
+    from harness.config import TrainConfig
+    from harness.identity import config_id
+    from harness.plan import hparams_of
+
+    rows, _ = training_rows("math-words", None, 4)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    first = hparams_of(TrainConfig(train_data=str(data)), 1)
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows[:3]))  # the same path, other rows
+    second = hparams_of(TrainConfig(train_data=str(data)), 1)
+    assert first["train_data_sha256"] != second["train_data_sha256"]
+    assert config_id(first) != config_id(second)
+    # Generated rows (no file to edit) add nothing: every record made before keeps its id.
+    assert "train_data_sha256" not in hparams_of(TrainConfig(), 1)
+    # A benchmark's local copy is part of its evaluation: another copy is another evaluation.
+    from harness.experiment import parse_experiment
+    from harness.plan import evaluation_of
+
+    copy = tmp_path / "data" / "math-500.jsonl"
+    copy.parent.mkdir()
+    copy.write_text(json.dumps({"problem": "1 + 1?", "answer": "2", "unique_id": "a"}) + "\n")
+    monkeypatch.setenv("HARNESS_DATA", str(copy.parent))
+    experiment = parse_experiment(["--ood-tasks", "math-500"])
+    spec = evaluation_of(experiment, "sft")
+    assert set(spec["data"]) == {"math-500"}
+    copy.write_text(json.dumps({"problem": "2 + 2?", "answer": "4", "unique_id": "a"}) + "\n")
+    assert evaluation_of(experiment, "sft")["data"] != spec["data"]
+    monkeypatch.delenv("HARNESS_DATA")
+    assert "data" not in evaluation_of(parse_experiment([]), "sft")
+    # So is a --problem-file's: its completions are never resumed for another file's problems.
+    from tasks.humaneval import HumanEval
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text('{"task_id": "a"}\n')
+    before = HumanEval(problem_file=problems).data_digest()
+    problems.write_text('{"task_id": "b"}\n')
+    assert HumanEval(problem_file=problems).data_digest() != before and HumanEval().data_digest() is None

@@ -10,9 +10,10 @@ import pytest
 from conftest import DIE_AFTER_FIRST_BATCH
 
 import tasks
-from harness.config import Sampling
+from harness.config import Evaluation, Sampling
 from harness.errors import ConfigError, DataError
-from harness.evaluate import evaluate_split, evaluate_task, main
+from harness.evaluate import main
+from harness.evaluation import evaluate_split, evaluate_task
 from harness.generate import generation_settings
 from harness.models import load_model, load_tokenizer
 from harness.score import score_split
@@ -121,7 +122,10 @@ def test_unknown_split_fails_before_loading_a_model():
 @pytest.mark.slow
 def test_evaluate_task_writes_one_samples_file_per_split(tmp_path):
     summary = evaluate_task(
-        "tiny", "math-words", splits=["test", "ood-steps"], limit=2, samples_dir=tmp_path, device="cpu"
+        "tiny",
+        "math-words",
+        Evaluation(limit=2, samples_dir=tmp_path, device="cpu"),
+        splits=["test", "ood-steps"],
     )
     assert sorted(summary) == ["ood-steps", "test"]
     assert summary["ood-steps"]["role"] == "ood" and summary["test"]["n"] == 2
@@ -159,9 +163,9 @@ def test_cli_problem_file_errors_name_the_flag_or_the_line(tmp_path, capsys):
 KILLED_AFTER_FIRST_BATCH = (
     DIE_AFTER_FIRST_BATCH
     + """
-from harness.evaluate import evaluate_task
-evaluate_task("tiny", "math-words", splits=["test"], limit=12, samples_dir=sys.argv[1],
-              sampling=Sampling(**eval(sys.argv[2])))
+from harness.evaluation import evaluate_task
+evaluate_task("tiny", "math-words", Evaluation(limit=12, samples_dir=sys.argv[1],
+              sampling=Sampling(**eval(sys.argv[2]))), splits=["test"])
 """
 )
 
@@ -216,13 +220,16 @@ def test_a_killed_evaluation_resumes_with_only_the_missing_batches_and_the_same_
     made = generated_prompts(monkeypatch)
     sampling = Sampling(**spec)
     resumed = evaluate_task(
-        "tiny", "math-words", splits=["test"], limit=12, samples_dir=killed, sampling=sampling
+        "tiny", "math-words", Evaluation(limit=12, samples_dir=killed, sampling=sampling), splits=["test"]
     )
     assert sum(made) == 8
     assert "test.progress.jsonl line 6 was cut short" in capsys.readouterr().err
     made.clear()
     whole = evaluate_task(
-        "tiny", "math-words", splits=["test"], limit=12, samples_dir=tmp_path / "whole", sampling=sampling
+        "tiny",
+        "math-words",
+        Evaluation(limit=12, samples_dir=tmp_path / "whole", sampling=sampling),
+        splits=["test"],
     )
     assert sum(made) == 12
     assert (killed / "test.jsonl").read_bytes() == (tmp_path / "whole" / "test.jsonl").read_bytes()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import runs
+from harness import plan
 from harness.ablate import parse_sweep
 from harness.config import flag
-from harness.config.resolve import ood_task_names
 from harness.errors import ConfigError, HarnessError
 from harness.experiment import parse_experiment
+from harness.resolve import ood_task_names
 from tasks.math_words import MathWords
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +39,18 @@ def test_seeds_default_to_the_presets_and_the_training_config_holds_the_first():
 
 
 def test_a_seed_that_is_not_a_whole_number_is_a_one_line_error(capsys):
-    with pytest.raises(SystemExit):
+    from harness.experiment import main
+
+    with pytest.raises(ConfigError, match="argument --seeds: --seeds takes whole numbers; 'x' is not one"):
         parse_experiment(["--seeds", "0", "x"])
+    assert main(["--seeds", "0", "x"]) == 1  # argparse's refusal and the harness's read the same
     err = capsys.readouterr().err.strip()
-    assert err.endswith("argument --seeds: --seeds takes whole numbers; 'x' is not one (see --help)")
-    assert len(err.splitlines()) == 1
+    assert err == "error: argument --seeds: --seeds takes whole numbers; 'x' is not one (see --help)"
 
 
 def test_unknown_method_is_an_error():
-    with pytest.raises(ValueError, match="--methods: unknown grpo"):
-        parse_experiment(["--methods", "base,grpo"])
+    with pytest.raises(ValueError, match="argument --methods: invalid choice: 'grpo'"):
+        parse_experiment(["--methods", "base", "grpo"])
 
 
 @pytest.mark.parametrize(
@@ -142,7 +144,7 @@ def test_cli_unknown_task_suggests_a_name(capsys):
 
 def test_ood_tasks_default_to_the_tasks_own_and_typos_fail_early():
     assert ood_task_names(parse_experiment(["--task", "code-lists"]).config) == ["humaneval"]
-    assert ood_task_names(parse_experiment(["--task", "code-lists", "--ood-tasks", ""]).config) == []
+    assert ood_task_names(parse_experiment(["--task", "code-lists", "--ood-tasks"]).config) == []
     assert ood_task_names(parse_experiment(["--task", "math-words"]).config) == []
     with pytest.raises(ConfigError, match="--ood-tasks unknown task 'humaneva'; did you mean 'humaneval'"):
         parse_experiment(["--task", "code-lists", "--ood-tasks", "humaneva"])
@@ -239,9 +241,9 @@ def test_code_cli_end_to_end_scores_humaneval_as_ood_and_keeps_verdicts(tmp_path
 
 
 def test_each_benchmark_is_sampled_by_its_own_protocol_unless_flags_say_otherwise():
-    from harness.runs import evaluation_of
+    from harness.plan import evaluation_of
 
-    experiment = parse_experiment(["--ood-tasks", "math-500,humaneval"])
+    experiment = parse_experiment(["--ood-tasks", "math-500", "humaneval"])
     spec = evaluation_of(experiment, "sft")
     assert spec["sampling"]["temperature"] == 0.0 and spec["sampling"]["num_samples"] == 1  # math-words
     # math-500 keeps the paper's Average@16; humaneval is greedy like the task: not listed.
@@ -345,14 +347,15 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
     (tmp_path / "selfgen.json").write_text("{}")  # finished (parsing reads no further)
     methods = [
         "--methods",
-        "base," + ",".join(OBJECTIVES),
+        "base",
+        *OBJECTIVES,
         "--train-data",
         str(tmp_path),
         "--batch-size",
         "1",
     ]
     run = parse_experiment([*methods, *flags])
-    configs = {m: runs.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
+    configs = {m: plan.method_config(run, m, tmp_path / m) for m in OBJECTIVES}
     for method, config in configs.items():
         assert config.objective == method
         # Each parameter goes to the objectives that read it; every other one gets the paper's value.
@@ -371,12 +374,12 @@ def test_every_objective_is_a_method_that_differs_from_sft_only_in_its_objective
             ["--q", "0.5"],
             r"--q 0.5 applies to objective q-family only, and none is trained here \(sft, dft\)",
         ),
-        (["--methods", "sft,eaft", "--dft-alpha", "0.5"], "--dft-alpha 0.5 applies to objective dft only"),
+        (["--methods", "sft", "eaft", "--dft-alpha", "0.5"], "--dft-alpha 0.5 applies to objective dft only"),
         (["--methods", "gft", "--prob-threshold", "1.5"], r"--prob-threshold must be in \(0, 1\), got 1.5"),
         (["--methods", "eaft", "--eaft-top-k", "1"], "--eaft-top-k must be >= 2, got 1"),
         (["--methods", "asft", "--asft-lambda", "-1"], "--asft-lambda must be >= 0, got -1.0"),
         (
-            ["--methods", "sft,asft", "--sharding", "fsdp", "--nproc-per-node", "2"],
+            ["--methods", "sft", "asft", "--sharding", "fsdp", "--nproc-per-node", "2"],
             "--objective asft with --sharding fsdp: its frozen starting model is not sharded",
         ),
         (["--methods", "psft", "--lora-rank", "4"], "--objective psft with --lora-rank: its old policy"),
@@ -390,7 +393,7 @@ def test_an_objective_parameter_nobody_reads_or_out_of_range_is_one_line(argv, m
 def test_a_sweep_refuses_a_parameter_its_methods_do_not_read_and_takes_one_they_do():
     with pytest.raises(ValueError, match="^--eaft-alpha 2 applies to objective eaft only"):
         parse_sweep(["--lr", "1e-3", "--eaft-alpha", "2"])
-    sweep = parse_sweep(["--lr", "1e-3", "--method", "sft", "dft", "--dft-min-weight", "0.1"])
+    sweep = parse_sweep(["--lr", "1e-3", "--methods", "sft", "dft", "--dft-min-weight", "0.1"])
     assert sweep.experiment.train.dft_min_weight == 0.1
     with pytest.raises(
         ValueError, match="^--q 2 applies to objective q-family only, and none is trained here \\(none\\)"
@@ -400,5 +403,5 @@ def test_a_sweep_refuses_a_parameter_its_methods_do_not_read_and_takes_one_they_
 
 def test_psft_checkpoints_fall_where_a_psft_batch_starts():
     with pytest.raises(ValueError, match="^--save-every 5 with --objective psft: a checkpoint must fall"):
-        parse_experiment(["--methods", "sft,psft", "--save-every", "5"])
-    parse_experiment(["--methods", "sft,psft", "--save-every", "16"])  # 2 PSFT batches of 8 steps
+        parse_experiment(["--methods", "sft", "psft", "--save-every", "5"])
+    parse_experiment(["--methods", "sft", "psft", "--save-every", "16"])  # 2 PSFT batches of 8 steps

@@ -17,8 +17,7 @@ import pytest
 
 from harness import ablate, continuum, evaluate, experiment, leaderboard, lmeval, selfgen, token_probs
 from harness.bench import performance
-from harness.config import AXIS_NOTE, makeable_folder, preset_of
-from harness.config.resolve import train_parser
+from harness.config import AXIS_NOTE, makeable_folder, preset_of, train_parser
 
 # Flags whose meaning is the command's own: what the task is used for, where the output goes.
 PER_COMMAND = {"--task", "--output-dir", "--out", "--help", "--device"}

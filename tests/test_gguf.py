@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import experiment, gguf, runs
+from harness import experiment, gguf, plan
 from harness.config import to_flags
-from harness.config.resolve import parse_train
 from harness.errors import ModelError, ModelNotFound
 from harness.experiment import parse_experiment
 from harness.models import backbone_name, resolve
+from harness.resolve import parse_train
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_a_packaged_models_preset_is_the_experiments_never_the_trainers():
     # Under torchrun the trainer gets every value as a flag; a preset filling the rest (train_limit 96)
     # would train something other than what was planned and recorded.
     run = parse_experiment(["--model", "smollm2-135m", "--preset", "laptop", "--nproc-per-node", "2"])
-    planned = runs.plan_method(run, "sft").train
+    planned = plan.plan_method(run, "sft").train
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORLD_SIZE", "2")
         assert parse_train(to_flags(planned)) == planned and planned.train_limit is None

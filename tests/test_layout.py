@@ -20,6 +20,8 @@ PROJECT = ("harness", "tasks")
 
 # The pipeline core in import order: each may import only modules listed before it (a module of a
 # package counts as its package's entry). The wings (sandbox, build, bench) sit outside this order.
+# The order is the architecture's: the settings (standard library), the records, the backbones, the
+# data, the resolve step that reads all of them, then training, generation, evaluation and pages.
 PIPELINE = [
     "harness.errors",
     "harness.objectives",
@@ -35,32 +37,33 @@ PIPELINE = [
     "harness.config.presets",
     "harness.config.commands",
     "harness.config.flags",
+    "harness.config.parsers",
     "harness.config",
     "harness.identity",
     "harness.results",
-    "harness.kernels",
-    "harness.losses",
-    "harness.fused_loss",
     "harness.gguf",
     "harness.models",
-    "harness.lora",
-    "harness.forward",
     "harness.data.rows",
-    "harness.config.resolve",
     "harness.data.text",
     "harness.data.images",
     "harness.data.encode",
+    "harness.resolve",
+    "harness.kernels",
+    "harness.losses",
+    "harness.fused_loss",
+    "harness.lora",
+    "harness.forward",
     "harness.generate",
     "harness.vllm_engine",
     "harness.score",
-    "harness.lmeval",
+    "harness.lmeval_tasks",
     "harness.progress",
-    "harness.evaluate",
+    "harness.evaluation",
     "harness.checkpoint",
     "harness.sharding",
-    "harness.train",
-    "harness.token_probs",
-    "harness.selfgen",
+    "harness.trainer",
+    "harness.probabilities",
+    "harness.offline",
     "harness.report.plots",
     "harness.report.paper",
     "harness.report.tables",
@@ -71,13 +74,23 @@ PIPELINE = [
     "harness.report.index",
     "harness.leaderboard",
     "harness.replicates",
+    "harness.plan",
+    "harness.launch",
+    "harness.scoring",
+    "harness.reference",
     "harness.runs",
+    "harness.train",
+    "harness.evaluate",
+    "harness.token_probs",
+    "harness.selfgen",
+    "harness.lmeval",
     "harness.experiment",
     "harness.ablate",
     "harness.continuum",
 ]
 # Training and data code: what the report wing must not reach, even through another module.
 TRAINING_OR_DATA = (
+    "harness.trainer",
     "harness.train",
     "harness.checkpoint",
     "harness.sharding",
@@ -91,11 +104,19 @@ TRAINING_OR_DATA = (
     "harness.generate",
     "harness.vllm_engine",
     "harness.score",
+    "harness.lmeval_tasks",
     "harness.lmeval",
     "harness.progress",
+    "harness.evaluation",
     "harness.evaluate",
+    "harness.offline",
     "harness.selfgen",
+    "harness.probabilities",
     "harness.token_probs",
+    "harness.plan",
+    "harness.launch",
+    "harness.scoring",
+    "harness.reference",
     "harness.runs",
     "harness.experiment",
     "harness.ablate",
@@ -168,7 +189,19 @@ class Imports(ast.NodeVisitor):
             self.external |= {n.split(".")[0] for n in names if n.split(".")[0] not in PROJECT}
         for name in imported(node, self.module):
             if self.depth:
-                text = "\n".join(self.lines[max(0, node.lineno - 2) : node.end_lineno])
+                # The statement and the line above the block of imports it is in: one comment above a
+                # function's imports explains each of them.
+                first = node.lineno - 1
+                while (
+                    first > 0
+                    and self.lines[first - 1].strip().startswith(("import ", "from ", ""))
+                    and (
+                        self.lines[first - 1].strip().startswith(("import ", "from "))
+                        or not self.lines[first - 1].strip()
+                    )
+                ):
+                    first -= 1
+                text = "\n".join(self.lines[max(0, first - 1) : node.end_lineno])
                 self.local.append((node.lineno, resolve(name), text))
             else:
                 self.top.add(resolve(name))
@@ -299,3 +332,52 @@ def test_the_checker_sees_a_planted_upward_import_and_a_local_one():
     assert visitor.top == {"harness.experiment"}
     assert [(line, name) for line, name, _ in visitor.local] == [(4, "harness.ablate")]
     assert "import cost" not in visitor.local[0][2]
+
+
+def literal_role_uses(source: str) -> list[tuple[int, str]]:
+    """Where ``source`` compares with, looks up or indexes by an objective's or role's name written as
+    a string literal (``== "sft"``, ``in ("base", "sft")``, ``methods["sft"]``, ``.get("dft")``)."""
+    from harness.objectives import BASE, NAMES
+
+    names = {BASE, *NAMES}
+
+    def named(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(named(element) for element in node.elts)
+        return False
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(named(n) for n in (node.left, *node.comparators)):
+            found.append((node.lineno, "compares"))
+        elif isinstance(node, ast.Subscript) and named(node.slice):
+            found.append((node.lineno, "indexes by"))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and named(node.args[0])
+        ):
+            found.append((node.lineno, "looks up"))
+    return found
+
+
+def test_roles_and_objectives_are_named_once_not_compared_as_literals():
+    # BASE (the untouched backbone) and the baseline and subject objectives (the objectives table's
+    # columns) are names in harness.objectives; a module that compared "sft" by hand would not follow
+    # a change of the baseline there.
+    offenders = [
+        f"{module}:{line} {what} a role or objective literal"
+        for module, path in MODULES.items()
+        if module != "harness.objectives"
+        for line, what in literal_role_uses(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders
+
+
+def test_the_role_literal_check_finds_each_kind():
+    source = 'a == "sft"\nb in ("base", "x")\nc["dft"]\nd.get("q-family")\ne == "sfts"\n'
+    assert literal_role_uses(source) == [(1, "compares"), (2, "compares"), (3, "indexes by"), (4, "looks up")]

@@ -317,7 +317,7 @@ def test_truncated_and_foreign_files_beside_good_records_are_skipped(tmp_path, t
 
 def test_missing_results_folder_is_a_one_line_error(tmp_path, capsys):
     assert main(["--results-dir", str(tmp_path / "nope"), "--leaderboard-dir", str(tmp_path / "out")]) == 1
-    assert capsys.readouterr().err.strip() == f"harness.leaderboard: no results folder at {tmp_path / 'nope'}"
+    assert capsys.readouterr().err.strip() == f"error: --results-dir {tmp_path / 'nope'}: no results folder"
 
 
 def test_pass_at_k_above_one_gets_its_own_table_and_only_when_recorded():

@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 
 import tasks
-from harness import experiment, lmeval
+from harness import experiment
+from harness import lmeval_tasks as lmeval
+from harness.config import Evaluation
 from harness.errors import ConfigError, DataError
-from harness.evaluate import evaluate_task
 from harness.evaluate import main as evaluate_main
+from harness.evaluation import evaluate_task
 from harness.experiment import parse_experiment
 from harness.models import EMBEDDED
 
@@ -69,7 +71,9 @@ def test_tasks_lm_eval_cannot_render_are_refused_in_one_line(tmp_path):
         lmeval.export("visual-math", tmp_path)
     with pytest.raises(ConfigError, match="did you mean 'math-words'"):
         lmeval.export("math-word", tmp_path)
-    assert lmeval.main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
+    from harness.lmeval import main as export_main
+
+    assert export_main(["--task", "numina-math-cot", "--out", str(tmp_path)]) == 1  # no split to export
     with pytest.raises(ConfigError, match="^--eval-limit must be >= 1, got 0$"):
         lmeval.export("math-words", tmp_path, limit=0)
     assert not (tmp_path / "harness-math-words").exists()  # refused before anything is written
@@ -105,7 +109,7 @@ def test_the_lm_eval_command_scores_exported_tasks_as_the_harness_does(exported,
         [samples_file] = tmp_path.rglob(f"samples_{name}_*.jsonl")
         theirs = {s["doc"]["id"]: s for s in map(json.loads, samples_file.read_text().splitlines())}
         ours = evaluate_task(
-            "tiny", task_label, splits=["test"], limit=LIMIT, samples_dir=tmp_path / task_label
+            "tiny", task_label, Evaluation(limit=LIMIT, samples_dir=tmp_path / task_label), splits=["test"]
         )
         rows = [json.loads(line) for line in (tmp_path / task_label / "test.jsonl").read_text().splitlines()]
         assert len(theirs) == len(rows) == LIMIT
@@ -140,7 +144,6 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
         "--eval-limit",
         "3",
         "--ood-tasks",
-        "",
         "--prob-rows",
         "0",
     ]
@@ -157,7 +160,9 @@ def test_the_experiment_evaluates_through_lm_eval_into_the_same_scores(tmp_path)
     [path] = (tmp_path / "results").rglob("base-*.json")
     record = json.loads(path.read_text())
     assert record["evaluation"]["backend"] == "lm-eval"
-    ours = evaluate_task("tiny", "math-words", limit=3)  # the harness's own backend, same model and examples
+    ours = evaluate_task(
+        "tiny", "math-words", Evaluation(limit=3)
+    )  # the harness's own backend, same model and examples
     # The same scores; only ours names the settings its own generate ran with (lm-eval's are its own).
     mine = {split: {**score, "decoding": "greedy"} for split, score in ours.items()}
     assert record["scores"] == {

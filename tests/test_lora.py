@@ -13,13 +13,13 @@ from safetensors.torch import load_file
 
 from harness import lora
 from harness.config import TrainConfig
-from harness.config.resolve import resolve_train
 from harness.errors import ConfigError
 from harness.experiment import parse_experiment
 from harness.identity import config_id
 from harness.models import load_model
-from harness.runs import plan_method
-from harness.train import finish, optimizer_step, setup, train
+from harness.plan import plan_method
+from harness.resolve import resolve_train
+from harness.trainer import finish, optimizer_step, setup, train
 
 
 def config(tmp_path: Path, name: str, **overrides) -> TrainConfig:

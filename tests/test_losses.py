@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from harness.config import IGNORE_INDEX
 from harness.fused_loss import fused_causal_lm_loss
-from harness.losses import IGNORE_INDEX, LossStats, Objective, causal_lm_loss
+from harness.losses import LossStats, Objective, causal_lm_loss
 
 torch.set_default_dtype(torch.float32)
 

@@ -20,7 +20,7 @@ import pytest
 
 import tasks
 from harness.config import ConfigError
-from harness.config.resolve import check_task
+from harness.resolve import check_task
 from harness.sandbox import toolchains
 from harness.sandbox.process import Limits
 from tasks.multipl_e import LANGUAGE_TASKS, MultiPLE, cut_at_stop, with_exit_path

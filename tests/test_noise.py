@@ -70,7 +70,7 @@ def test_bad_inputs_are_one_line_naming_the_row_or_flag():
 
 @pytest.mark.slow
 def test_training_on_noisy_rows_records_how_many(tmp_path):
-    from harness.train import train
+    from harness.trainer import train
 
     config = TrainConfig(
         output_dir=str(tmp_path / "run"),

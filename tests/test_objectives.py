@@ -10,9 +10,9 @@ import pytest
 
 from harness import objectives
 from harness.config import OBJECTIVE, OBJECTIVE_PARAMS, OBJECTIVES, TrainConfig
-from harness.config.resolve import check_objectives
 from harness.errors import ConfigError
 from harness.losses import LOSS_VALUES, SEQUENCE_WEIGHTS, WEIGHTS, Objective
+from harness.resolve import check_objectives
 
 
 def test_every_row_has_one_weight_function_and_nothing_else_does():

@@ -10,16 +10,15 @@ import pytest
 
 import tasks
 from harness.checkpoint import check_resumable
-from harness.config import LATER_DEFAULTS, PROMPT_TEMPLATES, TrainConfig
+from harness.config import IGNORE_INDEX, LATER_DEFAULTS, PROMPT_TEMPLATES, Evaluation, TrainConfig
 from harness.data.rows import check_row, training_rows
 from harness.data.text import encode
 from harness.errors import ConfigError, DataError
 from harness.evaluate import parse_evaluate
 from harness.experiment import parse_experiment
 from harness.identity import config_id, record_path
-from harness.losses import IGNORE_INDEX
+from harness.plan import evaluation_of, hparams_of, plan_method
 from harness.results import conflict, make_record, read_record, write_record
-from harness.runs import evaluation_of, hparams_of, plan_method
 from tasks import prompts
 
 QUESTION = "What is $2 + 3$?"
@@ -96,8 +95,8 @@ def test_a_raw_template_applies_to_math_tasks_only(tmp_path):
         training_rows("math-words", str(rows), None, "qwen-boxed")
     with pytest.raises(ConfigError, match="--eval-template: .*visual-math is vlm"):
         parse_evaluate(["--task", "visual-math", "--eval-template", "qwen-boxed"])
-    with pytest.raises(SystemExit):
-        parse_experiment(["--prompt-template", "qwen"])  # argparse's choices
+    with pytest.raises(ConfigError, match="argument --prompt-template: invalid choice: 'qwen'"):
+        parse_experiment(["--prompt-template", "qwen"])  # argparse's choices, refused as the harness refuses
 
 
 def test_the_evaluation_template_defaults_to_the_training_one_and_is_recorded():
@@ -142,10 +141,13 @@ def test_records_made_before_the_template_existed_keep_their_identity(tmp_path):
 
 @pytest.mark.slow
 def test_evaluation_asks_with_the_raw_template(tmp_path):
-    from harness.evaluate import evaluate_task
+    from harness.evaluation import evaluate_task
 
     evaluate_task(
-        "tiny", "math-words", splits=["test"], limit=2, samples_dir=tmp_path, template="deepseek-math"
+        "tiny",
+        "math-words",
+        Evaluation(limit=2, samples_dir=tmp_path, template="deepseek-math"),
+        splits=["test"],
     )
     samples = [json.loads(line) for line in (tmp_path / "test.jsonl").read_text().splitlines()]
     example = tasks.get("math-words").load("test", limit=1)[0]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import experiment, recipes, runs
+from harness import experiment, launch, plan, recipes
 from harness.ablate import parse_sweep
 from harness.config import PRESETS, TrainConfig
-from harness.config.resolve import parse_train
 from harness.errors import ConfigError, TrainingError
 from harness.experiment import parse_experiment
+from harness.resolve import parse_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_every_recipe_resolves_and_dry_runs(name, capsys):
         assert "step 1, the training data: " in text and f"\n  {row.selfgen_command()}\n" in text
         assert f"step 2, train on {row.values['train_data']} and evaluate" in text
     trainings = [line.strip() for line in text.splitlines() if line.strip().startswith("torchrun ")]
-    trained = [m for m in resolved.config.method_list if m != "base"]
+    trained = [m for m in resolved.config.methods if m != "base"]
     assert [re.search(r"--objective ([\w-]+)", line)[1] for line in trainings] == trained
     assert text.rstrip().endswith(f"--recipe {name} --nproc-per-node 8 --nnodes 2")
 
@@ -117,8 +117,8 @@ def test_the_docs_list_every_recipe_beside_the_papers_numbers():
 def test_the_multinode_command_parses_back_to_the_same_training(tmp_path):
     run = parse_experiment(["--recipe", "code-qwen2.5-coder-3b", "--nproc-per-node", "8", "--nnodes", "2"])
     assert run.config.world_size == 16 and run.train.micro_batch_size == 1  # 16 per step over 16 ranks
-    planned = runs.plan_method(run, "dft")
-    command = runs.multinode_command(planned.train, 2, 8)
+    planned = plan.plan_method(run, "dft")
+    command = launch.multinode_command(planned.train, 2, 8)
     launcher, _, flags = command.partition(" -m harness.train ")
     assert '--rdzv-endpoint="$MASTER_ADDR:29500"' in launcher and "--nnodes=2 --nproc-per-node=8" in launcher
     # harness.train resolves under torchrun's WORLD_SIZE: the same configuration comes back.
@@ -133,7 +133,7 @@ def test_several_nodes_never_train_here_and_say_what_to_run(tmp_path):
     with pytest.raises(
         TrainingError, match=r"not trained yet: run on each of the 2 nodes .*torchrun --nnodes=2"
     ):
-        runs.train_or_reuse(config, 1, True, nnodes=2)
+        launch.train_or_reuse(config, 1, True, nnodes=2)
     assert not (tmp_path / "dft").exists()  # nothing trained or written here
 
 
@@ -145,7 +145,7 @@ def test_several_nodes_never_clear_a_folder_a_training_may_be_writing(tmp_path):
     (run_dir / environment.FILE).write_text(json.dumps({"python": "another"}))
     config = TrainConfig(output_dir=str(run_dir), model="tiny", batch_size=4)
     with pytest.raises(TrainingError, match="not trained yet"):
-        runs.train_or_reuse(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
+        launch.train_or_reuse(config, 1, False, nnodes=2)  # --redo, other packages: still not cleared
     assert (run_dir / environment.FILE).exists()
 
 
@@ -183,7 +183,7 @@ def test_an_offline_recipe_without_its_data_names_the_step_that_makes_it(tmp_pat
         f"({row.selfgen_command()}; --dry-run prints every step)"
     )
     resolved = parse_experiment(["--recipe", row.name, "--dry-run"])
-    assert (resolved.train.lr, resolved.train.batch_size, resolved.config.methods) == (1e-6, 128, "dpo")
+    assert (resolved.train.lr, resolved.train.batch_size, resolved.config.methods) == (1e-6, 128, ["dpo"])
 
 
 def test_the_offline_rows_make_their_data_with_the_papers_sampling():

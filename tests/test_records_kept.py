@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import environment, identity, results
+from harness.errors import ConfigError
 from harness.experiment import main
 
 PINNED = Path(__file__).parent / "pinned" / "reference"
@@ -122,7 +123,7 @@ def test_todays_default_run_is_the_committed_references_run(task, extra):
     benchmarks' sampling protocols) leaves the default run as it was: same file (config id), same
     configuration and evaluation, so ``nox -s train-*`` reuses and compares with those records."""
     from harness.experiment import parse_experiment
-    from harness.runs import plan_method, replicates
+    from harness.plan import plan_method, replicates
 
     experiment = parse_experiment(["--task", task, "--seeds", "0", "1", "2", *extra])
     root = Path(__file__).resolve().parents[1] / "results"
@@ -154,3 +155,60 @@ def test_a_base_record_made_before_the_deciding_strength_gains_it_and_nothing_el
     assert run(tmp_path, settings, tmp_path / "results") == 0
     assert "the deciding-token strength is left out" in capsys.readouterr().err
     assert json.loads(path.read_text()) == tampered
+
+
+def rows_file(path: Path, answers_shift: int = 0) -> Path:
+    """math-words' first 16 training rows as a rows file (``answers_shift`` edits its last row)."""
+    from harness.data.rows import training_rows
+
+    rows, _ = training_rows("math-words", None, 16)
+    if answers_shift:
+        rows[-1] = {
+            **rows[-1],
+            "completion": [{"role": "assistant", "content": f"\\boxed{{{answers_shift}}}"}],
+        }
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.slow
+def test_an_edited_training_file_is_another_run_never_the_finished_one_reused(tmp_path, capsys):
+    data = rows_file(tmp_path / "rows.jsonl")
+    settings = [s for s in TINY if s not in ("--task", "math-words")] + ["--train-data", str(data)]
+    assert run(tmp_path, settings, tmp_path / "results") == 0
+    (first,) = (tmp_path / "results").rglob("sft-*.json")
+    made = json.loads(first.read_text())
+    assert made["hparams"]["train_data_sha256"] == identity_digest(data)
+    rows_file(data, answers_shift=7)  # the same path, other content
+    capsys.readouterr()
+    assert run(tmp_path, settings, tmp_path / "results") == 0
+    err = capsys.readouterr().err
+    assert "finished before, reused" not in err and "reusing the finished training" not in err
+    records = sorted((tmp_path / "results").rglob("sft-*.json"))
+    assert len(records) == 2 and json.loads(first.read_text()) == made  # the first kept as it was
+    (second,) = [path for path in records if path != first]
+    assert json.loads(second.read_text())["hparams"]["train_data_sha256"] == identity_digest(data)
+    # The training folder of the first content is not the second's: resuming it is refused by name.
+    from harness.checkpoint import load_state
+    from harness.config import TrainConfig
+
+    folder = tmp_path / "train"
+    from harness.resolve import resolve_train
+
+    config = resolve_train(TrainConfig(train_data=str(data), steps=2, batch_size=8, micro_batch_size=8,
+                                       save_every=1, output_dir=str(folder), progress=False, max_length=256))  # fmt: skip
+    from harness.trainer import train
+
+    train(config)
+    rows_file(data, answers_shift=8)
+    with pytest.raises(
+        ConfigError,
+        match=r"--resume: .*checkpoint-1 was trained on other rows: --train-data .*rows.jsonl has changed since",
+    ):
+        load_state(config)
+
+
+def identity_digest(path: Path) -> str:
+    from tasks.sources import digest
+
+    return digest(path)

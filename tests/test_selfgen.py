@@ -11,11 +11,12 @@ import pytest
 from conftest import DIE_AFTER_FIRST_BATCH
 
 import tasks
-from harness import selfgen as selfgen_module
-from harness.config import Sampling
+from harness import offline as selfgen_module
+from harness.config import Evaluation, Sampling
 from harness.data.rows import read_rows
 from harness.errors import ConfigError, DataError
-from harness.selfgen import main, selfgen
+from harness.offline import selfgen
+from harness.selfgen import main
 
 SHORT = {"max_new_tokens": 48, "gen_batch_size": 1}
 
@@ -26,7 +27,7 @@ def lines(path) -> list[dict]:
 
 @pytest.mark.slow
 def test_rows_are_the_correct_samples_and_pairs_a_right_and_a_wrong_answer(tmp_path):
-    meta = selfgen("tiny", "math-words", tmp_path, limit=8, sampling=Sampling(**SHORT))
+    meta = selfgen("tiny", "math-words", tmp_path, Evaluation(limit=8, sampling=Sampling(**SHORT)))
     task = tasks.get("math-words")
     examples = {e["id"]: e for e in task.load("train", limit=8)}
     samples, rows, pairs = (lines(tmp_path / name) for name in ("samples.jsonl", "rows.jsonl", "pairs.jsonl"))
@@ -67,18 +68,23 @@ def test_rows_are_the_correct_samples_and_pairs_a_right_and_a_wrong_answer(tmp_p
 
 @pytest.mark.slow
 def test_a_finished_folder_is_found_and_another_setting_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
-    selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+    selfgen("tiny", "math-words", tmp_path, Evaluation(limit=4, sampling=Sampling(max_new_tokens=48)))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def no_generation(*args, **kwargs):
         raise AssertionError("a finished folder generated again")
 
     monkeypatch.setattr(selfgen_module, "generate_kept", no_generation)
-    again = selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+    again = selfgen("tiny", "math-words", tmp_path, Evaluation(limit=4, sampling=Sampling(max_new_tokens=48)))
     assert again == json.loads(before["selfgen.json"])
     assert "is this selfgen, finished already" in capsys.readouterr().err
     with pytest.raises(ConfigError) as error:
-        selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48, sample_seed=1))
+        selfgen(
+            "tiny",
+            "math-words",
+            tmp_path,
+            Evaluation(limit=4, sampling=Sampling(max_new_tokens=48, sample_seed=1)),
+        )
     assert "holds another selfgen's data: sampling.sample_seed 0 (now 1)" in str(error.value)
     assert "\n" not in str(error.value)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing replaced
@@ -87,8 +93,8 @@ def test_a_finished_folder_is_found_and_another_setting_is_refused_in_one_line(t
 KILLED_AFTER_FIRST_BATCH = (
     DIE_AFTER_FIRST_BATCH
     + """
-from harness.selfgen import selfgen
-selfgen("tiny", "math-words", sys.argv[1], limit=8, sampling=Sampling(**eval(sys.argv[2])))
+from harness.offline import selfgen
+selfgen("tiny", "math-words", sys.argv[1], Evaluation(limit=8, sampling=Sampling(**eval(sys.argv[2]))))
 """
 )
 
@@ -105,8 +111,8 @@ def test_a_killed_selfgen_resumes_and_writes_the_same_rows_and_pairs(tmp_path):
     assert run.returncode == -9, run.stderr[-2000:]
     kept = (killed / "samples.progress.jsonl").read_text().splitlines()
     assert len(kept) == 1 + 4 and not (killed / "rows.jsonl").exists()  # the header and one batch
-    resumed = selfgen("tiny", "math-words", killed, limit=8, sampling=Sampling(**SHORT))
-    uninterrupted = selfgen("tiny", "math-words", whole, limit=8, sampling=Sampling(**SHORT))
+    resumed = selfgen("tiny", "math-words", killed, Evaluation(limit=8, sampling=Sampling(**SHORT)))
+    uninterrupted = selfgen("tiny", "math-words", whole, Evaluation(limit=8, sampling=Sampling(**SHORT)))
     for name in ("rows.jsonl", "pairs.jsonl", "samples.jsonl"):
         assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
     assert resumed["counts"] == uninterrupted["counts"] and resumed["selfgen"] == uninterrupted["selfgen"]
@@ -116,7 +122,7 @@ def test_a_killed_selfgen_resumes_and_writes_the_same_rows_and_pairs(tmp_path):
 def test_no_correct_sample_is_one_line_and_writes_no_training_data(tmp_path):
     # One new token cannot hold a boxed answer: every sample is wrong.
     with pytest.raises(DataError) as error:
-        selfgen("tiny", "math-words", tmp_path, limit=2, sampling=Sampling(max_new_tokens=1))
+        selfgen("tiny", "math-words", tmp_path, Evaluation(limit=2, sampling=Sampling(max_new_tokens=1)))
     assert str(error.value) == (
         f"{tmp_path}: none of the 8 samples of 2 questions was graded correct, so there is nothing to "
         f"train on (see {tmp_path / 'samples.jsonl'})"
@@ -136,7 +142,9 @@ def test_image_prompts_are_stored_beside_the_rows_and_train_from_there(tmp_path,
         "grade",
         lambda self, pairs: [{"score": next(verdicts)} for _ in pairs],
     )
-    meta = selfgen("tiny-vl", "visual-math", tmp_path, limit=2, sampling=Sampling(max_new_tokens=4))
+    meta = selfgen(
+        "tiny-vl", "visual-math", tmp_path, Evaluation(limit=2, sampling=Sampling(max_new_tokens=4))
+    )
     assert meta["counts"] == {"questions": 2, "samples": 8, "correct": 4, "questions_solved": 2, "pairs": 2}
     rows = read_rows(tmp_path / "rows.jsonl")
     [image] = [part["image"] for part in rows[0]["prompt"][0]["content"] if part["type"] == "image"]
@@ -173,10 +181,10 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
     from harness import experiment
 
     data = tmp_path / "selfgen"
-    meta = selfgen("tiny", "math-words", data, limit=8, sampling=Sampling(**SHORT))
+    meta = selfgen("tiny", "math-words", data, Evaluation(limit=8, sampling=Sampling(**SHORT)))
     where = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     where += ["--leaderboard-dir", str(tmp_path / "pages")]
-    argv = ["--train-data", str(data), "--methods", "sft,dpo", "--steps", "1", "--batch-size", "2"]
+    argv = ["--train-data", str(data), "--methods", "sft", "dpo", "--steps", "1", "--batch-size", "2"]
     argv += ["--eval-limit", "2", "--max-new-tokens", "16", "--prob-rows", "2", "--no-progress"]
     assert experiment.main([*argv, *where]) == 0
     records = {
@@ -210,7 +218,7 @@ def test_an_experiment_on_a_selfgen_folder_is_the_offline_setting(tmp_path):
 def test_an_empty_answer_is_no_row_and_no_side_of_a_pair():
     # A model that stops at once writes "": graded wrong, it would be a rejected side that DPO's reader
     # refuses ("'rejected' has no text"); it is neither a row nor a side.
-    from harness.selfgen import _pairs
+    from harness.offline import _pairs
 
     prompt = [{"role": "user", "content": "q"}]
     samples = [
@@ -227,14 +235,14 @@ def test_an_empty_answer_is_no_row_and_no_side_of_a_pair():
 
 @pytest.mark.slow
 def test_a_finished_folder_missing_a_file_or_with_a_bad_selfgen_json_is_one_line(tmp_path):
-    from harness.selfgen import origin
+    from harness.offline import origin
 
-    selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+    selfgen("tiny", "math-words", tmp_path, Evaluation(limit=4, sampling=Sampling(max_new_tokens=48)))
     (tmp_path / "pairs.jsonl").unlink()
     with pytest.raises(
         DataError, match=r"pairs.jsonl: missing from a finished selfgen folder; delete the folder"
     ):
-        selfgen("tiny", "math-words", tmp_path, limit=4, sampling=Sampling(max_new_tokens=48))
+        selfgen("tiny", "math-words", tmp_path, Evaluation(limit=4, sampling=Sampling(max_new_tokens=48)))
     (tmp_path / "selfgen.json").write_text('{"selfgen": {}}')
     with pytest.raises(
         DataError, match=r"selfgen.json is not a selfgen.json \(python -m harness.selfgen writes it\)$"

@@ -14,13 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import harness.train as train_module
+import harness.trainer as train_module
 from harness.config import TrainConfig, to_flags
-from harness.config.resolve import resolve_train
 from harness.errors import ConfigError
 from harness.models import load_model
+from harness.resolve import resolve_train
 from harness.sharding import Distributed
-from harness.train import train
+from harness.trainer import train
 from tasks.math_words import MathWords
 
 ROOT = Path(__file__).resolve().parents[1]

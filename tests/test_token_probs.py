@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import TrainConfig
+from harness.config import IGNORE_INDEX, TrainConfig
 from harness.data.encode import collate, encode_all
 from harness.data.rows import training_rows
-from harness.losses import IGNORE_INDEX
 from harness.models import load_model, load_tokenizer
-from harness.token_probs import histogram_of, target_probabilities, token_probability_histogram
+from harness.probabilities import histogram_of, target_probabilities, token_probability_histogram
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ from safetensors.torch import load_file
 
 import harness.forward as forward_module
 from harness.config import TrainConfig
-from harness.config.resolve import resolve_train
 from harness.data.encode import collate, encode_all, step_schedule
 from harness.data.rows import training_rows
 from harness.errors import ConfigError, TrainingError
 from harness.forward import CausalLMWithLoss, compile_layers
 from harness.losses import Objective
 from harness.models import load_model, load_tokenizer
-from harness.train import train
+from harness.resolve import resolve_train
+from harness.trainer import train
 from tasks.math_words import MathWords
 
 pytestmark = pytest.mark.slow  # every test here loads and trains the embedded model

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import TrainConfig
-from harness.train import train
+from harness.trainer import train
 
 PINNED = Path(__file__).parent / "pinned" / "trajectory.json"
 # Warmup over half the steps, then the cosine: the lr moves at every step. 32 rows in batches of 8

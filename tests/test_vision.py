@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from harness.config import IGNORE_INDEX
 from harness.data.encode import collate, encode_all
 from harness.data.images import VISION_TOKENS, encode_with_images
 from harness.data.rows import read_rows
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import is_vision, load_model, load_processor, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_a_text_only_backbone_refuses_rows_with_images(tmp_path):
 @pytest.mark.slow
 def test_a_bad_image_stops_training_before_anything_is_written(tmp_path):
     from harness.config import TrainConfig
-    from harness.train import train
+    from harness.trainer import train
 
     data = write_rows(tmp_path / "data.jsonl", [row("gone.png")] * 4)
     out = tmp_path / "run"

@@ -19,12 +19,14 @@ import torch
 
 import harness.vllm_engine as vllm_engine
 import tasks
-from harness.config import Sampling, resolve
-from harness.config.resolve import check_generation_backend
+from harness import resolve
+from harness.config import Evaluation, Sampling
 from harness.errors import ConfigError
-from harness.evaluate import evaluate_loaded, evaluate_task, main
+from harness.evaluate import main
+from harness.evaluation import evaluate_loaded, evaluate_task
 from harness.experiment import parse_experiment
 from harness.models import load_model, stop_token_ids
+from harness.resolve import check_generation_backend
 
 VLLM_INSTALLED = importlib.util.find_spec("vllm") is not None
 
@@ -188,9 +190,9 @@ def test_the_adapter_sends_the_hf_backends_prompts_and_reads_answers_back_alike(
 @pytest.mark.gpu
 @pytest.mark.skipif(not VLLM_INSTALLED, reason="needs vLLM (nox -s eval-vllm)")
 def test_vllm_greedy_scores_agree_with_the_hf_backend(tmp_path):
-    hf = evaluate_task("tiny", "math-words", limit=64, samples_dir=tmp_path / "hf")
+    hf = evaluate_task("tiny", "math-words", Evaluation(limit=64, samples_dir=tmp_path / "hf"))
     fast = evaluate_task(
-        "tiny", "math-words", limit=64, samples_dir=tmp_path / "vllm", generation_backend="vllm"
+        "tiny", "math-words", Evaluation(limit=64, samples_dir=tmp_path / "vllm", generation_backend="vllm")
     )
     for split in hf:
         # bf16 kernels against fp32: a rare near-tie may flip; the scores stay within two examples.

@@ -11,8 +11,8 @@ import sys
 
 import torch.distributed as dist
 
-from harness.config.resolve import parse_train
-from harness.train import train
+from harness.resolve import parse_train
+from harness.trainer import train
 
 if __name__ == "__main__":
     try:

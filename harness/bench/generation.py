@@ -31,9 +31,9 @@ import tasks
 from harness.bench import measurement_cli
 from harness.config import Sampling
 from harness.data.rows import load_split
-from harness.evaluate import evaluate_loaded
+from harness.evaluation import evaluate_loaded
 from harness.generate import generate
-from harness.lmeval import evaluate_task_lm_eval
+from harness.lmeval_tasks import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer, stop_token_ids
 from harness.score import score_split
 from tasks.prompts import CHAT, with_template

@@ -46,11 +46,11 @@ from harness.bench import generation as generation_bench
 from harness.bench.loss import trl_dft_loss
 from harness.config import Sampling, TrainConfig
 from harness.data.rows import training_rows
-from harness.evaluate import evaluate_loaded
+from harness.evaluation import evaluate_loaded
 from harness.fused_loss import fused_causal_lm_loss
-from harness.lmeval import evaluate_task_lm_eval
+from harness.lmeval_tasks import evaluate_task_lm_eval
 from harness.models import device_and_dtype, load_model, load_tokenizer, resolve
-from harness.train import train
+from harness.trainer import train
 from harness.vllm_engine import Engine
 
 HEADS = {"Qwen2.5-0.5B": (151_936, 896), "Qwen2.5-7B": (152_064, 3_584)}  # (vocabulary, hidden)

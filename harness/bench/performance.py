@@ -304,8 +304,10 @@ def sampling_section(runs: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(bench: dict[str, Any]) -> str:
-    """The markdown page, from the JSON alone."""
+def render(bench: dict[str, Any], references_since: dict[str, str] | None = None) -> str:
+    """The markdown page, from the JSON and, for the end-to-end section, whether the committed
+    reference records changed since it was measured (``references_since``: the commit and date of
+    their last change, :func:`references_changed_since`)."""
     lines = [
         "# Performance against the peers",
         "",
@@ -342,6 +344,14 @@ def render(bench: dict[str, Any]) -> str:
                     f"_Measured at commit `{(at['commit'] or 'unknown')[:10]}`{dirty}, {at['date']}._",
                     "",
                 ]
+            if part == "end-to-end" and references_since:
+                lines += [
+                    f"⚠ The committed reference records (`results/`) changed after this measurement (last at"
+                    f" commit `{references_since['commit'][:10]}`, {references_since['date']}): its matches and"
+                    " differences describe the references of the commit it measured, not today's. Measure"
+                    " again: `python -m harness.bench --only end-to-end`.",
+                    "",
+                ]
     lines += gpu_page.section(bench.get("gpu"))
     if "end-to-end" not in bench:
         lines += [
@@ -354,6 +364,19 @@ def render(bench: dict[str, Any]) -> str:
     if found:
         lines += ["", "## Disagreements", "", *[f"- {d}" for d in found]]
     return "\n".join(lines) + "\n"
+
+
+def references_changed_since(commit: str) -> dict[str, str] | None:
+    """The last commit (and its date) that changed the committed reference records, ``results/``,
+    when they differ from ``commit``'s; None when they do not, or git cannot tell."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(PROJECT), *args], capture_output=True, text=True, check=False)
+
+    if git("diff", "--quiet", commit, "HEAD", "--", "results/").returncode != 1:
+        return None  # the same records, or an unknown commit
+    last = git("log", "-1", "--format=%H %cs", "--", "results/").stdout.split()
+    return {"commit": last[0], "date": last[1]} if len(last) == 2 else None
 
 
 @dataclass
@@ -444,7 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         bench["versions"] = {name: version(name.replace("_", "-")) or "not installed" for name in PEERS}
         atomic_write_text(path, json.dumps(bench, indent=2) + "\n")
-    print(atomic_write_text(out / "performance.md", render(bench)))
+    since = None
+    if "end-to-end" in bench:
+        since = references_changed_since(bench["end-to-end"]["commit"])
+    print(atomic_write_text(out / "performance.md", render(bench, since)))
     found = disagreements(bench)
     for line in found:
         print(f"harness.bench: {line}", file=sys.stderr)

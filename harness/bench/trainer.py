@@ -24,7 +24,7 @@ from harness.bench import measurement_cli
 from harness.config import TrainConfig
 from harness.data.rows import training_rows
 from harness.models import load_model, load_tokenizer
-from harness.train import train
+from harness.trainer import train
 
 STEPS, BATCH, MAX_LENGTH, LR = 8, 32, 512, 1e-3  # 256 rows: one pass, the laptop preset's batch and lr
 IMPLEMENTATIONS = ("harness", "trl")

@@ -33,8 +33,9 @@ from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QW
 
 from harness import numerics
 from harness.build import corpus
+from harness.config import Evaluation
 from harness.config import parse as parse_flags
-from harness.evaluate import evaluate_task
+from harness.evaluation import evaluate_task
 from harness.files import replace_folder
 from harness.models import EMBEDDED
 from tasks import get
@@ -192,7 +193,7 @@ def pretrain(model, rows: torch.Tensor, config: BuildConfig) -> list[float]:
 def task_accuracy(model_dir: str, task: str, limit: int = 200) -> dict[str, float]:
     """Greedy accuracy on each evaluation split of ``task`` (``limit`` examples each)."""
 
-    summary = evaluate_task(model_dir, task, limit=limit, samples_dir=None)
+    summary = evaluate_task(model_dir, task, Evaluation(limit=limit))
     return {split: round(score["value"], 4) for split, score in summary.items()}
 
 

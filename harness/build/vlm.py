@@ -47,7 +47,7 @@ from harness.config import parse as parse_flags
 from harness.data.images import VISION_TOKENS
 from harness.files import replace_folder
 from harness.models import EMBEDDED
-from harness.train import train
+from harness.trainer import train
 from tasks import visual_math
 
 VL_CHAT_TEMPLATE = (

@@ -3,7 +3,7 @@ checked (:mod:`~harness.config.checks`), the training settings and what their ro
 (:mod:`~harness.config.settings`), generation (:mod:`~harness.config.sampling`), the commands' own
 settings (:mod:`~harness.config.commands`), the presets (:mod:`~harness.config.presets`) and the
 flag builder (:mod:`~harness.config.flags`); this package's namespace holds them all.
-:mod:`harness.config.resolve` is the one resolve step that every entry point runs before any data or
+:mod:`harness.resolve` is the one resolve step that every entry point runs before any data or
 model loads.
 
 Each field is declared once, with its default, its help text, the check its value must pass and its
@@ -24,7 +24,7 @@ configuration share it and are averaged; the experiment and the sweep take a lis
 ``--output-dir``, ``--objective``, ``--resume``) and ``per_cell`` (set by the sweep for each cell:
 the experiment's ``--task`` and ``--methods``).
 
-Resolving a command line (:mod:`harness.config.resolve`): the preset's values (``--preset``) -> the
+Resolving a command line (:mod:`harness.resolve`): the preset's values (``--preset``) -> the
 flags given -> the domain's defaults (``--task visual-math`` alone picks the embedded VLM,
 ``tiny-vl``) -> validation (every value, the batch split over the ranks, the task and OOD task
 names, the model folder) -> the derived batch split. ``--micro-batch-size`` is the most examples
@@ -78,12 +78,15 @@ from harness.config.flags import (
     parse,
     to_flags,
 )
+from harness.config.parsers import experiment_parser, train_parser
 from harness.config.presets import (
     MODEL_PRESETS,
     PRESETS,
     preset_of,
 )
 from harness.config.sampling import (
+    SELFGEN_PROTOCOL,
+    Evaluation,
     Sampling,
     eval_backend,
     generation_backend,
@@ -96,6 +99,7 @@ from harness.config.settings import (
     EVAL_BACKENDS,
     GENERATION_BACKENDS,
     HPARAM_KEYS,
+    IGNORE_INDEX,
     LATER_DEFAULTS,
     LATER_EVALUATION_DEFAULTS,
     METHODS,
@@ -130,6 +134,7 @@ __all__ = [
     "GENERATION_BACKENDS",
     "HPARAM",
     "HPARAM_KEYS",
+    "IGNORE_INDEX",
     "LATER_DEFAULTS",
     "LATER_EVALUATION_DEFAULTS",
     "METHODS",
@@ -151,9 +156,13 @@ __all__ = [
     "RUN",
     "SHARDING",
     "SWEEP_AXES",
+    "Evaluation",
+    "SELFGEN_PROTOCOL",
     "Sampling",
     "TrainConfig",
     "add_arguments",
+    "experiment_parser",
+    "train_parser",
     "at_least",
     "axis",
     "below_one",

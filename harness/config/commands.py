@@ -15,6 +15,7 @@ from harness.config.presets import PRESETS
 from harness.config.sampling import eval_backend, generation_backend, tensor_parallel_size
 from harness.config.settings import METHODS, PROB_ROWS, PROMPT_TEMPLATES
 from harness.errors import ConfigError
+from harness.objectives import BASE, BASELINE, SUBJECT
 
 
 def eval_limit() -> Any:
@@ -63,7 +64,12 @@ class ExperimentConfig:
     """``python -m harness.experiment``: base, SFT and DFT of one configuration, evaluated and recorded."""
 
     task: str = setting("math-words", "registered task to train and evaluate", per_cell=True)
-    methods: str = setting("base,sft,dft", "comma-separated subset of " + ",".join(METHODS), per_cell=True)
+    methods: list[str] = setting(
+        [BASE, BASELINE, SUBJECT],
+        "the methods, space-separated: base (the untouched backbone, evaluated only) and objectives",
+        choices=METHODS,
+        per_cell=True,
+    )
     preset: str = setting(
         "laptop",
         "hyperparameter preset (explicit flags win over it; default: the recipe's, else the packaged "
@@ -102,10 +108,11 @@ class ExperimentConfig:
     eval_backend: str = eval_backend()
     generation_backend: str = generation_backend()
     tensor_parallel_size: int = tensor_parallel_size()
-    ood_tasks: str | None = setting(
+    ood_tasks: list[str] | None = setting(
         None,
-        "comma-separated tasks also scored as out-of-domain splits "
-        "(default: the task's own, e.g. humaneval for code-lists; '' for none)",
+        "tasks also scored as out-of-domain splits, space-separated (default: the task's own, e.g. "
+        "humaneval for code-lists; the flag with no task: none)",
+        may_be_empty=True,
     )
     nproc_per_node: int = setting(1, "training processes (torchrun) on this node", check=at_least(1))
     nnodes: int = setting(
@@ -139,13 +146,11 @@ class ExperimentConfig:
                 raise ConfigError(
                     f"--seeds {' '.join(map(str, self.seeds))}: seed {repeated[0]} is given twice"
                 )
-        unknown = [m for m in self.methods.split(",") if m not in METHODS]
+        unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(METHODS)}")
-
-    @property
-    def method_list(self) -> list[str]:
-        return self.methods.split(",")
+        if not self.methods:
+            raise ConfigError("--methods: give at least one method")
 
     @property
     def world_size(self) -> int:

@@ -13,15 +13,35 @@ from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 from harness.config.checks import flag
+from harness.errors import ConfigError
 
 T = TypeVar("T")
 
 
+# Flags that were renamed or folded into another, and what to give now: refused in one line.
+RETIRED = {
+    "--method": "give the methods with --methods, space-separated (--methods base sft dft)",
+    "--base": "the base is a method: --methods base sft dft evaluates it, without base it is not",
+    "--no-base": "the base is a method: leave base out of --methods (--methods sft dft)",
+    "--warmup-rows": "the ladder is built to the starts' own scores: --start-scores 50 70",
+}
+
+
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line naming the flag (not the 40-line usage)."""
+    """An argument parser whose errors are one line naming the flag (not the 40-line usage), raised as
+    a :class:`harness.errors.ConfigError`: a flag argparse refuses and one the harness refuses read
+    the same (``error: ...``, exit status 1, through :func:`harness.errors.command`)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        raise ConfigError(f"{message} (see --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        given = list(sys.argv[1:] if args is None else args)
+        for arg in given:
+            old = arg.split("=", 1)[0]
+            if old in RETIRED:
+                raise ConfigError(f"{old} is gone: {RETIRED[old]} (see --help)")
+        return super().parse_known_args(given, namespace)
 
 
 def _base_type(annotation: Any) -> Any:
@@ -56,10 +76,10 @@ def add_arguments(parser, cls: type, defaults: dict[str, Any] | None = None, exc
             continue
         nargs = None
         if typing.get_origin(kind) is list:
-            kind, nargs = typing.get_args(kind)[0], "+"
+            kind, nargs = typing.get_args(kind)[0], "*" if f.metadata.get("may_be_empty") else "+"
         parser.add_argument(
             flag(f.name),
-            type=_typed(kind, flag(f.name)),
+            type=_typed(kind, flag(f.name), listed=nargs is not None),
             nargs=nargs,
             default=default,
             choices=choices,
@@ -67,10 +87,23 @@ def add_arguments(parser, cls: type, defaults: dict[str, Any] | None = None, exc
         )
 
 
-def _typed(kind: type, name: str) -> Callable[[str], Any]:
-    """An argparse type whose error names the flag: ``--lr takes numbers; 'x' is not one``."""
+def _typed(kind: type, name: str, listed: bool = False) -> Callable[[str], Any]:
+    """An argparse type whose error names the flag: ``--lr takes numbers; 'x' is not one``. A list's
+    values are separated by spaces, as ``--seeds 0 1 2``: a comma is refused naming that form."""
     if kind is str:
-        return str
+        if not listed:
+            return str
+
+        def text(value: str) -> str:
+            if "," in value:
+                spaced = " ".join(part for part in value.split(",") if part)
+                raise argparse.ArgumentTypeError(
+                    f"{name} takes its values separated by spaces: {name} {spaced} (not {value!r})"
+                )
+            return value
+
+        text.__name__ = "str"
+        return text
 
     def parse(text: str):
         try:

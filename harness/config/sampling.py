@@ -1,5 +1,6 @@
 """How completions are generated: :class:`Sampling` (greedy or sampled, the budget, the seed), the
-backends that generate and evaluate, and the offline-RL setting's sampling protocol.
+backends that generate and evaluate, the offline-RL setting's sampling protocol, and
+:class:`Evaluation`, everything that says how a model is evaluated, passed whole.
 """
 
 from __future__ import annotations
@@ -117,3 +118,40 @@ def generation_backend() -> Any:
 def tensor_parallel_size() -> Any:
     """``--tensor-parallel-size``: vLLM's GPUs per model."""
     return setting(1, "--generation-backend vllm: GPUs one model is split over", role=RUN, check=at_least(1))
+
+
+# The offline-RL setting's sampling (arXiv 2508.05629, section 4.2): four responses per training
+# question from the base model at temperature 1.0; the unset Sampling fields of selfgen take these.
+SELFGEN_PROTOCOL = {"temperature": 1.0, "top_p": 1.0, "num_samples": 4}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a model is evaluated, passed whole from a command to :func:`harness.evaluation.evaluate_task`
+    and to the generator: which examples (the first ``limit`` of each split, asked with the prompt
+    ``template``), how completions are sampled (``sampling``: unset fields take the task's protocol),
+    what makes them (``generation_backend``: Hugging Face ``generate`` or vLLM on
+    ``tensor_parallel_size`` GPUs; ``eval_backend``: the harness or lm-eval), on which ``device`` and
+    at which image sizes (``min_pixels``, ``max_pixels``: a vision backbone's, as in training), and
+    where the per-sample completions are kept (``samples_dir``; none: not kept).
+
+    >>> Evaluation(limit=4).generation()
+    {'device': None, 'generation_backend': 'hf', 'tensor_parallel_size': 1, 'min_pixels': None, 'max_pixels': None}
+    """
+
+    limit: int | None = None
+    template: str = "chat"
+    sampling: Sampling | None = None
+    generation_backend: str = "hf"
+    tensor_parallel_size: int = 1
+    eval_backend: str = "harness"
+    device: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    samples_dir: str | None = None
+
+    def generation(self) -> dict[str, Any]:
+        """What loads a model to generate (:func:`harness.evaluation.generator`): device, backend,
+        tensor-parallel size and image sizes."""
+        names = ("device", "generation_backend", "tensor_parallel_size", "min_pixels", "max_pixels")
+        return {name: getattr(self, name) for name in names}

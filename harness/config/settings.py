@@ -32,9 +32,9 @@ from harness.config.checks import (
 from harness.errors import ConfigError
 
 # The training objectives (harness.losses.Objective). The experiment and the sweep train SFT and DFT
-# unless --methods / --method name others.
+# unless --methods names others.
 OBJECTIVES = objectives.NAMES  # the table of harness.objectives, in its order
-METHODS = ("base", *OBJECTIVES)  # "base": the untouched backbone, evaluated only
+METHODS = (objectives.BASE, *OBJECTIVES)  # the untouched backbone, evaluated only, then the objectives
 OVERLONG_POLICIES = ("truncate", "drop", "error")
 SHARDING = ("ddp", "fsdp")  # how torchrun ranks hold the model: harness.sharding
 # How a task's question becomes prompt text: the backbone's chat template, or one of the raw prompt
@@ -46,6 +46,9 @@ PROMPT_TEMPLATES = ("chat", "qwen-boxed", "llama-base-boxed", "deepseek-math")
 DOMAIN_MODELS = {"vlm": "tiny-vl"}
 # The token-probability histogram (harness.token_probs): training rows read, bins over [0, 1].
 PROB_ROWS, PROB_BINS = 256, 20
+# The label of a position that is not trained (cross-entropy's ignore_index): the data layer writes
+# it on the prompt and padding, the losses and the token histogram skip it.
+IGNORE_INDEX = -100
 
 
 # --- the configs -----------------------------------------------------------------------------------
@@ -95,7 +98,9 @@ class TrainConfig:
         "raw template of the paper's math evaluation",
         choices=PROMPT_TEMPLATES,
     )
-    objective: str = setting("sft", "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True)
+    objective: str = setting(
+        objectives.BASELINE, "training objective", role=OBJECTIVE, choices=OBJECTIVES, per_method=True
+    )
     # Each objective's own parameters (harness.losses has the formulas; harness.objectives which
     # objectives read each: any other refuses a value away from the default), ``short`` names a value
     # away from the default in a variant's name (dft-floor0.1), the default is the paper's.
@@ -339,6 +344,9 @@ OBJECTIVE_PARAMS = {
 LATER_DEFAULTS = {"prompt_template": "chat", "lora_rank": 0, "lora_alpha": None} | {
     f.name: f.default for f in fields(TrainConfig) if f.metadata.get("later")
 }  # of hparams
+# Not a setting but part of a run's identity: what its training file holds (harness.plan.hparams_of),
+# none for rows that are generated or packaged, as they were for every record made before it.
+LATER_DEFAULTS["train_data_sha256"] = None
 LATER_EVALUATION_DEFAULTS = {"prompt_template": "chat"}  # of a record's ``evaluation``
 
 

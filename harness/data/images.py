@@ -39,9 +39,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from harness.config import IGNORE_INDEX
 from harness.data.text import completion_only, render_completion
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")

@@ -28,6 +28,7 @@ from harness import objectives
 from harness.errors import DataError
 from tasks import prompts
 from tasks.prompts import CHAT
+from tasks.sources import digest
 
 # A selfgen folder's files, for rows and for pairs (harness.selfgen writes them; data reads them).
 SELFGEN_FILES = {False: "rows.jsonl", True: "pairs.jsonl"}
@@ -202,6 +203,23 @@ def holds_pairs(train_data: str | os.PathLike[str]) -> bool:
     except DataError:
         return False  # read_rows says what is wrong with it
     return bool(rows) and isinstance(rows[0], dict) and "chosen" in rows[0] and "completion" not in rows[0]
+
+
+def training_digest(task: str, train_data: str | None, pairs: bool = False) -> str | None:
+    """What a run's training rows are read from, as a short hash (:func:`tasks.sources.digest`):
+    ``--train-data``'s file (in a selfgen folder, the file of rows or of ``pairs`` it reads), else the
+    task's local copy under ``$HARNESS_DATA``; None where the rows are generated or packaged (no file
+    a user could edit). A run's identity includes it: an edited file is another run."""
+    if train_data:
+        try:
+            path = data_file(train_data, pairs)
+        except DataError:  # an unfinished selfgen folder: the resolve step names it
+            return None
+        return digest(path) if path.exists() else None
+    try:
+        return tasks.get(task).data_digest()
+    except KeyError:  # an unknown task: the resolve step names it
+        return None
 
 
 def histogram_rows(

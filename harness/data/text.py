@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import torch
 
+from harness.config import IGNORE_INDEX
 from harness.errors import DataError
-from harness.losses import IGNORE_INDEX
 from harness.models import stop_token_ids
 
 OverlongPolicy = Literal["truncate", "drop", "error"]  # harness.config.OVERLONG_POLICIES

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.config import BATCH_SPLIT_KEYS, OBJECTIVE_KEYS, REPLICATE_KEYS, SWEEP_AXES
 from harness.identity import backbone_slug, config_id, distinctive, variant
+from harness.objectives import BASE, BASELINE
 from harness.report.tables import (
     UNMEASURED_NOTE,
     Page,
@@ -60,12 +61,12 @@ def grid_id(hparams: dict[str, Any]) -> str:
 
 def pages(records: list[Record], source: str) -> dict[str, Page]:
     """``{"ablation-<task>-<backbone>-<grid id>.md": Page}`` for every grid of two or more cells."""
-    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == "base"}
+    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == BASE}
     grids: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
         hparams = record["hparams"]
         # A record without a numeric lr and batch size (made by hand or by another tool) is in no grid.
-        if record["method"] != "base" and all(
+        if record["method"] != BASE and all(
             isinstance(hparams.get(key), (int, float)) and not isinstance(hparams.get(key), bool)
             for key in GRID_KEYS
         ):
@@ -170,15 +171,15 @@ def _page(
             scores = {cell: _score(cells, cell, role) for cell in cells}
             lines += ["", f"### {_label(cells)}", "", *_grid(lrs, batches, scores, score_text)]
             lines += ["", grouped_provenance_note(backbone, [r for reps in cells.values() for r in reps])]
-        if "sft" in methods:
+        if BASELINE in methods:
             for key, cells in methods.items():
-                if key == "sft":
+                if key == BASELINE:
                     continue
                 label = _label(cells)
                 pairs = {
-                    cell: (_score(cells, cell, role), _score(methods["sft"], cell, role))
+                    cell: (_score(cells, cell, role), _score(methods[BASELINE], cell, role))
                     for cell, replicates in cells.items()
-                    if cell in methods["sft"]
+                    if cell in methods[BASELINE]
                 }
                 diffs = {
                     cell: (pair, discovered.get((key, cell, role)))
@@ -203,12 +204,12 @@ def _discoveries(methods) -> dict[tuple[str, tuple[float, int], str], bool | Non
     keys, p_values = [], []
     for role, _ in ROLES:
         for key, cells in methods.items():
-            if key == "sft" or "sft" not in methods:
+            if key == BASELINE or BASELINE not in methods:
                 continue
             for cell in cells:
-                if cell not in methods["sft"]:
+                if cell not in methods[BASELINE]:
                     continue
-                ours, sft = _score(cells, cell, role), _score(methods["sft"], cell, role)
+                ours, sft = _score(cells, cell, role), _score(methods[BASELINE], cell, role)
                 if ours is not None and sft is not None:
                     keys.append((key, cell, role))
                     p_values.append(welch_p_value(ours, sft))
@@ -313,7 +314,7 @@ def _figures(name: str, task: str, methods, base: Record | None) -> list[tuple[s
         draw = partial(plots.accuracy_panels, panels_by_step, "training step", title, styles=step_styles)
         figures.append(("steps", "accuracy vs training step", f"plots/{name}-steps.png", draw))
 
-    histograms = [("base", base["token_probs"])] if base is not None and base.get("token_probs") else []
+    histograms = [(BASE, base["token_probs"])] if base is not None and base.get("token_probs") else []
     for cells in methods.values():
         best = max(
             (

@@ -36,6 +36,7 @@ from typing import Any
 
 from harness.config import BATCH_SPLIT_KEYS, OBJECTIVE_KEYS, REPLICATE_KEYS
 from harness.identity import config_id, distinctive, variant
+from harness.objectives import BASE, BASELINE
 from harness.report.tables import (
     MISSING,
     UNMEASURED_NOTE,
@@ -80,15 +81,15 @@ def _point(record: Record) -> Point:
 
 def pages(records: list[Record], source: str) -> dict[str, Page]:
     """``{"continuum-<task>-<map id>.md": Page}`` for every map of two or more points with SFT."""
-    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == "base"}
+    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == BASE}
     maps: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in records:
-        if record["method"] != "base":
+        if record["method"] != BASE:
             maps[record["task"], map_id(record["hparams"])].append(record)
     out = {}
     for (task, mid), found in sorted(maps.items()):
         runs = comparable_groups(found)[0][1]  # one environment and evaluation per page
-        points = {_point(r) for r in runs if variant(r["method"], r["hparams"]) == "sft"}
+        points = {_point(r) for r in runs if variant(r["method"], r["hparams"]) == BASELINE}
         if len(points) < 2 or len({r["method"] for r in runs}) < 2:
             continue
         name = f"continuum-{task}-{mid}"
@@ -129,7 +130,7 @@ def _difference(cells, method: str, point: Point, role: str) -> tuple[Estimate, 
     """The objective's and SFT's estimates at ``point``, each with its seed variance at least the
     method's pooled over the map's points (a cell's three seeds can agree by chance)."""
     ours = _score(cells, method, point, role)
-    sft = _score(cells, "sft", point, role)
+    sft = _score(cells, BASELINE, point, role)
     return None if ours is None or sft is None else (ours, sft)
 
 
@@ -185,11 +186,11 @@ class Comparisons:
 
 def _page(name: str, task: str, mid: str, runs: list[Record], bases, source: str) -> Page:
     cells = _cells(runs)
-    others = [m for m in cells if m != "sft"]
+    others = [m for m in cells if m != BASELINE]
     backbone = {_point(r)[0]: r["backbone"] for r in runs}
     base_of = {model: bases.get((task, backbone[model])) for model in backbone}
     starts = sorted(base_of, key=lambda m: (_order(own_score(base_of[m], "test")), _order_p(base_of[m]), m))
-    points = sorted(cells["sft"], key=lambda p: (starts.index(p[0]), p[2], p[1]))
+    points = sorted(cells[BASELINE], key=lambda p: (starts.index(p[0]), p[2], p[1]))
     tests = Comparisons(cells, others, points)
     seeds = sorted({len(reps) for by_point in cells.values() for reps in by_point.values()})
     fixed = {
@@ -330,7 +331,7 @@ def _map_table(cells, others: list[str], points: list[Point], names, tests: Comp
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for point in points:
         row = [names[point[0]], condition(point)]
-        row += [score_text(_score(cells, "sft", point, role)) for role, _ in ROLES]
+        row += [score_text(_score(cells, BASELINE, point, role)) for role, _ in ROLES]
         row += [tests.text((point, method, role)) for method in others for role, _ in ROLES]
         lines.append("| " + " | ".join(row) + " |")
     return lines

@@ -28,6 +28,7 @@ from typing import Any
 from harness.config import OBJECTIVE_KEYS, REPLICATE_KEYS
 from harness.errors import RecordError
 from harness.identity import backbone_slug, config_id, distinctive, seed_of, variant
+from harness.objectives import BASE, BASELINE
 from harness.report.paper import paper_lines
 from harness.report.tables import (
     MISSING,
@@ -77,7 +78,7 @@ def _page(domain: str, records: list[Record], source: str) -> Page:
     plots: list[Plot] = []
     for task, backbone, cid, env_label, rows in _tables(records):
         lines += ["", *_table(task, backbone, cid, env_label, rows)]
-        stem = f"{task}-{backbone_slug(backbone)}-{cid or 'base'}" + env_suffix(env_label)
+        stem = f"{task}-{backbone_slug(backbone)}-{cid or BASE}" + env_suffix(env_label)
         figures = table_plots(stem, task, rows)
         lines += [line for _, alt, path, _ in figures for line in ("", f"![{alt}]({path})")]
         plots += [(path, draw) for _, _, path, draw in figures]
@@ -118,7 +119,7 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, str, Rows
     trained: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for record in records:
         task, backbone = record["task"], record["backbone"]
-        if record["method"] != "base":
+        if record["method"] != BASE:
             trained[task, backbone, config_id(record["hparams"])].append(record)
         elif (task, backbone) in bases:  # write_record cannot produce this: the page would be ambiguous
             raise RecordError(f"two base records for task {task!r}, backbone {backbone!r}")
@@ -126,12 +127,12 @@ def _tables(records: list[Record]) -> list[tuple[str, str, str | None, str, Rows
             bases[task, backbone] = record
     tables = []  # (task, backbone, config id, group rank, group label, rows)
     for (task, backbone, cid), runs in trained.items():
-        base = {"base": [bases[task, backbone]]} if (task, backbone) in bases else {}
+        base = {BASE: [bases[task, backbone]]} if (task, backbone) in bases else {}
         for rank, (label, group) in enumerate(comparable_groups(runs)):
             tables.append((task, backbone, cid, rank, label, base | _replicates(task, backbone, group)))
     have_trained = {(task, backbone) for task, backbone, _ in trained}
     tables += [
-        (t, b, None, 0, "", {"base": [record]})
+        (t, b, None, 0, "", {BASE: [record]})
         for (t, b), record in bases.items()
         if (t, b) not in have_trained
     ]
@@ -229,15 +230,16 @@ def _table(task: str, backbone: str, cid: str | None, env_label: str, rows: Rows
     ]
     # Each trained objective against SFT, under the same configuration (DFT first, as METHODS orders).
     differences = [
-        key for key, reps in rows.items() if "sft" in scored and reps[0]["method"] not in ("base", "sft")
+        key for key, reps in rows.items() if BASELINE in scored and reps[0]["method"] not in (BASE, BASELINE)
     ]
     # One family per table: every objective's difference in every column, corrected together.
-    family = differences_text([(d, s) for key in differences for d, s in zip(scored[key], scored["sft"])])
-    width = len(scored["sft"]) if differences else 0
+    family = differences_text([(d, s) for key in differences for d, s in zip(scored[key], scored[BASELINE])])
+    width = len(scored[BASELINE]) if differences else 0
     for index, key in enumerate(differences):
         diffs = family[index * width : (index + 1) * width]
-        lines.append(f"| {row_label(rows[key][0])} − SFT | | " + " | ".join(diffs) + " |")
-    unmeasured = any(len(rows[key]) < 2 for key in ["sft", *differences]) if differences else False
+        baseline = row_label(rows[BASELINE][0])  # RFT in the offline setting
+        lines.append(f"| {row_label(rows[key][0])} − {baseline} | | " + " | ".join(diffs) + " |")
+    unmeasured = any(len(rows[key]) < 2 for key in [BASELINE, *differences]) if differences else False
     # Each method's estimates under the column names a paper's table uses: the benchmark's title
     # (else the split's name), and the mean over the OOD splits ("Avg." in a paper-style table).
     names = [titles.get(name, name) if paper_style else name for name in splits] + (
@@ -280,7 +282,7 @@ def _pass_at_table(rows: Rows, splits: list[str]) -> list[str]:
 def _settings(rows: Rows) -> list[str]:
     """What the table's runs share: hyperparameters (but the seed, in the provenance) and training
     data (the DFT variant is in the row label)."""
-    trained = {key: reps for key, reps in rows.items() if key != "base"}
+    trained = {key: reps for key, reps in rows.items() if key != BASE}
     if not trained:
         return []
     first = next(iter(trained.values()))[0]["hparams"]
@@ -327,6 +329,10 @@ def _eval_note(rows: Rows, splits: list[str]) -> str:
     parts = []
     ns, spelled = per_split("n")
     parts.append(f"n = {ns[0]} per split" if len(ns) == 1 else f"n = {spelled}")
+    limits = {(r.get("evaluation") or {}).get("limit") for r in records}
+    if len(limits) == 1 and None not in limits:  # a benchmark cut short is said so, not left to guess
+        limit = limits.pop()
+        parts.append(f"the first {limit} examples of each split only (`--eval-limit {limit}`)")
     counts, spelled = per_split("samples_per_example")
     if len(counts) == 1:
         parts.append(f"{counts[0]} sample{'s' if counts[0] != 1 else ''} per example")

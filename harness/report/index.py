@@ -15,6 +15,7 @@ from collections import defaultdict
 from fnmatch import fnmatch
 
 from harness.identity import config_id, variant
+from harness.objectives import BASE, BASELINE, SUBJECT
 from harness.report.tables import (
     MISSING,
     SIGNIFICANCE_NOTE,
@@ -66,7 +67,7 @@ def index_page(
         " | DFT in-domain | DFT − SFT in-domain | SFT OOD | DFT OOD | DFT − SFT OOD |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == "base"}
+    bases = {(r["task"], r["backbone"]): r for r in records if r["method"] == BASE}
     rows, pairs, mixed, unmeasured = [], [], [], False
     for (domain, task, backbone), trained in sorted(_by_task(records).items()):
         # One environment and evaluation for the whole row: SFT and DFT are never compared across.
@@ -74,10 +75,10 @@ def index_page(
         if len(groups) > 1:
             mixed.append(f"`{task}` ({sum(len(g) for _, g in groups[1:])} of {len(trained)} records)")
         runs = _by_variant(groups[0][1])
-        sft, dft = _best(runs.get("sft", {})), _best(runs.get("dft", {}))
+        sft, dft = _best(runs.get(BASELINE, {})), _best(runs.get(SUBJECT, {}))
         if sft is None or dft is None:
             continue
-        configs = len(set(runs["sft"]) | set(runs["dft"]))
+        configs = len(set(runs[BASELINE]) | set(runs[SUBJECT]))
         scores = []
         for role in ("test", "ood"):  # an OOD mean over different splits would not compare
             complete = len({frozenset(_splits(r, role)) for r in sft + dft}) == 1
@@ -191,7 +192,7 @@ def _by_task(records: list[Record]) -> dict[tuple[str, str, str], list[Record]]:
         offline = isinstance(record["data"].get("selfgen"), dict)
         hparams = record["hparams"]
         if (
-            record["method"] != "base"
+            record["method"] != BASE
             and not hparams.get("train_noise")
             and not hparams.get("train_style")
             and not offline

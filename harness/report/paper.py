@@ -25,6 +25,8 @@ from harness.config import (
     REPLICATE_KEYS,
     TrainConfig,
 )
+from harness.objectives import BASE
+from harness.results import offline
 from harness.stats import Estimate
 
 Record = dict[str, Any]
@@ -120,7 +122,7 @@ def matching_row(task: str, backbone: str, rows: Rows) -> tuple[recipes.Recipe, 
     """The recipe of ``backbone`` (the recipe's model, as a record names it or as ``--model`` gave it)
     and ``task`` that reports numbers for the table's trained methods,
     with the fewest settings that differ from the table's runs; None when no recipe is of them."""
-    trained = [reps[0] for key, reps in rows.items() if reps[0]["method"] != "base"]
+    trained = [reps[0] for key, reps in rows.items() if reps[0]["method"] != BASE]
     if not trained:
         return None
     methods = {record["method"] for record in trained}
@@ -172,20 +174,23 @@ def paper_lines(
         method = reps[0]["method"]
         if key != method or method not in row.reported or method not in measured:
             continue  # a variant (dft-floor0.1) is not the paper's row
-        label = objectives.label(method)
+        label = objectives.label(method, offline(reps[0]))
         paper = row.reported[method]
         ours = [measured[method].get(column) for column in row.columns]
-        lines.append(f"| {label}, paper | " + " | ".join(f"{v:.2f}" for v in paper) + " |")
+        decimals = row.decimals  # as the paper prints its table
+        lines.append(f"| {label}, paper | " + " | ".join(f"{v:.{decimals}f}" for v in paper) + " |")
         lines.append(
             f"| {label}, measured | "
-            + " | ".join("–" if m is None else f"{100 * m.value:.2f}" for m in ours)
+            + " | ".join("–" if m is None else f"{100 * m.value:.{decimals}f}" for m in ours)
             + " |"
         )
         lines.append(
             f"| {label}, measured − paper | "
-            + " | ".join("–" if m is None else f"{100 * m.value - v:+.2f}" for m, v in zip(ours, paper))
+            + " | ".join(
+                "–" if m is None else f"{100 * m.value - v:+.{decimals}f}" for m, v in zip(ours, paper)
+            )
             + " |"
         )
     for name, numbers in row.context.items():
-        lines.append(f"| {name}, paper | " + " | ".join(f"{v:.2f}" for v in numbers) + " |")
+        lines.append(f"| {name}, paper | " + " | ".join(f"{v:.{row.decimals}f}" for v in numbers) + " |")
     return lines

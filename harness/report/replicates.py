@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.environment import of_record
 from harness.identity import config_id, seed_of
+from harness.objectives import BASE
 from harness.report.tables import MISSING, Page, row_label, summary_score
 
 Record = dict[str, Any]
@@ -66,11 +67,9 @@ def _value(record: Record, role: str) -> float | None:
 def page(task: str, seeds: list[Record], paths: dict[str, list[Record]], command: str) -> Page:
     """The page for the configuration that the records of ``paths`` (``{path name: records}``) and
     ``seeds`` (the reference's, every seed) share; records of other configurations are ignored."""
-    configs = {
-        config_id(r["hparams"]) for records in paths.values() for r in records if r["method"] != "base"
-    }
+    configs = {config_id(r["hparams"]) for records in paths.values() for r in records if r["method"] != BASE}
     config = min(configs) if configs else None
-    reference = [r for r in seeds if r["method"] != "base" and config_id(r["hparams"]) == config]
+    reference = [r for r in seeds if r["method"] != BASE and config_id(r["hparams"]) == config]
     environment = _environment(reference)
     methods = sorted(
         {r["method"] for r in reference}, key=lambda m: [r["method"] for r in reference].index(m)
@@ -100,7 +99,7 @@ def page(task: str, seeds: list[Record], paths: dict[str, list[Record]], command
         (
             name,
             _environment(records),
-            {(r["method"], seed_of(r)): r for r in records if r["method"] != "base"},
+            {(r["method"], seed_of(r)): r for r in records if r["method"] != BASE},
         )
         for name, records in sorted(paths.items())
     ]
@@ -145,7 +144,7 @@ def page(task: str, seeds: list[Record], paths: dict[str, list[Record]], command
 
 
 def _path_seeds(paths: dict[str, list[Record]]) -> list[int]:
-    return sorted({seed_of(r) for records in paths.values() for r in records if r["method"] != "base"})
+    return sorted({seed_of(r) for records in paths.values() for r in records if r["method"] != BASE})
 
 
 def _groups(method: str, role: str, reference: dict, paths: dict[str, list[Record]]) -> list[list[float]]:

@@ -23,6 +23,8 @@ from harness import objectives
 from harness.config import METHODS
 from harness.environment import of_record
 from harness.identity import seed_of, variant_settings
+from harness.objectives import BASE
+from harness.results import offline
 from harness.stats import (
     Estimate,
     Pooled,
@@ -125,7 +127,7 @@ def score_text(score: Estimate | None) -> str:
 
 def seeds_text(replicates: list[Record]) -> str:
     """How many seeds a row averages; ``–`` for the base, which trains nothing."""
-    return MISSING if replicates[0]["method"] == "base" else str(len(replicates))
+    return MISSING if replicates[0]["method"] == BASE else str(len(replicates))
 
 
 def comparable_groups(records: list[Record]) -> list[tuple[str, list[Record]]]:
@@ -214,9 +216,10 @@ def row_order(key: str, method: str) -> tuple[int, str, bool, str]:
 
 
 def row_label(record: Record) -> str:
-    """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant."""
+    """``DFT``, or ``DFT (floor 0.1, alpha 0.5)`` for a follow-up variant; the baseline trained in the
+    offline setting is ``RFT``."""
     settings = variant_settings(record["method"], record["hparams"])
-    label = objectives.label(record["method"])
+    label = objectives.label(record["method"], offline(record))
     return f"{label} ({', '.join(f'{short} {value:g}' for short, value in settings)})" if settings else label
 
 
@@ -256,7 +259,7 @@ def _data_source(records: list[Record]) -> str:
     sources = set()
     for record in records:
         hparams = record["hparams"]
-        if record["method"] == "base":
+        if record["method"] == BASE:
             continue
         where = (
             f"`{hparams['train_data']}`"

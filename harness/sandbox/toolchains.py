@@ -162,6 +162,24 @@ TOOLCHAINS: dict[str, Toolchain] = {
 }
 
 
+def missing_packages() -> dict[str, list[str]]:
+    """What this machine lacks for every language, as the packages that provide it:
+    ``{"apt": [Debian packages], "npm": [npm packages]}`` (what ``nox -s tests`` installs first).
+
+    >>> sorted(missing_packages())
+    ['apt', 'npm']
+    """
+    wanted: dict[str, list[str]] = {"apt": [], "npm": []}
+    for chain in TOOLCHAINS.values():
+        for tool in chain.missing():
+            words = tool.install.split()
+            registry = "apt" if words[0] == "apt-get" else "npm"
+            for package in (w for w in words[2:] if not w.startswith("-")):
+                if package not in wanted[registry]:
+                    wanted[registry].append(package)
+    return wanted
+
+
 def script(chain: Toolchain, tools: dict[str, str], main: str) -> str:
     """The shell script that builds and runs the program in the sandbox."""
     values = tools | {"main": main}

@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import math_words_pairs
 
+from harness.config import IGNORE_INDEX
 from harness.fused_loss import fused_causal_lm_loss
-from harness.losses import IGNORE_INDEX, Objective, causal_lm_loss
+from harness.losses import Objective, causal_lm_loss
 from harness.models import load_model, load_tokenizer
 
 pytestmark = pytest.mark.skipif(

@@ -23,7 +23,8 @@ pytest.importorskip("vllm", reason="needs vLLM's CPU build: nox -s test-vllm")
 import harness.vllm_engine as vllm_engine  # noqa: E402 - after the skip: it needs vLLM installed
 import tasks  # noqa: E402
 from harness.config import Sampling  # noqa: E402
-from harness.evaluate import evaluate_loaded, main  # noqa: E402
+from harness.evaluate import main  # noqa: E402
+from harness.evaluation import evaluate_loaded  # noqa: E402
 from harness.generate import rendered_prompts  # noqa: E402
 from harness.models import load_model, resolve, stop_token_ids  # noqa: E402
 from tasks.prompts import with_template  # noqa: E402

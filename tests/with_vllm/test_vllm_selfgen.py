@@ -11,7 +11,7 @@ pytest.importorskip("vllm", reason="needs vLLM's CPU build: nox -s test-vllm")
 
 import tasks  # noqa: E402
 from harness.config import Sampling  # noqa: E402
-from harness.selfgen import selfgen  # noqa: E402
+from harness.offline import selfgen  # noqa: E402
 
 
 def test_selfgen_through_vllm_keeps_what_the_grader_accepts_and_finds_its_folder(tmp_path, capsys):

@@ -19,7 +19,6 @@ harness.errors.ConfigError: --batch-size 6 does not split evenly over 4 ranks
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -32,16 +31,12 @@ import torch
 import tasks
 from harness.config import (
     DOMAIN_MODELS,
-    PER_CELL,
     PER_METHOD,
-    PRESETS,
-    REPLICATE_KEYS,
     SWEEP_AXES,
+    Evaluation,
     ExperimentConfig,
-    Parser,
     Sampling,
     TrainConfig,
-    add_arguments,
     check_objective_params,
     flag,
     makeable_folder,
@@ -49,11 +44,12 @@ from harness.config import (
     split_batch,
 )
 from harness.config.flags import config_from
+from harness.config.parsers import train_parser
 from harness.data.rows import data_file, holds_pairs, read_rows
 from harness.errors import ConfigError
 from harness.models import device_and_dtype
 from harness.models import resolve as resolve_model
-from harness.objectives import OLD_POLICY, PAIRS
+from harness.objectives import BASE, OLD_POLICY, PAIRS
 from harness.objectives import row as objective_row
 from harness.recipes import recipe
 from tasks import prompts
@@ -69,7 +65,7 @@ def resolve_train(
 ) -> TrainConfig:
     """The domain's defaults, the checks that need more than one field, and the derived micro-batch
     (the largest that fits ``--micro-batch-size`` and divides each rank's share). Idempotent: what
-    :func:`harness.train.train` runs on, whichever entry point made ``config``. ``objectives``: what
+    :func:`harness.trainer.train` runs on, whichever entry point made ``config``. ``objectives``: what
     will be trained with it (default: its own ``--objective``; the experiment's ``--methods``)."""
     model = config.model if config.model is not None else default_model(config.task)
     task = check_task(config.task)  # a typo fails here with "did you mean", whatever the model
@@ -150,14 +146,6 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def train_parser(preset: dict[str, Any], description: str = "") -> Parser:
-    parser = Parser(prog="python -m harness.train", description=description)
-    help_text = "hyperparameter preset (explicit flags win over it)"  # the experiment's, less its defaults
-    parser.add_argument("--preset", default="paper-math", choices=tuple(PRESETS), help=help_text)
-    add_arguments(parser, TrainConfig, defaults=preset)
-    return parser
-
-
 def parse_train(argv: list[str] | None = None, description: str = "") -> TrainConfig:
     """``python -m harness.train``'s command line, resolved (default preset: ``paper-math``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -189,6 +177,23 @@ class Experiment:
     def eval_template(self) -> str:
         """The prompt template evaluation asks with: ``--eval-template``, else the training one."""
         return self.config.eval_template or self.train.prompt_template
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """How every model of the experiment is evaluated (images seen as in training); each run
+        keeps its samples in a folder of its own (``samples_dir``)."""
+        config, train = self.config, self.train
+        return Evaluation(
+            limit=config.eval_limit,
+            template=self.eval_template,
+            sampling=self.sampling,
+            generation_backend=config.generation_backend,
+            tensor_parallel_size=config.tensor_parallel_size,
+            eval_backend=config.eval_backend,
+            device=train.device,
+            min_pixels=train.min_pixels,
+            max_pixels=train.max_pixels,
+        )
 
 
 def check_task(name: str, flag_name: str = "--task", **options):
@@ -253,26 +258,11 @@ def ood_task_names(config: ExperimentConfig) -> list[str]:
     """The other tasks scored as out-of-domain splits of ``config.task`` (checked, did-you-mean)."""
     if config.ood_tasks is None:
         return list(check_task(config.task).ood_tasks)
-    names_given = [name.strip() for name in config.ood_tasks.split(",") if name.strip()]
-    for name in names_given:
+    if "" in config.ood_tasks:  # the old spelling of none
+        raise ConfigError("--ood-tasks '': give the flag with no task for none (--ood-tasks)")
+    for name in config.ood_tasks:
         check_task(name, "--ood-tasks")
-    return names_given
-
-
-def experiment_parser(preset: dict[str, Any], parser: argparse.ArgumentParser, *, sweep: bool = False):
-    """Add the flags of an experiment to ``parser``, the training flags defaulting to ``preset``'s
-    values. Per-method fields are the experiment's to set, the seed too (``--seeds`` lists them); a
-    ``sweep`` also sets the task, the methods and the grid's axes itself."""
-    add_arguments(
-        parser.add_argument_group("experiment"),
-        ExperimentConfig,
-        defaults=preset,
-        exclude=PER_CELL | {"dry_run"} if sweep else (),  # the sweep's own --dry-run prints its plan
-    )
-    owned = PER_METHOD | REPLICATE_KEYS | {"task"} | (set(SWEEP_AXES) if sweep else set())
-    add_arguments(parser.add_argument_group("training"), TrainConfig, defaults=preset, exclude=owned)
-    add_arguments(parser.add_argument_group("sampling"), Sampling, defaults=preset)
-    return parser
+    return list(config.ood_tasks)
 
 
 def resolve_experiment(
@@ -294,10 +284,10 @@ def resolve_experiment(
     train = config_from(args, TrainConfig, skip=PER_METHOD, task=config.task, seed=config.seeds[0], **axes)
     if train.curve_limit is None:
         train = replace(train, curve_limit=config.eval_limit)
-    trained = [m for m in config.method_list if m != "base"] if objectives is None else objectives
+    trained = [m for m in config.methods if m != BASE] if objectives is None else objectives
     train = resolve_train(train, config.world_size, trained)
     ood_names = ood_task_names(config)
-    if set(config.method_list) - {"base"}:
+    if set(config.methods) - {BASE}:
         check_trainable(train)
     made_by = recipe(config.recipe) if config.recipe else None
     if (

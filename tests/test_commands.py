@@ -1,0 +1,62 @@
+"""A command answers at once: ``--help`` and a mistyped flag of every command load only the settings
+(the standard library and harness.config), never torch, transformers, the task registry, the grading
+or vision stacks. Held to the modules they load, not to a time (a loaded CI machine varies; the
+modules do not)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a typo must not pay for: each is seconds of CPU (torchvision's model zoo alone was 25 s).
+HEAVY = (
+    "torch", "transformers", "torchvision", "tasks", "math_verify", "sympy", "datasets", "scipy",
+    "matplotlib", "PIL", "lm_eval", "peft", "numpy",
+)  # fmt: skip
+# Every command, with a flag that argparse refuses (a bad value or choice).
+COMMANDS = {
+    "harness.train": ["--lr", "abc"],
+    "harness.experiment": ["--eval-template", "nope"],
+    "harness.ablate": ["--batch-size", "1.5"],
+    "harness.continuum": ["--noise", "x"],
+    "harness.evaluate": ["--eval-template", "nope"],
+    "harness.selfgen": ["--train-limit", "x"],
+    "harness.token_probs": ["--rows", "x"],
+    "harness.lmeval": ["--eval-limit", "x"],
+    "harness.leaderboard": ["--no-such-flag"],
+    "harness.replicates": ["--no-such-flag"],
+}
+PROBE = """
+import json, runpy, sys
+module, bad, loaded = sys.argv[1], json.loads(sys.argv[2]), {}
+for argv in (["--help"], bad):
+    sys.argv = [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__")
+    except SystemExit as done:
+        loaded[argv[0]] = done.code
+print(json.dumps({"codes": loaded, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_and_a_bad_flag_load_nothing_heavy(command):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, command, json.dumps(COMMANDS[command])],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["codes"] == {"--help": 0, COMMANDS[command][0]: 1}, done.stderr[-2000:]
+    assert "error: " in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    assert not sorted(set(report["modules"]) & set(HEAVY)), command
