@@ -87,14 +87,16 @@ def parse_evaluate(argv: list[str] | None = None, description: str = "") -> tupl
     and the model are checked, and the model defaults to the task domain's embedded one."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = config_from(args, Sampling), config_from(args, EvalConfig)
-    # import cost: the task registry, the backbones and the resolve step (torch), once the flags parse
-    from harness.models import device_and_dtype
-    from harness.models import resolve as resolve_model
+    # import cost: the task registry and the resolve step, once the flags parse
     from harness.resolve import check_backends, check_lm_eval, check_task, check_template, default_model
 
     options = {} if config.problem_file is None else {"problem_file": config.problem_file}
     check_template(config.eval_template, [config.task], "--eval-template")
     task = check_task(config.task, **options)
+    # import cost: the backbones (torch, transformers), once the task is known
+    from harness.models import device_and_dtype
+    from harness.models import resolve as resolve_model
+
     device_and_dtype(config.device)
     if config.model is None:
         config = replace(config, model=default_model(config.task))

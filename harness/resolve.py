@@ -26,8 +26,6 @@ import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
 import tasks
 from harness.config import (
     DOMAIN_MODELS,
@@ -47,8 +45,6 @@ from harness.config.flags import config_from
 from harness.config.parsers import train_parser
 from harness.data.rows import data_file, holds_pairs, read_rows
 from harness.errors import ConfigError
-from harness.models import device_and_dtype
-from harness.models import resolve as resolve_model
 from harness.objectives import BASE, OLD_POLICY, PAIRS
 from harness.objectives import row as objective_row
 from harness.recipes import recipe
@@ -219,6 +215,8 @@ def check_inputs(train: TrainConfig, objectives: list[str] | None = None) -> Non
     method needs both, the base included (its token-probability histogram reads the training rows,
     or a pairs file's chosen answers). A GGUF backbone is only checked here; it is converted when
     first loaded."""
+    from harness.models import resolve as resolve_model  # import cost: torch, once the names are checked
+
     resolve_model(train.model, convert=False)
     if train.train_data:
         if train.prompt_template != "chat":
@@ -290,6 +288,10 @@ def resolve_experiment(
     if set(config.methods) - {BASE}:
         check_trainable(train)
     made_by = recipe(config.recipe) if config.recipe else None
+    # import cost: torch and transformers, once every name above is checked
+    from harness.models import device_and_dtype
+    from harness.models import resolve as resolve_model
+
     if (
         made_by
         and made_by.selfgen
@@ -376,6 +378,8 @@ def check_generation_backend(backend: str, tensor_parallel_size: int) -> None:
                 "on one process here; use 1, or vllm on GPUs"
             )
         return
+    import torch  # the CUDA checks, only where vLLM on GPUs is asked for
+
     if not torch.cuda.is_available():
         raise ConfigError(
             "--generation-backend vllm needs a CUDA GPU and none is visible; use --generation-backend hf"

@@ -68,9 +68,7 @@ def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple
     the sampling with its unset fields from :data:`SELFGEN_PROTOCOL`."""
     args = vars(parser(description).parse_args(sys.argv[1:] if argv is None else argv))
     sampling, config = config_from(args, Sampling), config_from(args, SelfgenConfig)
-    # import cost: the task registry, the backbones and the resolve step (torch), once the flags parse
-    from harness.models import device_and_dtype
-    from harness.models import resolve as resolve_model
+    # import cost: the task registry and the resolve step, once the flags parse
     from harness.resolve import check_generation_backend, check_task, check_template, default_model
 
     task = check_task(config.task)
@@ -82,6 +80,10 @@ def parse_selfgen(argv: list[str] | None = None, description: str = "") -> tuple
         )
     if not any(split.role == "train" for split in task.splits):
         raise ConfigError(f"--task {task.name} has no training questions (it can only be evaluated)")
+    # import cost: the backbones (torch, transformers), once the task is known
+    from harness.models import device_and_dtype
+    from harness.models import resolve as resolve_model
+
     device_and_dtype(config.device)
     if config.model is None:
         config = replace(config, model=default_model(config.task))

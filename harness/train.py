@@ -26,14 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     description = __doc__.split("\n\n")[0]
     train_parser(preset_of(argv, default="paper-math", by_model=False), description).parse_args(argv)
-    # import cost: the trainer (torch, transformers), once the flags are known to parse
+    from harness.resolve import parse_train  # import cost: the task registry, once the flags parse
+
+    config = parse_train(argv, description=description)
+    # import cost: the trainer (torch, transformers), once the command line is known to be good
     import torch.distributed as dist
 
-    from harness.resolve import parse_train
     from harness.trainer import train
 
     try:
-        summary = train(parse_train(argv, description=description))
+        summary = train(config)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

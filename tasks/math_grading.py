@@ -54,12 +54,8 @@ import signal
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from types import SimpleNamespace
 
-from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-from math_verify.errors import TimeoutException
-
-# Math-Verify's extraction for a model's answer: LaTeX with boxes first, then plain expressions.
-PREDICTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
 # Real answers are short; a longer "answer" is runaway generation, and sympy time grows with length.
 MAX_ANSWER_CHARS = 300
 # Seconds Math-Verify may spend per parse or comparison (signal.alarm takes whole seconds); a power
@@ -91,6 +87,27 @@ class MathGrade:
     answer: str | None
 
 
+@lru_cache(maxsize=1)
+def _math_verify() -> SimpleNamespace:
+    """Math-Verify's ``parse``, ``verify``, its timeout exception and our extraction for a model's
+    answer (LaTeX with boxes first, then plain expressions), loaded at the first grade: its import
+    brings sympy, about a second of CPU that a command only reading its flags or naming its tasks
+    must not pay."""
+    import math_verify
+    from math_verify.errors import TimeoutException
+
+    prediction = (
+        math_verify.LatexExtractionConfig(boxed_match_priority=0),
+        math_verify.ExprExtractionConfig(),
+    )
+    return SimpleNamespace(
+        parse=math_verify.parse,
+        verify=math_verify.verify,
+        TimeoutException=TimeoutException,
+        prediction=prediction,
+    )
+
+
 def _timeout() -> int | None:
     # signal.alarm only works in the main thread; elsewhere run without Math-Verify's timeout rather
     # than have every answer scored 0 by the ValueError it raises.
@@ -107,6 +124,8 @@ def _bounded(call, *args, fallback, backstop_s: float = BACKSTOP_S, **kwargs):
     """
     if _timeout() is None:
         return call(*args, **kwargs)
+    # Math-Verify's own exception, so that its handlers inside the call end the call as its alarm does.
+    TimeoutException = _math_verify().TimeoutException  # noqa: N806 - the class, named as Math-Verify does
     running = [True]  # cleared by a plain store, which no alarm can pre-empt
     done = threading.Event()
 
@@ -215,7 +234,7 @@ def _parse_answer(answer: str, timeout: int | None) -> list:
     answer = _THOUSANDS.sub("", answer)
     # "$...$" first: it parses "6." and "3\%", which the boxed form rejects.
     for wrapped in (f"${answer}$", f"\\boxed{{{answer}}}"):
-        parsed = _bounded(parse, wrapped, parsing_timeout=timeout, fallback=[])
+        parsed = _bounded(_math_verify().parse, wrapped, parsing_timeout=timeout, fallback=[])
         if _is_math(parsed):
             return parsed
     return []
@@ -239,7 +258,7 @@ def _compare(gold: str, gold_parsed: list, answer: str, parsed: list, timeout: i
         if (
             gold_parsed
             and _is_math(parsed)
-            and _bounded(verify, gold_parsed, parsed, timeout_seconds=timeout, fallback=False)
+            and _bounded(_math_verify().verify, gold_parsed, parsed, timeout_seconds=timeout, fallback=False)
         ):
             return MathGrade(1.0, "correct", answer)
     except Exception:  # noqa: BLE001 - a hostile string must cost a 0, never a crashed evaluation
@@ -275,7 +294,9 @@ def _find(completion: str, timeout: int | None) -> tuple[str | None, list]:
         return boxed, []
     try:
         text = _THOUSANDS.sub("", completion)
-        found = _bounded(parse, text, PREDICTION, parsing_timeout=timeout, fallback=[])
+        found = _bounded(
+            _math_verify().parse, text, _math_verify().prediction, parsing_timeout=timeout, fallback=[]
+        )
     except Exception:  # noqa: BLE001 - Math-Verify already turns most failures into an empty parse
         found = []
     answer = str(found[-1]) if found else _stated_answer(completion)

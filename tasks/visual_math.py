@@ -36,12 +36,13 @@ of the single-seed era) when the ladder was set:
 from __future__ import annotations
 
 import random
-from typing import Any
-
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING, Any
 
 from tasks.base import Split, Task, load_generated
 from tasks.math_grading import MathAnswerTask
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SIZE = 112
 CELL = 14  # one vision patch: a shape per cell keeps every object inside one patch
@@ -118,6 +119,8 @@ def make_scene(rng: random.Random, colours: tuple[str, ...], counts: tuple[int, 
 
 def draw(scene: dict) -> Image.Image:
     """The picture of ``scene``: white background, each object in its cell."""
+    from PIL import Image, ImageDraw  # the vision stack, only where a picture is drawn
+
     image = Image.new("RGB", (SIZE, SIZE), "white")
     pen = ImageDraw.Draw(image)
     for thing in scene["objects"]:

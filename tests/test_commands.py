@@ -1,7 +1,8 @@
 """A command answers at once: ``--help`` and a mistyped flag of every command load only the settings
 (the standard library and harness.config), never torch, transformers, the task registry, the grading
-or vision stacks. Held to the modules they load, not to a time (a loaded CI machine varies; the
-modules do not)."""
+or vision stacks; a mistyped task name loads the registry (its did-you-mean) and still none of the
+stacks. Held to the modules they load, not to a time (a loaded CI machine varies; the modules do
+not)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ COMMANDS = {
     "harness.leaderboard": ["--no-such-flag"],
     "harness.replicates": ["--no-such-flag"],
 }
+# Every command that takes --task.
+TASK_COMMANDS = sorted(set(COMMANDS) - {"harness.leaderboard", "harness.lmeval"})
 PROBE = """
 import json, runpy, sys
-module, bad, loaded = sys.argv[1], json.loads(sys.argv[2]), {}
-for argv in (["--help"], bad):
+module, argvs, loaded = sys.argv[1], json.loads(sys.argv[2]), {}
+for argv in argvs:
     sys.argv = [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__")
@@ -45,18 +48,36 @@ print(json.dumps({"codes": loaded, "modules": sorted({m.split(".")[0] for m in s
 """
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_help_and_a_bad_flag_load_nothing_heavy(command):
+def probe(command: str, *argvs: list[str]) -> tuple[dict, str]:
+    """Run ``command`` with each of ``argvs`` in one fresh process: the exit codes by first flag and
+    the top-level modules loaded, and what it printed on stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, command, json.dumps(COMMANDS[command])],
+        [sys.executable, "-c", PROBE, command, json.dumps(argvs)],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
         timeout=120,
     )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["codes"] == {"--help": 0, COMMANDS[command][0]: 1}, done.stderr[-2000:]
-    assert "error: " in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_and_a_bad_flag_load_nothing_heavy(command):
+    report, stderr = probe(command, ["--help"], COMMANDS[command])
+    assert report["codes"] == {"--help": 0, COMMANDS[command][0]: 1}, stderr[-2000:]
+    assert "error: " in stderr and len(stderr.strip().splitlines()) == 1, stderr[-2000:]
     assert not sorted(set(report["modules"]) & set(HEAVY)), command
+
+
+@pytest.mark.parametrize("command", TASK_COMMANDS)
+def test_a_mistyped_task_is_named_before_any_stack_loads(command):
+    report, stderr = probe(command, ["--task", "math-word"])
+    assert report["codes"] == {"--task": 1}, stderr[-2000:]
+    assert stderr.startswith("error: --task unknown task 'math-word'; did you mean 'math-words'?"), stderr[
+        -2000:
+    ]
+    assert len(stderr.strip().splitlines()) == 1
+    assert "tasks" in report["modules"]  # the registry answered
+    assert not sorted(set(report["modules"]) & (set(HEAVY) - {"tasks"})), command

@@ -217,7 +217,7 @@ def test_a_runaway_box_is_compared_as_text_without_math_verify(monkeypatch) -> N
 
     box = "a+b^{c}" * 2_000
     parsed = []
-    monkeypatch.setattr(grading, "parse", lambda text, *a, **k: parsed.append(text) or [])
+    monkeypatch.setattr(grading._math_verify(), "parse", lambda text, *a, **k: parsed.append(text) or [])
     graded = grade_math("6", f"Thinking. \\boxed{{{box}}}")
     assert (graded.verdict, graded.answer, parsed) == ("unparsed", box, [])
     assert grade_math(box, f"\\boxed{{{box}}}").verdict == "correct"  # equal text still matches
