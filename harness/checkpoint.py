@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import objectives
 from harness.config import HPARAM_KEYS, LATER_DEFAULTS, TrainConfig, flag
 from harness.data.rows import training_digest
 from harness.errors import ConfigError
@@ -61,8 +60,7 @@ def check_resumable(trained: dict[str, Any], now: dict[str, Any], checkpoint: st
 
 def data_digest(config: TrainConfig) -> str | None:
     """What ``config``'s training rows are read from (:func:`harness.data.rows.training_digest`)."""
-    pairs = objectives.row(config.objective).data == objectives.PAIRS
-    return training_digest(config.task, config.train_data, pairs)
+    return training_digest(config.task, config.train_data)
 
 
 def load_state(config: TrainConfig) -> tuple[Path, dict[str, Any]]:

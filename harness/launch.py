@@ -24,8 +24,6 @@ from harness.config import TrainConfig, to_flags
 from harness.data.rows import training_digest
 from harness.errors import TrainingError
 from harness.files import read_json
-from harness.objectives import PAIRS
-from harness.objectives import row as objective_row
 from harness.plan import hparams_of
 from harness.trainer import train
 
@@ -101,8 +99,7 @@ def _finished(run_dir: Path, config: TrainConfig, world: int) -> dict[str, Any] 
         done = hparams_of(TrainConfig(**summary["config"]), summary["world_size"])
     except (OSError, ValueError, TypeError, KeyError):  # none, cut short, or written by another version
         return None
-    pairs = objective_row(config.objective).data == PAIRS
-    if summary.get("train_data_sha256") != training_digest(config.task, config.train_data, pairs):
+    if summary.get("train_data_sha256") != training_digest(config.task, config.train_data):
         return None  # trained on rows whose file has changed since: not this configuration's training
     model = run_dir / "model"  # where the trainer puts it: the summary's path is as its run spelled it
     return (

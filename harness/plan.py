@@ -21,8 +21,7 @@ from harness.data.rows import training_digest
 from harness.errors import RecordError
 from harness.files import read_json
 from harness.models import backbone_name
-from harness.objectives import BASE, PAIRS
-from harness.objectives import row as objective_row
+from harness.objectives import BASE
 from harness.resolve import Experiment, ood_task_names
 
 
@@ -59,8 +58,7 @@ def hparams_of(config: TrainConfig, world_size: int, _seen: frozenset[str] = fro
     (:func:`model_identity`), not by the folder it sits in."""
     values = asdict(config)
     hparams = {key: values[key] for key in HPARAM_KEYS} | {"world_size": world_size}
-    pairs = objective_row(config.objective).data == PAIRS
-    data = training_digest(config.task, config.train_data, pairs)  # an edited file is another configuration
+    data = training_digest(config.task, config.train_data)  # an edited file is another configuration
     hparams |= {"train_data_sha256": data} if data is not None else {}
     return hparams | {"model": model_identity(config.model, _seen)}
 

@@ -499,6 +499,32 @@ def test_a_packed_sequence_is_never_the_target_of_the_one_before_it():
     assert batch["sequence_ids"].tolist() == [[0, 0, 0, 1, 1]]
 
 
+def test_a_selfgen_folder_is_one_training_input_for_every_method_and_changes_with_either_file(tmp_path):
+    # RFT reads the folder's rows, DPO its pairs: one configuration, so the offline table compares them;
+    # an edit to either file is another configuration for both (each edit changes the size: the digest
+    # is cached by size and modification time).
+    from harness.config import TrainConfig
+    from harness.plan import hparams_of
+
+    folder = tmp_path / "selfgen"
+    folder.mkdir()
+    (folder / "rows.jsonl").write_text(json.dumps({"prompt": "q", "completion": "a"}) + "\n")
+    (folder / "pairs.jsonl").write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
+    assert "train_data_sha256" not in hparams_of(TrainConfig(train_data=str(folder)), 1)  # unfinished
+    (folder / "selfgen.json").write_text("{}")
+
+    def held(objective: str) -> str:
+        return hparams_of(TrainConfig(train_data=str(folder), objective=objective), 1)["train_data_sha256"]
+
+    first = held("sft")
+    assert held("dpo") == first and len(first) == 16
+    (folder / "pairs.jsonl").write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "cc"}) + "\n")
+    assert held("sft") == held("dpo") != first
+    second = held("sft")
+    (folder / "rows.jsonl").write_text(json.dumps({"prompt": "q", "completion": "zzz"}) + "\n")
+    assert held("dpo") not in (first, second)
+
+
 def test_a_runs_identity_holds_what_its_training_file_holds(tmp_path, monkeypatch):
     from harness.config import TrainConfig
     from harness.identity import config_id

@@ -18,6 +18,7 @@ harness.errors.DataError: rows.jsonl line 3: 'completion' is empty
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -205,16 +206,21 @@ def holds_pairs(train_data: str | os.PathLike[str]) -> bool:
     return bool(rows) and isinstance(rows[0], dict) and "chosen" in rows[0] and "completion" not in rows[0]
 
 
-def training_digest(task: str, train_data: str | None, pairs: bool = False) -> str | None:
+def training_digest(task: str, train_data: str | None) -> str | None:
     """What a run's training rows are read from, as a short hash (:func:`tasks.sources.digest`):
-    ``--train-data``'s file (in a selfgen folder, the file of rows or of ``pairs`` it reads), else the
-    task's local copy under ``$HARNESS_DATA``; None where the rows are generated or packaged (no file
-    a user could edit). A run's identity includes it: an edited file is another run."""
+    ``--train-data``'s file; a selfgen folder's rows and pairs together (every method on the folder is
+    one configuration, as the offline table compares them, and an edit to either file is another);
+    else the task's local copy under ``$HARNESS_DATA``; None where the rows are generated or packaged
+    (no file a user could edit). A run's identity includes it: an edited file is another run."""
     if train_data:
-        try:
-            path = data_file(train_data, pairs)
-        except DataError:  # an unfinished selfgen folder: the resolve step names it
-            return None
+        path = Path(train_data)
+        if path.is_dir():
+            try:
+                files = [data_file(path, pairs) for pairs in (False, True)]
+            except DataError:  # an unfinished selfgen folder: the resolve step names it
+                return None
+            held = " ".join(f"{file.name}:{digest(file)}" for file in files)
+            return hashlib.sha256(held.encode()).hexdigest()[:16]
         return digest(path) if path.exists() else None
     try:
         return tasks.get(task).data_digest()
