@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter (about half a second)
 ROOT = Path(__file__).resolve().parents[1]
 # What a typo must not pay for: each is seconds of CPU (torchvision's model zoo alone was 25 s).
 HEAVY = (
